@@ -1,0 +1,78 @@
+"""Error codes of zmart-core and of the Anchor framework, by number.
+
+Transactions fail on chain with ``{"InstructionError": [i, {"Custom": N}]}``
+and a log line ``... custom program error: 0x...``.  The number alone means
+nothing to an operator, so every place that reports a failed transaction maps
+it through :func:`lookup`.  Codes are the *current* ones (PROGRAM.md §6); the
+stale IDL numbered everything after 6004 one lower, which is why the table is
+read from the vendored ``layout.json`` and never typed in by hand.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from zmartd.chain.spec import load_layout
+
+__all__ = ["ProgramError", "lookup", "from_logs", "all_errors"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramError:
+    """One error the program (or Anchor on its behalf) can return."""
+
+    code: int
+    name: str
+    msg: str
+    #: ``"program"`` for zmart-core's own ``#[error_code]`` enum, ``"anchor"`` for
+    #: framework errors (account validation, instruction decoding).
+    source: str
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code}): {self.msg}"
+
+
+@cache
+def _table() -> dict[int, ProgramError]:
+    layout = load_layout()
+    table: dict[int, ProgramError] = {}
+    for raw_code, name in layout["anchor_framework_errors_commonly_seen"].items():
+        code = int(raw_code)
+        table[code] = ProgramError(code, name, name, "anchor")
+    for entry in layout["errors"]:
+        table[entry["code"]] = ProgramError(entry["code"], entry["name"], entry["msg"], "program")
+    return table
+
+
+def all_errors() -> list[ProgramError]:
+    """Every known error, program errors first in code order."""
+    return sorted(_table().values(), key=lambda e: (e.source != "program", e.code))
+
+
+def lookup(code: int) -> ProgramError | None:
+    """The error with this number, or ``None`` when zmart-core and the common
+    Anchor errors do not define it (e.g. System Program errors 0 and 1)."""
+    return _table().get(code)
+
+
+_CUSTOM_RE = re.compile(r"custom program error: (0x[0-9a-fA-F]+)")
+_ANCHOR_RE = re.compile(r"AnchorError.*Error Number: (\d+)")
+
+
+def from_logs(logs: list[str]) -> ProgramError | None:
+    """Find the program error in a transaction's or simulation's log lines.
+
+    Anchor logs ``AnchorError ... Error Number: 6029`` before the runtime's
+    ``custom program error: 0x178d``; either is enough.  Unknown codes are
+    reported with the name ``Custom`` so that the number is never lost.
+    """
+    for line in reversed(logs):
+        m = _ANCHOR_RE.search(line) or _CUSTOM_RE.search(line)
+        if m is None:
+            continue
+        text = m.group(1)
+        code = int(text, 16) if text.startswith("0x") else int(text)
+        return lookup(code) or ProgramError(code, "Custom", f"custom program error {code}", "unknown")
+    return None
