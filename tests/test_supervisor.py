@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 from typing import Any
@@ -76,7 +77,7 @@ async def test_crashing_actor_is_restarted_with_exponential_backoff(autojump_clo
         assert status.restarts == 3
         assert status.last_error == "RuntimeError: a boom 3"
         starts = [t for e, t in events if e == "a:start"]
-        gaps = [round(b - a, 3) for a, b in zip(starts, starts[1:], strict=False)]
+        gaps = [round(b - a, 3) for a, b in itertools.pairwise(starts)]
         assert gaps == [0.5, 1.0, 2.0]
         await sup.stop()
 

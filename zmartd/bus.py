@@ -183,6 +183,12 @@ class Subscription(Generic[M]):
         if self.policy is Policy.BLOCK:
             await self._send.send(message)
             return
+        self._deliver_nowait(message)
+
+    def _deliver_nowait(self, message: M) -> None:
+        if self.policy is Policy.BLOCK:
+            self._send.send_nowait(message)  # raises trio.WouldBlock when full
+            return
         while True:
             try:
                 self._send.send_nowait(message)
@@ -225,6 +231,7 @@ class Topic(Generic[M]):
 
     spec: TopicSpec
     on_drop: Callable[[str, str], None] | None = None
+    on_publish: Callable[[str], None] | None = None
     published: int = 0
     _subs: list[Subscription[M]] = field(default_factory=list)
 
@@ -270,17 +277,37 @@ class Topic(Generic[M]):
         served in subscription order so that delivery order is the same for
         everyone.
         """
+        self._check(message)
+        for sub in tuple(self._subs):
+            try:
+                await sub._deliver(message)
+            except trio.ClosedResourceError:
+                self.unsubscribe(sub)
+
+    def publish_nowait(self, message: M) -> None:
+        """Publish from synchronous code (e.g. a status callback).
+
+        Never waits: ``drop_oldest`` subscribers drop as usual; a full
+        ``block`` subscriber raises :class:`trio.WouldBlock` (after earlier
+        subscribers already received the message), so use this only on
+        ``drop_oldest`` topics.
+        """
+        self._check(message)
+        for sub in tuple(self._subs):
+            try:
+                sub._deliver_nowait(message)
+            except trio.ClosedResourceError:
+                self.unsubscribe(sub)
+
+    def _check(self, message: M) -> None:
         if not isinstance(message, self.spec.message_type):
             raise TypeError(
                 f"topic {self.spec.name!r} carries {self.spec.message_type.__name__}, "
                 f"got {type(message).__name__}"
             )
         self.published += 1
-        for sub in tuple(self._subs):
-            try:
-                await sub._deliver(message)
-            except trio.ClosedResourceError:
-                self.unsubscribe(sub)
+        if self.on_publish is not None:
+            self.on_publish(self.spec.name)
 
 
 class Bus:
@@ -290,9 +317,10 @@ class Bus:
         self,
         specs: dict[str, TopicSpec] | None = None,
         on_drop: Callable[[str, str], None] | None = None,
+        on_publish: Callable[[str], None] | None = None,
     ) -> None:
         self.topics: dict[str, Topic[Any]] = {
-            name: Topic(spec, on_drop) for name, spec in (specs or TOPICS).items()
+            name: Topic(spec, on_drop, on_publish) for name, spec in (specs or TOPICS).items()
         }
 
     def topic(self, name: str) -> Topic[Any]:

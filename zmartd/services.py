@@ -9,7 +9,7 @@ handlers, which should answer 503 rather than wait).
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import trio
 
@@ -57,7 +57,7 @@ class Services:
             raise ServiceUnavailable(name) from None
         if not isinstance(value, kind):
             raise TypeError(f"service {name!r} is a {type(value).__name__}, not {kind.__name__}")
-        return cast(T, value)
+        return value
 
     async def get(self, name: str, kind: type[T]) -> T:
         while name not in self._items:

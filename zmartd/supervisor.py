@@ -121,7 +121,7 @@ class SupervisorPolicy:
         +-``jitter`` so that several crashing children do not restart in
         lock-step.
         """
-        base = min(self.backoff_max, self.backoff_initial * 2 ** max(0, attempt - 1))
+        base = min(self.backoff_max, self.backoff_initial * 2.0 ** max(0, attempt - 1))
         spread = base * self.backoff_jitter
         return max(0.0, base + rng.uniform(-spread, spread))
 
@@ -161,6 +161,7 @@ class ChildStatus:
             "restarts": self.restarts,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
+            "started_at": self.started_at,
             "required": self.required,
             "restart": self.restart.value,
         }

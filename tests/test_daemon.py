@@ -1,0 +1,185 @@
+"""The daemon in-process: tree from config, ops endpoints, reload, escalation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+from zmartd.app import EXIT_ESCALATED, EXIT_OK, Daemon
+from zmartd.config import load_config
+from zmartd.context import ActorContext
+from zmartd.supervisor import Restart
+from zmartd.tree import TREE, ActorDecl
+
+BASE = """
+[daemon]
+data_dir = "{data}"
+shutdown_timeout = 5
+backoff_initial = 0.05
+backoff_jitter = 0
+max_restarts = {max_restarts}
+[http]
+port = 0
+graceful_timeout = 0.5
+[log]
+level = "warning"
+format = "json"
+"""
+
+
+def write_config(tmp_path: Path, extra: str = "", max_restarts: int = 5) -> Path:
+    path = tmp_path / "zmartd.toml"
+    path.write_text(BASE.format(data=tmp_path / "var", max_restarts=max_restarts) + extra)
+    return path
+
+
+class Worker:
+    """A fake actor that records its starts and can be told to fail."""
+
+    def __init__(self, fail: bool = False, ready: bool = True) -> None:
+        self.starts = 0
+        self.configs: list[Any] = []
+        self.fail = fail
+        self.ready = ready
+
+    async def run(
+        self, ctx: ActorContext, stopping: trio.Event, *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        self.starts += 1
+        self.configs.append(ctx.config)
+        if self.fail:
+            raise RuntimeError(f"worker failure #{self.starts}")
+        if self.ready:
+            task_status.started()
+        await stopping.wait()
+
+
+def tree_with(worker: Worker, *, required: bool = True) -> tuple[ActorDecl, ...]:
+    http = next(d for d in TREE if d.name == "http")
+    return (
+        ActorDecl("worker", worker.run, sections=("aggregator",), description="test worker",
+                  enabled=lambda cfg: cfg.aggregator.enabled,
+                  required=lambda cfg: required, restart=Restart.PERMANENT),
+        http,
+    )
+
+
+async def wait_for(pred: Any, timeout: float = 10) -> None:
+    with trio.fail_after(timeout):
+        while not pred():
+            await trio.sleep(0.01)
+
+
+async def http_url(daemon: Daemon) -> str:
+    urls: list[str] = await daemon.services.get("http.urls", list)
+    return urls[0]
+
+
+async def test_ops_endpoints_report_actor_status(tmp_path: Path) -> None:
+    worker = Worker(ready=False)
+    daemon = Daemon(load_config(write_config(tmp_path)), None, tree_with(worker))
+    async with trio.open_nursery() as n:
+        n.start_soon(daemon.run)
+        base = await http_url(daemon)
+        async with httpx.AsyncClient(base_url=base) as client:
+            ready = await client.get("/ready")
+            assert ready.status_code == 503
+            assert ready.headers["retry-after"] == "1"
+            body = ready.json()
+            assert body["status"] == "not ready"
+            assert body["problems"] == [{"actor": "worker", "state": "starting",
+                                         "degraded": None, "last_error": None}]
+            health = await client.get("/health")
+            assert health.status_code == 200
+            actors = {a["name"]: a for a in health.json()["actors"]}
+            assert actors["http"]["state"] == "running"
+            assert actors["worker"]["state"] == "starting"
+            # An actor that reports itself degraded makes /ready fail too.
+            daemon.health.set_degraded("http", "database unreachable")
+            assert (await client.get("/ready")).json()["actors"]["http"] == "degraded"
+            daemon.health.set_degraded("http", None)
+            metrics = await client.get("/metrics")
+            assert metrics.status_code == 200
+            text = metrics.text
+            assert 'zmartd_actor_up{actor="http"} 1.0' in text
+            assert 'zmartd_actor_up{actor="worker"} 0.0' in text
+            assert "zmartd_ready 0.0" in text
+            assert 'zmartd_http_requests_total{method="GET",route="/ready",status="503"}' in text
+            assert (await client.get("/nope")).status_code == 404
+            assert 'route="unmatched"' in (await client.get("/metrics")).text
+            om = await client.get("/metrics",
+                                  headers={"Accept": "application/openmetrics-text"})
+            assert om.text.rstrip().endswith("# EOF")
+        await daemon.shutdown()
+
+
+async def test_reload_restarts_only_changed_actors(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    worker = Worker()
+    daemon = Daemon(load_config(path), path, tree_with(worker))
+    async with trio.open_nursery() as n:
+        n.start_soon(daemon.run)
+        await wait_for(lambda: daemon.supervisor.ready)
+        old_url = await http_url(daemon)
+
+        # A section nobody depends on: nothing restarts.
+        path.write_text(path.read_text() + '\n[snapshotter]\nat = "03:30"\n')
+        assert await daemon.reload()
+        assert worker.starts == 1
+        assert daemon.generation == 2
+
+        # The worker's section: only the worker restarts, with the new config.
+        path.write_text(path.read_text() + "\n[aggregator]\ninterval = 42\n")
+        assert await daemon.reload()
+        await wait_for(lambda: worker.starts == 2 and daemon.supervisor.ready)
+        assert worker.configs[-1].aggregator.interval == 42
+        assert await http_url(daemon) == old_url  # http untouched (same ephemeral port)
+        assert daemon.supervisor.status("worker").restarts == 0
+
+        # An invalid file: rejected, old config kept, counter bumped.
+        good = path.read_text()
+        path.write_text(good + "\n[http]\nprot = 1\n")
+        assert not await daemon.reload()
+        assert daemon.generation == 3
+        assert daemon.config.aggregator.interval == 42
+        assert daemon.metrics.config_reload_failures._value.get() == 1
+
+        # Disabling an actor stops it; enabling starts it again in its place.
+        path.write_text(good.replace("interval = 42", "interval = 42\nenabled = false"))
+        assert await daemon.reload()
+        assert [s.name for s in daemon.supervisor.statuses()] == ["http"]
+        path.write_text(good)
+        assert await daemon.reload()
+        await wait_for(lambda: daemon.supervisor.ready)
+        assert [s.name for s in daemon.supervisor.statuses()] == ["worker", "http"]
+        await daemon.shutdown()
+
+
+async def test_crash_storm_exits_non_zero(tmp_path: Path) -> None:
+    worker = Worker(fail=True)
+    daemon = Daemon(load_config(write_config(tmp_path, max_restarts=2)), None,
+                    tree_with(worker))
+    with trio.fail_after(20):
+        code = await daemon.run()
+    assert code == EXIT_ESCALATED
+    assert worker.starts == 3
+    assert daemon.supervisor.status("worker").last_error == "RuntimeError: worker failure #3"
+
+
+async def test_graceful_shutdown_returns_zero(tmp_path: Path) -> None:
+    worker = Worker()
+    daemon = Daemon(load_config(write_config(tmp_path)), None, tree_with(worker))
+    codes: list[int] = []
+
+    async def run() -> None:
+        codes.append(await daemon.run())
+
+    async with trio.open_nursery() as n:
+        n.start_soon(run)
+        await wait_for(lambda: daemon.supervisor.ready)
+        await daemon.shutdown()
+    assert codes == [EXIT_OK]
+    assert all(s.state.value == "stopped" for s in daemon.supervisor.statuses())

@@ -1,0 +1,7 @@
+"""``python -m zmartd`` is the same as the ``zmartd`` command."""
+
+import sys
+
+from zmartd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Routes.  Only this package parses HTTP requests and shapes responses."""

@@ -1,0 +1,85 @@
+"""The ops surface: liveness, readiness and Prometheus metrics.
+
+``/health`` answers 200 whenever the process can answer at all (liveness:
+systemd or a load balancer restart on failure), and shows every actor's
+state, restart count and last error so that an operator sees *why*
+something is wrong.  ``/ready`` answers 503 while any *required* actor is
+not running or reports itself degraded (readiness: nginx or a deploy
+script waits for it).  ``/metrics`` is Prometheus text, content-negotiated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client.exposition import choose_encoder
+from quart import Blueprint, Response, current_app, jsonify, request
+
+from zmartd.context import ActorContext
+from zmartd.supervisor import ChildState
+
+__all__ = ["blueprint", "readiness"]
+
+blueprint = Blueprint("ops", __name__)
+
+
+def _ctx() -> ActorContext:
+    ctx: ActorContext = current_app.extensions["zmartd"]
+    return ctx
+
+
+def readiness(ctx: ActorContext) -> tuple[bool, list[dict[str, Any]]]:
+    """(ready?, per-actor status) -- shared by ``/health`` and ``/ready``."""
+    actors = []
+    ready = True
+    for status in ctx.statuses():
+        entry = status.as_dict()
+        degraded = ctx.health.degraded.get(status.name)
+        entry["degraded"] = degraded
+        ok = status.state is ChildState.RUNNING and degraded is None
+        entry["ok"] = ok
+        if status.required and not ok:
+            ready = False
+        actors.append(entry)
+    return ready, actors
+
+
+@blueprint.get("/health")
+async def health() -> Any:
+    ctx = _ctx()
+    ready, actors = readiness(ctx)
+    return jsonify({"status": "ok", "ready": ready, **ctx.facts(), "actors": actors})
+
+
+@blueprint.get("/ready")
+async def ready() -> Any:
+    ctx = _ctx()
+    is_ready, actors = readiness(ctx)
+    ctx.metrics.ready.set(1 if is_ready else 0)
+    body = {
+        "status": "ready" if is_ready else "not ready",
+        "actors": {a["name"]: a["state"] if a["degraded"] is None else "degraded"
+                   for a in actors},
+        "problems": [
+            {"actor": a["name"], "state": a["state"], "degraded": a["degraded"],
+             "last_error": a["last_error"]}
+            for a in actors if a["required"] and not a["ok"]
+        ],
+    }
+    response = jsonify(body)
+    response.status_code = 200 if is_ready else 503
+    if not is_ready:
+        response.headers["Retry-After"] = "1"
+    return response
+
+
+@blueprint.get("/metrics")
+async def metrics() -> Response:
+    ctx = _ctx()
+    if not ctx.config.metrics.enabled:
+        return Response("metrics are disabled ([metrics] enabled = false)\n", status=404,
+                        content_type="text/plain")
+    ready, _ = readiness(ctx)
+    ctx.metrics.ready.set(1 if ready else 0)
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return Response(encoder(ctx.metrics.registry), content_type=content_type)

@@ -1,0 +1,164 @@
+"""Command line: ``zmartd [--config PATH] [COMMAND]``.
+
+Commands (``run`` is the default)::
+
+    zmartd --config zmartd.toml              run the daemon
+    zmartd run --config zmartd.toml          the same
+    zmartd check-config --config FILE        validate; print the effective config (secrets redacted)
+    zmartd config dump --config FILE         the effective config as TOML (secrets redacted)
+    zmartd tree --config FILE                the supervisor tree and bus topics
+    zmartd migrate --config FILE             apply database migrations
+    zmartd --version
+
+Results go to stdout, diagnostics to stderr; exit status 0 means success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from zmartd import __version__
+
+__all__ = ["main"]
+
+DEFAULT_CONFIG = "zmartd.toml"
+
+
+def _add_config_arg(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    parser.add_argument(
+        "-c", "--config", metavar="PATH",
+        default=(os.environ.get("ZMARTD_CONFIG", DEFAULT_CONFIG) if top else argparse.SUPPRESS),
+        help="configuration file (default: $ZMARTD_CONFIG or ./zmartd.toml)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zmartd", description="ZMART backend daemon",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"zmartd {__version__}")
+    _add_config_arg(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in (
+        ("run", "run the daemon (default)"),
+        ("check-config", "validate the config and print it (secrets redacted)"),
+        ("tree", "print the supervisor tree"),
+        ("migrate", "apply database migrations"),
+    ):
+        _add_config_arg(sub.add_parser(name, help=help_text, description=help_text), top=False)
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
+    _add_config_arg(config_sub.add_parser("dump", help="print the effective config as TOML"),
+                    top=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command or "run"
+    path = Path(args.config)
+    if command == "run":
+        from zmartd.app import main_sync
+
+        return main_sync(path)
+    if command == "check-config":
+        return _check_config(path)
+    if command == "config":
+        return _config_dump(path)
+    if command == "tree":
+        return _tree(path)
+    if command == "migrate":
+        return _migrate(path)
+    raise AssertionError(command)  # pragma: no cover - argparse rejects others
+
+
+def _load(path: Path) -> object:
+    from zmartd.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"zmartd: invalid configuration in {path}:", file=sys.stderr)
+        for line in exc.errors:
+            print(f"  {line}", file=sys.stderr)
+        return None
+
+
+def _check_config(path: Path) -> int:
+    from zmartd.config import Config, dump_toml
+
+    cfg = _load(path)
+    if not isinstance(cfg, Config):
+        return 1
+    sys.stdout.write(dump_toml(cfg))
+    print(f"zmartd: {path}: configuration is valid", file=sys.stderr)
+    return 0
+
+
+def _config_dump(path: Path) -> int:
+    from zmartd.config import Config, dump_toml
+
+    cfg = _load(path)
+    if not isinstance(cfg, Config):
+        return 1
+    sys.stdout.write(dump_toml(cfg))
+    return 0
+
+
+def _tree(path: Path) -> int:
+    from zmartd.app import policy_from
+    from zmartd.bus import TOPICS
+    from zmartd.config import Config
+    from zmartd.tree import TREE
+
+    cfg = _load(path)
+    if not isinstance(cfg, Config):
+        return 1
+    p = policy_from(cfg)
+    print(f"zmartd {__version__}")
+    print(
+        f"└── root supervisor  one_for_one, at most {p.max_restarts} restarts in "
+        f"{p.restart_window:g}s (then exit 1), backoff {p.backoff_initial:g}s..{p.backoff_max:g}s "
+        f"±{p.backoff_jitter:.0%}"
+    )
+    enabled = [d for d in TREE if d.enabled(cfg)]
+    width = max((len(d.name) for d in TREE), default=0)
+    for i, decl in enumerate(enabled):
+        branch = "└──" if i == len(enabled) - 1 else "├──"
+        required = "required" if decl.required(cfg) else "optional"
+        print(
+            f"    {branch} {decl.name:<{width}}  {decl.restart.value:<9}  {required}  "
+            f"stop≤{decl.shutdown_timeout(cfg):g}s  [{', '.join(decl.sections)}]  "
+            f"{decl.description}"
+        )
+    disabled = [d.name for d in TREE if not d.enabled(cfg)]
+    if disabled:
+        print(f"disabled by config: {', '.join(disabled)}")
+    print("bus topics:")
+    for spec in TOPICS.values():
+        print(f"    {spec.name:<14} {spec.message_type.__name__:<15} capacity {spec.capacity:<5} "
+              f"{spec.policy.value:<11} ({spec.why})")
+    return 0
+
+
+def _migrate(path: Path) -> int:
+    from zmartd.config import Config
+
+    cfg = _load(path)
+    if not isinstance(cfg, Config):
+        return 1
+    print(
+        "zmartd migrate: not available yet: this version has no database schema or "
+        "migrations (the storage layer is a later milestone). Nothing was changed.",
+        file=sys.stderr,
+    )
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

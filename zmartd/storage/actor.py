@@ -1,0 +1,83 @@
+"""The ``storage`` actor: owns the database connection pool (and the embedded
+server when no DSN is configured) and provides it as the ``database`` service.
+
+A database outage is an expected condition, not a crash: crashing would burn
+the supervisor's restart intensity within a minute and take the whole daemon
+down while PostgreSQL restarts.  So the actor reconnects by itself with
+backoff, withdraws the service while the database is unreachable (request
+handlers answer 503) and reports itself *degraded*, which makes ``/ready``
+answer 503 too.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+import trio
+
+from zmartd.context import ActorContext
+from zmartd.storage.database import Database
+from zmartd.storage.embedded import EmbeddedPostgres
+
+__all__ = ["PING_INTERVAL", "run"]
+
+PING_INTERVAL = 5.0
+RECONNECT_MAX = 15.0
+
+
+async def run(
+    ctx: ActorContext, stopping: trio.Event, *, task_status: trio.TaskStatus[None]
+) -> None:
+    cfg = ctx.config.database
+    log = ctx.log
+    async with AsyncExitStack() as stack:
+        dsn = cfg.dsn.reveal() if cfg.dsn else ""
+        if not dsn:
+            pgdata = ctx.config.daemon.data_dir / "postgres"
+            embedded = await EmbeddedPostgres.start(pgdata)
+            stack.push_async_callback(embedded.stop)
+            dsn = embedded.dsn
+        started = False
+        delay = 0.5
+        while not stopping.is_set():
+            try:
+                db = await Database.connect(
+                    dsn, min_size=cfg.pool_min, max_size=cfg.pool_max,
+                    statement_timeout=cfg.statement_timeout,
+                )
+            except Exception as exc:  # asyncpg, OSError, timeouts: all mean "not reachable"
+                reason = f"cannot connect to the database: {type(exc).__name__}: {exc}"
+                ctx.set_degraded(reason)
+                log.warning("database unreachable; retrying", error=str(exc), retry_in=delay)
+                with trio.move_on_after(delay):
+                    await stopping.wait()
+                delay = min(RECONNECT_MAX, delay * 2)
+                continue
+            delay = 0.5
+            ctx.set_degraded(None)
+            ctx.services.provide("database", db)
+            log.info("database connected", dsn=db.dsn_for_logs)
+            if not started:
+                task_status.started()
+                started = True
+            try:
+                await _watch(db, stopping)
+            except Exception as exc:
+                ctx.set_degraded(f"database connection lost: {type(exc).__name__}: {exc}")
+                log.warning("database connection lost; reconnecting", error=str(exc))
+            finally:
+                ctx.services.withdraw("database", db)
+                with trio.move_on_after(2) as cleanup:
+                    cleanup.shield = True
+                    await db.close()
+        ctx.set_degraded(None)
+
+
+async def _watch(db: Database, stopping: trio.Event) -> None:
+    """Return when stopping; raise when the database stops answering."""
+    while True:
+        with trio.move_on_after(PING_INTERVAL):
+            await stopping.wait()
+            return
+        with trio.fail_after(PING_INTERVAL):
+            await db.ping()

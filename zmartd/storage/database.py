@@ -1,0 +1,84 @@
+"""The asyncpg pool, reached from trio through trio-asyncio.
+
+asyncpg is asyncio-only, so every call crosses the trio-asyncio bridge, and
+each crossing costs ~150 us (STACK.md §b).  The rule is therefore *one
+crossing per unit of work*: :meth:`Database.run` takes a coroutine function
+that receives a connection and does the whole unit (one transaction, one
+batch) on the asyncio side.  Storage modules build on this; nothing outside
+``zmartd/storage`` sees a connection or SQL.
+
+The trio-asyncio loop itself is opened once for the life of the daemon (in
+``zmartd.app``), so that every actor's tasks can cross the bridge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+import trio_asyncio
+
+__all__ = ["Database", "UnitOfWork"]
+
+T = TypeVar("T")
+UnitOfWork = Callable[[asyncpg.Connection], Awaitable[T]]
+
+
+async def _in_connection(pool: asyncpg.Pool, fn: UnitOfWork[T], transaction: bool) -> T:
+    async with pool.acquire() as con:
+        if not transaction:
+            return await fn(con)
+        async with con.transaction():
+            return await fn(con)
+
+
+class Database:
+    """A pool plus the one-crossing-per-unit discipline."""
+
+    def __init__(self, pool: asyncpg.Pool, dsn_for_logs: str) -> None:
+        self._pool = pool
+        self.dsn_for_logs = dsn_for_logs
+
+    @classmethod
+    async def connect(
+        cls, dsn: str, *, min_size: int, max_size: int, statement_timeout: float,
+        connect_timeout: float = 10.0,
+    ) -> Database:
+        settings = {"statement_timeout": str(int(statement_timeout * 1000))}
+        pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool)(
+            dsn, min_size=min_size, max_size=max_size, server_settings=settings,
+            timeout=connect_timeout,
+        )
+        return cls(pool, _safe_dsn(dsn))
+
+    async def run(self, fn: UnitOfWork[T], *, transaction: bool = True) -> T:
+        """Run ``fn(connection)`` as one unit, in one bridge crossing."""
+        result: T = await trio_asyncio.aio_as_trio(_in_connection)(self._pool, fn, transaction)
+        return result
+
+    async def ping(self) -> None:
+        """A round trip to the server; raises if it is unreachable."""
+
+        async def _ping(con: asyncpg.Connection) -> Any:
+            return await con.fetchval("SELECT 1")
+
+        await self.run(_ping, transaction=False)
+
+    async def close(self) -> None:
+        pool = self._pool
+        await trio_asyncio.aio_as_trio(pool.close)()
+
+
+def _safe_dsn(dsn: str) -> str:
+    """The DSN without its password, for logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(dsn)
+    except ValueError:
+        return "<unparseable dsn>"
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
