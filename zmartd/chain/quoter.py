@@ -293,6 +293,11 @@ class BuyQuote:
     position add ``shares`` to the side, ``total_cost`` to ``total_invested``
     and 1 to ``trades_count``.  ``SharesBought{shares, cost = total_cost,
     new_price_yes}`` is emitted even when ``shares`` is 0.
+
+    Order caveat: on chain those checked adds run *before* the post-trade price
+    is computed, whereas :func:`quote_buy` raises a price ``ExponentTooLarge``
+    before the caller can do them.  The two only disagree when an account
+    total would overflow u64 (~1.8·10¹⁰ SOL of volume) in the same trade.
     """
 
     outcome_yes: bool
@@ -447,7 +452,7 @@ def quote_buy(market: MarketMath, fees: FeeConfig, outcome_yes: bool, target_cos
         new_yes, new_no = q_yes + shares, q_no
     else:
         new_yes, new_no = q_yes, q_no + shares
-    if new_yes > U64_MAX or new_no > U64_MAX:  # the search already probed these sums
+    if new_yes > U64_MAX or new_no > U64_MAX:  # the chain's checked add in C(q + shares)
         raise QuoteError("OverflowError", "shares + fill exceeds u64")
     before = cost_function(b, q_yes, q_no)
     after = cost_function(b, new_yes, new_no)
