@@ -541,7 +541,7 @@ def test_empty_secret_file_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "pw").write_text("\n \n", "utf-8")
     errors = errors_of_base({"monitor": {"smtp_password_file": "pw"}}, tmp_path)
     assert errors == [
-        f"monitor.smtp_password_file ({tmp_path / 'pw'}): expected string, got an empty file"
+        f"monitor.smtp_password_file ({tmp_path / 'pw'}): expected any text, got an empty file"
     ]
 
 

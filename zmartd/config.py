@@ -806,7 +806,7 @@ class ChainConfig:
         )
     )
     request_timeout: float = field(
-        metadata=_m(FloatKind(0, 300, lo_open=True), 10.0, "Per RPC request.")
+        metadata=_m(FloatKind(0, 300, lo_open=True), 10.0, "Timeout of one RPC request.")
     )
     max_retries: int = field(
         metadata=_m(IntKind(0, 20), 5, "Retries of a failed RPC request (with backoff).")
@@ -829,7 +829,7 @@ class ChainConfig:
     )
     webhook_secret: Secret = field(
         metadata=_m(
-            SecretKind("string"),
+            SecretKind("any text"),
             "",
             'Expected Authorization header of incoming chain webhooks. "" = webhooks refused.',
         )
@@ -889,11 +889,10 @@ class DevchainConfig:
             _HTTP_URL_OR_EMPTY,
             "",
             'Where to POST Helius-style webhooks for each transaction; "" = off.',
-            example="http://127.0.0.1:8080/v1/webhooks/helius",
         )
     )
     webhook_auth_header: Secret = field(
-        metadata=_m(SecretKind("string"), "", "Authorization header sent with those webhooks.")
+        metadata=_m(SecretKind("any text"), "", "Authorization header sent with those webhooks.")
     )
     webhook_auth_header_file: Path | None = field(
         metadata=_m(_OPT_FILE, "", _file_doc("devchain", "webhook_auth_header"))
@@ -983,7 +982,7 @@ class MonitorConfig:
         )
     )
     smtp_user: str = field(metadata=_m(_ANY_STR, "", 'SMTP login; "" = no authentication.'))
-    smtp_password: Secret = field(metadata=_m(SecretKind("string"), "", "SMTP password."))
+    smtp_password: Secret = field(metadata=_m(SecretKind("any text"), "", "SMTP password."))
     smtp_password_file: Path | None = field(
         metadata=_m(_OPT_FILE, "", _file_doc("monitor", "smtp_password"))
     )
