@@ -39,6 +39,10 @@ class Database:
     def __init__(self, pool: asyncpg.Pool, dsn_for_logs: str) -> None:
         self._pool = pool
         self.dsn_for_logs = dsn_for_logs
+        # The pool belongs to the asyncio loop it was created on; remember it
+        # so that any trio task (not only those spawned inside open_loop) can
+        # cross into it.
+        self._loop: Any = trio_asyncio.current_loop.get()
 
     @classmethod
     async def connect(
@@ -54,7 +58,9 @@ class Database:
 
     async def run(self, fn: UnitOfWork[T], *, transaction: bool = True) -> T:
         """Run ``fn(connection)`` as one unit, in one bridge crossing."""
-        result: T = await trio_asyncio.aio_as_trio(_in_connection)(self._pool, fn, transaction)
+        result: T = await self._loop.run_aio_coroutine(
+            _in_connection(self._pool, fn, transaction)
+        )
         return result
 
     async def ping(self) -> None:
@@ -66,8 +72,7 @@ class Database:
         await self.run(_ping, transaction=False)
 
     async def close(self) -> None:
-        pool = self._pool
-        await trio_asyncio.aio_as_trio(pool.close)()
+        await self._loop.run_aio_coroutine(self._pool.close())
 
 
 def _safe_dsn(dsn: str) -> str:

@@ -81,12 +81,18 @@ class EmbeddedPostgres:
                 runtime.chmod(0o700)
                 os.environ["XDG_RUNTIME_DIR"] = str(runtime)
             # imported lazily: it creates its runtime dir on import
-            from pgserver.postgres_server import get_server
+            from pgserver.postgres_server import PostgresServer, get_server
 
             dead = _forget_dead_owners(pgdata)
             if dead:
                 log.warning("adopting embedded postgres left by dead owner(s)", pids=dead)
-            return get_server(pgdata, cleanup_mode="stop")
+            try:
+                return get_server(pgdata, cleanup_mode="stop")
+            except BaseException:
+                # pgserver caches instances per pgdata, even a half-started
+                # one; drop it so that the next attempt starts afresh.
+                PostgresServer._instances.pop(pgdata, None)
+                raise
 
         started = trio.current_time()
         server = await trio.to_thread.run_sync(_start)
