@@ -131,7 +131,8 @@ def _expected_address(
         ]
     if account.get("address"):
         return Pubkey.from_string(account["address"])
-    return kwargs[account["name"]]  # a wallet passed by the caller under the same name
+    wallet: Pubkey = kwargs[account["name"]]  # passed by the caller under the same name
+    return wallet
 
 
 def test_every_instruction_has_a_builder() -> None:

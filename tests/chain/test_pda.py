@@ -83,4 +83,4 @@ def test_market_id_must_be_32_bytes() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         market_pda(b"\x01" * 31)
     with pytest.raises(ValueError):
-        vote_record_pda(PROGRAM_ID, PROGRAM_ID, 2)  # type: ignore[arg-type]
+        vote_record_pda(PROGRAM_ID, PROGRAM_ID, 2)

@@ -21,7 +21,7 @@ likewise legal for Anchor ("remaining accounts") and are returned in
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -649,7 +649,7 @@ def cancel_market(
 
 
 #: Builder function per instruction name (used by tests and tooling).
-BUILDERS = {
+BUILDERS: dict[str, Callable[..., Instruction]] = {
     "activate_market": activate_market,
     "aggregate_dispute_votes": aggregate_dispute_votes,
     "aggregate_proposal_votes": aggregate_proposal_votes,
