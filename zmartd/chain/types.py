@@ -122,7 +122,11 @@ class VoteType(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class GlobalConfig:
-    """``GlobalConfig`` account."""
+    """The single protocol configuration (PDA ``["global-config"]``; §3.1).
+
+    Only the five u16 settings and the two time settings can ever change;
+    ``admin``, ``backend_authority`` and ``protocol_fee_wallet`` are fixed at
+    initialisation."""
 
     admin: Pubkey
     backend_authority: Pubkey
@@ -142,7 +146,12 @@ class GlobalConfig:
 
 @dataclass(frozen=True, slots=True)
 class MarketAccount:
-    """``MarketAccount`` account."""
+    """One market (PDA ``["market", market_id]``; §3.2).
+
+    Three ``Option`` fields sit in the middle, so every field after
+    ``proposed_outcome`` moves by up to 10 bytes: never read those at fixed
+    offsets.  ``final_outcome is None`` on a Finalized market means INVALID
+    (refunds); ``is_cancelled`` is never set, use ``state``."""
 
     market_id: bytes
     creator: Pubkey
@@ -187,7 +196,7 @@ class MarketAccount:
 
 @dataclass(frozen=True, slots=True)
 class UserPosition:
-    """``UserPosition`` account."""
+    """A wallet's holdings in one market (PDA ``["position", market, user]``; §3.3)."""
 
     market: Pubkey
     user: Pubkey
@@ -204,7 +213,10 @@ class UserPosition:
 
 @dataclass(frozen=True, slots=True)
 class VoteRecord:
-    """``VoteRecord`` account."""
+    """Proof that a wallet voted (PDA ``["vote", market, user, [vote_type]]``; §3.4).
+
+    Its existence is what blocks a second vote; the market counts are
+    written separately by the backend."""
 
     market: Pubkey
     user: Pubkey
@@ -304,7 +316,8 @@ class MarketCancelled:
 
 @dataclass(frozen=True, slots=True)
 class MarketCreated:
-    """``MarketCreated`` event."""
+    """Emitted by ``create_market``.  ``state`` is a plain ``u8`` in the
+    program (always 0 in practice), so it is not coerced to :class:`MarketState`."""
 
     market_id: bytes
     creator: Pubkey
@@ -376,7 +389,9 @@ class ProtocolPauseStatusChanged:
 
 @dataclass(frozen=True, slots=True)
 class SharesBought:
-    """``SharesBought`` event."""
+    """Emitted by ``buy_shares``.  ``cost`` includes fees (lamports that left
+    the wallet, excluding first-time position rent); ``new_price_yes`` is the
+    post-trade display price scaled by 10^9."""
 
     market_id: bytes
     user: Pubkey
@@ -389,7 +404,7 @@ class SharesBought:
 
 @dataclass(frozen=True, slots=True)
 class SharesSold:
-    """``SharesSold`` event."""
+    """Emitted by ``sell_shares`` (never on a real cluster, §4.7); ``proceeds`` is net of fees."""
 
     market_id: bytes
     user: Pubkey
@@ -402,7 +417,9 @@ class SharesSold:
 
 @dataclass(frozen=True, slots=True)
 class WinningsClaimed:
-    """``WinningsClaimed`` event."""
+    """Emitted by ``claim_winnings``.  Unlike every other market event it
+    carries the market *account address*, not ``market_id``; ``outcome`` is
+    the final outcome (``None`` = INVALID refund)."""
 
     market: Pubkey
     user: Pubkey
@@ -442,7 +459,8 @@ class ApproveProposalArgs:
 
 @dataclass(frozen=True, slots=True)
 class BuySharesArgs:
-    """Arguments of ``buy_shares``."""
+    """Arguments of ``buy_shares``: ``outcome`` True = YES; ``target_cost`` is
+    the total lamport budget *including* fees."""
 
     outcome: bool
     target_cost: int
@@ -475,7 +493,8 @@ class EmergencyPauseArgs:
 
 @dataclass(frozen=True, slots=True)
 class FinalizeMarketArgs:
-    """Arguments of ``finalize_market``."""
+    """Arguments of ``finalize_market``: both counts for a Disputed market,
+    both ``None`` for a Resolving one."""
 
     dispute_agree: int | None
     dispute_disagree: int | None
@@ -526,7 +545,8 @@ class SubmitProposalVoteArgs:
 
 @dataclass(frozen=True, slots=True)
 class UpdateGlobalConfigArgs:
-    """Arguments of ``update_global_config``."""
+    """Arguments of ``update_global_config``: the u16 fields are always
+    written; ``None`` leaves a time setting unchanged."""
 
     protocol_fee_bps: int
     resolver_reward_bps: int
