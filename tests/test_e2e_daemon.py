@@ -144,7 +144,8 @@ def test_example_config_reaches_ready_fast_reloads_and_drains(
 
     # SIGHUP with an invalid file: still serving on the old config, counter at 1.
     good = config.read_text()
-    config.write_text(good + '\n[http]\nport = "80a"\n')
+    config.write_text(re.sub(r"^max_body_bytes = \d+$", 'max_body_bytes = "80a"', good,
+                             flags=re.M))
     d.proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 10
     metrics = ""
@@ -156,8 +157,10 @@ def test_example_config_reaches_ready_fast_reloads_and_drains(
     assert "zmartd_config_reload_failures_total 1.0" in metrics
     assert d.get("/ready", new_base).status_code == 200
     assert d.get("/health", new_base).json()["config_generation"] == 2
-    rejected = [e for e in d.log_events() if e.get("event", "").startswith("config reload rejected")]
+    rejected = [e for e in d.log_events()
+                if str(e.get("event", "")).startswith("config reload rejected")]
     assert rejected, d.logs()
+    assert any("http.max_body_bytes" in str(e.get("errors")) for e in rejected)
 
     # SIGTERM: graceful stop, exit 0 well within shutdown_timeout.
     t0 = time.monotonic()
