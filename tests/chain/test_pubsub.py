@@ -410,6 +410,16 @@ async def test_rejected_subscription_raises_a_typed_error(server: FakePubsub) ->
         assert ps._subs == {}
 
 
+async def test_a_node_without_slot_subscribe_is_a_configuration_error(
+    server: FakePubsub,
+) -> None:
+    server.reject["slotSubscribe"] = {"code": -32601, "message": "Method not found"}
+    client = PubsubClient(server.url, **options())
+    with trio.fail_after(3), pytest.raises(PubsubError, match="track_slots=False") as info:
+        await client.run()
+    assert info.value.code == -32601
+
+
 async def test_leaving_the_block_unsubscribes(server: FakePubsub) -> None:
     async with open_pubsub(server.url, **options()) as ps:
         async with ps.logs_subscribe(PROGRAM_ID):

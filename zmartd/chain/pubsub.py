@@ -53,7 +53,7 @@ import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import trio
 from solders.account import Account
@@ -135,14 +135,12 @@ class Subscription(Generic[N]):
 
     def __init__(
         self,
-        client: PubsubClient,
         key: int,
         name: str,
         method: str,
         params: list[Any],
         capacity: int,
     ) -> None:
-        self._client = client
         self.key = key
         self.name = name
         self.method = method
@@ -192,7 +190,10 @@ class _Connection:
     last_activity: float
     #: Reader is blocked handing a message to a slow consumer (not a stall).
     delivering: bool = False
-    pending: dict[int, Subscription[Any] | None] = field(default_factory=dict)
+    #: Requests awaiting an answer: a subscription, or what the request was for.
+    pending: dict[int, Subscription[Any] | Literal["slot", "unsubscribe"]] = field(
+        default_factory=dict
+    )
     by_server_id: dict[int, Subscription[Any] | None] = field(default_factory=dict)
     slot_sub_id: int | None = None
     #: Subscribe requests sent and not yet answered.
@@ -266,11 +267,15 @@ class PubsubClient:
         self.gaps_reported = 0
         self.last_slot: int | None = None
         self.last_connect_error: str | None = None
+        self._fatal: PubsubError | None = None
 
     # ------------------------------------------------------------------ public API
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Connect, serve and reconnect until cancelled.
+
+        Raises :class:`PubsubError` only for a permanent misconfiguration (the
+        node rejects ``slotSubscribe`` while ``track_slots`` is on).
 
         Reports ``started`` at once: subscriptions can be made immediately
         and are sent when a connection is up.
@@ -284,6 +289,8 @@ class PubsubClient:
             while True:
                 url = self.urls[failures % len(self.urls)]
                 useful = await self._connect_and_serve(url)
+                if self._fatal is not None:
+                    raise self._fatal
                 if useful:
                     failures = 0
                 delay = self._backoff(failures)
@@ -360,9 +367,7 @@ class PubsubClient:
     async def _add(self, name: str, method: str, params: list[Any]) -> Subscription[Any]:
         if not self._running:
             raise RuntimeError("start PubsubClient.run (or use open_pubsub) before subscribing")
-        sub: Subscription[Any] = Subscription(
-            self, next(self._keys), name, method, params, self.buffer
-        )
+        sub: Subscription[Any] = Subscription(next(self._keys), name, method, params, self.buffer)
         self._subs[sub.key] = sub
         conn = self._conn
         if conn is not None and conn.reason is None:
@@ -384,7 +389,7 @@ class PubsubClient:
         if sub._finished:
             return  # signature subscriptions end on the server by themselves
         request_id = next(self._ids)
-        conn.pending[request_id] = None  # the answer is not awaited
+        conn.pending[request_id] = "unsubscribe"  # the answer is not awaited
         message = {
             "jsonrpc": "2.0",
             "id": request_id,
@@ -404,7 +409,7 @@ class PubsubClient:
                 return
             sub._sent_on = conn
         request_id = next(self._ids)
-        conn.pending[request_id] = sub
+        conn.pending[request_id] = "slot" if sub is None else sub
         conn.in_flight += 1
         if sub is None:
             message = {"jsonrpc": "2.0", "id": request_id, "method": "slotSubscribe"}
@@ -459,7 +464,7 @@ class PubsubClient:
         return conn.ready
 
     async def _on_disconnect(self, reason: str) -> None:
-        """Open a gap for every subscription that was live on ``conn``.
+        """Open a gap for every subscription that was live on the lost connection.
 
         A gap still waiting for its ``to_slot`` (the connection died before a
         slot arrived) is reported now with ``to_slot=None``.
@@ -602,14 +607,22 @@ class PubsubClient:
         sub = conn.pending.pop(request_id)
         error = message.get("error")
         result = message.get("result")
-        if sub is None:  # slotSubscribe, or an unsubscribe we do not wait for
-            if isinstance(result, bool):
-                return  # an unsubscribe answer
-            if error is None and isinstance(result, int) and conn.slot_sub_id is None:
-                conn.slot_sub_id = result
-            self._answered(conn)
-            return
+        if sub == "unsubscribe":
+            return  # nothing waits for it; the subscription is already gone here
         self._answered(conn)
+        if sub == "slot":
+            if error is None and isinstance(result, int):
+                conn.slot_sub_id = result
+            else:  # permanent: a node without slotSubscribe cannot be watched this way
+                err = error if isinstance(error, dict) else {}
+                self._fatal = PubsubError(
+                    int(err.get("code", 0)),
+                    f"{err.get('message', result)!s} (use track_slots=False with this node)",
+                    err.get("data"),
+                    method="slotSubscribe",
+                )
+                conn.end("slotSubscribe rejected")
+            return
         if error is not None or not isinstance(result, int):
             err = error if isinstance(error, dict) else {}
             sub.error = PubsubError(
@@ -624,7 +637,7 @@ class PubsubClient:
             return
         if sub.key not in self._subs:  # removed while the request was in flight
             request_id = next(self._ids)
-            conn.pending[request_id] = None
+            conn.pending[request_id] = "unsubscribe"
             unsubscribe = {
                 "jsonrpc": "2.0",
                 "id": request_id,
