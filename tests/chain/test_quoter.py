@@ -557,6 +557,12 @@ FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 @given(amount=st.integers(0, lmsr.U64_MAX // 10_000), p=bps, r=bps, lp=bps)
 def test_fee_split_sums_to_total(amount: int, p: int, r: int, lp: int) -> None:
     assume(p + r + lp > 0)
+    if amount * (p + r + lp) > lmsr.U64_MAX:
+        # The chain multiplies in checked u64: an overflowing split is an error.
+        with pytest.raises(QuoteError) as exc:
+            split_fees(amount, FeeConfig(p, r, lp))
+        assert exc.value.name == "OverflowError"
+        return
     f = split_fees(amount, FeeConfig(p, r, lp))
     assert f.protocol + f.resolver + f.lp == f.total == amount * (p + r + lp) // 10_000
     assert min(f.protocol, f.resolver, f.lp) >= 0
