@@ -50,10 +50,12 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import trio
 from solders.account import Account
@@ -63,10 +65,9 @@ from solders.rpc.responses import AccountNotification, ProgramNotification, pars
 from solders.signature import Signature
 from trio_websocket import (
     ConnectionClosed,
-    DisconnectionTimeout,
     HandshakeError,
     WebSocketConnection,
-    open_websocket_url,
+    wrap_client_stream,
 )
 
 from zmartd.bus import ChainGap, ProgramLogs
@@ -83,6 +84,17 @@ __all__ = [
 ]
 
 _COMMITMENTS = ("processed", "confirmed", "finalized")
+
+
+def _split_ws_url(url: str) -> tuple[str, int, str, bool]:
+    """``(host, port, resource, secure)`` of a ``ws://`` / ``wss://`` URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(f"not a WebSocket URL: {url!r}")
+    secure = parts.scheme == "wss"
+    port = parts.port or (443 if secure else 80)
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.hostname, port, resource, secure
 
 
 class PubsubError(Exception):
@@ -237,8 +249,7 @@ class PubsubClient:
         if not self.urls:
             raise ValueError("at least one WebSocket URL is required")
         for u in self.urls:
-            if not u.startswith(("ws://", "wss://")):
-                raise ValueError(f"not a WebSocket URL: {u!r}")
+            _split_ws_url(u)  # fail now, not at the first connect
         if heartbeat_timeout <= 0 or connect_timeout <= 0:
             raise ValueError("timeouts must be > 0")
         if backoff_initial <= 0 or backoff_max < backoff_initial:
@@ -428,40 +439,78 @@ class PubsubClient:
     async def _connect_and_serve(self, url: str) -> bool:
         """One connection's life.  Returns whether every subscription got
         confirmed on it (a useful connection resets the reconnect backoff)."""
-        conn: _Connection | None = None
+        session: list[_Connection] = []
+        failure: str | None = None
         try:
-            async with open_websocket_url(
-                url,
-                connect_timeout=self.connect_timeout,
-                disconnect_timeout=min(self.connect_timeout, self.heartbeat_timeout),
-                max_message_size=self.max_message_size,
-            ) as ws:
-                conn = _Connection(ws, url, trio.CancelScope(), trio.current_time())
-                self._conn = conn
-                self.connections += 1
-                with conn.cancel_scope:
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(self._reader, conn)
-                        nursery.start_soon(self._watchdog, conn)
-                        nursery.start_soon(self._pinger, conn)
-                        if self.track_slots:
-                            await self._send_subscribe(conn, None)
-                        for sub in list(self._subs.values()):
-                            if not sub._finished and sub.key in self._subs:
-                                await self._send_subscribe(conn, sub)
-                        if conn.in_flight == 0:
-                            conn.ready = True
-                self._conn = None
-        except (OSError, HandshakeError, ConnectionClosed, DisconnectionTimeout) as exc:
-            if conn is None:
-                self.last_connect_error = f"{url}: {type(exc).__name__}: {exc}"
-                return False
-            conn.end(f"connection error: {type(exc).__name__}")
+            await self._session(url, session)
+        except* (OSError, HandshakeError, ConnectionClosed, trio.TooSlowError) as group:
+            first = group.exceptions[0]
+            failure = f"{type(first).__name__}: {first}"
         finally:
             self._conn = None
+        if not session:
+            self.last_connect_error = f"{url}: {failure or 'connection failed'}"
+            return False
+        conn = session[0]
+        conn.end(f"connection error: {failure}" if failure else "connection ended")
         self.disconnects += 1
         await self._on_disconnect(conn.reason or "connection ended")
         return conn.ready
+
+    async def _session(self, url: str, session: list[_Connection]) -> None:
+        """Open the socket and the WebSocket, serve until the connection
+        ends, and always close the socket.
+
+        The TCP/TLS stream is opened here (not by ``open_websocket_url``)
+        because trio-websocket 0.12 never closes a client's socket after the
+        *server* closed the WebSocket; owning the stream lets us close it.
+        """
+        host, port, resource, secure = _split_ws_url(url)
+        stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] | None = None
+        async with trio.open_nursery() as ws_nursery:  # trio-websocket's reader task
+            try:
+                with trio.fail_after(self.connect_timeout):
+                    if secure:
+                        stream = await trio.open_ssl_over_tcp_stream(
+                            host,
+                            port,
+                            ssl_context=ssl.create_default_context(),
+                            https_compatible=True,
+                        )
+                    else:
+                        stream = await trio.open_tcp_stream(host, port)
+                    ws = await wrap_client_stream(
+                        ws_nursery,
+                        stream,
+                        host if port in (80, 443) else f"{host}:{port}",
+                        resource,
+                        max_message_size=self.max_message_size,
+                    )
+                conn = _Connection(ws, url, trio.CancelScope(), trio.current_time())
+                session.append(conn)
+                self._conn = conn
+                self.connections += 1
+                await self._serve(conn)
+                self._conn = None
+                with trio.move_on_after(min(self.connect_timeout, self.heartbeat_timeout)):
+                    await ws.aclose()  # polite close handshake when we ended it
+            finally:
+                if stream is not None:
+                    await trio.aclose_forcefully(stream)
+
+    async def _serve(self, conn: _Connection) -> None:
+        with conn.cancel_scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._reader, conn)
+                nursery.start_soon(self._watchdog, conn)
+                nursery.start_soon(self._pinger, conn)
+                if self.track_slots:
+                    await self._send_subscribe(conn, None)
+                for sub in list(self._subs.values()):
+                    if not sub._finished and sub.key in self._subs:
+                        await self._send_subscribe(conn, sub)
+                if conn.in_flight == 0:
+                    conn.ready = True
 
     async def _on_disconnect(self, reason: str) -> None:
         """Open a gap for every subscription that was live on the lost connection.
