@@ -183,3 +183,24 @@ async def test_graceful_shutdown_returns_zero(tmp_path: Path) -> None:
         await daemon.shutdown()
     assert codes == [EXIT_OK]
     assert all(s.state.value == "stopped" for s in daemon.supervisor.statuses())
+
+
+async def test_metrics_path_and_switch_come_from_config(tmp_path: Path) -> None:
+    extra = '\n[metrics]\npath = "/internal/prom"\n'
+    daemon = Daemon(load_config(write_config(tmp_path, extra)), None, tree_with(Worker()))
+    async with trio.open_nursery() as n:
+        n.start_soon(daemon.run)
+        base = await http_url(daemon)
+        async with httpx.AsyncClient(base_url=base) as client:
+            assert (await client.get("/metrics")).status_code == 404
+            assert "zmartd_actor_up" in (await client.get("/internal/prom")).text
+        await daemon.shutdown()
+    off = Daemon(load_config(write_config(tmp_path, "\n[metrics]\nenabled = false\n")), None,
+                 tree_with(Worker()))
+    async with trio.open_nursery() as n:
+        n.start_soon(off.run)
+        base = await http_url(off)
+        async with httpx.AsyncClient(base_url=base) as client:
+            assert (await client.get("/metrics")).status_code == 404
+            assert (await client.get("/health")).status_code == 200
+        await off.shutdown()

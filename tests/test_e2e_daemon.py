@@ -243,3 +243,26 @@ def test_embedded_postgres_orphaned_by_sigkill_is_adopted_and_stopped(
             os.kill(orphan, 0)
             time.sleep(0.1)
     assert "adopting embedded postgres" in second.logs()
+
+
+def test_second_sigint_forces_exit_during_drain(
+    tmp_path: Path, data_dir: Path, daemon_factory: list[Daemon]
+) -> None:
+    """An idle keep-alive connection makes the HTTP drain last graceful_timeout
+    (2 s in the example); a second SIGINT must not wait for it."""
+    port = free_port()
+    config = example_config(tmp_path, port, data_dir)
+    d = Daemon(config, port)
+    daemon_factory.append(d)
+    d.wait_ready(timeout=10)
+    with socket.create_connection(("127.0.0.1", port)) as keep_alive:
+        keep_alive.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert keep_alive.recv(65536).startswith(b"HTTP/1.1 200")
+        t0 = time.monotonic()
+        d.proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        assert d.proc.poll() is None  # still draining
+        d.proc.send_signal(signal.SIGINT)
+        assert d.proc.wait(timeout=10) == 130, d.logs()
+        assert time.monotonic() - t0 < 1.9
+    assert "second signal: forcing exit" in d.logs()

@@ -29,6 +29,8 @@ def create_app(ctx: ActorContext) -> QuartTrio:
     app.extensions["zmartd"] = ctx
     app.config["MAX_CONTENT_LENGTH"] = ctx.config.http.max_body_bytes
     app.register_blueprint(ops.blueprint)
+    if ctx.config.metrics.enabled:
+        app.add_url_rule(ctx.config.metrics.path, "metrics", ops.metrics, methods=["GET"])
 
     @app.before_request
     async def _start_timer() -> None:

@@ -16,7 +16,7 @@ from functools import cache
 
 from zmartd.chain.spec import load_layout
 
-__all__ = ["ProgramError", "lookup", "from_logs", "all_errors"]
+__all__ = ["ProgramError", "all_errors", "from_logs", "lookup"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,5 +74,6 @@ def from_logs(logs: list[str]) -> ProgramError | None:
             continue
         text = m.group(1)
         code = int(text, 16) if text.startswith("0x") else int(text)
-        return lookup(code) or ProgramError(code, "Custom", f"custom program error {code}", "unknown")
+        unknown = ProgramError(code, "Custom", f"custom program error {code}", "unknown")
+        return lookup(code) or unknown
     return None

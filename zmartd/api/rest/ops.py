@@ -18,7 +18,7 @@ from quart import Blueprint, Response, current_app, jsonify, request
 from zmartd.context import ActorContext
 from zmartd.supervisor import ChildState
 
-__all__ = ["blueprint", "readiness"]
+__all__ = ["blueprint", "metrics", "readiness"]
 
 blueprint = Blueprint("ops", __name__)
 
@@ -73,12 +73,9 @@ async def ready() -> Any:
     return response
 
 
-@blueprint.get("/metrics")
 async def metrics() -> Response:
+    """Registered at ``[metrics] path`` by the app factory, only when enabled."""
     ctx = _ctx()
-    if not ctx.config.metrics.enabled:
-        return Response("metrics are disabled ([metrics] enabled = false)\n", status=404,
-                        content_type="text/plain")
     ready, _ = readiness(ctx)
     ctx.metrics.ready.set(1 if ready else 0)
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
