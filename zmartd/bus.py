@@ -41,12 +41,18 @@ __all__ = [
     "Bus",
     "ChainGap",
     "ConfigReloaded",
+    "DiscussionChanged",
+    "DomainEvent",
+    "MarketStateChanged",
     "Message",
     "Policy",
+    "PositionChanged",
     "ProgramLogs",
     "Subscription",
     "Topic",
     "TopicSpec",
+    "TradeExecuted",
+    "VoteChanged",
 ]
 
 
@@ -84,6 +90,48 @@ class ChainGap(Message, frozen=True, kw_only=True):
     to_slot: int | None
     reason: str
     subscription: str = "logs"
+
+
+# --------------------------------------------------------------------------- domain events
+
+
+class DomainEvent(Message, frozen=True, kw_only=True):
+    """A change that clients see: produced by the indexer (chain effects) or
+    by API handlers (off-chain writes), consumed by the WebSocket hub (which
+    assigns per-channel sequence numbers) and by caches (invalidation).
+
+    ``data`` is the changed object in exactly the shape the REST API returns
+    for it, so that a WebSocket client can apply it without a refetch.
+    """
+
+    market_id: str | None = None
+    wallet: str | None = None
+    slot: int | None = None
+    #: ISO-8601 UTC time at which the change happened (chain block time or server time)
+    at: str
+    data: dict[str, Any]
+
+
+class MarketStateChanged(DomainEvent, frozen=True, kw_only=True):
+    """A market was created or its state/fields changed (``data`` = market)."""
+
+
+class TradeExecuted(DomainEvent, frozen=True, kw_only=True):
+    """A buy or sell was indexed (``data`` = trade, with the new YES price)."""
+
+
+class PositionChanged(DomainEvent, frozen=True, kw_only=True):
+    """A user's position in a market changed (``data`` = position)."""
+
+
+class VoteChanged(DomainEvent, frozen=True, kw_only=True):
+    """A proposal/dispute vote or tally changed (``data`` = vote or tallies)."""
+
+    kind: str  # "proposal" | "dispute"
+
+
+class DiscussionChanged(DomainEvent, frozen=True, kw_only=True):
+    """A discussion post was created or deleted (``data`` = post)."""
 
 
 # --------------------------------------------------------------------------- daemon
@@ -142,6 +190,15 @@ TOPICS: dict[str, TopicSpec] = {
             capacity=256,
             policy=Policy.BLOCK,
             why="every gap must be backfilled; gaps are rare and tiny",
+        ),
+        TopicSpec(
+            "events",
+            DomainEvent,
+            capacity=1024,
+            policy=Policy.BLOCK,
+            why="caches must see every invalidation; the WebSocket hub subscribes "
+            "with drop_oldest instead (clients recover through seq/resume and a "
+            "REST snapshot), so one slow consumer cannot stall the indexer",
         ),
         TopicSpec(
             "daemon.config",
