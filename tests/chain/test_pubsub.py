@@ -59,8 +59,8 @@ class Conn:
 
     async def send(self, message: dict[str, Any]) -> None:
         async with self.lock:
-            self.sent.append(message)
             await self.ws.send_message(json.dumps(message))
+            self.sent.append(message)
 
     def sub_ids(self, method: str) -> list[int]:
         return [sid for sid, (m, _) in self.subs.items() if m == method]
@@ -75,10 +75,18 @@ class Conn:
                 return slot
         raise AssertionError("no slot sent after the subscription")
 
+    def last_root(self) -> int:
+        """The root of the last slotNotification sent: everything the client
+        read before the drop, so the floor of the next gap."""
+        slots = [m for m in self.sent if m.get("method") == "slotNotification"]
+        root: int = slots[-1]["params"]["result"]["root"]
+        return root
+
 
 class FakePubsub:
     def __init__(self) -> None:
-        self.slot = 1000
+        self.slot = 5000
+        self.root_lag = 1000  # far behind, so logs slots in the tests stay above it
         self.live = True  # send slot ticks
         self.reject: dict[str, dict[str, Any]] = {}
         self.conns: list[Conn] = []
@@ -131,7 +139,8 @@ class FakePubsub:
                 continue
             self.slot += 1
             for sid in conn.sub_ids("slotSubscribe"):
-                result = {"parent": self.slot - 1, "root": self.slot - 32, "slot": self.slot}
+                root = self.slot - self.root_lag
+                result = {"parent": self.slot - 1, "root": root, "slot": self.slot}
                 await conn.send(
                     {
                         "jsonrpc": "2.0",
@@ -243,7 +252,8 @@ async def test_reconnect_resubscribes_and_reports_the_exact_gap(server: FakePubs
     ):
         first = server.current
         (old_id,) = first.sub_ids("logsSubscribe")
-        last_seen = await server.notify("logs", logs_value(), slot=server.slot - 1)
+        await until(lambda: sub.watermark is not None)  # the first root arrived
+        last_seen = await server.notify("logs", logs_value())
         with trio.fail_after(2):
             assert (await sub.receive()).slot == last_seen
         await server.drop()
@@ -277,11 +287,10 @@ async def test_each_disconnect_is_a_gap_and_gaps_chain_without_holes(
     gap_send, gap_recv = trio.open_memory_channel[ChainGap](math.inf)
     async with (
         open_pubsub(server.url, gap_channel=gap_send, **options()) as ps,
-        ps.logs_subscribe(PROGRAM_ID),
+        ps.logs_subscribe(PROGRAM_ID) as sub,
     ):
-        # wait until the initial watermark is set by a slot
         conn1 = server.current
-        await until(lambda: len(conn1.sent) >= 4)
+        await until(lambda: sub.watermark is not None)
         await server.drop()
         conn2 = await server.wait_for_conn(2)
         with trio.fail_after(2):
@@ -293,9 +302,11 @@ async def test_each_disconnect_is_a_gap_and_gaps_chain_without_holes(
         (id1,) = conn1.sub_ids("logsSubscribe")
         (id2,) = conn2.sub_ids("logsSubscribe")
         (id3,) = conn3.sub_ids("logsSubscribe")
-        assert gap1.from_slot == conn1.first_slot_after(id1)  # no logs: watermark = first slot
+        # no logs: the floor is the last finalized root seen, not the processed slot
+        assert gap1.from_slot == conn1.last_root() < conn1.first_slot_after(id1)
         assert gap1.to_slot == conn2.first_slot_after(id2)
-        assert gap2.from_slot == gap1.to_slot  # nothing missed between the two gaps
+        assert gap2.from_slot == conn2.last_root()
+        assert gap1.from_slot < gap2.from_slot <= gap1.to_slot  # overlap, never a hole
         assert gap2.to_slot == conn3.first_slot_after(id3)
         assert ps.disconnects == 2
 
@@ -306,6 +317,7 @@ async def test_silent_stall_is_detected_and_reported(server: FakePubsub) -> None
         open_pubsub(server.url, gap_channel=gap_send, **options(heartbeat_timeout=0.3)) as ps,
         ps.logs_subscribe(PROGRAM_ID) as sub,
     ):
+        await until(lambda: sub.watermark is not None)
         slot = await server.notify("logs", logs_value())
         await sub.receive()
         server.live = False  # connection stays open, pings are answered, nothing is sent

@@ -21,10 +21,14 @@ Gap semantics (both ends inclusive, overlap with the live feed is possible and
 harmless, loss is not):
 
 ``from_slot``
-    The subscription's *watermark*: the highest slot up to which the live
-    feed is known to have been complete -- the slot of the last notification
-    delivered, or, if none arrived since the subscription was (re)made, the
-    first slot seen after it was made.  ``None`` if no slot was ever seen.
+    The subscription's *watermark*: a slot below which nothing can still be
+    notified, i.e. the highest of the slot of the last notification delivered
+    (notifications come in slot order, but that slot may have had more) and
+    the latest ``root`` (finalized slot) reported by ``slotNotification``
+    while the subscription was live (everything up to it was confirmed, so
+    already notified).  The processed ``slot`` of a ``slotNotification`` is
+    *not* used: slots just below it may be confirmed after the disconnect.
+    ``None`` if nothing was ever seen.
 ``to_slot``
     With ``track_slots``: the first ``slotNotification`` received after the
     subscription was confirmed on the new connection.  That slot was produced
@@ -141,8 +145,8 @@ class Subscription(Generic[N]):
     """One client-side subscription; iterate it for notifications.
 
     It survives reconnects: the client re-subscribes on every new connection
-    and keeps delivering here.  ``watermark`` is the slot up to which the live
-    feed is known to be complete (see the module docstring).
+    and keeps delivering here.  ``watermark`` is where the gap of the next
+    disconnect would start (see the module docstring).
     """
 
     def __init__(
@@ -598,9 +602,9 @@ class PubsubClient:
         result = params.get("result")
         if method == "slotNotification":
             if server_id == conn.slot_sub_id and isinstance(result, dict):
-                slot = result.get("slot")
+                slot, root = result.get("slot"), result.get("root")
                 if isinstance(slot, int):
-                    await self._on_slot(slot)
+                    await self._on_slot(slot, root if isinstance(root, int) else None)
             return
         sub = conn.by_server_id.get(server_id) if isinstance(server_id, int) else None
         if sub is None or not isinstance(result, dict):
@@ -716,17 +720,29 @@ class PubsubClient:
         if conn.in_flight == 0:
             conn.ready = True
 
-    async def _on_slot(self, slot: int) -> None:
+    async def _on_slot(self, slot: int, root: int | None) -> None:
+        """A ``slotNotification``: ``slot`` was just created, ``root`` is the
+        node's latest rooted (finalized) slot.
+
+        ``slot`` closes the gaps of subscriptions confirmed on this connection
+        (it was produced after they existed).  ``root`` raises the watermark
+        of every live subscription: every slot up to it is already confirmed,
+        so its notifications were delivered before this message.  A processed
+        ``slot`` must not raise the watermark: slots just below it may still
+        be confirmed (and notified) after a disconnect.
+        """
         self.last_slot = slot
         for sub in list(self._subs.values()):
-            if not sub._awaiting_slot:
+            if sub.server_id is None:
                 continue
-            sub._awaiting_slot = False
-            if sub._pending_gap is not None:
-                from_slot, reason = sub._pending_gap
-                sub._pending_gap = None
-                await self._report_gap(sub, from_slot, slot, reason)
-            sub._observe(slot)
+            if sub._awaiting_slot:
+                sub._awaiting_slot = False
+                if sub._pending_gap is not None:
+                    from_slot, reason = sub._pending_gap
+                    sub._pending_gap = None
+                    await self._report_gap(sub, from_slot, slot, reason)
+            if root is not None:
+                sub._observe(root)
 
 
 class _SubscriptionContext(Generic[N]):
