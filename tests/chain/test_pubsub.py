@@ -335,6 +335,18 @@ async def test_silent_stall_is_detected_and_reported(server: FakePubsub) -> None
         assert gap.to_slot > gap.from_slot
 
 
+async def test_a_slow_consumer_is_backpressure_not_a_stall(server: FakePubsub) -> None:
+    async with (
+        open_pubsub(server.url, **options(heartbeat_timeout=0.3, buffer=1)) as ps,
+        ps.logs_subscribe(PROGRAM_ID) as sub,
+    ):
+        slots = [await server.notify("logs", logs_value(), slot=6000 + i) for i in range(3)]
+        await trio.sleep(1.0)  # the reader is blocked on the full buffer meanwhile
+        assert ps.connections == 1 and ps.disconnects == 0
+        with trio.fail_after(2):
+            assert [(await sub.receive()).slot for _ in slots] == slots
+
+
 async def test_without_slot_tracking_pings_keep_a_quiet_feed_alive(server: FakePubsub) -> None:
     gap_send, gap_recv = trio.open_memory_channel[ChainGap](math.inf)
     opts = options(track_slots=False, heartbeat_timeout=0.3, ping_interval=0.05)

@@ -19,9 +19,9 @@ bare HTTP call, because the daemon runs unattended against public providers:
   index, the custom error number and the zmart-core error *name*
   (``SlippageExceeded``) decoded through :mod:`zmartd.chain.errors`.
 * **The shapes the indexer needs.**  ``getTransaction`` in ``json`` encoding
-  returns the node's JSON object untouched (solders' parse would turn the
-  error into an opaque object and drops nothing else, but the codec decodes
-  the plain JSON), in ``base64`` a decoded :class:`ConfirmedTransaction`.
+  returns the node's JSON object untouched (the codec's transaction decoder
+  reads ``meta.logMessages``, ``innerInstructions``, ``loadedAddresses`` and
+  the raw ``err`` from it), in ``base64`` a decoded :class:`ConfirmedTransaction`.
   ``getMultipleAccounts`` is chunked at the node's limit of 100 keys and
   ``getSignaturesForAddress`` can be iterated page by page.
 
