@@ -80,10 +80,15 @@ class ProgramLogs(Message, frozen=True, kw_only=True):
 class ChainGap(Message, frozen=True, kw_only=True):
     """A stretch of slots during which a live feed may have missed messages.
 
-    The PubSub client emits one for every disconnect or detected stall:
-    ``from_slot`` is the last slot it saw before the interruption (``None`` if
-    it never saw one) and ``to_slot`` the first slot after it resubscribed
-    (``None`` when not yet known).  The indexer backfills exactly this range.
+    The PubSub client emits one per live subscription (``subscription`` names
+    it) for every disconnect or detected stall.  ``from_slot`` is the highest
+    slot it is sure it has fully seen: the later of the last delivered
+    notification's slot and the last *finalized root* (slots just below the
+    processed tip can still be confirmed after a disconnect, so the gap
+    deliberately overlaps the live feed by up to ~32 slots).  ``None`` when
+    it never saw one.  ``to_slot`` is the first processed slot after it
+    resubscribed (``None`` when not known).  The indexer backfills this
+    range; the overlap is harmless because indexing is idempotent.
     """
 
     from_slot: int | None
