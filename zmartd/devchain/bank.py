@@ -621,6 +621,7 @@ class Bank:
         self._processed: set[Signature] = set()
         self._processors: dict[Pubkey, Processor] = dict(_BUILTINS)
         self._install_builtin_accounts()
+        self._install_zmart()
 
     # -- setup ----------------------------------------------------------------
     def _install_builtin_accounts(self) -> None:
@@ -640,6 +641,12 @@ class Bank:
             BPF_UPGRADEABLE_LOADER_ID,
             executable=True,
         )
+
+    def _install_zmart(self) -> None:
+        # Imported here: the model builds on this module's InstructionContext.
+        from zmartd.devchain.program import ZmartCore
+
+        self.register_program(self.program_id, ZmartCore(self.program_id))
 
     def register_program(self, program_id: Pubkey, processor: Processor) -> None:
         """Attach a processor; creates the executable program account if missing."""
