@@ -49,6 +49,7 @@ __all__ = [
     "SECTIONS",
     "AdminConfig",
     "AggregatorConfig",
+    "AuthConfig",
     "ChainConfig",
     "ChainEndpoints",
     "Config",
@@ -61,6 +62,7 @@ __all__ = [
     "LogConfig",
     "MetricsConfig",
     "MonitorConfig",
+    "RateLimitConfig",
     "RedisConfig",
     "Secret",
     "SnapshotterConfig",
@@ -659,11 +661,112 @@ class HttpConfig:
     )
     max_in_flight: int = field(
         metadata=_m(
-            IntKind(1, 100_000), 512, "Requests handled at once; more wait for a slot (bounded)."
+            IntKind(1, 100_000),
+            512,
+            "Requests handled at once; beyond that the API answers 503 at once (load "
+            "shedding) instead of queueing. /health, /ready and metrics are exempt.",
         )
+    )
+    max_json_depth: int = field(
+        metadata=_m(
+            IntKind(1, 1000), 32, "Deepest nesting of arrays/objects accepted in a JSON body."
+        )
+    )
+    cache_ttl: float = field(
+        metadata=_m(
+            FloatKind(0, 3600),
+            30.0,
+            "Longest time a hot read (market detail, first page of markets, quote inputs) is "
+            "served from memory; events invalidate it sooner. 0 = no caching. While the database "
+            "is down, older entries are still served.",
+        )
+    )
+    cache_max_entries: int = field(
+        metadata=_m(IntKind(1, 10_000_000), 10_000, "Hot-read responses kept in memory.")
     )
     required: bool = field(
         metadata=_m(BoolKind(), True, "/ready answers 503 while this actor is down.")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    domain: str = field(
+        metadata=_m(
+            StrKind(
+                'host[:port] or "" (derive)',
+                r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?|",
+            ),
+            "",
+            "Sign-In-With-Solana domain that messages must name; it must be the web app's "
+            'host (and port, if any) as the wallet sees it. "" = the host[:port] of '
+            "http.public_url.",
+            example="app.example.com",
+        )
+    )
+    statement: str = field(
+        metadata=_m(
+            StrKind("one line of text (1..200 characters)", r"[^\r\n]{1,200}"),
+            "Sign in to ZMART.",
+            "Statement shown to the user in the sign-in message.",
+        )
+    )
+    chain_id: Literal["mainnet", "devnet", "testnet", "localnet"] = field(
+        metadata=_m(
+            ChoiceKind("mainnet", "devnet", "testnet", "localnet"),
+            "devnet",
+            "Chain ID written in sign-in messages (the cluster the session is bound to).",
+        )
+    )
+    nonce_ttl: float = field(
+        metadata=_m(
+            FloatKind(10, 3600),
+            300.0,
+            "How long a sign-in nonce (and its message) stays valid; each is single-use.",
+        )
+    )
+    session_ttl: float = field(
+        metadata=_m(
+            FloatKind(60, 90 * 86400),
+            7 * 86400.0,
+            "Lifetime of a session token issued by POST /v1/auth/verify.",
+        )
+    )
+
+
+_RATE: Final = IntKind(1, 1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitConfig:
+    enabled: bool = field(
+        metadata=_m(BoolKind(), True, "Apply the token buckets below (false = no 429s).")
+    )
+    reads_ip_per_minute: int = field(
+        metadata=_m(_RATE, 600, "Reads (GET) per minute per client IP (token refill rate).")
+    )
+    reads_ip_burst: int = field(metadata=_m(_RATE, 120, "Bucket size of reads per client IP."))
+    reads_wallet_per_minute: int = field(
+        metadata=_m(_RATE, 600, "Reads per minute per signed-in wallet.")
+    )
+    reads_wallet_burst: int = field(metadata=_m(_RATE, 120, "Bucket size of reads per wallet."))
+    writes_ip_per_minute: int = field(
+        metadata=_m(_RATE, 60, "Writes (votes, posts, profile) per minute per client IP.")
+    )
+    writes_ip_burst: int = field(metadata=_m(_RATE, 20, "Bucket size of writes per client IP."))
+    writes_wallet_per_minute: int = field(
+        metadata=_m(_RATE, 30, "Writes per minute per signed-in wallet.")
+    )
+    writes_wallet_burst: int = field(metadata=_m(_RATE, 10, "Bucket size of writes per wallet."))
+    auth_ip_per_minute: int = field(
+        metadata=_m(_RATE, 30, "Sign-in requests (nonce, verify, logout) per minute per client IP.")
+    )
+    auth_ip_burst: int = field(metadata=_m(_RATE, 10, "Bucket size of sign-in requests per IP."))
+    auth_wallet_per_minute: int = field(
+        metadata=_m(_RATE, 10, "Sign-in requests per minute per wallet signing in.")
+    )
+    auth_wallet_burst: int = field(
+        metadata=_m(_RATE, 5, "Bucket size of sign-in requests per wallet.")
     )
 
 
@@ -752,7 +855,8 @@ class RedisConfig:
         metadata=_m(
             SecretKind("redis://, rediss:// or unix:// URL", _check_redis),
             "",
-            'Redis for pub/sub between several zmartd. "" = no Redis, in-process pub/sub only.',
+            "Redis shared by several zmartd: pub/sub, cache invalidation and rate-limit buckets. "
+            '"" = no Redis (in-process only).',
         )
     )
     url_file: Path | None = field(metadata=_m(_OPT_FILE, "", _file_doc("redis", "url")))
@@ -1036,6 +1140,8 @@ class AdminConfig:
 SectionConfig = (
     DaemonConfig
     | HttpConfig
+    | AuthConfig
+    | RateLimitConfig
     | WsConfig
     | DatabaseConfig
     | RedisConfig
@@ -1052,6 +1158,8 @@ SectionConfig = (
 _SECTION_TYPES: Final[dict[str, type[Any]]] = {
     "daemon": DaemonConfig,
     "http": HttpConfig,
+    "auth": AuthConfig,
+    "ratelimit": RateLimitConfig,
     "ws": WsConfig,
     "database": DatabaseConfig,
     "redis": RedisConfig,
@@ -1069,6 +1177,10 @@ SECTIONS: Final[tuple[str, ...]] = tuple(_SECTION_TYPES)
 _SECTION_DOCS: Final[dict[str, str]] = {
     "daemon": "The process: where local state lives, shutdown and the supervisor's restart policy.",
     "http": "REST API, health/readiness, metrics and webhooks (quart-trio on hypercorn).",
+    "auth": "Sign-In With Solana: the message wallets sign and the sessions it opens.",
+    "ratelimit": "Token buckets per route class (reads, writes, auth), per client IP and per "
+    "signed-in wallet; shared through Redis when [redis] url is set (in memory otherwise, and "
+    "while Redis fails). A full bucket answers 429 with Retry-After.",
     "ws": "WebSocket hub for live updates.",
     "database": "PostgreSQL, the source of truth for reads.",
     "redis": "Optional Redis, to share pub/sub between several zmartd processes.",
@@ -1089,6 +1201,8 @@ class Config:
 
     daemon: DaemonConfig
     http: HttpConfig
+    auth: AuthConfig
+    ratelimit: RateLimitConfig
     ws: WsConfig
     database: DatabaseConfig
     redis: RedisConfig
