@@ -351,13 +351,19 @@ class Node:
     def blockhash(self) -> Hash:
         return self._blockhash
 
-    def commitment_slot(self, level: Commitment) -> int:
+    def _upto(self, level: Commitment) -> int:
+        """Highest slot at ``level``; -1 while nothing reached it yet (a fresh
+        chain), which makes reads see the genesis state."""
         if level == "processed":
             return self.slot
-        confirmed = max(0, self.slot - self.confirmed_lag)
+        confirmed = self.slot - self.confirmed_lag
         if level == "confirmed":
             return confirmed
-        return min(confirmed, max(0, self.slot - self.finalized_lag))
+        return min(confirmed, self.slot - self.finalized_lag)
+
+    def commitment_slot(self, level: Commitment) -> int:
+        """The slot reported for ``level`` (``context.slot``, ``getSlot``)."""
+        return max(0, self._upto(level))
 
     def block_height_at(self, slot: int) -> int:
         """Every slot is a block here, so heights differ from slots by a constant."""
@@ -397,8 +403,8 @@ class Node:
             self._advance_one()
 
     def _advance_one(self) -> None:
-        old_confirmed = self.commitment_slot("confirmed")
-        old_finalized = self.commitment_slot("finalized")
+        old_confirmed = self._upto("confirmed")
+        old_finalized = self._upto("finalized")
         self.slot += 1
         self.block_height += 1
         self._blockhash = _next_hash(self._blockhash, self.slot)
@@ -410,10 +416,10 @@ class Node:
         self._times.append(max(self._times[-1], self._now()))
         self.generation += 1
         info = self.slot_info()
-        new_confirmed = self.commitment_slot("confirmed")
-        new_finalized = self.commitment_slot("finalized")
+        new_confirmed = self._upto("confirmed")
+        new_finalized = self._upto("finalized")
         for observer in list(self._observers):
-            observer.on_slot(info, new_finalized)
+            observer.on_slot(info, max(0, new_finalized))
         for slot in range(old_confirmed + 1, new_confirmed + 1):
             self._reached("confirmed", slot)
         for slot in range(old_finalized + 1, new_finalized + 1):
@@ -629,7 +635,7 @@ class Node:
         return self.bank.get_account(key)
 
     def get_account(self, key: Pubkey, level: Commitment = "processed") -> Account | None:
-        slot = self.commitment_slot(level)
+        slot = self._upto(level)
         if slot >= self.slot or not self._journal:
             return self.bank.get_account(key)
         return self.account_at(key, slot)
@@ -637,7 +643,7 @@ class Node:
     def accounts_owned_by(
         self, owner: Pubkey, level: Commitment = "processed"
     ) -> Iterator[tuple[Pubkey, Account]]:
-        slot = self.commitment_slot(level)
+        slot = self._upto(level)
         overrides: dict[Pubkey, Account | None] = {}
         if slot < self.slot:
             for s in sorted(self._journal):
@@ -657,9 +663,9 @@ class Node:
         return self._records.get(signature)
 
     def level_of(self, record: TxRecord) -> Commitment:
-        if record.slot <= self.commitment_slot("finalized"):
+        if record.slot <= self._upto("finalized"):
             return "finalized"
-        if record.slot <= self.commitment_slot("confirmed"):
+        if record.slot <= self._upto("confirmed"):
             return "confirmed"
         return "processed"
 
@@ -673,7 +679,7 @@ class Node:
 
     def transaction(self, signature: Signature, level: Commitment) -> TxRecord | None:
         record = self._records.get(signature)
-        if record is None or record.slot > self.commitment_slot(level):
+        if record is None or record.slot > self._upto(level):
             return None
         return record
 
@@ -688,7 +694,7 @@ class Node:
     ) -> list[TxRecord]:
         """Newest first, strictly older than ``before``, strictly newer than ``until``."""
         signatures = self._by_address.get(address, [])
-        visible = self.commitment_slot(level)
+        visible = self._upto(level)
         end = len(signatures)
         if before is not None:
             try:
