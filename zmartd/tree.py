@@ -20,6 +20,7 @@ from zmartd.config import Config
 from zmartd.context import ActorContext
 from zmartd.storage import actor as storage_actor
 from zmartd.supervisor import Restart
+from zmartd.ws import actor as ws_actor
 
 __all__ = ["TREE", "ActorDecl", "ActorRun", "enabled_actors"]
 
@@ -56,6 +57,15 @@ TREE: tuple[ActorDecl, ...] = (
         enabled=lambda cfg: cfg.http.enabled,
         required=lambda cfg: cfg.http.required,
         shutdown_timeout=lambda cfg: cfg.http.graceful_timeout + 1.0,
+    ),
+    ActorDecl(
+        name="ws",
+        run=ws_actor.run,
+        sections=("ws", "redis"),
+        description="WebSocket hub: channels, seq numbers + resume, heartbeats, Redis fan-out",
+        enabled=lambda cfg: cfg.ws.enabled,
+        required=lambda cfg: cfg.ws.required,
+        shutdown_timeout=lambda cfg: 3.0,
     ),
 )
 
