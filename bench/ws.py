@@ -23,6 +23,7 @@ Run (about a minute; raises the open-files limit itself)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -38,7 +39,7 @@ from trio_websocket import ConnectionClosed, connect_websocket_url, serve_websoc
 
 
 def raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = min(hard, 200_000) if hard != resource.RLIM_INFINITY else 200_000
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
@@ -79,10 +80,8 @@ async def serve_bare(rate: float, payload: int) -> None:
             frame = json.dumps({"type": "market_state", "seq": n, "ts": time.time(),
                                 "data": {"blob": "x" * payload}})
             for q in tuple(queues):
-                try:
+                with contextlib.suppress(trio.WouldBlock):
                     q.send_nowait(frame)
-                except trio.WouldBlock:
-                    pass
 
     async with trio.open_nursery() as nursery:
         server = await nursery.start(partial(serve_websocket, handler, "127.0.0.1", 0, None,
