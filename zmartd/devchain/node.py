@@ -451,6 +451,15 @@ class Node:
         self.advance_slot()
         return self.unix_timestamp
 
+    def start_clock_at(self, unix_timestamp: int) -> None:
+        """Let a fresh chain's history begin at ``unix_timestamp`` (in the
+        past: the demo seed gives its markets days of history and then
+        catches up with the wall clock).  Only before the first transaction."""
+        if self.slot != 0 or self._records:
+            raise RuntimeError("start_clock_at is only allowed on a fresh chain")
+        self.clock_offset += unix_timestamp - self._now()
+        self._times[0] = self._now()
+
     def set_clock(self, unix_timestamp: int) -> int:
         """Move the clock forward to ``unix_timestamp`` (no-op if already past)."""
         now = self._now()
