@@ -1,0 +1,122 @@
+"""Trades, price points, candles, positions and holders."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.storage.conftest import sql, truncate
+from tests.storage.factories import T0, market, market_id, trade, wallet
+from zmartd.storage import markets, positions, prices, trades
+from zmartd.storage.database import Database
+from zmartd.storage.positions import PositionState
+from zmartd.storage.records import InvalidArgument, InvalidCursor
+
+
+async def test_trades_are_idempotent_and_paged_newest_first(db: Database) -> None:
+    await truncate(db)
+    await markets.upsert_markets(db, [market(0), market(1)])
+    batch = [trade(n, market=n % 2, who=n % 3, side="sell" if n % 4 == 0 else "buy",
+                   outcome="NO" if n % 5 == 0 else "YES", at=T0 + timedelta(seconds=n // 2))
+             for n in range(40)]
+    assert await trades.insert_trades(db, batch) == 40
+    assert await trades.insert_trades(db, batch[:10]) == 0  # replay: nothing new
+    counts = await sql(db, "SELECT (SELECT count(*) FROM trades) AS t, "
+                           "(SELECT count(*) FROM price_points) AS p")
+    assert (counts[0]["t"], counts[0]["p"]) == (40, 40)
+
+    seen = []
+    cursor = None
+    while True:
+        page = await trades.list_market_trades(db, market_id(0), limit=6, cursor=cursor)
+        seen.extend(page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert len(seen) == 20 and {t.market_id for t in seen} == {market_id(0)}
+    assert [(t.block_time, t.id) for t in seen] == sorted(
+        ((t.block_time, t.id) for t in seen), reverse=True)
+    assert isinstance(seen[0].shares, int) and seen[0].outcome in ("YES", "NO")
+
+    mine = await trades.list_user_trades(db, wallet(1), limit=200)
+    assert len(mine.items) == len([n for n in range(40) if n % 3 == 1])
+    assert mine.next_cursor is None
+    with pytest.raises(InvalidCursor):
+        await trades.list_user_trades(db, wallet(1), cursor=page.next_cursor or "x")
+    with pytest.raises(InvalidArgument):
+        await trades.list_market_trades(db, market_id(0), limit=1000)
+
+
+async def test_candles_are_computed_in_sql(db: Database) -> None:
+    await truncate(db)
+    await markets.upsert_markets(db, [market(0)])
+    start = datetime(2026, 2, 1, 10, 0, tzinfo=UTC)
+    # minute 0: 0.50 -> 0.60 -> 0.55; minute 1: none; minute 2: 0.40; minute 3: 0.45, 0.70
+    points = [(0, 500_000_000, 10), (20, 600_000_000, 20), (59, 550_000_000, 30),
+              (125, 400_000_000, 40), (185, 450_000_000, 50), (186, 700_000_000, 60)]
+    await trades.insert_trades(db, [trade(i, price=p, amount=a, at=start + timedelta(seconds=s))
+                                    for i, (s, p, a) in enumerate(points)])
+    await prices.add_price_point(db, market_id(0), at=start - timedelta(minutes=5),
+                                 price_yes=500_000_000, slot=1, source="create")
+    one = await prices.candles(db, market_id(0), interval="1m", start=start,
+                               end=start + timedelta(minutes=4))
+    assert [(c.start - start, c.open, c.high, c.low, c.close, c.volume, c.points)
+            for c in one] == [
+        (timedelta(0), 500_000_000, 600_000_000, 500_000_000, 550_000_000, 60, 3),
+        (timedelta(minutes=2), 400_000_000, 400_000_000, 400_000_000, 400_000_000, 40, 1),
+        (timedelta(minutes=3), 450_000_000, 700_000_000, 450_000_000, 700_000_000, 110, 2),
+    ]
+    five = await prices.candles(db, market_id(0), interval="5m",
+                                start=start - timedelta(minutes=10), end=start + timedelta(hours=1))
+    assert [(c.start, c.open, c.close, c.points) for c in five] == [
+        (start - timedelta(minutes=5), 500_000_000, 500_000_000, 1),
+        (start, 500_000_000, 700_000_000, 6),
+    ]
+    day = await prices.candles(db, market_id(0), interval="1d", start=start,
+                               end=start + timedelta(days=1))
+    assert day[0].start == datetime(2026, 2, 1, tzinfo=UTC)  # epoch-aligned buckets
+    for kw in ({"interval": "2m"}, {"end": start}, {"end": start + timedelta(days=30)}):
+        args = {"interval": "1m", "start": start, "end": start + timedelta(hours=1), **kw}
+        with pytest.raises(InvalidArgument):
+            await prices.candles(db, market_id(0), **args)  # type: ignore[arg-type]
+
+
+def pos(m: int, who: int, yes: int, no: int, *, slot: int = 5, minutes: int = 0) -> PositionState:
+    return PositionState(
+        market_id=market_id(m), wallet=wallet(who), address=wallet(1000 + m * 100 + who),
+        shares_yes=yes, shares_no=no, total_invested=yes + no, trades_count=1,
+        last_trade_at=T0 + timedelta(minutes=minutes), slot=slot,
+    )
+
+
+async def test_positions_and_holders(db: Database) -> None:
+    await truncate(db)
+    await markets.upsert_markets(db, [market(m, state=5 if m == 2 else 2, final_outcome=True
+                                             if m == 2 else None) for m in range(4)])
+    await positions.upsert_positions(db, [
+        pos(0, 1, 10, 0, minutes=1), pos(1, 1, 0, 0, minutes=3), pos(2, 1, 5, 0, minutes=2),
+        pos(0, 2, 7, 7), pos(0, 3, 0, 30), pos(0, 4, 0, 0), pos(0, 5, 14, 0),
+    ])
+    # stale slot skipped
+    assert await positions.upsert_positions(db, [pos(0, 1, 99, 0, slot=4)]) == 0
+    page = await positions.list_user_positions(db, wallet(1), limit=2)
+    assert [p.market_id for p in page.items] == [market_id(1), market_id(2)]
+    rest = await positions.list_user_positions(db, wallet(1), cursor=page.next_cursor)
+    assert [p.market_id for p in rest.items] == [market_id(0)] and rest.next_cursor is None
+    assert rest.items[0].shares_yes == 10 and rest.items[0].market_state == 2
+    open_only = await positions.list_user_positions(db, wallet(1), open_only=True)
+    assert {p.market_id for p in open_only.items} == {market_id(0), market_id(2)}
+    one = await positions.get_position(db, market_id(2), wallet(1))
+    assert one is not None and one.market_final_outcome is True
+    assert await positions.get_position(db, market_id(3), wallet(1)) is None
+
+    first = await positions.list_holders(db, market_id(0), limit=2)
+    assert [(h.wallet, h.shares_yes + h.shares_no) for h in first.items] == [
+        (wallet(3), 30), *sorted([(wallet(2), 14), (wallet(5), 14)])[:1]]
+    second = await positions.list_holders(db, market_id(0), limit=2, cursor=first.next_cursor)
+    assert [h.wallet for h in first.items + second.items] == [
+        wallet(3), *sorted([wallet(2), wallet(5)]), wallet(1)]
+    assert second.next_cursor is None  # wallet 4 holds nothing: not a holder
+    with pytest.raises(Exception, match="positions_claim_consistent"):
+        await sql(db, "UPDATE positions SET claimed_amount = 5, slot = 6 WHERE NOT has_claimed")

@@ -1,0 +1,365 @@
+"""Markets: the chain mirror (``markets``) joined with the creator's metadata
+(``market_metadata``).
+
+Reads serve the market list (filters, sorts, keyset pagination) and the
+detail page; writes are the indexer's account upserts (slot-guarded: a stale
+account state never overwrites a newer one) and the creator's metadata, which
+stays editable while the market is PROPOSED (or not yet on chain).
+
+Every public coroutine is one ``Database.run`` crossing; ``write_*`` functions
+run on the asyncio side inside a caller's unit of work, so the indexer can put
+them in the same transaction as its watermark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+import asyncpg
+import msgspec
+
+from zmartd.storage.database import Database
+from zmartd.storage.records import (
+    CategoryCount,
+    InvalidArgument,
+    MarketChainState,
+    MarketMetadataRecord,
+    MarketRecord,
+    NotPermitted,
+    Page,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+    rejected,
+    u64,
+)
+
+__all__ = [
+    "MAX_PAGE",
+    "MarketMetadataInput",
+    "MarketSort",
+    "category_counts",
+    "get_market",
+    "get_market_by_address",
+    "get_metadata",
+    "list_markets",
+    "save_metadata",
+    "upsert_markets",
+    "write_markets",
+]
+
+MAX_PAGE = 100
+MAX_QUERY_LEN = 200
+
+MarketSort = Literal["newest", "volume", "closing_soon", "liquidity"]
+
+# sort -> (key expression, direction, key type in the cursor)
+_SORTS: dict[str, tuple[str, str, type[int] | type[datetime]]] = {
+    "newest": ("m.created_at", "DESC", datetime),
+    "volume": ("m.total_volume", "DESC", int),
+    "liquidity": ("m.current_liquidity", "DESC", int),
+    "closing_soon": ("md.end_time", "ASC", datetime),
+}
+_KEY_CAST = {datetime: "timestamptz", int: "numeric"}
+
+_COLUMNS = """
+    m.market_id, m.address, m.creator, m.state, m.b_parameter, m.initial_liquidity,
+    m.current_liquidity, m.shares_yes, m.shares_no, m.total_volume, m.price_yes, m.created_at,
+    m.approved_at, m.activated_at, m.resolution_proposed_at, m.resolved_at, m.finalized_at,
+    m.dispute_initiated_at, m.cancelled_at, m.resolver, m.proposed_outcome, m.final_outcome,
+    m.ipfs_question_hash, m.ipfs_evidence_hash, m.dispute_initiator,
+    m.accumulated_resolver_fees, m.accumulated_lp_fees, m.proposal_likes, m.proposal_dislikes,
+    m.proposal_total_votes, m.dispute_agree, m.dispute_disagree, m.dispute_total_votes,
+    m.was_disputed, m.slot, m.finalized, m.updated_at,
+    md.title, md.description, md.category, md.tags, md.image_url, md.resolution_source,
+    md.end_time
+"""
+
+_U64 = (
+    "b_parameter", "initial_liquidity", "current_liquidity", "shares_yes", "shares_no",
+    "total_volume", "accumulated_resolver_fees", "accumulated_lp_fees",
+)
+
+
+def _market(row: Mapping[str, Any]) -> MarketRecord:
+    data: dict[str, Any] = dict(row)
+    for name in _U64:
+        data[name] = u64(data[name])
+    data["tags"] = tuple(data["tags"] or ())
+    return MarketRecord(**data)
+
+
+class MarketMetadataInput(msgspec.Struct, frozen=True, kw_only=True):
+    """What a creator registers for a market (checked again by table constraints)."""
+
+    title: str
+    description: str = ""
+    category: str | None = None
+    tags: tuple[str, ...] = ()
+    image_url: str | None = None
+    resolution_source: str | None = None
+    end_time: datetime | None = None
+
+
+# ---------------------------------------------------------------- reads
+
+
+async def list_markets(
+    db: Database,
+    *,
+    state: int | None = None,
+    category: str | None = None,
+    creator: str | None = None,
+    tag: str | None = None,
+    q: str | None = None,
+    sort: MarketSort = "newest",
+    limit: int = 20,
+    cursor: str | None = None,
+) -> Page[MarketRecord]:
+    """One page of markets, newest/volume/liquidity first or closing soonest first.
+
+    Keyset pagination on ``(sort key, market_id)``: a page never repeats or
+    skips a row that existed when paging started, even while markets are
+    inserted.  ``closing_soon`` lists only markets with an ``end_time`` still
+    in the future.  ``q`` is a full-text query (web-search syntax) over title,
+    category and description.
+    """
+    if sort not in _SORTS:
+        raise InvalidArgument(f"sort must be one of {sorted(_SORTS)}, got {sort!r}")
+    check_limit(limit, MAX_PAGE)
+    if state is not None and (isinstance(state, bool) or state not in range(7)):
+        raise InvalidArgument(f"state must be an integer 0..6, got {state!r}")
+    if q is not None and len(q) > MAX_QUERY_LEN:
+        raise InvalidArgument(f"q is longer than {MAX_QUERY_LEN} characters")
+    key_expr, direction, key_type = _SORTS[sort]
+    kind = f"markets:{sort}"
+
+    where: list[str] = []
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if state is not None:
+        where.append(f"m.state = {arg(state)}::smallint")
+    if creator is not None:
+        where.append(f"m.creator = {arg(creator)}::text")
+    if category is not None:
+        where.append(f"md.category = {arg(category)}::text")
+    if tag is not None:
+        where.append(f"md.tags @> ARRAY[{arg(tag)}::text]")
+    if q is not None and q.strip():
+        where.append(f"md.search @@ websearch_to_tsquery('english', {arg(q)}::text)")
+    if sort == "closing_soon":
+        where.append("md.end_time > now()")
+    if cursor is not None:
+        last_key, last_id = decode_cursor(cursor, kind, (key_type, str))
+        op = "<" if direction == "DESC" else ">"
+        where.append(
+            f"({key_expr}, m.market_id) {op} "
+            f"({arg(last_key)}::{_KEY_CAST[key_type]}, {arg(last_id)}::text)"
+        )
+    join = "JOIN" if sort == "closing_soon" else "LEFT JOIN"
+    sql = (
+        f"SELECT {_COLUMNS}, {key_expr} AS sort_key FROM markets m "
+        f"{join} market_metadata md ON md.market_id = m.market_id "
+        + (f"WHERE {' AND '.join(where)} " if where else "")
+        + f"ORDER BY {key_expr} {direction}, m.market_id {direction} "
+        f"LIMIT {arg(limit + 1)}"
+    )
+
+    async def _run(con: asyncpg.Connection) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await con.fetch(sql, *args)
+        return rows
+
+    rows = await db.run(_run, transaction=False)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = None
+    if more:
+        last = rows[-1]
+        key = last["sort_key"]
+        next_cursor = encode_cursor(kind, (int(key) if key_type is int else key,
+                                           last["market_id"]))
+    items = []
+    for row in rows:
+        data = dict(row)
+        del data["sort_key"]
+        items.append(_market(data))
+    return Page(items=tuple(items), next_cursor=next_cursor)
+
+
+async def _get_one(db: Database, column: str, value: str) -> MarketRecord | None:
+    sql = (
+        f"SELECT {_COLUMNS} FROM markets m LEFT JOIN market_metadata md "
+        f"ON md.market_id = m.market_id WHERE m.{column} = $1::text"
+    )
+
+    async def _run(con: asyncpg.Connection) -> asyncpg.Record | None:
+        return await con.fetchrow(sql, value)
+
+    row = await db.run(_run, transaction=False)
+    return None if row is None else _market(row)
+
+
+async def get_market(db: Database, market_id: str) -> MarketRecord | None:
+    """The market with this 64-hex ``market_id``, or None."""
+    return await _get_one(db, "market_id", market_id)
+
+
+async def get_market_by_address(db: Database, address: str) -> MarketRecord | None:
+    """The market whose account (PDA) is ``address`` (base58), or None."""
+    return await _get_one(db, "address", address)
+
+
+async def get_metadata(db: Database, market_id: str) -> MarketMetadataRecord | None:
+    async def _run(con: asyncpg.Connection) -> asyncpg.Record | None:
+        return await con.fetchrow(
+            f"SELECT {_META_COLUMNS} FROM market_metadata WHERE market_id = $1::text", market_id
+        )
+
+    row = await db.run(_run, transaction=False)
+    return None if row is None else _metadata(row)
+
+
+async def category_counts(db: Database, *, limit: int = 20) -> tuple[CategoryCount, ...]:
+    """Categories by number of markets on chain, most used first."""
+    check_limit(limit, MAX_PAGE)
+
+    async def _run(con: asyncpg.Connection) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await con.fetch(
+            "SELECT md.category, count(*) AS markets FROM market_metadata md "
+            "JOIN markets m ON m.market_id = md.market_id WHERE md.category IS NOT NULL "
+            "GROUP BY md.category ORDER BY markets DESC, md.category LIMIT $1",
+            limit,
+        )
+        return rows
+
+    rows = await db.run(_run, transaction=False)
+    return tuple(CategoryCount(category=r["category"], markets=r["markets"]) for r in rows)
+
+
+# ---------------------------------------------------------------- metadata
+
+
+_META_COLUMNS = (
+    "market_id, creator, title, description, category, tags, image_url, resolution_source, "
+    "end_time, created_at, updated_at"
+)
+
+
+def _metadata(row: asyncpg.Record) -> MarketMetadataRecord:
+    data = dict(row)
+    data["tags"] = tuple(data["tags"])
+    return MarketMetadataRecord(**data)
+
+
+async def save_metadata(
+    db: Database, *, market_id: str, creator: str, metadata: MarketMetadataInput
+) -> MarketMetadataRecord:
+    """Register or replace a market's metadata, as its creator.
+
+    Raises :class:`NotPermitted` when another wallet registered it or created
+    the market on chain, or when the market has left PROPOSED;
+    :class:`InvalidArgument` when a value breaks a table constraint.
+    """
+
+    async def _run(con: asyncpg.Connection) -> asyncpg.Record:
+        # FOR SHARE: the indexer cannot move the market out of PROPOSED mid-edit.
+        chain = await con.fetchrow(
+            "SELECT state, creator FROM markets WHERE market_id = $1::text FOR SHARE", market_id
+        )
+        if chain is not None and chain["creator"] != creator:
+            raise NotPermitted("only the market's creator may edit its metadata")
+        if chain is not None and chain["state"] != 0:
+            raise NotPermitted("metadata is editable only while the market is PROPOSED")
+        m = metadata
+        row = await con.fetchrow(
+            f"""
+            INSERT INTO market_metadata (market_id, creator, title, description, category, tags,
+                                         image_url, resolution_source, end_time)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            ON CONFLICT (market_id) DO UPDATE SET
+                title = EXCLUDED.title, description = EXCLUDED.description,
+                category = EXCLUDED.category, tags = EXCLUDED.tags,
+                image_url = EXCLUDED.image_url, resolution_source = EXCLUDED.resolution_source,
+                end_time = EXCLUDED.end_time, updated_at = now()
+            WHERE market_metadata.creator = EXCLUDED.creator
+            RETURNING {_META_COLUMNS}
+            """,
+            market_id, creator, m.title, m.description, m.category, list(m.tags),
+            m.image_url, m.resolution_source, m.end_time,
+        )
+        if row is None:
+            raise NotPermitted("only the market's creator may edit its metadata")
+        return row
+
+    try:
+        row = await db.run(_run)
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise rejected(exc) from exc
+    return _metadata(row)
+
+
+# ---------------------------------------------------------------- indexer writes
+
+
+_CHAIN_FIELDS = tuple(MarketChainState.__struct_fields__)
+_UPDATABLE = tuple(f for f in _CHAIN_FIELDS if f not in ("market_id", "created_at"))
+_U64_FIELDS = frozenset(_U64)
+
+def _pg_type(field: str) -> str:
+    if field in _U64_FIELDS:
+        return "numeric"
+    if field.endswith("_at"):
+        return "timestamptz"
+    if field in ("proposed_outcome", "final_outcome", "was_disputed", "finalized"):
+        return "boolean"
+    if field == "state":
+        return "smallint"
+    if field in ("market_id", "address", "creator", "resolver", "dispute_initiator",
+                 "ipfs_question_hash", "ipfs_evidence_hash"):
+        return "text"
+    return "bigint"
+
+
+_UPSERT = (
+    f"INSERT INTO markets ({', '.join(_CHAIN_FIELDS)}) SELECT * FROM unnest("
+    + ", ".join(f"${i}::{_pg_type(f)}[]" for i, f in enumerate(_CHAIN_FIELDS, 1))
+    + ") ON CONFLICT (market_id) DO UPDATE SET "
+    + ", ".join(f"{f} = EXCLUDED.{f}" for f in _UPDATABLE)
+    + ", updated_at = now() WHERE markets.slot <= EXCLUDED.slot"
+)
+
+
+async def write_markets(con: asyncpg.Connection, states: Sequence[MarketChainState]) -> int:
+    """Insert or update market accounts (asyncio side); returns rows written.
+
+    A state older (lower slot) than the stored one is skipped: account updates
+    may arrive out of order (backfill next to the live feed).
+    """
+    latest: dict[str, MarketChainState] = {}
+    for s in states:  # one row per market per statement: keep the newest state
+        if s.market_id not in latest or latest[s.market_id].slot <= s.slot:
+            latest[s.market_id] = s
+    if not latest:
+        return 0
+    rows = list(latest.values())
+    columns = [[getattr(s, f) for s in rows] for f in _CHAIN_FIELDS]
+    status: str = await con.execute(_UPSERT, *columns)
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def upsert_markets(db: Database, states: Sequence[MarketChainState]) -> int:
+    """:func:`write_markets` as its own transaction."""
+
+    async def _run(con: asyncpg.Connection) -> int:
+        return await write_markets(con, states)
+
+    try:
+        return await db.run(_run)
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise rejected(exc) from exc

@@ -1,0 +1,508 @@
+"""What storage functions return and raise: typed, immutable records.
+
+No asyncpg ``Record`` leaves ``zmartd/storage``: callers get these msgspec
+Structs (frozen, keyword-only), which the API can encode directly.  Amounts are
+Python ``int`` (lamports / share-units; u64 columns are exact NUMERIC in the
+database), prices are scaled by 1e9 like the chain's ``new_price_yes``, market
+states are the chain's integers 0..6, times are timezone-aware ``datetime``.
+
+Pagination is keyset-based: a :class:`Page` carries an opaque ``next_cursor``
+(base64url of a version byte, the list kind and the sort key of the last item,
+plus a checksum).  A cursor that does not decode, fails its checksum, or
+belongs to another list or sort raises :class:`InvalidCursor`, which the API
+turns into 400.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Generic, Literal, TypeVar
+
+import msgspec
+
+__all__ = [
+    "AnchorRecord",
+    "AuditEntry",
+    "CandleRecord",
+    "CategoryCount",
+    "ChainCursor",
+    "DeadLetter",
+    "DiscussionRecord",
+    "DiscussionThread",
+    "HolderRecord",
+    "InvalidArgument",
+    "InvalidCursor",
+    "MarketChainState",
+    "MarketMetadataRecord",
+    "MarketRecord",
+    "NonceRecord",
+    "NotFound",
+    "NotPermitted",
+    "Page",
+    "PlatformStats",
+    "PositionRecord",
+    "SessionRecord",
+    "StorageError",
+    "TradeRecord",
+    "UserRecord",
+    "UserStats",
+    "VoteKind",
+    "VoteLocked",
+    "VoteRecord",
+    "VoteTally",
+    "check_limit",
+    "decode_cursor",
+    "encode_cursor",
+    "rejected",
+    "u64",
+]
+
+T = TypeVar("T")
+
+VoteKind = Literal["proposal", "dispute"]
+Outcome = Literal["YES", "NO"]
+Side = Literal["buy", "sell"]
+
+
+# ---------------------------------------------------------------- errors
+
+
+class StorageError(Exception):
+    """Base of the typed errors storage functions raise for bad requests."""
+
+
+class InvalidCursor(StorageError):
+    """A pagination cursor that this list did not produce (tampered, stale format, other sort)."""
+
+
+class InvalidArgument(StorageError):
+    """A parameter outside what the query can serve (limit, time range, enum value...)."""
+
+
+class NotFound(StorageError):
+    """The row the operation needs does not exist."""
+
+
+class NotPermitted(StorageError):
+    """The row exists but this caller or this state does not allow the change."""
+
+
+class VoteLocked(StorageError):
+    """The vote was already aggregated (or cast on chain) and can no longer change."""
+
+
+# ---------------------------------------------------------------- pagination
+
+
+class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
+    items: tuple[T, ...]
+    #: pass back to get the next page; None on the last page
+    next_cursor: str | None
+
+
+_CURSOR_VERSION = 1
+_CHECK_LEN = 6
+
+
+def encode_cursor(kind: str, key: Sequence[int | str | datetime]) -> str:
+    """Opaque cursor for the position after the item whose sort key is ``key``."""
+    body = bytes([_CURSOR_VERSION]) + msgspec.msgpack.encode((kind, tuple(key)))
+    check = hashlib.blake2b(body, digest_size=_CHECK_LEN).digest()
+    return base64.urlsafe_b64encode(body + check).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(
+    cursor: str, kind: str, types: Sequence[type[int] | type[str] | type[datetime]]
+) -> tuple[Any, ...]:
+    """The sort key in ``cursor``, checked against ``kind`` and the key's ``types``."""
+    if not cursor or len(cursor) > 512:
+        raise InvalidCursor("cursor is empty or too long")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidCursor("cursor is not base64url") from exc
+    body, check = raw[:-_CHECK_LEN], raw[-_CHECK_LEN:]
+    if len(body) < 2 or hashlib.blake2b(body, digest_size=_CHECK_LEN).digest() != check:
+        raise InvalidCursor("cursor checksum mismatch")
+    if body[0] != _CURSOR_VERSION:
+        raise InvalidCursor(f"unsupported cursor version {body[0]}")
+    try:
+        got_kind, key = msgspec.msgpack.decode(body[1:], type=tuple[str, tuple[Any, ...]])
+    except msgspec.DecodeError as exc:
+        raise InvalidCursor("cursor body does not decode") from exc
+    if got_kind != kind:
+        raise InvalidCursor(f"cursor belongs to {got_kind!r}, not {kind!r}")
+    if len(key) != len(types):
+        raise InvalidCursor("cursor key has the wrong length")
+    for value, typ in zip(key, types, strict=True):
+        if isinstance(value, bool) or not isinstance(value, typ):
+            raise InvalidCursor("cursor key has the wrong types")
+    return tuple(key)
+
+
+def check_limit(limit: int, maximum: int) -> None:
+    """Page sizes are bounded so that no request can ask for a table scan."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= maximum:
+        raise InvalidArgument(f"limit must be an integer in 1..{maximum}, got {limit!r}")
+
+
+def rejected(exc: Exception) -> StorageError:
+    """A constraint violation caused by the caller's values, as a typed error.
+
+    The message names the constraint (or column) so the API can say which
+    field was wrong; it never includes the rejected value.
+    """
+    constraint = getattr(exc, "constraint_name", None) or getattr(exc, "column_name", None)
+    kind = type(exc).__name__
+    if kind == "UniqueViolationError":
+        return NotPermitted(f"already exists ({constraint})")
+    if kind == "ForeignKeyViolationError":
+        return NotFound(f"referenced row does not exist ({constraint})")
+    return InvalidArgument(f"value rejected by {constraint or 'a constraint'} ({kind})")
+
+
+def u64(value: Decimal | int | None) -> int:
+    """NUMERIC(20,0) column value as int (columns are NOT NULL; None would be a bug)."""
+    if value is None:
+        raise TypeError("u64 column is NULL")
+    return int(value)
+
+
+# ---------------------------------------------------------------- markets
+
+
+class MarketChainState(msgspec.Struct, frozen=True, kw_only=True):
+    """A decoded MarketAccount as the indexer writes it (PROGRAM.md §3.2)."""
+
+    market_id: str
+    address: str
+    creator: str
+    state: int
+    b_parameter: int
+    initial_liquidity: int
+    current_liquidity: int
+    shares_yes: int
+    shares_no: int
+    total_volume: int
+    created_at: datetime
+    slot: int
+    price_yes: int = 500_000_000
+    approved_at: datetime | None = None
+    activated_at: datetime | None = None
+    resolution_proposed_at: datetime | None = None
+    resolved_at: datetime | None = None
+    finalized_at: datetime | None = None
+    dispute_initiated_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    resolver: str | None = None
+    proposed_outcome: bool | None = None
+    final_outcome: bool | None = None
+    ipfs_question_hash: str | None = None
+    ipfs_evidence_hash: str | None = None
+    dispute_initiator: str | None = None
+    accumulated_resolver_fees: int = 0
+    accumulated_lp_fees: int = 0
+    proposal_likes: int = 0
+    proposal_dislikes: int = 0
+    proposal_total_votes: int = 0
+    dispute_agree: int = 0
+    dispute_disagree: int = 0
+    dispute_total_votes: int = 0
+    was_disputed: bool = False
+    finalized: bool = False
+
+
+class MarketRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A market: the chain mirror plus the creator's off-chain metadata (None if absent)."""
+
+    market_id: str
+    address: str
+    creator: str
+    state: int
+    b_parameter: int
+    initial_liquidity: int
+    current_liquidity: int
+    shares_yes: int
+    shares_no: int
+    total_volume: int
+    price_yes: int
+    created_at: datetime
+    approved_at: datetime | None
+    activated_at: datetime | None
+    resolution_proposed_at: datetime | None
+    resolved_at: datetime | None
+    finalized_at: datetime | None
+    dispute_initiated_at: datetime | None
+    cancelled_at: datetime | None
+    resolver: str | None
+    proposed_outcome: bool | None
+    final_outcome: bool | None
+    ipfs_question_hash: str | None
+    ipfs_evidence_hash: str | None
+    dispute_initiator: str | None
+    accumulated_resolver_fees: int
+    accumulated_lp_fees: int
+    proposal_likes: int
+    proposal_dislikes: int
+    proposal_total_votes: int
+    dispute_agree: int
+    dispute_disagree: int
+    dispute_total_votes: int
+    was_disputed: bool
+    slot: int
+    finalized: bool
+    updated_at: datetime
+    title: str | None
+    description: str | None
+    category: str | None
+    tags: tuple[str, ...]
+    image_url: str | None
+    resolution_source: str | None
+    end_time: datetime | None
+
+
+class MarketMetadataRecord(msgspec.Struct, frozen=True, kw_only=True):
+    market_id: str
+    creator: str
+    title: str
+    description: str
+    category: str | None
+    tags: tuple[str, ...]
+    image_url: str | None
+    resolution_source: str | None
+    end_time: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class CategoryCount(msgspec.Struct, frozen=True, kw_only=True):
+    category: str
+    markets: int
+
+
+# ---------------------------------------------------------------- trading
+
+
+class TradeRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    market_id: str
+    wallet: str
+    side: Side
+    outcome: Outcome
+    shares: int
+    #: buy: cost incl. fees; sell: proceeds net of fees (lamports)
+    amount: int
+    price_yes: int
+    block_time: datetime
+    slot: int
+    signature: str
+    instruction_index: int
+    event_index: int
+    finalized: bool
+
+
+class PositionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A UserPosition plus what a portfolio needs of its market."""
+
+    market_id: str
+    wallet: str
+    address: str
+    shares_yes: int
+    shares_no: int
+    total_invested: int
+    trades_count: int
+    last_trade_at: datetime
+    has_claimed: bool
+    claimed_amount: int
+    slot: int
+    finalized: bool
+    market_state: int
+    market_price_yes: int
+    market_final_outcome: bool | None
+    market_title: str | None
+
+
+class HolderRecord(msgspec.Struct, frozen=True, kw_only=True):
+    wallet: str
+    shares_yes: int
+    shares_no: int
+    total_invested: int
+
+
+class CandleRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """OHLC of the YES price (scaled 1e9) over ``[start, start + interval)``."""
+
+    start: datetime
+    open: int
+    high: int
+    low: int
+    close: int
+    #: traded lamports in the bucket
+    volume: int
+    points: int
+
+
+# ---------------------------------------------------------------- votes, discussions
+
+
+class VoteRecord(msgspec.Struct, frozen=True, kw_only=True):
+    market_id: str
+    wallet: str
+    kind: VoteKind
+    #: proposal: True = like; dispute: True = agree with the dispute
+    vote: bool
+    source: Literal["offchain", "onchain"]
+    created_at: datetime
+    updated_at: datetime
+    aggregated_at: datetime | None
+    aggregation_id: int | None
+
+
+class VoteTally(msgspec.Struct, frozen=True, kw_only=True):
+    market_id: str
+    kind: VoteKind
+    yes: int
+    no: int
+    total: int
+    #: votes not yet covered by an aggregation (still changeable if off-chain)
+    pending: int
+    last_aggregation_id: int | None
+
+
+class DiscussionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    market_id: str
+    parent_id: int | None
+    wallet: str
+    #: None when the post is deleted
+    content: str | None
+    created_at: datetime
+    edited_at: datetime | None
+    deleted: bool
+
+
+class DiscussionThread(msgspec.Struct, frozen=True, kw_only=True):
+    """A top-level post and all its replies (at any depth) in creation order."""
+
+    root: DiscussionRecord
+    replies: tuple[DiscussionRecord, ...]
+
+
+# ---------------------------------------------------------------- users, auth
+
+
+class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
+    wallet: str
+    display_name: str | None
+    bio: str | None
+    avatar_url: str | None
+    website_url: str | None
+    twitter: str | None
+    created_at: datetime
+    updated_at: datetime
+    last_login_at: datetime | None
+
+
+class UserStats(msgspec.Struct, frozen=True, kw_only=True):
+    """Inputs for a profile's numbers; P&L itself is computed by the caller from these."""
+
+    wallet: str
+    trades: int
+    #: lamports bought (costs incl. fees) + sold (net proceeds)
+    volume: int
+    bought: int
+    sold: int
+    claimed: int
+    markets_traded: int
+    open_positions: int
+    #: positions in FINALIZED markets holding shares of the final outcome
+    winning_positions: int
+    #: positions in FINALIZED markets with a final outcome and no winning shares
+    losing_positions: int
+    markets_created: int
+    proposal_votes: int
+    dispute_votes: int
+    discussions: int
+
+
+class NonceRecord(msgspec.Struct, frozen=True, kw_only=True):
+    nonce: str
+    wallet: str
+    domain: str
+    issued_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+
+
+class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    wallet: str
+    created_at: datetime
+    expires_at: datetime
+    last_seen_at: datetime | None
+    revoked_at: datetime | None
+
+
+# ---------------------------------------------------------------- chain, audit, stats, anchors
+
+
+class ChainCursor(msgspec.Struct, frozen=True, kw_only=True):
+    stream: str
+    slot: int
+    signature: str | None
+    block_time: datetime | None
+    updated_at: datetime
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    signature: str
+    slot: int | None
+    reason: str
+    payload: Any
+    attempts: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    resolved_at: datetime | None
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target_type: str | None
+    target_id: str | None
+    details: dict[str, Any]
+    ip: str | None
+    request_id: str | None
+
+
+class PlatformStats(msgspec.Struct, frozen=True, kw_only=True):
+    markets: int
+    #: market count per chain state 0..6 (every state present, zero if none)
+    markets_by_state: dict[int, int]
+    total_volume: int
+    total_liquidity: int
+    trades: int
+    traders: int
+    users: int
+    volume_24h: int
+    trades_24h: int
+
+
+class AnchorRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    kind: Literal["market_metadata", "evidence", "discussions", "votes"]
+    market_id: str | None
+    cid: str
+    content_sha256: bytes
+    size_bytes: int
+    covers_until: datetime | None
+    created_at: datetime
+    pinned_at: datetime | None
