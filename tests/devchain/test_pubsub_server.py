@@ -61,48 +61,52 @@ async def test_account_and_program_notifications(chain: Devchain) -> None:
     node = chain.node
     owner = Keypair().pubkey()
     key = Keypair().pubkey()
-    async with open_pubsub(chain.ws_url, backoff_initial=0.01) as ps:
-        async with ps.account_subscribe(key, commitment="confirmed") as acct, \
-                ps.program_subscribe(owner, filters=[DataSize(3)], commitment="processed") as prog:
-            node.set_account(key, Account(10**6, b"abc", owner))
-            node.set_account(Keypair().pubkey(), Account(10**6, b"toolong", owner))  # filtered
-            with trio.fail_after(5):
-                pnote = await prog.receive()
-            assert pnote.pubkey == key and pnote.account.data == b"abc"
-            node.set_account(key, Account(2 * 10**6, b"xyz", owner))  # same slot
-            node.advance_slot()
-            with trio.fail_after(5):
-                anote = await acct.receive()
-            # one confirmed notification with the end-of-slot state
-            assert anote.account.lamports == 2 * 10**6 and anote.account.data == b"xyz"
-            with trio.fail_after(5):
-                assert (await prog.receive()).account.data == b"xyz"
+    async with (
+        open_pubsub(chain.ws_url, backoff_initial=0.01) as ps,
+        ps.account_subscribe(key, commitment="confirmed") as acct,
+        ps.program_subscribe(owner, filters=[DataSize(3)], commitment="processed") as prog,
+    ):
+        node.set_account(key, Account(10**6, b"abc", owner))
+        node.set_account(Keypair().pubkey(), Account(10**6, b"toolong", owner))  # filtered
+        with trio.fail_after(5):
+            pnote = await prog.receive()
+        assert pnote.pubkey == key and pnote.account.data == b"abc"
+        node.set_account(key, Account(2 * 10**6, b"xyz", owner))  # same slot
+        node.advance_slot()
+        with trio.fail_after(5):
+            anote = await acct.receive()
+        # one confirmed notification with the end-of-slot state
+        assert anote.account.lamports == 2 * 10**6 and anote.account.data == b"xyz"
+        with trio.fail_after(5):
+            assert (await prog.receive()).account.data == b"xyz"
 
 
 async def test_dropped_connections_are_reported_as_gaps_and_resubscribed(chain: Devchain) -> None:
     node = chain.node
     payer = funded(node)
     gaps_send, gaps_recv = trio.open_memory_channel[ChainGap](10)
-    async with open_pubsub(chain.ws_url, backoff_initial=0.01, backoff_max=0.05,
-                           gap_channel=gaps_send) as ps:
-        async with ps.logs_subscribe(payer.pubkey(), commitment="processed", name="payer") as sub:
-            node.advance_slot()
-            first = node.submit(transfer_tx(payer, Keypair().pubkey(), SOL, node.blockhash))
-            with trio.fail_after(5):
-                assert (await sub.receive()).signature == str(first.signature)
-            async with RpcClient([chain.rpc_url]) as rpc:
-                dropped, _ = await rpc.request("zmart_dropConnections", [])
-            assert dropped["dropped"] == 1
-            with trio.fail_after(5):
-                while not (ps.is_connected and chain.pubsub.subscription_count >= 2):
-                    await trio.sleep(0.01)
-            node.advance_slot()
-            with trio.fail_after(5):
-                gap = await gaps_recv.receive()
-            assert gap.subscription == "payer" and gap.to_slot == node.slot
-            second = node.submit(transfer_tx(payer, Keypair().pubkey(), SOL, node.blockhash))
-            with trio.fail_after(5):
-                assert (await sub.receive()).signature == str(second.signature)
+    async with (
+        open_pubsub(chain.ws_url, backoff_initial=0.01, backoff_max=0.05,
+                    gap_channel=gaps_send) as ps,
+        ps.logs_subscribe(payer.pubkey(), commitment="processed", name="payer") as sub,
+    ):
+        node.advance_slot()
+        first = node.submit(transfer_tx(payer, Keypair().pubkey(), SOL, node.blockhash))
+        with trio.fail_after(5):
+            assert (await sub.receive()).signature == str(first.signature)
+        async with RpcClient([chain.rpc_url]) as rpc:
+            dropped, _ = await rpc.request("zmart_dropConnections", [])
+        assert dropped["dropped"] == 1
+        with trio.fail_after(5):
+            while not (ps.is_connected and chain.pubsub.subscription_count >= 2):
+                await trio.sleep(0.01)
+        node.advance_slot()
+        with trio.fail_after(5):
+            gap = await gaps_recv.receive()
+        assert gap.subscription == "payer" and gap.to_slot == node.slot
+        second = node.submit(transfer_tx(payer, Keypair().pubkey(), SOL, node.blockhash))
+        with trio.fail_after(5):
+            assert (await sub.receive()).signature == str(second.signature)
 
 
 async def _request(ws: Any, method: str, params: list[Any] | None = None, rid: int = 1) -> Any:
