@@ -1,0 +1,192 @@
+"""Cross-cutting HTTP behaviour: client IP, CORS, security headers, load shedding.
+
+* **Client IP.**  Behind nginx every peer is the proxy, so rate limits need
+  the ``X-Forwarded-For`` chain -- but only a trusted proxy may write it,
+  or any client could pick its own IP (and its own rate-limit bucket).
+  :func:`client_ip` walks the chain from the right and stops at the first
+  hop that is not a configured ``http.trusted_proxies`` network.
+* **CORS.**  Only origins listed in ``http.cors_origins`` get CORS headers
+  (``"*"`` allows any origin, without credentials -- bearer tokens travel
+  in ``Authorization``, not cookies, so credentials mode is never needed).
+  Preflights are answered here, before routing, with 204.
+* **Security headers** on every response: ``nosniff``, ``DENY`` framing,
+  ``no-referrer``, a CSP that allows nothing (responses are JSON; nothing
+  should ever execute from them), HSTS when the public URL is https.  The
+  ``/docs`` page gets its own CSP that allows only its bundled assets.
+* **Load shedding.**  Past ``http.max_in_flight`` concurrent requests the
+  API answers ``503`` + ``Retry-After`` at once, before Quart even parses
+  the request: queueing would only turn overload into timeouts for
+  everybody.  Ops endpoints are exempt, so that health checks and metrics
+  still answer under load.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any, Final
+
+from zmartd.api.problems import CONTENT_TYPE, OVERLOADED_RETRY_AFTER, Problem
+
+__all__ = [
+    "API_CSP",
+    "CORS_ALLOW_HEADERS",
+    "CORS_EXPOSE_HEADERS",
+    "DOCS_CSP",
+    "LoadShedder",
+    "client_ip",
+    "cors_headers",
+    "preflight_headers",
+    "security_headers",
+]
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: JSON responses never need to load or run anything.
+API_CSP: Final = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+#: The docs page: its bundled script/styles (Swagger UI sets inline styles), data: icons.
+DOCS_CSP: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; font-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+HSTS: Final = "max-age=31536000; includeSubDomains"
+CORS_ALLOW_HEADERS: Final = "Authorization, Content-Type, If-None-Match"
+CORS_EXPOSE_HEADERS: Final = (
+    "ETag, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, "
+    "RateLimit-Policy, WWW-Authenticate"
+)
+CORS_MAX_AGE: Final = "600"
+
+
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # "[::1]:443"
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # "1.2.3.4:5678"
+        text = text.split(":", 1)[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+             networks: Iterable[IpNetwork]) -> bool:
+    return any(ip.version == net.version and ip in net for net in networks)
+
+
+def client_ip(peer: str | None, forwarded_for: str | None,
+              trusted: Iterable[IpNetwork]) -> str:
+    """The client's IP: the peer, unless the peer is a trusted proxy, in
+    which case the right-most untrusted address of ``X-Forwarded-For``
+    (everything left of it was written by the client and proves nothing).
+    Garbage in the header stops the walk at the last address we trust."""
+    networks = tuple(trusted)
+    current = _parse_ip(peer) if peer else None
+    if current is None:
+        return peer or "unknown"
+    if not forwarded_for or not _trusted(current, networks):
+        return str(current)
+    for hop in reversed(forwarded_for.split(",")):
+        ip = _parse_ip(hop)
+        if ip is None:
+            break
+        current = ip
+        if not _trusted(ip, networks):
+            break
+    return str(current)
+
+
+def _allowed(origin: str, allowed: Iterable[str]) -> str | None:
+    """The Access-Control-Allow-Origin value for ``origin``, or None."""
+    allowed = tuple(allowed)
+    if origin in allowed:
+        return origin
+    if "*" in allowed:
+        return "*"
+    return None
+
+
+def cors_headers(origin: str | None, allowed: Iterable[str]) -> dict[str, str]:
+    """Headers for an actual (non-preflight) cross-origin response."""
+    if not origin:
+        return {}
+    value = _allowed(origin, allowed)
+    if value is None:
+        return {}
+    return {
+        "Access-Control-Allow-Origin": value,
+        "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS,
+    }
+
+
+def preflight_headers(origin: str, method: str, allowed: Iterable[str]) -> dict[str, str] | None:
+    """Headers answering a preflight, or None when the origin is not allowed."""
+    value = _allowed(origin, allowed)
+    if value is None:
+        return None
+    return {
+        "Access-Control-Allow-Origin": value,
+        "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, PATCH, DELETE",
+        "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+        "Access-Control-Max-Age": CORS_MAX_AGE,
+    }
+
+
+def security_headers(*, docs: bool, https: bool) -> dict[str, str]:
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Content-Security-Policy": DOCS_CSP if docs else API_CSP,
+        "Cross-Origin-Resource-Policy": "same-site",
+    }
+    if https:
+        headers["Strict-Transport-Security"] = HSTS
+    return headers
+
+
+ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
+
+
+class LoadShedder:
+    """ASGI wrapper: refuse HTTP requests past ``limit`` in flight with 503."""
+
+    def __init__(self, app: ASGIApp, limit: int, exempt: Iterable[str] = (),
+                 on_shed: Callable[[], None] | None = None) -> None:
+        self.app = app
+        self.limit = limit
+        self.exempt = frozenset(exempt)
+        self.in_flight = 0
+        self.shed = 0
+        self.on_shed = on_shed
+        problem = Problem("overloaded", "too many requests in flight; retry shortly")
+        self._body = problem.body()
+        self._headers = [
+            (b"content-type", CONTENT_TYPE.encode()),
+            (b"content-length", str(len(self._body)).encode()),
+            (b"retry-after", str(OVERLOADED_RETRY_AFTER).encode()),
+            *[(k.lower().encode(), v.encode())
+              for k, v in security_headers(docs=False, https=False).items()],
+        ]
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            self.shed += 1
+            if self.on_shed is not None:
+                self.on_shed()
+            await send({"type": "http.response.start", "status": 503, "headers": self._headers})
+            await send({"type": "http.response.body", "body": self._body})
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1

@@ -1,0 +1,125 @@
+"""``/v1/auth``: Sign In With Solana and sessions.
+
+Flow: ``POST /v1/auth/nonce {wallet}`` returns the exact SIWS message to
+sign; the wallet signs its UTF-8 bytes (``signMessage``); ``POST
+/v1/auth/verify {message, signature}`` returns a session token, sent from
+then on as ``Authorization: Bearer <token>``; ``GET /v1/auth/session``
+says who the token belongs to; ``POST /v1/auth/logout`` revokes it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+
+from zmartd.api.auth import Session
+from zmartd.api.handlers import auth as handlers
+from zmartd.api.routing import ApiState, Call, Router
+from zmartd.api.validation import Body
+
+__all__ = [
+    "NonceRequest",
+    "NonceResponse",
+    "SessionInfo",
+    "SessionToken",
+    "VerifyRequest",
+    "router",
+    "session_resolver",
+]
+
+router = Router("auth", prefix="/v1/auth", tags=["auth"])
+
+
+class NonceRequest(Body, frozen=True, kw_only=True):
+    wallet: Pubkey
+
+
+class NonceResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """Sign ``message`` exactly as given (UTF-8 bytes, no prefix)."""
+
+    message: str
+    nonce: str
+    wallet: str
+    domain: str
+    uri: str
+    chain_id: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+class VerifyRequest(Body, frozen=True, kw_only=True):
+    message: Annotated[str, msgspec.Meta(min_length=1, max_length=4096,
+                                         description="the message from /v1/auth/nonce")]
+    signature: Signature
+
+
+class SessionToken(msgspec.Struct, frozen=True, kw_only=True):
+    """Returned once; only its hash is stored."""
+
+    token: str
+    token_type: Literal["Bearer"]
+    wallet: str
+    expires_at: datetime
+    admin: bool
+
+
+class SessionInfo(msgspec.Struct, frozen=True, kw_only=True):
+    wallet: str
+    expires_at: datetime
+    admin: bool
+
+
+async def session_resolver(state: ApiState, token: str) -> Session | None:
+    """The :class:`~zmartd.api.routing.ApiState` hook for ``Authorization: Bearer``."""
+    return await handlers.resolve_session(state.database(), state.ctx.config, token)
+
+
+@router.post("/nonce", body=NonceRequest, response=NonceResponse, status=201, rate="auth")
+async def nonce(call: Call[NonceRequest, None]) -> NonceResponse:
+    """Start signing in: a single-use nonce and the SIWS message to sign.
+
+    The nonce is bound to the wallet and this server's domain and expires
+    after `auth.nonce_ttl` seconds (default 300).
+    """
+    await call.limit_wallet(str(call.body.wallet))
+    issued = await handlers.issue_nonce(call.database(), call.ctx.config, call.body.wallet)
+    m = issued.message
+    return NonceResponse(
+        message=issued.text, nonce=m.nonce, wallet=m.address, domain=m.domain, uri=m.uri,
+        chain_id=m.chain_id, issued_at=issued.record.issued_at,
+        expires_at=issued.record.expires_at,
+    )
+
+
+@router.post("/verify", body=VerifyRequest, response=SessionToken, status=201, rate="auth")
+async def verify(call: Call[VerifyRequest, None]) -> SessionToken:
+    """Finish signing in: verify the signed message and open a session.
+
+    Fails with 401 when the domain, URI, chain or times do not match, the
+    signature does not verify, or the nonce was already used (a replay) or
+    expired; with 422 when `message` is not a SIWS message.
+    """
+    cfg = call.ctx.config
+    msg = handlers.check_message(cfg, call.body.message, call.body.signature)
+    await call.limit_wallet(msg.address)
+    done = await handlers.sign_in(call.database(), cfg, msg, user_agent=call.user_agent,
+                                  client_ip=call.client_ip)
+    return SessionToken(token=done.token, token_type="Bearer", wallet=done.session.wallet,
+                        expires_at=done.session.expires_at, admin=done.admin)
+
+
+@router.get("/session", response=SessionInfo, auth="session", rate="auth")
+async def session(call: Call[None, None]) -> SessionInfo:
+    """Who the bearer token belongs to, and until when it is valid."""
+    s = call.require_session()
+    return SessionInfo(wallet=s.wallet, expires_at=s.expires_at, admin=s.admin)
+
+
+@router.post("/logout", auth="session", rate="auth")
+async def logout(call: Call[None, None]) -> None:
+    """Revoke the session whose token authenticates this request."""
+    await handlers.sign_out(call.database(), call.require_session())

@@ -1,0 +1,515 @@
+"""Declaring routes: one decorator says everything about an endpoint.
+
+A route declares its request and response types once; parsing, validation,
+authentication, rate limiting, caching, ETags, error shapes and the OpenAPI
+document all follow from that declaration::
+
+    router = Router("markets", prefix="/v1/markets", tags=["markets"])
+
+    class MarketPath(Query, frozen=True):
+        market_id: Pubkey
+
+    @router.get("/<market_id>", path=MarketPath, response=Market, errors=[404],
+                cache=lambda call: [market_tag(str(call.path.market_id))])
+    async def get_market(call: Call[None, None]) -> Market:
+        \"\"\"One market with its prices.\"\"\"            # -> OpenAPI description
+        return await handlers.markets.get(call.database(), call.path.market_id)
+
+    @router.post("/<market_id>/votes", path=MarketPath, body=VoteBody, response=Vote,
+                 status=201, auth="session", errors=[404, 409])
+    async def vote(call: Call[VoteBody, None]) -> Vote: ...
+
+What the machinery does for every request, in order (see :func:`_dispatch`):
+
+1. take a token from the caller's IP bucket of the route's rate class
+   (``reads`` for GET, ``writes`` otherwise, unless ``rate=`` says so);
+2. authenticate (``auth="session"``/``"admin"``/``"optional"``) from
+   ``Authorization: Bearer``, then take a token from the wallet's bucket;
+3. parse path, query and body into the declared types (422/400/413/415);
+4. for ``cache=`` routes, answer from the hot-read cache when fresh;
+5. call the handler, which returns the response value (or a :class:`Reply`
+   to choose status/headers, or None for 204);
+6. encode it, add ``ETag`` to GET answers and honour ``If-None-Match``
+   (304), store cacheable answers, add ``RateLimit-*`` headers.
+
+Any :class:`~zmartd.api.problems.Problem` raised on the way, a storage
+error or a database outage becomes ``application/problem+json``; when the
+database is down a cached route serves its last answer instead.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Generic, Literal, TypeVar
+from urllib.parse import urlencode
+
+import structlog
+from quart import Response, current_app, g, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from zmartd.api import cache as hot
+from zmartd.api import middleware, problems
+from zmartd.api.auth import Session, bearer_token
+from zmartd.api.problems import CONTENT_TYPE, Problem
+from zmartd.api.ratelimit import Decision, RateClass, RateLimiter
+from zmartd.api.validation import decode_body, decode_path, decode_query, encode
+from zmartd.context import ActorContext
+from zmartd.storage.database import Database
+
+__all__ = [
+    "ApiState",
+    "AuthMode",
+    "Call",
+    "Reply",
+    "Route",
+    "Router",
+    "api_state",
+    "mount",
+    "problem_response",
+]
+
+B = TypeVar("B")
+Q = TypeVar("Q")
+T = TypeVar("T")
+
+AuthMode = Literal["none", "optional", "session", "admin"]
+Handler = Callable[["Call[Any, Any]"], Awaitable[Any]]
+Tags = Callable[["Call[Any, Any]"], Iterable[str]]
+
+log = structlog.get_logger("zmartd.api")
+
+_PARAM = re.compile(r"<(?:[a-z_]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
+#: Paths served without the API machinery and exempt from load shedding.
+OPS_PATHS: Final = frozenset({"/health", "/ready"})
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Everything about one endpoint (built by :meth:`Router.route`)."""
+
+    method: str
+    path: str
+    handler: Handler
+    operation_id: str
+    summary: str
+    description: str
+    tags: tuple[str, ...]
+    body: type | None
+    query: type | None
+    path_type: type | None
+    response: Any
+    status: int
+    auth: AuthMode
+    rate: RateClass | None
+    cache: Tags | None
+    errors: frozenset[int]
+    deprecated: bool = False
+
+    @property
+    def path_params(self) -> list[str]:
+        return _PARAM.findall(self.path)
+
+    @property
+    def openapi_path(self) -> str:
+        return _PARAM.sub(r"{\1}", self.path)
+
+
+class Router:
+    """A group of routes sharing a prefix and OpenAPI tags."""
+
+    def __init__(self, name: str, *, prefix: str = "", tags: Sequence[str] = ()) -> None:
+        self.name = name
+        self.prefix = prefix.rstrip("/")
+        self.tags = tuple(tags)
+        self.routes: list[Route] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        response: Any = None,
+        body: type | None = None,
+        query: type | None = None,
+        path_type: type | None = None,
+        status: int | None = None,
+        auth: AuthMode = "none",
+        rate: RateClass | Literal["default"] | None = "default",
+        cache: Tags | Iterable[str] | None = None,
+        errors: Iterable[int] = (),
+        summary: str | None = None,
+        tags: Sequence[str] | None = None,
+        operation_id: str | None = None,
+        deprecated: bool = False,
+    ) -> Callable[[Handler], Handler]:
+        """Declare an endpoint.
+
+        ``response`` is the success body type (None: 204 No Content);
+        ``errors`` lists the extra problem statuses the handler itself can
+        raise (404, 409, ...) -- the machinery documents its own (400, 401,
+        403, 413, 415, 422, 429, 503).  ``cache`` (GET, unauthenticated
+        only) gives the invalidation tags, as a list or as a function of the
+        parsed call.  ``rate=None`` exempts the route from rate limits.
+        """
+        method = method.upper()
+        if cache is not None and (method != "GET" or auth != "none"):
+            raise ValueError("only unauthenticated GET routes can be cached")
+        if isinstance(cache, str):
+            raise TypeError("cache= takes a list of tags, not a string")
+        tag_fn: Tags | None
+        if cache is None or callable(cache):
+            tag_fn = cache
+        else:
+            static = tuple(cache)
+            tag_fn = lambda call: static  # noqa: E731
+        resolved_rate: RateClass | None = (
+            ("reads" if method == "GET" else "writes") if rate == "default" else rate
+        )
+        full = self.prefix + path if path != "/" or not self.prefix else self.prefix
+
+        def decorator(fn: Handler) -> Handler:
+            doc = (fn.__doc__ or "").strip()
+            first, _, rest = doc.partition("\n")
+            self.routes.append(Route(
+                method=method, path=full, handler=fn,
+                operation_id=operation_id or f"{self.name}_{fn.__name__}",
+                summary=summary or first.strip() or fn.__name__.replace("_", " "),
+                description=rest.strip(), tags=tuple(tags) if tags is not None else self.tags,
+                body=body, query=query, path_type=path_type, response=response,
+                status=status if status is not None else (200 if response is not None else 204),
+                auth=auth, rate=resolved_rate, cache=tag_fn, errors=frozenset(errors),
+                deprecated=deprecated,
+            ))
+            return fn
+
+        return decorator
+
+    def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **kw)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply(Generic[T]):
+    """Return this instead of the bare value to choose status or headers."""
+
+    value: T
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# Resolves a bearer token into a Session (None: unknown, expired or revoked).
+SessionResolver = Callable[["ApiState", str], Awaitable[Session | None]]
+
+
+@dataclass
+class ApiState:
+    """What the routes of one app share (``app.extensions["zmartd.api"]``)."""
+
+    ctx: ActorContext
+    limiter: RateLimiter
+    cache: hot.HotCache
+    resolve_session: SessionResolver
+    routes: list[Route] = field(default_factory=list)
+    https: bool = False
+    max_json_depth: int = 32
+
+    def database(self) -> Database:
+        """The pool, or ServiceUnavailable (-> 503) while the storage actor is down."""
+        return self.ctx.services.get_nowait("database", Database)
+
+
+def api_state() -> ApiState:
+    state: ApiState = current_app.extensions["zmartd.api"]
+    return state
+
+
+@dataclass
+class Call(Generic[B, Q]):
+    """One parsed request, as a handler sees it."""
+
+    api: ApiState
+    route: Route
+    body: B
+    query: Q
+    #: the ``path_type`` instance, or the raw parameters (``dict[str, str]``)
+    path: Any
+    session: Session | None
+    client_ip: str
+    user_agent: str | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ctx(self) -> ActorContext:
+        return self.api.ctx
+
+    def database(self) -> Database:
+        return self.api.database()
+
+    def require_session(self) -> Session:
+        if self.session is None:
+            raise problems.unauthorized("sign in first (Authorization: Bearer <token>)")
+        return self.session
+
+    async def limit_wallet(self, wallet: str) -> None:
+        """Take a token from ``wallet``'s bucket of this route's class (used by
+        sign-in, where the wallet is known before there is a session)."""
+        if self.route.rate is not None:
+            _add_decision(await self.api.limiter.take(self.route.rate, "wallet", wallet))
+
+
+# ------------------------------------------------------------------ dispatch
+
+
+def problem_response(problem: Problem, instance: str | None = None) -> Response:
+    response = Response(problem.body(instance), status=problem.status, content_type=CONTENT_TYPE)
+    for name, value in problem.headers.items():
+        response.headers[name] = value
+    return response
+
+
+def _add_decision(decision: Decision | None) -> None:
+    """Keep the most restrictive decision for the response headers; raise 429."""
+    if decision is None:
+        return
+    current: Decision | None = g.get("ratelimit")
+    if current is None or not decision.allowed or decision.remaining < current.remaining:
+        g.ratelimit = decision
+    if not decision.allowed:
+        raise Problem("rate-limited", f"rate limit exceeded; retry in "
+                      f"{decision.headers()['Retry-After']} s", headers=decision.headers())
+
+
+async def _authenticate(state: ApiState, route: Route) -> Session | None:
+    header = request.headers.get("Authorization")
+    if route.auth == "none":
+        return None
+    try:
+        token = bearer_token(header)
+    except ValueError as exc:
+        raise problems.unauthorized(str(exc)) from None
+    if token is None:
+        if route.auth == "optional":
+            return None
+        raise problems.unauthorized("sign in first (Authorization: Bearer <token>)")
+    session = await state.resolve_session(state, token)
+    if session is None:
+        raise problems.unauthorized("the session token is unknown, expired or revoked")
+    if route.auth == "admin" and not session.admin:
+        raise problems.forbidden("this wallet is not an administrator")
+    return session
+
+
+def _cache_key(path: str, args: Any) -> str:
+    pairs = sorted((k, v) for k in args for v in args.getlist(k))
+    return f"{path}?{urlencode(pairs)}" if pairs else path
+
+
+async def _dispatch(state: ApiState, route: Route, params: dict[str, Any]) -> Response:
+    ip: str = g.get("client_ip", "unknown")
+    if route.rate is not None:
+        _add_decision(await state.limiter.take(route.rate, "ip", ip))
+    session = await _authenticate(state, route)
+    if session is not None and route.rate is not None:
+        _add_decision(await state.limiter.take(route.rate, "wallet", session.wallet))
+
+    path_value: Any = decode_path(params, route.path_type) if route.path_type else params
+    query: Any = None
+    if route.query is not None:
+        query = decode_query(request.args, route.query)
+    elif request.args:
+        name = next(iter(request.args))
+        raise problems.validation([problems.FieldError(
+            field=name, message="unknown query parameter")])
+    body: Any = None
+    if route.body is not None:
+        raw: bytes = await request.get_data(cache=False, as_text=False)  # type: ignore[assignment]
+        body = decode_body(raw, route.body, content_type=request.headers.get("Content-Type"),
+                           max_depth=state.max_json_depth)
+    call: Call[Any, Any] = Call(
+        api=state, route=route, body=body, query=query, path=path_value, session=session,
+        client_ip=ip, user_agent=request.headers.get("User-Agent"),
+    )
+
+    is_get = request.method in ("GET", "HEAD")
+    cache_key = tags = None
+    since = state.cache.epoch
+    stale: hot.CacheEntry | None = None
+    if route.cache is not None and state.cache.enabled:
+        cache_key = _cache_key(request.path, request.args)
+        tags = frozenset(route.cache(call))
+        found = state.cache.get(cache_key)
+        if found is not None:
+            entry, fresh = found
+            if fresh:
+                return _respond(route, entry.body, entry.etag, 200, call.headers, "hit")
+            stale = entry
+    try:
+        result = await route.handler(call)
+    except Exception as exc:
+        if stale is not None and problems.is_unavailable(exc):
+            log.info("database unavailable; serving a stale cached answer", path=request.path)
+            return _respond(route, stale.body, stale.etag, 200, call.headers, "stale")
+        raise
+
+    status = route.status
+    if isinstance(result, Reply):
+        status = result.status or status
+        call.headers.update(result.headers)
+        result = result.value
+    if route.response is None or status == 204:
+        return _respond(route, b"", None, 204 if status == 200 else status, call.headers, None)
+    payload = encode(result)
+    etag = hot.etag_for(payload) if is_get and status == 200 else None
+    if cache_key is not None and tags is not None and status == 200:
+        state.cache.put(cache_key, payload, tags=tags, since=since)
+    return _respond(route, payload, etag, status, call.headers, "miss" if cache_key else None)
+
+
+def _respond(route: Route, payload: bytes, etag: str | None, status: int,
+             extra: dict[str, str], cache_state: str | None) -> Response:
+    if etag is not None and hot.etag_matches(request.headers.get("If-None-Match"), etag):
+        response = Response(b"", status=304)
+    elif status == 204 or not payload:
+        response = Response(b"", status=status)
+        response.headers.pop("Content-Type", None)
+    else:
+        response = Response(payload, status=status, content_type="application/json")
+    if etag is not None:
+        response.headers["ETag"] = etag
+        response.headers["Cache-Control"] = "no-cache"
+    if cache_state is not None:
+        response.headers["X-Cache"] = cache_state
+    for name, value in extra.items():
+        response.headers[name] = value
+    return response
+
+
+def _view(route: Route) -> Callable[..., Awaitable[Response]]:
+    async def view(**params: Any) -> Response:
+        return await _dispatch(api_state(), route, params)
+
+    view.__name__ = route.operation_id
+    return view
+
+
+# ------------------------------------------------------------------ mounting
+
+
+def mount(
+    app: QuartTrio,
+    ctx: ActorContext,
+    routers: Iterable[Router],
+    *,
+    limiter: RateLimiter,
+    cache: hot.HotCache,
+    resolve_session: SessionResolver,
+    docs: bool = True,
+) -> ApiState:
+    """Install the API on ``app``: routes, error handlers, client IP, CORS,
+    security headers, load shedding, and (with ``docs``) ``/openapi.json``
+    and ``/docs``."""
+    from zmartd.api import openapi  # the document generator reads Route, not the reverse
+
+    cfg = ctx.config
+    state = ApiState(
+        ctx=ctx, limiter=limiter, cache=cache, resolve_session=resolve_session,
+        https=cfg.http.public_url.startswith("https://"),
+        max_json_depth=cfg.http.max_json_depth,
+    )
+    app.extensions["zmartd.api"] = state
+    app.config["MAX_CONTENT_LENGTH"] = cfg.http.max_body_bytes
+    for router in routers:
+        for route in router.routes:
+            state.routes.append(route)
+            app.add_url_rule(route.path, route.operation_id, _view(route),
+                             methods=[route.method])
+    if docs:
+        openapi.install(app, state)
+
+    trusted = cfg.http.trusted_proxies
+    origins = cfg.http.cors_origins
+
+    @app.before_request
+    async def _client_and_preflight() -> Response | None:
+        peer = request.scope.get("client")
+        g.client_ip = middleware.client_ip(
+            peer[0] if peer else None, request.headers.get("X-Forwarded-For"), trusted,
+        )
+        g.request_started = time.perf_counter()
+        origin = request.headers.get("Origin")
+        wanted = request.headers.get("Access-Control-Request-Method")
+        if request.method == "OPTIONS" and origin and wanted:
+            headers = middleware.preflight_headers(origin, wanted, origins)
+            response = Response(b"", status=204)
+            for name, value in (headers or {}).items():
+                response.headers[name] = value
+            response.headers["Vary"] = "Origin"
+            return response
+        return None
+
+    @app.after_request
+    async def _headers(response: Response) -> Response:
+        decision: Decision | None = g.get("ratelimit")
+        if decision is not None:
+            for name, value in decision.headers().items():
+                response.headers.setdefault(name, value)
+        docs_page = request.path == openapi.DOCS_PATH or request.path.startswith(
+            openapi.ASSETS_PATH)
+        for name, value in middleware.security_headers(docs=docs_page,
+                                                       https=state.https).items():
+            response.headers.setdefault(name, value)
+        for name, value in middleware.cors_headers(request.headers.get("Origin"),
+                                                   origins).items():
+            response.headers[name] = value
+        if origins:
+            response.vary.add("Origin")
+        return response
+
+    @app.errorhandler(Problem)
+    async def _problem(exc: Problem) -> Response:
+        return problem_response(exc, request.path)
+
+    @app.errorhandler(HTTPException)
+    async def _http(exc: HTTPException) -> Response:
+        slug = {400: "malformed", 401: "unauthorized", 403: "forbidden", 404: "not-found",
+                405: "method-not-allowed", 409: "conflict", 413: "payload-too-large",
+                415: "unsupported-media-type", 429: "rate-limited"}.get(exc.code or 500)
+        if slug is None:
+            slug = "malformed" if (exc.code or 500) < 500 else "internal"
+        detail = exc.description if slug != "payload-too-large" else (
+            f"the body is larger than {cfg.http.max_body_bytes} bytes")
+        response = problem_response(Problem(slug, detail), request.path)
+        if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+            response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+        return response
+
+    @app.errorhandler(Exception)
+    async def _any(exc: Exception) -> Response:
+        problem = problems.from_exception(exc)
+        if problem is None:
+            log.exception("unhandled error in a request", path=request.path,
+                          method=request.method)
+            problem = Problem("internal", "an internal error occurred; it has been logged")
+        return problem_response(problem, request.path)
+
+    app.asgi_app = middleware.LoadShedder(  # type: ignore[method-assign,assignment]
+        app.asgi_app, cfg.http.max_in_flight,  # type: ignore[arg-type]
+        exempt=OPS_PATHS | {cfg.metrics.path},
+    )
+    return state

@@ -1,0 +1,226 @@
+"""Request parsing with msgspec: bodies, query strings and path parameters.
+
+A route declares msgspec types; this module turns raw HTTP input into
+instances of them or raises a :class:`~zmartd.api.problems.Problem`:
+
+* ``malformed`` (400) -- the body is not JSON, nests deeper than
+  ``http.max_json_depth``, or is sent with a content type other than JSON;
+* ``validation`` (422) -- well-formed input whose values do not fit the
+  type: unknown fields (every request type forbids them), wrong types,
+  out-of-range amounts, invalid base58 keys.  ``errors`` names the field.
+
+Why the depth check happens before decoding: msgspec decodes nested JSON
+recursively, and a small body of ``[[[[...`` would otherwise cost a deep
+recursion before any type check could reject it.
+
+Solana values are typed with solders' own classes (``Pubkey``,
+``Signature``): the hooks below decode them from base58 (exactly 32/64
+bytes, so a wrong-length string is a 422, not a crash later), encode them
+back to base58 and document them in the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, TypeVar
+
+import msgspec
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+
+from zmartd.api.problems import FieldError, Problem, bad_request, validation
+
+__all__ = [
+    "U64",
+    "Amount",
+    "Body",
+    "Query",
+    "check_json_depth",
+    "dec_hook",
+    "decode_body",
+    "decode_path",
+    "decode_query",
+    "enc_hook",
+    "encode",
+    "field_error",
+    "schema_hook",
+]
+
+T = TypeVar("T")
+
+_B58: Final = "[1-9A-HJ-NP-Za-km-z]"
+
+#: Any unsigned 64-bit on-chain quantity (lamports, shares, basis points...).
+U64 = Annotated[int, msgspec.Meta(ge=0, le=2**64 - 1, description="unsigned 64-bit integer")]
+#: A positive on-chain amount (a trade of 0 is never meaningful).
+Amount = Annotated[int, msgspec.Meta(ge=1, le=2**64 - 1, description="positive 64-bit amount")]
+
+
+class Body(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of request bodies: unknown fields are rejected, not ignored, so a
+    client's typo (``amout``) is a 422 instead of a silently missing value."""
+
+
+class Query(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of query-string types (values are converted from strings)."""
+
+
+# ------------------------------------------------------------------ msgspec hooks
+
+
+def dec_hook(typ: type, obj: Any) -> Any:
+    """Decode solders types from base58 strings (msgspec turns the
+    ValueError/TypeError into a ValidationError that names the field)."""
+    if typ is Pubkey:
+        if not isinstance(obj, str):
+            raise TypeError("expected a base58 public key string")
+        try:
+            return Pubkey.from_string(obj)
+        except ValueError:
+            raise ValueError("expected a base58 public key (32 bytes)") from None
+    if typ is Signature:
+        if not isinstance(obj, str):
+            raise TypeError("expected a base58 signature string")
+        try:
+            return Signature.from_string(obj)
+        except ValueError:
+            raise ValueError("expected a base58 ed25519 signature (64 bytes)") from None
+    raise NotImplementedError(f"no decoder for {typ!r}")
+
+
+def enc_hook(obj: Any) -> Any:
+    if isinstance(obj, Pubkey | Signature):
+        return str(obj)
+    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
+
+
+def schema_hook(typ: type) -> dict[str, Any]:
+    if typ is Pubkey:
+        return {"type": "string", "pattern": f"^{_B58}{{32,44}}$", "minLength": 32,
+                "maxLength": 44, "description": "base58 public key (32 bytes)",
+                "examples": ["11111111111111111111111111111111"]}
+    if typ is Signature:
+        return {"type": "string", "pattern": f"^{_B58}{{64,88}}$", "minLength": 64,
+                "maxLength": 88, "description": "base58 ed25519 signature (64 bytes)"}
+    raise NotImplementedError(f"no schema for {typ!r}")
+
+
+_ENCODER: Final = msgspec.json.Encoder(enc_hook=enc_hook)
+
+
+def encode(value: Any) -> bytes:
+    """JSON-encode a response value (structs, solders types, plain data)."""
+    return _ENCODER.encode(value)
+
+
+# ------------------------------------------------------------------ errors
+
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_NAMED = re.compile(r"^Object (?:contains unknown|missing required) field `(?P<name>[^`]*)`$")
+
+
+def field_error(exc: msgspec.ValidationError) -> FieldError:
+    """One :class:`FieldError` from msgspec's message (``... - at `$.a[0].b```).
+
+    msgspec stops at the first invalid value, so a request gets one error at
+    a time; the list shape leaves room for more without changing clients.
+    """
+    m = _AT.match(str(exc))
+    assert m is not None  # the pattern matches any string
+    message, path = m["msg"], (m["path"] or "").lstrip(".")
+    named = _NAMED.match(message)
+    if named:
+        path = f"{path}.{named['name']}" if path else named["name"]
+    return FieldError(field=path, message=message)
+
+
+# ------------------------------------------------------------------ bodies
+
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
+
+
+def check_json_depth(raw: bytes, max_depth: int) -> None:
+    """Raise ``malformed`` if arrays/objects nest deeper than ``max_depth``.
+
+    Strings are skipped whole (brackets inside them do not count); the scan
+    is a C-speed regex, linear in the body size.
+    """
+    depth = 0
+    for m in _TOKENS.finditer(raw):
+        c = m.group()[0]
+        if c in b"[{":
+            depth += 1
+            if depth > max_depth:
+                raise bad_request(f"JSON nested deeper than {max_depth} levels")
+        elif c in b"]}":
+            depth -= 1
+
+
+def decode_body(raw: bytes, typ: type[T], *, content_type: str | None, max_depth: int) -> T:
+    """Parse a JSON request body into ``typ``."""
+    if content_type is not None:
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media != "application/json" and not (
+            media.startswith("application/") and media.endswith("+json")
+        ):
+            raise Problem("unsupported-media-type",
+                          f"expected Content-Type application/json, got {media or 'none'}")
+    if not raw.strip():
+        raise validation([FieldError(field="", message="a JSON body is required")])
+    check_json_depth(raw, max_depth)
+    try:
+        return msgspec.json.decode(raw, type=typ, dec_hook=dec_hook)
+    except msgspec.ValidationError as exc:
+        raise validation([field_error(exc)]) from None
+    except msgspec.DecodeError as exc:
+        raise bad_request(f"the body is not valid JSON: {exc}") from None
+
+
+# ------------------------------------------------------------------ query and path
+
+
+def _is_sequence(tp: Any) -> bool:
+    """Whether a field takes repeated query parameters (``?tag=a&tag=b``)."""
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple, set, frozenset):
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_sequence(a) for a in typing.get_args(tp) if a is not type(None))
+    return False
+
+
+def decode_query(args: Any, typ: type[T]) -> T:
+    """Convert a query string (werkzeug MultiDict) into the ``typ`` struct.
+
+    A scalar parameter given twice is an error rather than "last one wins":
+    caches and proxies disagree about which one that is.
+    """
+    fields = {f.encode_name: f for f in msgspec.structs.fields(typ)}  # type: ignore[arg-type]
+    data: dict[str, Any] = {}
+    for name in args:
+        values: list[str] = args.getlist(name)
+        field = fields.get(name)
+        if field is not None and _is_sequence(field.type):
+            data[name] = values
+        elif len(values) > 1:
+            raise validation([FieldError(field=name, message="given more than once")])
+        else:
+            data[name] = values[0]
+    return _convert(data, typ, "query")
+
+
+def decode_path(params: Mapping[str, Any], typ: type[T]) -> T:
+    return _convert(dict(params), typ, "path")
+
+
+def _convert(data: dict[str, Any], typ: type[T], where: str) -> T:
+    try:
+        return msgspec.convert(data, type=typ, strict=False, dec_hook=dec_hook)
+    except msgspec.ValidationError as exc:
+        err = field_error(exc)
+        raise validation([err], f"invalid {where} parameter {err.field}: {err.message}") from None
