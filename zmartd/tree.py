@@ -18,6 +18,7 @@ import trio
 from zmartd.api import server as http_server
 from zmartd.config import Config
 from zmartd.context import ActorContext
+from zmartd.devchain import actor as devchain_actor
 from zmartd.storage import actor as storage_actor
 from zmartd.supervisor import Restart
 from zmartd.ws import actor as ws_actor
@@ -41,6 +42,15 @@ class ActorDecl:
 
 
 TREE: tuple[ActorDecl, ...] = (
+    ActorDecl(
+        name="devchain",
+        run=devchain_actor.run,
+        sections=("chain", "devchain"),
+        description="local chain double (JSON-RPC + PubSub) when chain.mode = 'local'; "
+        "provides 'devchain'",
+        enabled=lambda cfg: cfg.chain.mode == "local",
+        shutdown_timeout=lambda cfg: 5.0,
+    ),
     ActorDecl(
         name="storage",
         run=storage_actor.run,
