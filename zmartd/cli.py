@@ -8,6 +8,8 @@ Commands (``run`` is the default)::
     zmartd config dump --config FILE         the effective config as TOML (secrets redacted)
     zmartd tree --config FILE                the supervisor tree and bus topics
     zmartd migrate --config FILE             apply database migrations
+    zmartd devchain [--config FILE] [--port N] [--ws-port N] [--seed demo|none] [--state FILE]
+                                             run the local chain double (JSON-RPC + PubSub)
     zmartd --version
 
 Results go to stdout, diagnostics to stderr; exit status 0 means success.
@@ -51,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         ("migrate", "apply database migrations"),
     ):
         _add_config_arg(sub.add_parser(name, help=help_text, description=help_text), top=False)
+    devchain = sub.add_parser("devchain", help="run the local chain double (JSON-RPC + PubSub)",
+                              description="run the local chain double (JSON-RPC + PubSub)")
+    _add_config_arg(devchain, top=False)
+    from zmartd.devchain.cli import add_arguments as add_devchain_arguments
+
+    add_devchain_arguments(devchain)
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
     _add_config_arg(config_sub.add_parser("dump", help="print the effective config as TOML"),
@@ -74,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _tree(path)
     if command == "migrate":
         return _migrate(path)
+    if command == "devchain":
+        from zmartd.devchain.cli import main as devchain_main
+
+        return devchain_main(args, path)
     raise AssertionError(command)  # pragma: no cover - argparse rejects others
 
 
