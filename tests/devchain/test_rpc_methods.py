@@ -253,9 +253,13 @@ async def test_program_accounts_filters_and_encodings(chain: Devchain) -> None:
         (item,) = result["value"]
         assert item["account"]["data"] == [base64.b64encode(b"ab").decode(), "base64"]
         assert item["account"]["space"] == 4
-        too_big = await raw(chain, "getProgramAccounts",
-                            [str(owner), {"commitment": "processed", "encoding": "base58"}])
+        # getAccountInfo refuses base58 over 128 bytes; getProgramAccounts does not (Agave)
+        too_big = await raw(chain, "getAccountInfo",
+                            [str(keys[2]), {"commitment": "processed", "encoding": "base58"}])
         assert too_big["error"]["code"] == -32600
+        listed = await raw(chain, "getProgramAccounts", [
+            str(owner), {"commitment": "processed", "filters": [{"dataSize": 200}]}])
+        assert listed["result"][0]["account"]["data"] == b58encode(bytes(200))
         small = await raw(chain, "getAccountInfo",
                           [str(keys[0]), {"commitment": "processed", "encoding": "base58"}])
         assert small["result"]["value"]["data"] == [b58encode(b"\x01abc"), "base58"]

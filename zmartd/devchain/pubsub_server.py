@@ -444,12 +444,8 @@ class PubsubServer:
 
 
 def _account_value(account: Account, encoding: str) -> dict[str, Any]:
-    """base58 is refused for data over 128 bytes; a notification cannot fail,
-    so it falls back to base64 (the subscriber sees the encoding tag)."""
-    try:
-        return account_json(account, encoding)
-    except WireError:
-        return account_json(account, "base64")
+    """Notifications encode any size (no 128-byte base58 limit), as Agave does."""
+    return account_json(account, encoding, base58_limit=False)
 
 
 def _discard(index: dict[Any, set[_Sub]], key: Any, sub: _Sub) -> None:

@@ -465,9 +465,8 @@ class JsonRpc:
         for key, account in self.node.accounts_owned_by(program, level):
             data = account.data
             if all(f(data) for f in filters):
-                out.append(
-                    {"pubkey": str(key), "account": account_json(account, encoding, data_slice)}
-                )
+                value = account_json(account, encoding, data_slice, base58_limit=False)
+                out.append({"pubkey": str(key), "account": value})
         if _bool(cfg, "withContext"):
             return {"context": self._context(slot), "value": out}
         return out

@@ -55,10 +55,15 @@ def account_json(
     account: Account,
     encoding: str = "base64",
     data_slice: tuple[int, int] | None = None,
+    *,
+    base58_limit: bool = True,
 ) -> dict[str, Any]:
     """``UiAccount``: ``data`` as ``[text, encoding]`` (a bare base58 string for
     the legacy ``binary`` default).  ``jsonParsed`` falls back to base64 as
-    Solana does for accounts it has no parser for (all of ours)."""
+    Solana does for accounts it has no parser for (all of ours).  Like Agave,
+    ``getAccountInfo``/``getMultipleAccounts`` refuse base58 over 128 bytes
+    (``base58_limit``) while ``getProgramAccounts`` and notifications encode
+    any size."""
     data = bytes(account.data)
     if data_slice is not None:
         offset, length = data_slice
@@ -67,7 +72,7 @@ def account_json(
     if encoding in ("base64", "jsonParsed"):
         encoded = [base64.b64encode(data).decode("ascii"), "base64"]
     elif encoding in ("base58", "binary"):
-        if len(data) > MAX_BASE58_BYTES:
+        if base58_limit and len(data) > MAX_BASE58_BYTES:
             raise WireError(
                 -32600,
                 f"Encoded binary (base 58) data should be less than {MAX_BASE58_BYTES} bytes, "
