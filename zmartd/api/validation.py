@@ -35,6 +35,7 @@ from zmartd.api.problems import FieldError, Problem, bad_request, validation
 
 __all__ = [
     "U64",
+    "U64_MAX",
     "Amount",
     "Body",
     "Query",
@@ -53,10 +54,24 @@ T = TypeVar("T")
 
 _B58: Final = "[1-9A-HJ-NP-Za-km-z]"
 
-#: Any unsigned 64-bit on-chain quantity (lamports, shares, basis points...).
-U64 = Annotated[int, msgspec.Meta(ge=0, le=2**64 - 1, description="unsigned 64-bit integer")]
-#: A positive on-chain amount (a trade of 0 is never meaningful).
-Amount = Annotated[int, msgspec.Meta(ge=1, le=2**64 - 1, description="positive 64-bit amount")]
+U64_MAX: Final = 2**64 - 1
+
+
+class U64(int):
+    """An unsigned 64-bit on-chain quantity (lamports, shares): 0..2^64-1.
+
+    A class rather than ``Annotated[int, Meta(le=...)]`` because msgspec's
+    bounds must fit an int64, and the chain's amounts are u64.  Decoded,
+    encoded and documented by the hooks below; behaves as a plain ``int``.
+    """
+
+    minimum: int = 0
+
+
+class Amount(U64):
+    """A positive u64 amount (1..2^64-1): a trade or deposit of 0 is never meaningful."""
+
+    minimum = 1
 
 
 class Body(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -72,8 +87,18 @@ class Query(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
 
 def dec_hook(typ: type, obj: Any) -> Any:
-    """Decode solders types from base58 strings (msgspec turns the
-    ValueError/TypeError into a ValidationError that names the field)."""
+    """Decode solders types from base58 strings and u64 amounts from JSON
+    integers (msgspec turns the ValueError/TypeError into a ValidationError
+    that names the field)."""
+    return _decode(typ, obj, from_text=False)
+
+
+def _text_dec_hook(typ: type, obj: Any) -> Any:
+    """For query strings and path segments, where every value is text."""
+    return _decode(typ, obj, from_text=True)
+
+
+def _decode(typ: type, obj: Any, *, from_text: bool) -> Any:
     if typ is Pubkey:
         if not isinstance(obj, str):
             raise TypeError("expected a base58 public key string")
@@ -88,12 +113,24 @@ def dec_hook(typ: type, obj: Any) -> Any:
             return Signature.from_string(obj)
         except ValueError:
             raise ValueError("expected a base58 ed25519 signature (64 bytes)") from None
+    if isinstance(typ, type) and issubclass(typ, U64):
+        expected = f"expected an integer {typ.minimum}..{U64_MAX}"
+        if from_text and isinstance(obj, str) and obj.isascii() and obj.isdigit() \
+                and len(obj) <= 20:
+            obj = int(obj)
+        if type(obj) is not int:
+            raise TypeError(expected)
+        if not typ.minimum <= obj <= U64_MAX:
+            raise ValueError(expected)
+        return typ(obj)
     raise NotImplementedError(f"no decoder for {typ!r}")
 
 
 def enc_hook(obj: Any) -> Any:
     if isinstance(obj, Pubkey | Signature):
         return str(obj)
+    if isinstance(obj, U64):
+        return int(obj)
     raise NotImplementedError(f"cannot encode {type(obj).__name__}")
 
 
@@ -105,6 +142,9 @@ def schema_hook(typ: type) -> dict[str, Any]:
     if typ is Signature:
         return {"type": "string", "pattern": f"^{_B58}{{64,88}}$", "minLength": 64,
                 "maxLength": 88, "description": "base58 ed25519 signature (64 bytes)"}
+    if isinstance(typ, type) and issubclass(typ, U64):
+        return {"type": "integer", "minimum": typ.minimum, "maximum": U64_MAX,
+                "description": (typ.__doc__ or "").strip().split("\n")[0]}
     raise NotImplementedError(f"no schema for {typ!r}")
 
 
@@ -220,7 +260,7 @@ def decode_path(params: Mapping[str, Any], typ: type[T]) -> T:
 
 def _convert(data: dict[str, Any], typ: type[T], where: str) -> T:
     try:
-        return msgspec.convert(data, type=typ, strict=False, dec_hook=dec_hook)
+        return msgspec.convert(data, type=typ, strict=False, dec_hook=_text_dec_hook)
     except msgspec.ValidationError as exc:
         err = field_error(exc)
         raise validation([err], f"invalid {where} parameter {err.field}: {err.message}") from None

@@ -1,0 +1,191 @@
+"""Hot-read cache: tags, TTL, the invalidation race, bus events, Redis between
+instances, and the HTTP side (ETag/304, stale answers while the database is down)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import coredis
+import msgspec
+import trio
+import trio.testing
+
+from tests.api.conftest import live_api, make_config
+from zmartd.api.cache import (
+    MARKETS,
+    HotCache,
+    RedisInvalidation,
+    etag_for,
+    etag_matches,
+    market_tag,
+    run_invalidator,
+    tags_for_event,
+    wallet_tag,
+)
+from zmartd.api.routing import Call, Router
+from zmartd.bus import Bus, DiscussionChanged, MarketStateChanged, TradeExecuted
+from zmartd.storage.database import Database
+
+AT = "2025-01-01T00:00:00Z"
+
+
+class Clock:
+    t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_entries_expire_and_are_dropped_by_tag() -> None:
+    clock = Clock()
+    cache = HotCache(max_entries=3, ttl=10, clock=clock)
+    cache.put("/m/1", b"one", tags=[market_tag("1")], since=cache.epoch)
+    cache.put("/m?page=1", b"list", tags=[MARKETS], since=cache.epoch)
+    found = cache.get("/m/1")
+    assert found is not None and found[1] and found[0].etag == etag_for(b"one")
+    clock.t = 11
+    found = cache.get("/m/1")
+    assert found is not None and not found[1]  # stale, kept for outages
+    assert cache.invalidate([market_tag("1")]) == 1
+    assert cache.get("/m/1") is None and cache.get("/m?page=1") is not None
+    for i in range(5):
+        cache.put(f"/k{i}", b"x", tags=["t"], since=cache.epoch)
+    assert len(cache) == 3  # bounded, LRU
+
+
+def test_an_answer_read_before_an_invalidation_is_not_stored() -> None:
+    cache = HotCache(max_entries=10, ttl=10)
+    since = cache.epoch  # request starts, reads the database...
+    cache.invalidate([market_tag("1")])  # ...an event arrives meanwhile
+    assert cache.put("/m/1", b"old", tags=[market_tag("1")], since=since) is None
+    assert cache.put("/m/2", b"ok", tags=[market_tag("2")], since=since) is not None
+    assert HotCache(max_entries=1, ttl=0).put("/x", b"", tags=[], since=0) is None
+
+
+def test_event_tags_and_etags() -> None:
+    trade = TradeExecuted(market_id="M", wallet="W", at=AT, data={})
+    assert tags_for_event(trade) == {market_tag("M"), wallet_tag("W"), MARKETS}
+    post = DiscussionChanged(market_id="M", at=AT, data={})
+    assert tags_for_event(post) == {market_tag("M")}
+    e = etag_for(b"x")
+    assert etag_matches(e, e) and etag_matches(f'"zzz", W/{e}', e) and etag_matches("*", e)
+    assert not etag_matches('"other"', e) and not etag_matches(None, e)
+
+
+async def test_bus_events_invalidate() -> None:
+    bus = Bus()
+    cache = HotCache(max_entries=10, ttl=60)
+    cache.put("/m/1", b"x", tags=[market_tag("1")], since=0)
+    cache.put("/m", b"x", tags=[MARKETS], since=0)
+    events = bus.topic("events").subscribe("http.cache")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_invalidator, cache, events, None)
+        await bus.publish("events", MarketStateChanged(market_id="1", at=AT, data={}))
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(cache) == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_redis_carries_invalidations_between_instances(
+        redis_url: str, redis_prefix: str) -> None:
+    async with coredis.Redis.from_url(redis_url) as client:
+        a_cache, b_cache = HotCache(10, 60), HotCache(10, 60)
+        a = RedisInvalidation(client, redis_prefix, a_cache)
+        b = RedisInvalidation(client, redis_prefix, b_cache)
+        for c in (a_cache, b_cache):
+            c.put("/m/1", b"x", tags=[market_tag("1")], since=0)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(b.listen)
+            await nursery.start(a.listen)
+            await trio.sleep(0.05)
+            await a.publish(frozenset({market_tag("1")}))
+            with trio.fail_after(5):
+                while len(b_cache):
+                    await trio.sleep(0.01)
+            assert len(a_cache) == 1  # its own message is ignored (it invalidated locally)
+            assert b.receive(b"not json") == 0
+            nursery.cancel_scope.cancel()
+
+
+# ------------------------------------------------------------------ over HTTP
+
+cached = Router("test", prefix="/v1/test", tags=["test"])
+reads: list[str] = []
+
+
+class Thing(msgspec.Struct, frozen=True):
+    id: str
+    n: int
+
+
+@cached.get("/things/<thing_id>", response=Thing,
+            cache=lambda call: [market_tag(call.path["thing_id"])])
+async def get_thing(call: Call[None, None]) -> Thing:
+    """A cached read that touches the database."""
+    call.database()  # ServiceUnavailable while the storage actor is down
+    reads.append(call.path["thing_id"])
+    return Thing(id=call.path["thing_id"], n=len(reads))
+
+
+async def test_http_cache_etag_and_stale_answers(db: Database) -> None:
+    reads.clear()
+    cfg = make_config(http={"cache_ttl": 0.3, "cors_origins": ["https://app.example.com"]})
+    async with live_api(cfg, db, routers=[cached]) as api:
+        c = api.client
+        r1 = await c.get("/v1/test/things/a")
+        assert r1.status_code == 200 and r1.headers["X-Cache"] == "miss"
+        etag = r1.headers["ETag"]
+        r2 = await c.get("/v1/test/things/a")
+        assert r2.headers["X-Cache"] == "hit" and r2.json() == r1.json() and reads == ["a"]
+        r3 = await c.get("/v1/test/things/a", headers={"If-None-Match": etag})
+        assert r3.status_code == 304 and r3.content == b"" and r3.headers["ETag"] == etag
+        # an event drops the entry at once
+        await api.ctx.bus.publish("events", TradeExecuted(market_id="a", at=AT, data={}))
+        api.state.cache.invalidate(tags_for_event(
+            TradeExecuted(market_id="a", at=AT, data={})))
+        r4 = await c.get("/v1/test/things/a", headers={"If-None-Match": etag})
+        assert r4.status_code == 200 and r4.json()["n"] == 2 and r4.headers["ETag"] != etag
+        # database down: a stale entry is served, an uncached one is 503
+        await trio.sleep(0.35)
+        api.ctx.services.withdraw("database")
+        r5 = await c.get("/v1/test/things/a")
+        assert r5.status_code == 200 and r5.headers["X-Cache"] == "stale"
+        assert r5.json() == r4.json()
+        r6 = await c.get("/v1/test/things/b")
+        assert r6.status_code == 503 and r6.headers["Retry-After"] == "5"
+        api.ctx.services.provide("database", db)
+        assert (await c.get("/v1/test/things/b")).status_code == 200
+        # security and CORS headers on every answer
+        r7 = await c.get("/v1/test/things/b", headers={"Origin": "https://app.example.com"})
+        assert r7.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+        assert r7.headers["X-Content-Type-Options"] == "nosniff"
+        assert r7.headers["Content-Security-Policy"].startswith("default-src 'none'")
+        assert "Origin" in r7.headers["Vary"]
+        assert "Access-Control-Allow-Origin" not in (await c.get(
+            "/v1/test/things/b", headers={"Origin": "https://evil.example"})).headers
+        pre = await c.options("/v1/test/things/b", headers={
+            "Origin": "https://app.example.com", "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization"})
+        assert pre.status_code == 204 and "Authorization" in pre.headers[
+            "Access-Control-Allow-Headers"]
+
+
+async def test_forwarded_for_from_a_trusted_proxy_picks_the_bucket(db: Database) -> None:
+    cfg = make_config(ratelimit={"reads_ip_burst": 1, "reads_ip_per_minute": 1})
+    async with live_api(cfg, db, routers=[cached]) as api:
+        c = api.client
+
+        async def get(xff: str) -> Any:
+            return await c.get("/v1/test/things/z", headers={"X-Forwarded-For": xff})
+
+        assert (await get("198.51.100.1")).status_code == 200
+        assert (await get("198.51.100.1")).status_code == 429
+        assert (await get("198.51.100.2")).status_code == 200  # another client, own bucket
+    cfg = make_config(http={"trusted_proxies": []},
+                      ratelimit={"reads_ip_burst": 1, "reads_ip_per_minute": 1})
+    async with live_api(cfg, db, routers=[cached]) as api:
+        assert (await api.client.get("/v1/test/things/z",
+                                     headers={"X-Forwarded-For": "1.1.1.1"})).status_code == 200
+        # untrusted peer: the header is ignored, so a forged address does not help
+        r = await api.client.get("/v1/test/things/z", headers={"X-Forwarded-For": "2.2.2.2"})
+        assert r.status_code == 429

@@ -1,0 +1,109 @@
+"""Client IP behind proxies, CORS, security headers and load shedding."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import msgspec
+import trio
+import trio.testing
+
+from zmartd.api.middleware import (
+    API_CSP,
+    LoadShedder,
+    client_ip,
+    cors_headers,
+    preflight_headers,
+    security_headers,
+)
+
+NETS = (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("::1/128"))
+
+
+def test_client_ip_believes_only_trusted_proxies() -> None:
+    # a direct client cannot choose its IP
+    assert client_ip("203.0.113.9", "1.1.1.1", NETS) == "203.0.113.9"
+    # through nginx on loopback: the address nginx appended
+    assert client_ip("127.0.0.1", "198.51.100.7", NETS) == "198.51.100.7"
+    # a client-forged first hop is ignored: the right-most untrusted address wins
+    assert client_ip("127.0.0.1", "6.6.6.6, 198.51.100.7", NETS) == "198.51.100.7"
+    # chains of trusted proxies are walked through
+    assert client_ip("127.0.0.1", "198.51.100.7, 10.1.2.3", NETS) == "198.51.100.7"
+    # garbage stops the walk at the last trusted hop
+    assert client_ip("127.0.0.1", "198.51.100.7, garbage", NETS) == "127.0.0.1"
+    assert client_ip("::1", "[2001:db8::1]:443", NETS) == "2001:db8::1"
+    assert client_ip("127.0.0.1", "198.51.100.7:5555", NETS) == "198.51.100.7"
+    assert client_ip("::ffff:127.0.0.1", "198.51.100.7", NETS) == "198.51.100.7"
+    assert client_ip("127.0.0.1", None, NETS) == "127.0.0.1"
+    assert client_ip(None, "1.1.1.1", NETS) == "unknown"
+    assert client_ip("127.0.0.1", "10.0.0.1", NETS) == "10.0.0.1"  # all trusted: left-most
+
+
+def test_cors_allowlist() -> None:
+    allowed = ("https://app.example.com",)
+    assert cors_headers("https://app.example.com", allowed)["Access-Control-Allow-Origin"] == (
+        "https://app.example.com")
+    assert "ETag" in cors_headers("https://app.example.com", allowed)[
+        "Access-Control-Expose-Headers"]
+    assert cors_headers("https://evil.example", allowed) == {}
+    assert cors_headers(None, allowed) == {}
+    assert cors_headers("https://x", ("*",))["Access-Control-Allow-Origin"] == "*"
+    pre = preflight_headers("https://app.example.com", "POST", allowed)
+    assert pre is not None and "Authorization" in pre["Access-Control-Allow-Headers"]
+    assert preflight_headers("https://evil.example", "POST", allowed) is None
+
+
+def test_security_headers() -> None:
+    h = security_headers(docs=False, https=True)
+    assert h["X-Content-Type-Options"] == "nosniff" and h["X-Frame-Options"] == "DENY"
+    assert h["Content-Security-Policy"] == API_CSP and "max-age" in h[
+        "Strict-Transport-Security"]
+    assert "Strict-Transport-Security" not in security_headers(docs=False, https=False)
+    assert "script-src 'self'" in security_headers(docs=True, https=False)[
+        "Content-Security-Policy"]
+
+
+async def test_load_shedder_answers_503_past_the_limit() -> None:
+    release = trio.Event()
+    entered = 0
+
+    async def slow_app(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal entered
+        entered += 1
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    shedder = LoadShedder(slow_app, limit=2, exempt={"/health"})
+    statuses: list[int] = []
+    bodies: list[bytes] = []
+
+    async def call(path: str) -> None:
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+                headers = dict(message["headers"])
+                if message["status"] == 503:
+                    assert headers[b"retry-after"] == b"1"
+                    assert headers[b"content-type"] == b"application/problem+json"
+            else:
+                bodies.append(message["body"])
+
+        await shedder({"type": "http", "path": path}, None, send)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(2):
+            nursery.start_soon(call, "/v1/x")
+        await trio.testing.wait_all_tasks_blocked()
+        await call("/v1/x")  # answered at once, without reaching the app
+        assert statuses == [503] and shedder.in_flight == 2 and entered == 2
+        nursery.start_soon(call, "/health")  # exempt: still served
+        await trio.testing.wait_all_tasks_blocked()
+        assert entered == 3
+        release.set()
+    assert sorted(statuses) == [200, 200, 200, 503] and shedder.in_flight == 0
+    problem = msgspec.json.decode(next(b for b in bodies if b != b"ok"))
+    assert problem["type"] == "urn:zmart:problem:overloaded" and problem["status"] == 503
+    assert shedder.shed == 1
