@@ -36,7 +36,6 @@ the node never awaits, so a request sees a consistent state.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import struct
 import time
@@ -209,12 +208,6 @@ class NodeObserver(Protocol):
     def on_accounts(
         self, level: Commitment, slot: int, accounts: Sequence[tuple[Pubkey, Account | None]]
     ) -> None: ...
-
-
-def _copy(account: Account | None) -> Account | None:
-    if account is None:
-        return None
-    return dataclasses.replace(account, data=bytes(account.data))
 
 
 def writable_keys(tx: VersionedTransaction) -> list[Pubkey]:
@@ -476,7 +469,7 @@ class Node:
         fresh: dict[Pubkey, Account | None] = {}
         for key in keys:
             if key not in entry and key not in fresh:
-                fresh[key] = _copy(self.bank.get_account(key))
+                fresh[key] = self.bank.get_account(key)  # the bank hands out copies
         return fresh
 
     def _commit_journal(
@@ -546,10 +539,15 @@ class Node:
         if tx.signatures[0] in self._records:
             raise Rejected("AlreadyProcessed", "This transaction has already been processed")
 
-    def submit(self, tx: VersionedTransaction, *, verify: bool = True) -> TxRecord:
+    def submit(
+        self, tx: VersionedTransaction, *, verify: bool = True, checked: bool = False
+    ) -> TxRecord:
         """Execute and record a transaction in the current slot (it is
-        *processed* on return).  Raises :class:`Rejected` if it cannot land."""
-        self.check(tx, verify=verify)
+        *processed* on return).  Raises :class:`Rejected` if it cannot land.
+        ``checked``: :meth:`check` already passed in this same state (the
+        preflight path), so it is not repeated."""
+        if not checked:
+            self.check(tx, verify=verify)
         keys = writable_keys(tx)
         fresh = self._journal_before(keys)
         try:
@@ -604,10 +602,13 @@ class Node:
                 seen.add(key)
                 self._by_address.setdefault(key, []).append(record.signature)
 
-    def simulate(self, tx: VersionedTransaction, *, verify: bool = False) -> Any:
+    def simulate(
+        self, tx: VersionedTransaction, *, verify: bool = False, checked: bool = False
+    ) -> Any:
         """Execute without committing; returns the bank's ExecutionResult.
         Raises :class:`Rejected` for what would not even execute."""
-        self.check(tx, verify=verify)
+        if not checked:
+            self.check(tx, verify=verify)
         try:
             return self.bank.execute(
                 tx,

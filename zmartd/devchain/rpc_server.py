@@ -515,7 +515,7 @@ class JsonRpc:
         self._level(cfg)
         try:
             self.node.check(tx, verify=True)
-            result = self.node.simulate(tx)
+            result = self.node.simulate(tx, checked=True)
         except Rejected as rej:
             raise self._rejection(rej) from None
         if result.err is not None:
@@ -525,7 +525,7 @@ class JsonRpc:
                 self._simulation_value(result),
             )
         try:
-            self.node.submit(tx, verify=False)
+            self.node.submit(tx, checked=True)
         except Rejected as rej:  # pragma: no cover - the simulation just passed
             raise self._rejection(rej) from None
         return signature
