@@ -98,3 +98,18 @@ async def live_api(
                 yield LiveApi(urls[0], app, ctx, client)
             finally:
                 stop.set()
+
+
+def register_schemathesis_formats() -> None:
+    """Teach schemathesis the ``format``s zmartd's schema uses for rules a
+    regex cannot state (a base58 string that decodes to exactly 32/64 bytes):
+    positive cases then use real keys and signatures."""
+    import schemathesis
+    from hypothesis import strategies as st
+    from solders.pubkey import Pubkey
+    from solders.signature import Signature
+
+    schemathesis.openapi.format("solana-pubkey", st.binary(min_size=32, max_size=32).map(
+        lambda b: str(Pubkey.from_bytes(b))))
+    schemathesis.openapi.format("solana-signature", st.binary(min_size=64, max_size=64).map(
+        lambda b: str(Signature.from_bytes(b))))

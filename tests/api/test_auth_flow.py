@@ -210,8 +210,9 @@ async def test_bad_input_gets_typed_problems(db: Database) -> None:
         assert_problem(await c.post("/v1/auth/nonce", json={"wallet": "x" * 4000}),
                        413, "payload-too-large")
         body = assert_problem(await c.post("/v1/auth/verify", json={
-            "message": "hello", "signature": str(kp.sign_message(b"hello"))}), 422, "validation")
-        assert body["errors"][0]["field"] == "message"
+            "message": "hello", "signature": str(kp.sign_message(b"hello"))}),
+            401, "unauthorized")
+        assert "not a Sign-In-With-Solana message" in body["detail"]
         body = assert_problem(await c.post("/v1/auth/verify", json={
             "message": "hello", "signature": "notbase58!"}), 422, "validation")
         assert body["errors"][0]["field"] == "signature"

@@ -135,13 +135,17 @@ def enc_hook(obj: Any) -> Any:
 
 
 def schema_hook(typ: type) -> dict[str, Any]:
+    # The pattern cannot say "decodes to exactly 32 (64) bytes"; ``format`` names that
+    # rule so that schema-driven generators can register a strategy for it.
     if typ is Pubkey:
-        return {"type": "string", "pattern": f"^{_B58}{{32,44}}$", "minLength": 32,
-                "maxLength": 44, "description": "base58 public key (32 bytes)",
+        return {"type": "string", "format": "solana-pubkey", "pattern": f"^{_B58}{{32,44}}$",
+                "minLength": 32, "maxLength": 44,
+                "description": "base58 public key (decodes to exactly 32 bytes)",
                 "examples": ["11111111111111111111111111111111"]}
     if typ is Signature:
-        return {"type": "string", "pattern": f"^{_B58}{{64,88}}$", "minLength": 64,
-                "maxLength": 88, "description": "base58 ed25519 signature (64 bytes)"}
+        return {"type": "string", "format": "solana-signature",
+                "pattern": f"^{_B58}{{64,88}}$", "minLength": 64, "maxLength": 88,
+                "description": "base58 ed25519 signature (decodes to exactly 64 bytes)"}
     if isinstance(typ, type) and issubclass(typ, U64):
         return {"type": "integer", "minimum": typ.minimum, "maximum": U64_MAX,
                 "description": (typ.__doc__ or "").strip().split("\n")[0]}

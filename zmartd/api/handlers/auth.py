@@ -3,7 +3,7 @@ open, resolve and close sessions.
 
 Verification order matters for replay and abuse resistance:
 
-1. the message is parsed strictly (422 when it is not a SIWS message);
+1. the message is parsed strictly;
 2. its domain, URI, version and chain id must be exactly ours, and its
    times must be current (an expired or not-yet-valid message is refused
    without touching the database);
@@ -15,8 +15,8 @@ Verification order matters for replay and abuse resistance:
    nonce already used;
 5. a session is created; its token is returned once and stored hashed.
 
-Every refusal after parsing is a 401 ``unauthorized`` whose detail names
-the reason (the caller is the signer; nothing secret is revealed).
+Every refusal is a 401 ``unauthorized`` whose detail names the reason (the
+caller is the signer; nothing secret is revealed).
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ from zmartd.api.auth import (
     siws_uri,
     verify_signature,
 )
-from zmartd.api.problems import FieldError
 from zmartd.config import Config
 from zmartd.storage import auth as store
 from zmartd.storage.database import Database
@@ -101,7 +100,10 @@ def check_message(cfg: Config, text: str, signature: Signature,
     try:
         msg = parse_message(text)
     except SiwsError as exc:
-        raise problems.validation([FieldError(field="message", message=str(exc))]) from None
+        # A proof that cannot be read is a failed authentication, like one that does
+        # not verify (the body itself is well-formed: message is a string).
+        raise problems.unauthorized(f"message is not a Sign-In-With-Solana message: {exc}"
+                                    ) from None
     domain = siws_domain(cfg)
     if msg.domain != domain:
         raise problems.unauthorized(f"the message is for domain {msg.domain!r}, not {domain!r}")
@@ -124,8 +126,8 @@ def check_message(cfg: Config, text: str, signature: Signature,
     try:
         wallet = Pubkey.from_string(msg.address)
     except ValueError:
-        raise problems.validation([FieldError(
-            field="message", message="the address is not a 32-byte base58 public key")]) from None
+        raise problems.unauthorized(
+            "the address in the message is not a 32-byte base58 public key") from None
     if not verify_signature(text, signature, wallet):
         raise problems.unauthorized(
             "the signature does not verify for the address in the message")

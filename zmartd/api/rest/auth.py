@@ -95,13 +95,14 @@ async def nonce(call: Call[NonceRequest, None]) -> NonceResponse:
     )
 
 
-@router.post("/verify", body=VerifyRequest, response=SessionToken, status=201, rate="auth")
+@router.post("/verify", body=VerifyRequest, response=SessionToken, status=201, rate="auth",
+             errors=[401])
 async def verify(call: Call[VerifyRequest, None]) -> SessionToken:
     """Finish signing in: verify the signed message and open a session.
 
-    Fails with 401 when the domain, URI, chain or times do not match, the
-    signature does not verify, or the nonce was already used (a replay) or
-    expired; with 422 when `message` is not a SIWS message.
+    Fails with 401 when `message` is not a SIWS message, its domain, URI,
+    chain or times do not match, the signature does not verify, or the nonce
+    was already used (a replay), expired or belongs to another wallet.
     """
     cfg = call.ctx.config
     msg = handlers.check_message(cfg, call.body.message, call.body.signature)
