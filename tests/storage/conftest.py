@@ -19,6 +19,7 @@ import trio_asyncio
 from zmartd.storage.database import Database
 from zmartd.storage.migrate import migrate
 
+# parents before children
 TABLES = (
     "markets", "market_metadata", "positions", "trades", "price_points", "chain_cursors",
     "processed_transactions", "dead_letters", "users", "vote_aggregations", "proposal_votes",
@@ -64,8 +65,16 @@ async def db(module_dsn: str) -> AsyncIterator[Database]:
 
 
 async def truncate(db: Database) -> None:
+    """Empty every table.  DELETE (children first) is much faster than TRUNCATE on the few
+    rows tests write; the append-only audit log can only be truncated."""
+
     async def _run(con: Any) -> None:
-        await con.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+        for table in reversed(TABLES):
+            if table == "admin_audit_log":
+                if await con.fetchval("SELECT EXISTS (SELECT 1 FROM admin_audit_log)"):
+                    await con.execute("TRUNCATE admin_audit_log")
+            else:
+                await con.execute(f"DELETE FROM {table}")
 
     await db.run(_run)
 

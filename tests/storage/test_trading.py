@@ -11,7 +11,7 @@ from tests.storage.factories import T0, market, market_id, trade, wallet
 from zmartd.storage import markets, positions, prices, trades
 from zmartd.storage.database import Database
 from zmartd.storage.positions import PositionState
-from zmartd.storage.records import InvalidArgument, InvalidCursor
+from zmartd.storage.records import InvalidArgument, InvalidCursor, TradeRecord
 
 
 async def test_trades_are_idempotent_and_paged_newest_first(db: Database) -> None:
@@ -26,7 +26,7 @@ async def test_trades_are_idempotent_and_paged_newest_first(db: Database) -> Non
                            "(SELECT count(*) FROM price_points) AS p")
     assert (counts[0]["t"], counts[0]["p"]) == (40, 40)
 
-    seen = []
+    seen: list[TradeRecord] = []
     cursor = None
     while True:
         page = await trades.list_market_trades(db, market_id(0), limit=6, cursor=cursor)

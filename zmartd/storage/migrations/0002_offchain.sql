@@ -37,8 +37,11 @@ CREATE TABLE market_metadata (
                            || setweight(to_tsvector('english', description), 'C')
                        ) STORED
 );
-CREATE INDEX market_metadata_search ON market_metadata USING gin (search);
-CREATE INDEX market_metadata_tags ON market_metadata USING gin (tags);
+-- fastupdate off: metadata is written rarely and searched constantly; a GIN pending list
+-- would make searches scan it (and the planner prefer a Seq Scan) until the next vacuum.
+CREATE INDEX market_metadata_search ON market_metadata USING gin (search)
+    WITH (fastupdate = off);
+CREATE INDEX market_metadata_tags ON market_metadata USING gin (tags) WITH (fastupdate = off);
 CREATE INDEX market_metadata_category ON market_metadata (category);
 CREATE INDEX market_metadata_closing ON market_metadata (end_time, market_id)
     WHERE end_time IS NOT NULL;
