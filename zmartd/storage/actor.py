@@ -7,6 +7,13 @@ down while PostgreSQL restarts.  So the actor reconnects by itself with
 backoff, withdraws the service while the database is unreachable (request
 handlers answer 503) and reports itself *degraded*, which makes ``/ready``
 answer 503 too.
+
+Before providing the service it applies pending migrations
+(:mod:`zmartd.storage.migrate`, under a Postgres advisory lock, so several
+instances starting at once do not race).  A :class:`MigrationError` (a changed
+or missing applied migration, a migration whose SQL fails) is not an outage:
+it is logged and the actor fails, so the supervisor's restart limit ends the
+daemon instead of serving on a schema it does not understand.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import trio
 from zmartd.context import ActorContext
 from zmartd.storage.database import Database
 from zmartd.storage.embedded import EmbeddedPostgres
+from zmartd.storage.migrate import MigrationError, migrate
 
 __all__ = ["PING_INTERVAL", "run"]
 
@@ -45,6 +53,17 @@ async def run(
                     dsn, min_size=cfg.pool_min, max_size=cfg.pool_max,
                     statement_timeout=cfg.statement_timeout,
                 )
+                try:
+                    report = await migrate(db)
+                except BaseException:
+                    with trio.move_on_after(2) as cleanup:
+                        cleanup.shield = True
+                        await db.close()
+                    raise
+            except MigrationError as exc:
+                log.error("database migration failed; refusing to start", version=exc.version,
+                          error=str(exc))
+                raise
             except Exception as exc:  # asyncpg, OSError, timeouts: all mean "not reachable"
                 reason = f"cannot connect to the database: {type(exc).__name__}: {exc}"
                 ctx.set_degraded(reason)
@@ -56,7 +75,8 @@ async def run(
             delay = 0.5
             ctx.set_degraded(None)
             ctx.services.provide("database", db)
-            log.info("database connected", dsn=db.dsn_for_logs)
+            log.info("database connected", dsn=db.dsn_for_logs,
+                     migrations_applied=[m.label for m in report.applied])
             if not started:
                 task_status.started()
                 started = True
