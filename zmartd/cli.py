@@ -7,7 +7,9 @@ Commands (``run`` is the default)::
     zmartd check-config --config FILE        validate; print the effective config (secrets redacted)
     zmartd config dump --config FILE         the effective config as TOML (secrets redacted)
     zmartd tree --config FILE                the supervisor tree and bus topics
-    zmartd migrate --config FILE             apply database migrations
+    zmartd migrate --config FILE             apply pending database migrations
+    zmartd migrate --status --config FILE    list applied/pending migrations, change nothing
+    zmartd migrate --dry-run --config FILE   say what would be applied, change nothing
     zmartd devchain [--config FILE] [--port N] [--ws-port N] [--seed demo|none] [--state FILE]
                                              run the local chain double (JSON-RPC + PubSub)
     zmartd --version
@@ -50,9 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
         ("run", "run the daemon (default)"),
         ("check-config", "validate the config and print it (secrets redacted)"),
         ("tree", "print the supervisor tree"),
-        ("migrate", "apply database migrations"),
     ):
         _add_config_arg(sub.add_parser(name, help=help_text, description=help_text), top=False)
+    migrate_help = ("apply pending database migrations (the embedded PostgreSQL is started "
+                    "when database.dsn is empty)")
+    migrate = sub.add_parser("migrate", help=migrate_help, description=migrate_help)
+    _add_config_arg(migrate, top=False)
+    mode = migrate.add_mutually_exclusive_group()
+    mode.add_argument("--status", action="store_true",
+                      help="list every migration as applied/pending/changed/missing")
+    mode.add_argument("--dry-run", action="store_true",
+                      help="check the database and list what would be applied")
     devchain = sub.add_parser("devchain", help="run the local chain double (JSON-RPC + PubSub)",
                               description="run the local chain double (JSON-RPC + PubSub)")
     _add_config_arg(devchain, top=False)
@@ -81,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "tree":
         return _tree(path)
     if command == "migrate":
-        return _migrate(path)
+        return _migrate(path, status=args.status, dry_run=args.dry_run)
     if command == "devchain":
         from zmartd.devchain.cli import main as devchain_main
 
@@ -158,18 +168,73 @@ def _tree(path: Path) -> int:
     return 0
 
 
-def _migrate(path: Path) -> int:
+def _migrate(path: Path, *, status: bool, dry_run: bool) -> int:
+    from functools import partial
+
+    import trio
+
     from zmartd.config import Config
+    from zmartd.observability import configure_logging
 
     cfg = _load(path)
     if not isinstance(cfg, Config):
         return 1
-    print(
-        "zmartd migrate: not available yet: this version has no database schema or "
-        "migrations (the storage layer is a later milestone). Nothing was changed.",
-        file=sys.stderr,
-    )
-    return 2
+    configure_logging(cfg.log.level, cfg.log.format)
+    return trio.run(partial(_migrate_async, cfg, status=status, dry_run=dry_run))
+
+
+async def _migrate_async(cfg: object, *, status: bool, dry_run: bool) -> int:
+    """Connect like the storage actor (embedded server when no DSN), then migrate."""
+    from contextlib import AsyncExitStack
+
+    import trio_asyncio
+
+    from zmartd.config import Config
+    from zmartd.storage.database import Database
+    from zmartd.storage.embedded import EmbeddedPostgres
+    from zmartd.storage.migrate import MigrationError, migrate, migration_status
+
+    assert isinstance(cfg, Config)
+    async with AsyncExitStack() as stack:
+        dsn = cfg.database.dsn.reveal() if cfg.database.dsn else ""
+        if not dsn:
+            embedded = await EmbeddedPostgres.start(cfg.daemon.data_dir / "postgres")
+            stack.push_async_callback(embedded.stop)
+            dsn = embedded.dsn
+        async with trio_asyncio.open_loop():
+            try:
+                db = await Database.connect(
+                    dsn, min_size=1, max_size=1,
+                    statement_timeout=cfg.database.statement_timeout,
+                )
+            except Exception as exc:
+                print(f"zmartd migrate: cannot connect to the database: "
+                      f"{type(exc).__name__}: {exc}", file=sys.stderr)
+                return 1
+            try:
+                if status:
+                    rows = await migration_status(db)
+                    for row in rows:
+                        when = row.applied_at.isoformat() if row.applied_at else ""
+                        print(f"{row.label:<40} {row.state:<8} {when}".rstrip())
+                    bad = [r for r in rows if r.state in ("changed", "missing")]
+                    return 1 if bad else 0
+                report = await migrate(db, dry_run=dry_run)
+            except MigrationError as exc:
+                print(f"zmartd migrate: {exc}", file=sys.stderr)
+                return 1
+            finally:
+                await db.close()
+    verb = "would apply" if dry_run else "applied"
+    for mig in report.applied:
+        print(f"{verb} {mig.label}")
+    total = len(report.applied) + len(report.already_applied)
+    if dry_run and report.applied:
+        print(f"{len(report.applied)} pending, {len(report.already_applied)} applied; "
+              "nothing was changed")
+    else:
+        print(f"database is up to date ({total} migrations applied)")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
