@@ -215,7 +215,7 @@ async def make_txs(url: str, n: int, payers: int) -> list[VersionedTransaction]:
     for i in range(n):
         kp = keys[i % payers]
         ix = transfer(TransferParams(from_pubkey=kp.pubkey(), to_pubkey=dest,
-                                     lamports=SOL + i))
+                                     lamports=1_000_000 + i))
         txs.append(VersionedTransaction(MessageV0.try_compile(kp.pubkey(), [ix], [],
                                                               blockhash), [kp]))
     return txs

@@ -947,4 +947,7 @@ async def serve_http(
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 0.5
     config.keep_alive_timeout = 30
+    # hypercorn closes a connection after 1,000 requests by default; an RPC
+    # client (or the indexer) reusing one connection should not pay reconnects.
+    config.keep_alive_max_requests = 1_000_000
     await serve(app, config, shutdown_trigger=shutdown_trigger, task_status=task_status)
