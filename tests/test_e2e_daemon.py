@@ -121,8 +121,8 @@ def test_example_config_reaches_ready_fast_reloads_and_drains(
     d = Daemon(config, port)
     daemon_factory.append(d)
 
-    elapsed = d.wait_ready(timeout=6.0)
-    assert elapsed < 6.0
+    elapsed = d.wait_ready(timeout=30.0)
+    assert elapsed < 6.0, f"ready only after {elapsed:.1f}s (goal: under 6 s)\n{d.logs()}"
     health = d.get("/health").json()
     assert health["ready"] is True
     storage_started = {a["name"]: a for a in health["actors"]}["storage"]["started_at"]

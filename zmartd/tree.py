@@ -62,7 +62,7 @@ TREE: tuple[ActorDecl, ...] = (
     ActorDecl(
         name="http",
         run=http_server.run,
-        sections=("http", "metrics", "admin"),
+        sections=("http", "auth", "ratelimit", "redis", "metrics", "admin"),
         description="REST API and ops surface (/health, /ready, /metrics) on hypercorn",
         enabled=lambda cfg: cfg.http.enabled,
         required=lambda cfg: cfg.http.required,
