@@ -193,7 +193,7 @@ def test_invalid_config_at_start_exits_2_with_every_error(tmp_path: Path) -> Non
     assert "invalid configuration" in run.stderr
 
 
-def test_cli_commands(tmp_path: Path) -> None:
+def test_cli_commands(tmp_path: Path, data_dir: Path) -> None:
     def zmartd(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "zmartd", *args], capture_output=True,
                               text=True, timeout=60)
@@ -208,9 +208,15 @@ def test_cli_commands(tmp_path: Path) -> None:
     assert check.returncode == 0, check.stderr
     dump = zmartd("config", "dump", "--config", str(EXAMPLE))
     assert dump.returncode == 0 and "[http]" in dump.stdout
-    migrate = zmartd("migrate", "--config", str(EXAMPLE))
-    assert migrate.returncode != 0
-    assert "not available yet" in migrate.stderr
+    cfg = tmp_path / "migrate.toml"
+    cfg.write_text(f'[daemon]\ndata_dir = "{data_dir}"\n')  # embedded server in a temp dir
+    migrate = zmartd("migrate", "--config", str(cfg))
+    assert migrate.returncode == 0, migrate.stderr
+    assert "applied 0001_chain_mirror" in migrate.stdout
+    status = zmartd("migrate", "--status", "--config", str(cfg))
+    assert status.returncode == 0 and "pending" not in status.stdout
+    again = zmartd("migrate", "--config", str(cfg))
+    assert again.returncode == 0 and "applied 0001" not in again.stdout
     missing = zmartd("check-config", "--config", str(tmp_path / "absent.toml"))
     assert missing.returncode == 1 and "absent.toml" in missing.stderr
 
