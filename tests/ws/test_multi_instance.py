@@ -86,3 +86,34 @@ async def test_ws_actor_in_daemon_delivers_bus_events_and_closes_1001(tmp_path: 
                 raise AssertionError("expected the server to close")
             except ConnectionClosed as closed:
                 assert closed.reason.code == 1001
+
+
+async def test_user_channel_accepts_a_real_siws_session(tmp_path: Path, pg_dsn: str) -> None:
+    """The ws actor checks session tokens against storage, like the REST API."""
+    from datetime import timedelta
+
+    from zmartd.storage import auth as auth_storage
+    from zmartd.storage.database import Database
+    from zmartd.tree import TREE
+
+    wallet = "7h3gXfBfYFueFVLYyfL5Qo1QGsf4GQUfW96FKVgnUsJS"
+    config = tmp_path / "z.toml"
+    config.write_text(f'[daemon]\ndata_dir = "{tmp_path}"\n[database]\ndsn = "{pg_dsn}"\n'
+                      '[ws]\nport = 0\n[log]\nlevel = "warning"\n')
+    tree = tuple(d for d in TREE if d.name in ("storage", "ws"))
+    daemon = Daemon(load_config(config), None, tree)
+    async with trio.open_nursery() as n:
+        n.start_soon(daemon.run)
+        db = await daemon.services.get("database", Database)
+        token, _ = await auth_storage.create_session(db, wallet=wallet, ttl=timedelta(hours=1))
+        url: str = await daemon.services.get("ws.url", str)
+        async with open_websocket_url(url) as ws:
+            await recv(ws)
+            await send(ws, action="subscribe", channel=f"user:{wallet}", token="nope")
+            assert (await recv(ws))["data"]["code"] == "unauthorized"
+            await send(ws, action="subscribe", channel=f"user:{wallet}", token=token)
+            assert (await recv(ws))["type"] == "subscribed"
+            await auth_storage.revoke_session(db, token)
+            await send(ws, action="subscribe", channel=f"user:{wallet}", token=token)
+            assert (await recv(ws))["data"]["code"] == "unauthorized"
+        await daemon.shutdown()

@@ -14,8 +14,10 @@ from typing import Any
 import trio
 from trio_websocket import serve_websocket
 
+from zmartd.api.handlers import auth as auth_handlers
 from zmartd.bus import DomainEvent
 from zmartd.context import ActorContext
+from zmartd.storage.database import Database
 from zmartd.ws.fanout import RedisSequencer, RedisTransport
 from zmartd.ws.hub import Authenticator, Hub, HubLimits
 from zmartd.ws.replay import ReplayBuffers
@@ -79,13 +81,13 @@ async def _pump(subscription: Any, hub: Hub) -> None:
 
 
 def _session_authenticator(ctx: ActorContext) -> Authenticator:
-    """Session tokens (SIWS) are checked by whoever provides the ``auth.sessions``
-    service (the API's auth handler), looked up per call because that actor
-    can restart independently of this one."""
+    """Session tokens from Sign-In With Solana, checked by the API's auth rules
+    against storage (the database is looked up per call: the storage actor can
+    restart independently of this one)."""
 
     async def authenticate(token: str) -> str | None:
-        sessions: Any = ctx.services.get_nowait("auth.sessions", object)
-        wallet: str | None = await sessions.wallet_for_token(token)
-        return wallet
+        db = ctx.services.get_nowait("database", Database)
+        session = await auth_handlers.resolve_session(db, ctx.config, token)
+        return session.wallet if session is not None else None
 
     return authenticate
