@@ -8,11 +8,12 @@ request.
 from __future__ import annotations
 
 import asyncpg
+import msgspec
 
 from zmartd.storage.database import Database
 from zmartd.storage.records import PlatformStats, UserStats, u64
 
-__all__ = ["platform_stats", "user_stats"]
+__all__ = ["MarketFlows", "platform_stats", "user_market_flows", "user_stats"]
 
 _PLATFORM = """
 SELECT (SELECT count(*) FROM markets) AS markets,
@@ -98,3 +99,88 @@ async def user_stats(db: Database, wallet: str) -> UserStats:
         proposal_votes=r["proposal_votes"], dispute_votes=r["dispute_votes"],
         discussions=r["discussions"],
     )
+
+
+class MarketFlows(msgspec.Struct, frozen=True, kw_only=True):
+    """One wallet's money and shares in one market: its trades summed per side and
+    outcome, its position (zero if none) and what the market's P&L valuation needs."""
+
+    market_id: str
+    market_state: int
+    market_price_yes: int
+    market_final_outcome: bool | None
+    shares_yes: int
+    shares_no: int
+    total_invested: int
+    has_claimed: bool
+    claimed_amount: int
+    bought_yes: int
+    bought_yes_shares: int
+    sold_yes: int
+    sold_yes_shares: int
+    bought_no: int
+    bought_no_shares: int
+    sold_no: int
+    sold_no_shares: int
+
+
+_FLOWS = """
+WITH f AS (
+    SELECT market_id,
+           coalesce(sum(amount) FILTER (WHERE side = 'buy' AND outcome = 'YES'), 0) AS bought_yes,
+           coalesce(sum(shares) FILTER (WHERE side = 'buy' AND outcome = 'YES'), 0)
+               AS bought_yes_shares,
+           coalesce(sum(amount) FILTER (WHERE side = 'sell' AND outcome = 'YES'), 0) AS sold_yes,
+           coalesce(sum(shares) FILTER (WHERE side = 'sell' AND outcome = 'YES'), 0)
+               AS sold_yes_shares,
+           coalesce(sum(amount) FILTER (WHERE side = 'buy' AND outcome = 'NO'), 0) AS bought_no,
+           coalesce(sum(shares) FILTER (WHERE side = 'buy' AND outcome = 'NO'), 0)
+               AS bought_no_shares,
+           coalesce(sum(amount) FILTER (WHERE side = 'sell' AND outcome = 'NO'), 0) AS sold_no,
+           coalesce(sum(shares) FILTER (WHERE side = 'sell' AND outcome = 'NO'), 0)
+               AS sold_no_shares
+    FROM trades WHERE wallet = $1::text GROUP BY market_id
+), p AS (
+    SELECT market_id, shares_yes, shares_no, total_invested, has_claimed, claimed_amount
+    FROM positions WHERE wallet = $1::text
+)
+SELECT coalesce(f.market_id, p.market_id) AS market_id, m.state AS market_state,
+       m.price_yes AS market_price_yes, m.final_outcome AS market_final_outcome,
+       coalesce(p.shares_yes, 0) AS shares_yes, coalesce(p.shares_no, 0) AS shares_no,
+       coalesce(p.total_invested, 0) AS total_invested,
+       coalesce(p.has_claimed, false) AS has_claimed,
+       coalesce(p.claimed_amount, 0) AS claimed_amount,
+       coalesce(f.bought_yes, 0) AS bought_yes,
+       coalesce(f.bought_yes_shares, 0) AS bought_yes_shares,
+       coalesce(f.sold_yes, 0) AS sold_yes, coalesce(f.sold_yes_shares, 0) AS sold_yes_shares,
+       coalesce(f.bought_no, 0) AS bought_no,
+       coalesce(f.bought_no_shares, 0) AS bought_no_shares,
+       coalesce(f.sold_no, 0) AS sold_no, coalesce(f.sold_no_shares, 0) AS sold_no_shares
+FROM f FULL JOIN p ON p.market_id = f.market_id
+JOIN markets m ON m.market_id = coalesce(f.market_id, p.market_id)
+ORDER BY 1
+"""
+_FLOW_U64 = ("shares_yes", "shares_no", "total_invested", "claimed_amount", "bought_yes",
+             "bought_yes_shares", "sold_yes", "sold_yes_shares", "bought_no", "bought_no_shares",
+             "sold_no", "sold_no_shares")
+
+
+async def user_market_flows(db: Database, wallet: str) -> tuple[MarketFlows, ...]:
+    """Per market the wallet traded in or holds: the inputs of its P&L (one crossing).
+
+    Scans the wallet's trades and positions (both indexed by wallet); a profile
+    page's cost, proportional to the wallet's activity.
+    """
+
+    async def _run(con: asyncpg.Connection) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await con.fetch(_FLOWS, wallet)
+        return rows
+
+    rows = await db.run(_run, transaction=False)
+    out = []
+    for r in rows:
+        data = dict(r)
+        for name in _FLOW_U64:
+            data[name] = u64(data[name])
+        out.append(MarketFlows(**data))
+    return tuple(out)

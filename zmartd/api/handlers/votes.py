@@ -1,0 +1,84 @@
+"""Proposal and dispute votes: casting (off chain, changeable until aggregated)
+and the tallies with the aggregator's thresholds and the dispute deadline.
+
+Rules (PROGRAM.md §7 and the ``[aggregator]`` config):
+
+* proposal votes (like/dislike) are taken while the market is PROPOSED,
+  dispute votes (agree/disagree) while it is DISPUTED; otherwise 409;
+* one vote per wallet per market and kind; casting again changes it until an
+  aggregation covers it (or it was cast on chain): then 409;
+* a tally "meets the threshold" when it has at least ``min_votes`` votes and
+  ``yes x 10000 // total >= threshold`` (the chain's integer floor, inclusive);
+* the dispute window ends at ``resolution_proposed_at + dispute_period``
+  (GlobalConfig; the program default 72 h until the config is indexed).
+
+Every accepted vote is published as :class:`~zmartd.bus.VoteChanged`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from zmartd.api import problems, views
+from zmartd.api.handlers.markets import resolve
+from zmartd.bus import Bus, VoteChanged
+from zmartd.config import AggregatorConfig
+from zmartd.storage import votes as store
+from zmartd.storage.database import Database
+from zmartd.storage.records import Page, VoteKind, VoteRecord
+
+__all__ = ["DISPUTE_PERIOD", "OPEN_STATE", "cast", "summary", "user_votes"]
+
+#: GlobalConfig.dispute_period as initialize_global_config writes it (259,200 s).
+DISPUTE_PERIOD: Final = timedelta(hours=72)
+#: the market state in which each kind of vote is accepted
+OPEN_STATE: Final[dict[VoteKind, int]] = {"proposal": 0, "dispute": 4}
+
+
+async def summary(db: Database, cfg: AggregatorConfig, ref: str) -> views.VoteSummary:
+    market = await resolve(db, ref)
+    proposal = await store.tally(db, kind="proposal", market_id=market.market_id)
+    dispute = await store.tally(db, kind="dispute", market_id=market.market_id)
+    accepting = next((k for k, s in OPEN_STATE.items() if s == market.state), None)
+    proposed = market.resolution_proposed_at
+    return views.VoteSummary(
+        market_id=market.market_id, state=market.state,
+        status=views.STATE_NAMES[market.state], accepting=accepting,
+        proposal=views.tally_view(proposal, threshold_bps=cfg.proposal_threshold_bps,
+                                  min_votes=cfg.min_votes),
+        dispute=views.tally_view(dispute, threshold_bps=cfg.dispute_threshold_bps,
+                                 min_votes=cfg.min_votes),
+        resolution_proposed_at=proposed,
+        dispute_period=int(DISPUTE_PERIOD.total_seconds()),
+        dispute_period_source="program_defaults",
+        dispute_window_ends_at=None if proposed is None else proposed + DISPUTE_PERIOD,
+    )
+
+
+async def cast(
+    db: Database, bus: Bus, *, kind: VoteKind, ref: str, wallet: str, vote: bool,
+) -> views.Vote:
+    """Cast or change ``wallet``'s vote; 404 unknown market, 409 wrong state or locked."""
+    market = await resolve(db, ref)
+    if market.state != OPEN_STATE[kind]:
+        wanted = views.STATE_NAMES[OPEN_STATE[kind]]
+        raise problems.conflict(
+            f"{kind} votes are taken while the market is {wanted}; it is "
+            f"{views.STATE_NAMES[market.state]}")
+    record: VoteRecord = await store.cast_vote(db, kind=kind, market_id=market.market_id,
+                                               wallet=wallet, vote=vote)
+    view = views.vote_view(record)
+    await bus.publish("events", VoteChanged(
+        kind=kind, market_id=market.market_id, wallet=wallet,
+        at=datetime.now(UTC).isoformat(), data=views.to_builtins(view),
+    ))
+    return view
+
+
+async def user_votes(
+    db: Database, wallet: str, *, kind: VoteKind | None, limit: int, cursor: str | None,
+) -> Page[views.Vote]:
+    page = await store.list_user_votes(db, wallet, kind=kind, limit=limit, cursor=cursor)
+    return Page(items=tuple(views.vote_view(v) for v in page.items),
+                next_cursor=page.next_cursor)
