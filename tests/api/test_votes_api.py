@@ -1,0 +1,80 @@
+"""Proposal and dispute votes over HTTP: state windows, one changeable vote per
+wallet until aggregated, tallies with thresholds, the dispute deadline, events."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.api import factories as fx
+from tests.api.conftest import live_api
+from tests.storage import factories as f
+from zmartd.bus import VoteChanged
+from zmartd.storage import votes as vote_store
+from zmartd.storage.database import Database
+
+
+async def test_proposal_votes_change_until_aggregated(db: Database) -> None:
+    m = await fx.seed_market(db, state=0)
+    voters = [f.wallet(fx.fresh()) for _ in range(3)]
+    cfg = fx.config(aggregator={"min_votes": 3, "proposal_threshold_bps": 6000})
+    async with live_api(cfg, db) as api:
+        c = api.client
+        url = f"/v1/markets/{m.market_id}/votes/proposal"
+        tokens = [fx.headers(await fx.session(db, w)) for w in voters]
+        assert (await c.post(url, json={"vote": "like"})).status_code == 401
+        events = api.ctx.bus.topic("events").subscribe("test")
+        r = await c.post(url, json={"vote": "like"}, headers=tokens[0])
+        assert r.status_code == 200, r.text
+        assert r.json()["vote"] == "like" and r.json()["locked"] is False
+        event = events.receive_nowait()
+        assert isinstance(event, VoteChanged) and event.kind == "proposal"
+        assert event.wallet == voters[0] and event.data["vote"] == "like"
+        changed = await c.post(url, json={"vote": "dislike"}, headers=tokens[0])
+        assert changed.json()["vote"] == "dislike"
+        for h in tokens[1:]:
+            assert (await c.post(url, json={"vote": "like"}, headers=h)).status_code == 200
+        summary = (await c.get(f"/v1/markets/{m.market_id}/votes")).json()
+        p = summary["proposal"]
+        assert (p["yes"], p["no"], p["total"], p["pending"]) == (2, 1, 3, 3)
+        assert p["approval_bps"] == 6666 and p["threshold_bps"] == 6000
+        assert p["min_votes"] == 3 and p["meets_threshold"] is True
+        assert summary["accepting"] == "proposal" and summary["dispute"]["approval_bps"] is None
+        assert summary["dispute"]["threshold_bps"] == 6000
+        # wrong kind for the state, wrong body, unknown market
+        r = await c.post(f"/v1/markets/{m.market_id}/votes/dispute", json={"vote": "agree"},
+                         headers=tokens[0])
+        assert r.status_code == 409
+        assert (await c.post(url, json={"vote": "agree"}, headers=tokens[0])).status_code == 422
+        assert (await c.post(url, json={}, headers=tokens[0])).status_code == 422
+        assert (await c.post(f"/v1/markets/{'ef' * 32}/votes/proposal", json={"vote": "like"},
+                             headers=tokens[0])).status_code == 404
+        # aggregated votes are final
+        await vote_store.aggregate(db, kind="proposal", market_id=m.market_id)
+        r = await c.post(url, json={"vote": "like"}, headers=tokens[0])
+        assert r.status_code == 409 and r.json()["type"] == "urn:zmart:problem:conflict"
+        mine = (await c.get(f"/v1/users/{voters[0]}/votes")).json()["items"]
+        assert [(v["kind"], v["vote"], v["locked"]) for v in mine] == [
+            ("proposal", "dislike", True)]
+
+
+async def test_dispute_votes_and_deadline(db: Database) -> None:
+    proposed_at = fx.T0 + timedelta(days=3)
+    m = await fx.seed_market(db, state=4, resolution_proposed_at=proposed_at,
+                             dispute_initiated_at=proposed_at + timedelta(hours=1))
+    voter = f.wallet(fx.fresh())
+    async with live_api(fx.config(), db) as api:
+        c = api.client
+        h = fx.headers(await fx.session(db, voter))
+        r = await c.post(f"/v1/markets/{m.market_id}/votes/dispute", json={"vote": "agree"},
+                         headers=h)
+        assert r.status_code == 200 and r.json()["kind"] == "dispute"
+        assert (await c.post(f"/v1/markets/{m.market_id}/votes/proposal", json={"vote": "like"},
+                             headers=h)).status_code == 409
+        summary = (await c.get(f"/v1/markets/{m.market_id}/votes")).json()
+        assert summary["status"] == "DISPUTED" and summary["accepting"] == "dispute"
+        assert summary["dispute"]["yes"] == 1 and summary["dispute"]["meets_threshold"] is False
+        assert summary["dispute_period"] == 259_200
+        assert summary["dispute_window_ends_at"] == "2026-01-07T00:00:00Z"
+        assert (await c.get(f"/v1/markets/{'0f' * 32}/votes")).status_code == 404
+        by_kind = await c.get(f"/v1/users/{voter}/votes", params={"kind": "proposal"})
+        assert by_kind.json()["items"] == []
