@@ -29,13 +29,14 @@ from quart_trio import QuartTrio
 
 from zmartd.api.cache import HotCache, RedisInvalidation, run_invalidator
 from zmartd.api.ratelimit import RateLimiter, RedisBuckets
-from zmartd.api.rest import auth, discussions, markets, ops, stats, users, votes
+from zmartd.api.rest import auth, discussions, markets, ops, stats, users, votes, webhooks
 from zmartd.api.routing import Router, mount
 from zmartd.context import ActorContext
 
 #: Every router of the REST API, in the order their routes are registered.
 ROUTERS: tuple[Router, ...] = (
     auth.router, markets.router, votes.router, discussions.router, users.router, stats.router,
+    webhooks.router,
 )
 
 __all__ = ["create_app", "run"]
