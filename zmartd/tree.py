@@ -19,6 +19,7 @@ from zmartd.api import server as http_server
 from zmartd.config import Config
 from zmartd.context import ActorContext
 from zmartd.devchain import actor as devchain_actor
+from zmartd.indexer import actor as indexer_actor
 from zmartd.storage import actor as storage_actor
 from zmartd.supervisor import Restart
 from zmartd.ws import actor as ws_actor
@@ -57,6 +58,15 @@ TREE: tuple[ActorDecl, ...] = (
         sections=("database",),
         description="PostgreSQL pool (embedded pgserver when no DSN); provides 'database'",
         required=lambda cfg: cfg.database.required,
+        shutdown_timeout=lambda cfg: 5.0,
+    ),
+    ActorDecl(
+        name="indexer",
+        run=indexer_actor.run,
+        sections=("chain", "devchain", "database"),
+        description="chain listener + indexer (PubSub, webhook inbox, backfill, finality, "
+        "reconciliation) into PostgreSQL, leader-only via an advisory lock; provides 'indexer'",
+        required=lambda cfg: cfg.chain.required,
         shutdown_timeout=lambda cfg: 5.0,
     ),
     ActorDecl(
