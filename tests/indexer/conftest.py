@@ -17,7 +17,6 @@ import trio_asyncio
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.message import MessageV0
-from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from tests.devchain.conftest import serve, settings  # noqa: F401  (fixtures)

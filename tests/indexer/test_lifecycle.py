@@ -4,6 +4,8 @@ backfill and a replay of every transaction change nothing."""
 
 from __future__ import annotations
 
+from solders.signature import Signature
+
 from zmartd.chain.rpc import RpcClient
 from zmartd.devchain.actor import Devchain
 from zmartd.indexer.backfill import backfill
@@ -34,8 +36,7 @@ async def test_lifecycle_backfill_equals_chain(db: Database, chain: Devchain,
                           "JOIN trades t ON t.id = f.trade_id ORDER BY t.id")
     assert len(fees) == 4
     for f in fees:
-        rec = chain.node.record(__import__("solders.signature").signature.Signature
-                                .from_string(f["signature"]))
+        rec = chain.node.record(Signature.from_string(f["signature"]))
         assert rec is not None
         i = rec.account_keys.index(d.treasury.pubkey())
         assert int(f["protocol_fee"]) == rec.post_balances[i] - rec.pre_balances[i]
