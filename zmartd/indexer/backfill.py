@@ -120,7 +120,7 @@ async def backfill(
             fetched = await indexer.source.transactions([s.signature for s in todo])
             for info, doc in zip(todo, fetched, strict=True):
                 if doc is None:  # listed at confirmed, so it must exist: retry harder
-                    doc = await indexer.fetch(info.signature, attempts=10)
+                    doc = await indexer.fetch(info.signature, attempts=6)
                 if doc is None:
                     raise RuntimeError(f"backfill: transaction {info.signature} listed at "
                                        f"confirmed but not returned by getTransaction")
