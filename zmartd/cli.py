@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     from zmartd.devchain.cli import add_arguments as add_devchain_arguments
 
     add_devchain_arguments(devchain)
+    backfill_help = "re-scan the chain history into the database once, then exit"
+    backfill = sub.add_parser("backfill", help=backfill_help, description=backfill_help)
+    _add_config_arg(backfill, top=False)
+    from zmartd.indexer.cli import add_arguments as add_backfill_arguments
+
+    add_backfill_arguments(backfill)
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
     _add_config_arg(config_sub.add_parser("dump", help="print the effective config as TOML"),
@@ -96,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from zmartd.devchain.cli import main as devchain_main
 
         return devchain_main(args, path)
+    if command == "backfill":
+        from zmartd.indexer.cli import main as backfill_main
+
+        return backfill_main(args, path)
     raise AssertionError(command)  # pragma: no cover - argparse rejects others
 
 
