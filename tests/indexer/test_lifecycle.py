@@ -4,6 +4,9 @@ backfill and a replay of every transaction change nothing."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import trio
 from solders.signature import Signature
 
 from zmartd.chain.rpc import RpcClient
@@ -69,3 +72,23 @@ async def test_lifecycle_backfill_equals_chain(db: Database, chain: Devchain,
     assert out.applied == 0 and out.replayed == len(docs)
     assert await store.chain_table_counts(db) == before
     await assert_db_matches_chain(db, chain)
+
+
+async def test_cli_backfill(db: Database, chain: Devchain, module_dsn: str,
+                            tmp_path: Path) -> None:
+    from zmartd import cli
+
+    run_lifecycle(Driver(chain))
+    path = tmp_path / "z.toml"
+    path.write_text(f'[database]\ndsn = "{module_dsn}"\n[chain]\nmode = "rpc"\n'
+                    f'rpc_urls = ["{chain.rpc_url}"]\n[log]\nlevel = "warning"\n')
+    code = await trio.to_thread.run_sync(
+        cli.main, ["backfill", "--signature", "nope", "--config", str(path)])
+    assert code == 2
+    code = await trio.to_thread.run_sync(
+        cli.main, ["backfill", "--from-slot", "0", "--config", str(path)])
+    assert code == 0
+    await assert_db_matches_chain(db, chain)
+    # from slot 0 covers everything: the contiguous watermark moved
+    cursor = await chain_store.get_cursor(db, "backfill")
+    assert cursor is not None and cursor.slot == chain.node.commitment_slot("confirmed") - 1
