@@ -75,7 +75,7 @@ async def test_schemathesis_smoke_on_auth_routes(db: Database) -> None:
 
     register_schemathesis_formats()
     cfg = make_config(ratelimit=LIMITS)
-    async with live_api(cfg, db) as api:
+    async with live_api(cfg, db, routers=(auth.router,)) as api:
         url = api.url
 
         def run() -> list[str]:
