@@ -35,6 +35,7 @@ from functools import partial
 from typing import Any
 
 import trio
+import trio_websocket
 from trio_websocket import ConnectionClosed, connect_websocket_url, serve_websocket
 
 
@@ -48,6 +49,13 @@ def raise_nofile() -> None:
 
 
 # --------------------------------------------------------------------------- servers
+
+
+async def wait_for_go() -> None:
+    """Publishing starts when the driver writes a line to stdin, i.e. once every
+    client is connected: the benchmark measures steady-state fan-out, not a
+    connection storm (trio-websocket handshakes stall behind a busy fan-out)."""
+    await trio.to_thread.run_sync(sys.stdin.readline)
 
 
 async def serve_bare(rate: float, payload: int) -> None:
@@ -73,6 +81,7 @@ async def serve_bare(rate: float, payload: int) -> None:
             queues.discard(send)
 
     async def publisher() -> None:
+        await wait_for_go()
         n = 0
         while True:
             await trio.sleep(1 / rate)
@@ -99,6 +108,7 @@ async def serve_hub(rate: float, payload: int) -> None:
               ReplayBuffers(1000, 300, trio.current_time))
 
     async def publisher() -> None:
+        await wait_for_go()
         market = "ab" * 32
         while True:
             await trio.sleep(1 / rate)
@@ -118,11 +128,11 @@ async def serve_hub(rate: float, payload: int) -> None:
 
 
 async def run_clients(url: str, kind: str, clients: int, seconds: float,
-                      server_pid: int) -> dict[str, Any]:
+                      server: subprocess.Popen[str]) -> dict[str, Any]:
     import psutil
 
-    server = psutil.Process(server_pid)
-    rss_before = server.memory_info().rss
+    server_proc = psutil.Process(server.pid)
+    rss_before = server_proc.memory_info().rss
     latencies: list[float] = []
     counts = {"frames": 0}
     connected = 0
@@ -130,14 +140,31 @@ async def run_clients(url: str, kind: str, clients: int, seconds: float,
     done = trio.Event()
     limiter = trio.CapacityLimiter(200)
 
+    failures = {"connect": 0}
+
+    async def connect(nursery: trio.Nursery) -> Any:
+        # A connection attempt can stall when the listen backlog overflows under
+        # a burst of handshakes; retry instead of waiting for TCP's long timeouts.
+        for _ in range(5):
+            with trio.move_on_after(10):
+                try:
+                    ws = await connect_websocket_url(nursery, url, message_queue_size=64)
+                except (OSError, ConnectionClosed, trio_websocket.HandshakeError):
+                    failures["connect"] += 1
+                    await trio.sleep(0.5)
+                    continue
+                if kind == "hub":
+                    await ws.get_message()  # welcome
+                    await ws.send_message(
+                        '{"action":"subscribe","channel":"market:' + "ab" * 32 + '"}')
+                return ws
+            failures["connect"] += 1
+        raise RuntimeError("could not connect after 5 attempts")
+
     async def client(i: int, nursery: trio.Nursery) -> None:
         nonlocal connected
         async with limiter:
-            ws = await connect_websocket_url(nursery, url, message_queue_size=64)
-            if kind == "hub":
-                await ws.get_message()  # welcome
-                await ws.send_message('{"action":"subscribe","channel":"market:' + "ab" * 32
-                                      + '"}')
+            ws = await connect(nursery)
         connected += 1
         try:
             while not done.is_set():
@@ -160,11 +187,17 @@ async def run_clients(url: str, kind: str, clients: int, seconds: float,
         t0 = time.monotonic()
         while connected < clients:
             await trio.sleep(0.2)
+            if int(time.monotonic() - t0) % 15 == 0:
+                print(f"  {kind}: {connected}/{clients} connected, "
+                      f"{failures['connect']} retried", file=sys.stderr, flush=True)
             if time.monotonic() - t0 > 180:
                 raise RuntimeError(f"only {connected}/{clients} clients connected")
         connect_seconds = time.monotonic() - t0
-        rss_after = server.memory_info().rss
-        await trio.sleep(1)
+        rss_after = server_proc.memory_info().rss
+        assert server.stdin is not None
+        server.stdin.write("go\n")
+        server.stdin.flush()
+        await trio.sleep(2)
         measuring.set()
         start = time.monotonic()
         await trio.sleep(seconds)
@@ -177,6 +210,7 @@ async def run_clients(url: str, kind: str, clients: int, seconds: float,
         "kind": kind,
         "clients": clients,
         "connect_s": round(connect_seconds, 1),
+        "connect_retries": failures["connect"],
         "deliveries_per_s": frames / elapsed,
         "p50_ms": 1000 * statistics.median(latencies) if latencies else float("nan"),
         "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)] if latencies else float("nan"),
@@ -188,13 +222,13 @@ def measure(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     proc = subprocess.Popen(
         [sys.executable, __file__, "serve", kind, "--rate", str(args.rate),
          "--payload", str(args.payload)],
-        stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
         return trio.run(run_clients, f"ws://127.0.0.1:{port}", kind, args.clients, args.seconds,
-                        proc.pid)
+                        proc)
     finally:
         proc.kill()
         proc.wait()
