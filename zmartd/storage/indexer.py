@@ -179,16 +179,17 @@ async def write_trade_fees(con: asyncpg.Connection, fees: Sequence[TradeFee]) ->
     """Attach fee splits to stored trades (asyncio side), matched by event key.
 
     ``price_before`` is the YES price of the market's previous trade in
-    processing order (trades are inserted in chain order, so ``id`` orders
-    them within a slot), or 0.5 for the first trade.
+    processing order (block time, then ``id``: trades are inserted in chain
+    order), or 0.5 for the first trade.  The key matches the
+    ``trades_market_time`` index, so each lookup is one index probe.
     """
     if not fees:
         return 0
     status: str = await con.execute(
         "INSERT INTO trade_fees (trade_id, price_before, base_amount, protocol_fee, "
         "resolver_fee, lp_fee) SELECT t.id, coalesce((SELECT p.price_yes FROM trades p "
-        "WHERE p.market_id = t.market_id AND (p.slot, p.id) < (t.slot, t.id) "
-        "ORDER BY p.slot DESC, p.id DESC LIMIT 1), 500000000), x.ba, x.pf, x.rf, x.lf "
+        "WHERE p.market_id = t.market_id AND (p.block_time, p.id) < (t.block_time, t.id) "
+        "ORDER BY p.block_time DESC, p.id DESC LIMIT 1), 500000000), x.ba, x.pf, x.rf, x.lf "
         "FROM unnest($1::text[], $2::smallint[], $3::smallint[], $4::numeric[], "
         "$5::numeric[], $6::numeric[], $7::numeric[]) AS x(s, i, e, ba, pf, rf, lf) "
         "JOIN trades t ON t.signature = x.s AND t.instruction_index = x.i "

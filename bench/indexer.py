@@ -1,0 +1,316 @@
+"""Indexer latency and backfill throughput, against the real PostgreSQL.
+
+Run from the repository root (needs the PostgreSQL of ``ZMARTD_TEST_PG``,
+default ``postgresql://postgres@127.0.0.1:5432/postgres``; a scratch
+database is created and dropped)::
+
+    .venv/bin/python bench/indexer.py                    # 100,000 transactions
+    .venv/bin/python bench/indexer.py --backfill 20000   # quicker
+
+1. **Live latency**: a devchain producing a slot every 50 ms, the indexer
+   (PubSub → getTransaction → getMultipleAccounts → one DB transaction → bus)
+   and the REST API on hypercorn, in this process.  For each trade, from
+   the moment the node *confirms* it (an observer on the node) to (a) its
+   ``TradeExecuted`` event on the bus -- the hand-off to the WebSocket hub,
+   whose own fan-out is measured by ``bench/ws.py`` -- and (b) the trade
+   being returned by ``GET /v1/markets/{id}/trades`` (polled every 2 ms).
+2. **Backfill throughput**: N buys on the devchain, then a backfill from an
+   empty database in units of 250 transactions (decode, account reads over
+   JSON-RPC, one DB transaction per unit with the watermark).  Transactions
+   are handed to the pipeline from the node's memory (the JSON the node
+   would serve), so the figure is the pipeline into PostgreSQL, not the
+   devchain's HTTP rate (``bench/devchain.py`` measures that).  Baseline: a
+   plain ``COPY`` of the same trade rows into an identical table, in the
+   same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import trio
+import trio_asyncio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+from solders.keypair import Keypair
+from solders.message import MessageV0
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from zmartd.api.cache import HotCache, run_invalidator  # noqa: E402
+from zmartd.api.ratelimit import RateLimiter  # noqa: E402
+from zmartd.api.server import create_app  # noqa: E402
+from zmartd.bus import Bus, TradeExecuted  # noqa: E402
+from zmartd.chain import instructions as ix  # noqa: E402
+from zmartd.chain.rpc import RpcClient  # noqa: E402
+from zmartd.config import parse_config  # noqa: E402
+from zmartd.context import ActorContext, Health  # noqa: E402
+from zmartd.devchain.actor import DevchainSettings, serve_devchain  # noqa: E402
+from zmartd.devchain.node import Node, TxRecord  # noqa: E402
+from zmartd.devchain.rpc_wire import transaction_json  # noqa: E402
+from zmartd.indexer import actor  # noqa: E402
+from zmartd.indexer.backfill import backfill  # noqa: E402
+from zmartd.indexer.pipeline import Indexer  # noqa: E402
+from zmartd.indexer.source import ChainSource  # noqa: E402
+from zmartd.observability import Metrics  # noqa: E402
+from zmartd.services import Services  # noqa: E402
+from zmartd.storage.database import Database  # noqa: E402
+from zmartd.storage.migrate import migrate  # noqa: E402
+
+SOL = 1_000_000_000
+ADMIN_DSN = os.environ.get("ZMARTD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+class Chain:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.pid = node.bank.program_id
+        self.admin = self.fund()
+        self.treasury = self.fund()
+        self.send(self.admin, ix.initialize_global_config(
+            admin=self.admin.pubkey(), backend_authority=self.admin.pubkey(),
+            protocol_fee_wallet=self.treasury.pubkey(), program_id=self.pid))
+
+    def fund(self, lamports: int = 10_000 * SOL) -> Keypair:
+        kp = Keypair()
+        self.node.faucet_transfer(kp.pubkey(), lamports)
+        return kp
+
+    def send(self, payer: Keypair, instruction: Any, advance: bool = True) -> TxRecord:
+        message = MessageV0.try_compile(payer.pubkey(), [instruction], [], self.node.blockhash)
+        record = self.node.submit(VersionedTransaction(message, [payer]), verify=False)
+        assert record.err is None, record.logs[-3:]
+        if advance:
+            self.node.advance_slot()
+        return record
+
+    def market(self, seed: int) -> bytes:
+        m = seed.to_bytes(32, "big")
+        creator = self.fund()
+        self.send(creator, ix.create_market(creator=creator.pubkey(), market_id=m,
+                                            b_parameter=100 * SOL, initial_liquidity=SOL // 10,
+                                            ipfs_question_hash=b"Qm".ljust(46, b"0"),
+                                            program_id=self.pid))
+        self.send(creator, ix.submit_proposal_vote(user=creator.pubkey(), market_id=m, vote=True,
+                                                   program_id=self.pid))
+        self.send(self.admin, ix.aggregate_proposal_votes(
+            backend_authority=self.admin.pubkey(), market_id=m, final_likes=1,
+            final_dislikes=0, program_id=self.pid))
+        self.send(self.admin, ix.approve_proposal(admin=self.admin.pubkey(), market_id=m,
+                                                  program_id=self.pid))
+        self.send(creator, ix.activate_market(authority=creator.pubkey(), market_id=m,
+                                              program_id=self.pid))
+        return m
+
+    def buy(self, user: Keypair, m: bytes, n: int, advance: bool = True) -> TxRecord:
+        return self.send(user, ix.buy_shares(
+            user=user.pubkey(), market_id=m, outcome=n % 2 == 0,
+            target_cost=SOL + n % 1000, protocol_fee_wallet=self.treasury.pubkey(),
+            program_id=self.pid), advance)
+
+
+def _dsn(name: str) -> str:
+    return urlunsplit(urlsplit(ADMIN_DSN)._replace(path=f"/{name}"))
+
+
+async def _admin(sql: str) -> None:
+    con = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await con.execute(sql)
+    finally:
+        await con.close()
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] * 1000
+
+
+class Confirmations:
+    """Node observer: when each transaction reached ``confirmed``."""
+
+    def __init__(self) -> None:
+        self.at: dict[Signature, float] = {}
+
+    def on_slot(self, info: Any, root: int) -> None:
+        return None
+
+    def on_accounts(self, level: Any, slot: int, accounts: Any) -> None:
+        return None
+
+    def on_transaction(self, level: str, record: TxRecord) -> None:
+        if level == "confirmed":
+            self.at.setdefault(record.signature, time.perf_counter())
+
+
+async def bench_latency(db: Database, trades: int) -> dict[str, float]:
+    settings = DevchainSettings(port=0, ws_port=0, seed="none", slot_interval=0.05,
+                                finalized_lag=32)
+    stopping = trio.Event()
+    async with trio.open_nursery() as nursery:
+        chain = await nursery.start(serve_devchain, settings, stopping)
+        c = Chain(chain.node)
+        market = c.market(1)
+        user = c.fund()
+        confirmations = Confirmations()
+        chain.node.subscribe(confirmations)
+        cfg = parse_config({"http": {"port": 0}}, base_dir=Path("/tmp"), env={})
+        ctx = ActorContext(name="bench", config=cfg, bus=Bus(), metrics=Metrics(),
+                           services=Services(), health=Health(), statuses=lambda: [],
+                           facts=lambda: {})
+        ctx.services.provide("database", db)
+        events = ctx.bus.topic("events").subscribe("bench", capacity=100_000)
+        cache_events = ctx.bus.topic("events").subscribe("bench.cache", capacity=100_000)
+        cache = HotCache(cfg.http.cache_max_entries, cfg.http.cache_ttl)
+        app = create_app(ctx, limiter=RateLimiter.from_config(cfg), cache=cache)
+        nursery.start_soon(run_invalidator, cache, cache_events, None)
+        hc = HypercornConfig()
+        hc.bind = ["127.0.0.1:0"]
+        hc.accesslog = None
+        urls = await nursery.start(serve, app, hc)
+        rpc = RpcClient([chain.rpc_url], commitment="confirmed")
+        indexer = Indexer(db, ChainSource(rpc, c.pid), ctx.bus, None)
+        service = actor.IndexerService()
+        nursery.start_soon(actor.serve_indexer, ctx, indexer, service, chain.ws_url)
+        while service.backfills < 1:  # noqa: ASYNC110 - polled on purpose
+            await trio.sleep(0.05)
+        bus_ms: list[float] = []
+        rest_ms: list[float] = []
+        async with httpx.AsyncClient(base_url=urls[0], timeout=10) as http:
+            for n in range(trades):
+                record = c.buy(user, market, n, advance=False)
+                sig = str(record.signature)
+                while record.signature not in confirmations.at:  # noqa: ASYNC110
+                    await trio.sleep(0.001)
+                confirmed = confirmations.at[record.signature]
+                with trio.fail_after(10):
+                    while True:
+                        ev = await events.receive()
+                        if isinstance(ev, TradeExecuted) and ev.data["signature"] == sig:
+                            bus_ms.append(time.perf_counter() - confirmed)
+                            break
+                    while True:
+                        r = await http.get(f"/v1/markets/{market.hex()}/trades",
+                                           params={"limit": 1})
+                        items = r.json()["items"]
+                        if items and items[0]["signature"] == sig:
+                            rest_ms.append(time.perf_counter() - confirmed)
+                            break
+                        await trio.sleep(0.002)
+        await rpc.aclose()
+        stopping.set()
+        nursery.cancel_scope.cancel()
+    return {"trades": trades, "bus_p50": _pct(bus_ms, 0.5), "bus_p99": _pct(bus_ms, 0.99),
+            "rest_p50": _pct(rest_ms, 0.5), "rest_p99": _pct(rest_ms, 0.99)}
+
+
+class MemorySource(ChainSource):
+    """Transactions from the node's memory (the JSON it would serve), accounts over RPC."""
+
+    def __init__(self, rpc: RpcClient, node: Node) -> None:
+        super().__init__(rpc, node.bank.program_id)
+        self.node = node
+
+    async def transaction(self, signature: str) -> dict[str, Any] | None:
+        record = self.node.transaction(Signature.from_string(signature), "confirmed")
+        return None if record is None else transaction_json(record, encoding="json")
+
+    async def transactions(self, signatures: Any) -> list[dict[str, Any] | None]:
+        return [await self.transaction(s) for s in signatures]
+
+
+async def bench_backfill(db: Database, n: int) -> dict[str, float]:
+    settings = DevchainSettings(port=0, ws_port=0, seed="none", slot_interval=3600,
+                                finalized_lag=32)
+    stopping = trio.Event()
+    async with trio.open_nursery() as nursery:
+        chain = await nursery.start(serve_devchain, settings, stopping)
+        c = Chain(chain.node)
+        markets = [c.market(10 + i) for i in range(20)]
+        users = [c.fund() for _ in range(200)]
+        t0 = time.perf_counter()
+        for i in range(n):
+            c.buy(users[i % len(users)], markets[i % len(markets)], i, advance=i % 50 == 49)
+        c.node.advance_slot(2)
+        made = time.perf_counter() - t0
+        async with RpcClient([chain.rpc_url], commitment="confirmed") as rpc:
+            indexer = Indexer(db, MemorySource(rpc, chain.node), None, None, publish=False)
+            t0 = time.perf_counter()
+            p = await backfill(indexer, reason="bench", batch_size=250)
+            elapsed = time.perf_counter() - t0
+        stopping.set()
+        nursery.cancel_scope.cancel()
+
+    async def copy_baseline(con: asyncpg.Connection) -> float:
+        rows = await con.fetch(
+            "SELECT market_id, wallet, side, outcome, shares, amount, price_yes, block_time, "
+            "slot, signature, instruction_index, event_index FROM trades")
+        await con.execute("CREATE TEMP TABLE copy_trades (LIKE trades INCLUDING DEFAULTS "
+                          "INCLUDING IDENTITY INCLUDING CONSTRAINTS INCLUDING INDEXES)")
+        cols = ["market_id", "wallet", "side", "outcome", "shares", "amount", "price_yes",
+                "block_time", "slot", "signature", "instruction_index", "event_index"]
+        start = time.perf_counter()
+        await con.copy_records_to_table("copy_trades", records=[tuple(r) for r in rows],
+                                        columns=cols)
+        return time.perf_counter() - start
+
+    copy_s = await db.run(copy_baseline)
+    return {"transactions": p.total, "events": p.events, "make_s": made, "seconds": elapsed,
+            "events_per_s": p.events / elapsed, "copy_s": copy_s,
+            "copy_rows_per_s": p.applied / copy_s}
+
+
+async def main(args: argparse.Namespace) -> None:
+    name = f"zmartd_bench_{secrets.token_hex(4)}"
+    await trio_asyncio.aio_as_trio(_admin)(f'CREATE DATABASE "{name}"')
+    try:
+        db = await Database.connect(_dsn(name), min_size=2, max_size=8, statement_timeout=300)
+        try:
+            await migrate(db)
+            lat = await bench_latency(db, args.trades)
+            print(f"live latency, {lat['trades']} trades: confirmed -> bus event "
+                  f"p50 {lat['bus_p50']:.1f} ms p99 {lat['bus_p99']:.1f} ms; "
+                  f"confirmed -> REST p50 {lat['rest_p50']:.1f} ms p99 {lat['rest_p99']:.1f} ms")
+            async def _wipe(con: asyncpg.Connection) -> None:
+                for t in ("trade_fees", "price_points", "trades", "chain_events", "positions",
+                          "proposal_votes", "markets", "processed_transactions",
+                          "chain_cursors", "global_config"):
+                    await con.execute(f"DELETE FROM {t}")
+
+            await db.run(_wipe)
+            bf = await bench_backfill(db, args.backfill)
+            print(f"backfill: {bf['transactions']:.0f} transactions ({bf['events']:.0f} events) "
+                  f"in {bf['seconds']:.1f} s = {bf['events_per_s']:.0f} events/s "
+                  f"(chain built in {bf['make_s']:.1f} s); plain COPY of the same "
+                  f"{bf['transactions'] - 1:.0f} trade rows: {bf['copy_s']:.2f} s = "
+                  f"{bf['copy_rows_per_s']:.0f} rows/s; ratio "
+                  f"{bf['events_per_s'] / bf['copy_rows_per_s']:.3f}")
+        finally:
+            await db.close()
+    finally:
+        await trio_asyncio.aio_as_trio(_admin)(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trades", type=int, default=300, help="live trades (latency)")
+    parser.add_argument("--backfill", type=int, default=100_000, help="backfill transactions")
+    ns = parser.parse_args()
+
+    async def _entry() -> None:
+        async with trio_asyncio.open_loop():
+            await main(ns)
+
+    trio.run(_entry)
