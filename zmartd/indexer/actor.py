@@ -88,6 +88,9 @@ async def run(
     service = IndexerService()
     ctx.services.provide("indexer", service)
     metrics = indexer_metrics(ctx.metrics.registry)
+    # Not ready until the first catch-up is done (a follower clears this when
+    # it finds the lock taken), so /ready never flaps from 200 to 503 at start.
+    ctx.set_degraded("starting: waiting for the database, the chain and the first backfill")
     task_status.started()
     try:
         async with trio.open_nursery() as nursery:
@@ -100,6 +103,7 @@ async def run(
                 source = ChainSource(rpc, cfg.program_id)
 
                 def waiting() -> None:
+                    ctx.set_degraded(None)
                     ctx.log.info("another instance holds the indexer lock; standing by")
 
                 async with store.leader_lock(db, on_wait=waiting):
