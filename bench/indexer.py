@@ -24,14 +24,21 @@ database is created and dropped)::
    same run.
 """
 
+# ruff: noqa: E402
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# ``python bench/indexer.py`` puts bench/ first on sys.path, where a module
+# named like a stdlib one (bench/http.py) would shadow it for httpx.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import argparse
 import os
 import secrets
-import sys
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -49,25 +56,25 @@ from solders.transaction import VersionedTransaction
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from zmartd.api.cache import HotCache, run_invalidator  # noqa: E402
-from zmartd.api.ratelimit import RateLimiter  # noqa: E402
-from zmartd.api.server import create_app  # noqa: E402
-from zmartd.bus import Bus, TradeExecuted  # noqa: E402
-from zmartd.chain import instructions as ix  # noqa: E402
-from zmartd.chain.rpc import RpcClient  # noqa: E402
-from zmartd.config import parse_config  # noqa: E402
-from zmartd.context import ActorContext, Health  # noqa: E402
-from zmartd.devchain.actor import DevchainSettings, serve_devchain  # noqa: E402
-from zmartd.devchain.node import Node, TxRecord  # noqa: E402
-from zmartd.devchain.rpc_wire import transaction_json  # noqa: E402
-from zmartd.indexer import actor  # noqa: E402
-from zmartd.indexer.backfill import backfill  # noqa: E402
-from zmartd.indexer.pipeline import Indexer  # noqa: E402
-from zmartd.indexer.source import ChainSource  # noqa: E402
-from zmartd.observability import Metrics  # noqa: E402
-from zmartd.services import Services  # noqa: E402
-from zmartd.storage.database import Database  # noqa: E402
-from zmartd.storage.migrate import migrate  # noqa: E402
+from zmartd.api.cache import HotCache, run_invalidator
+from zmartd.api.ratelimit import RateLimiter
+from zmartd.api.server import create_app
+from zmartd.bus import Bus, TradeExecuted
+from zmartd.chain import instructions as ix
+from zmartd.chain.rpc import RpcClient
+from zmartd.config import parse_config
+from zmartd.context import ActorContext, Health
+from zmartd.devchain.actor import DevchainSettings, serve_devchain
+from zmartd.devchain.node import Node, TxRecord
+from zmartd.devchain.rpc_wire import transaction_json
+from zmartd.indexer import actor
+from zmartd.indexer.backfill import backfill
+from zmartd.indexer.pipeline import Indexer
+from zmartd.indexer.source import ChainSource
+from zmartd.observability import Metrics
+from zmartd.services import Services
+from zmartd.storage.database import Database
+from zmartd.storage.migrate import migrate
 
 SOL = 1_000_000_000
 ADMIN_DSN = os.environ.get("ZMARTD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -166,7 +173,8 @@ async def bench_latency(db: Database, trades: int) -> dict[str, float]:
         user = c.fund()
         confirmations = Confirmations()
         chain.node.subscribe(confirmations)
-        cfg = parse_config({"http": {"port": 0}}, base_dir=Path("/tmp"), env={})
+        cfg = parse_config({"http": {"port": 0}, "ratelimit": {"enabled": False}},
+                           base_dir=Path("/tmp"), env={})
         ctx = ActorContext(name="bench", config=cfg, bus=Bus(), metrics=Metrics(),
                            services=Services(), health=Health(), statuses=lambda: [],
                            facts=lambda: {})
@@ -204,6 +212,7 @@ async def bench_latency(db: Database, trades: int) -> dict[str, float]:
                     while True:
                         r = await http.get(f"/v1/markets/{market.hex()}/trades",
                                            params={"limit": 1})
+                        r.raise_for_status()
                         items = r.json()["items"]
                         if items and items[0]["signature"] == sig:
                             rest_ms.append(time.perf_counter() - confirmed)
