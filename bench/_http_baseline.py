@@ -9,6 +9,9 @@ applied to the same TOML file the daemon reads (bind host, keep-alive
 defaults, ``graceful_timeout``, no access log), and it runs one trio process
 like ``python -m zmartd``.  Only ``[http] port`` is replaced (``--port``).
 
+``--app quart`` serves the same body from a one-route Quart-Trio app instead,
+to tell the framework's cost from zmartd's own.
+
 Prints ``http://host:port`` on stdout once listening; stops on SIGTERM/SIGINT.
 Run it as a module from the repository root (as a script, ``bench/`` would
 come first on ``sys.path`` and ``bench/http.py`` would shadow the standard
@@ -60,7 +63,23 @@ async def hello(scope: MutableMapping[str, Any], receive: Receive, send: Send) -
     await send({"type": "http.response.body", "body": BODY})
 
 
-async def main(config_path: Path, port: int) -> None:
+def quart_hello() -> Any:
+    """The same answer from a one-route Quart-Trio app with no hooks: the
+    framework's own share of a request, between the bare ASGI baseline and
+    zmartd (which adds its hooks, load shedder, routing table and cache)."""
+    from quart import Response
+    from quart_trio import QuartTrio
+
+    app = QuartTrio("hello")
+
+    @app.get("/")
+    async def index() -> Response:
+        return Response(BODY, content_type="application/json")
+
+    return app
+
+
+async def main(config_path: Path, port: int, app_name: str) -> None:
     cfg = load_config(config_path)
     cfg = dataclasses.replace(cfg, http=dataclasses.replace(cfg.http, port=port))
     ctx = ActorContext(
@@ -78,8 +97,9 @@ async def main(config_path: Path, port: int) -> None:
                     return
 
             nursery.start_soon(on_signal)
+            app: Any = hello if app_name == "asgi" else quart_hello()
             urls: list[str] = await nursery.start(
-                partial(serve, hello, hc, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+                partial(serve, app, hc, shutdown_trigger=stop.wait))
             print(urls[0], flush=True)
             await stop.wait()
             nursery.cancel_scope.deadline = trio.current_time() + cfg.http.graceful_timeout + 1
@@ -89,5 +109,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--app", choices=("asgi", "quart"), default="asgi",
+                        help="asgi: the bare callable (the baseline); quart: a one-route "
+                             "Quart-Trio app (the framework's share)")
     args = parser.parse_args()
-    trio.run(main, args.config, args.port)
+    trio.run(main, args.config, args.port, args.app)

@@ -668,6 +668,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "--config", str(config), "--port", str(base_port)],
                 work / "baseline.log", f"http://127.0.0.1:{base_port}", "/", args.server_cpu)
             servers.append(baseline)
+            quart_port = free_port()
+            quart = start_server(
+                "quart", [sys.executable, "-m", "bench._http_baseline", "--app", "quart",
+                          "--config", str(config), "--port", str(quart_port)],
+                work / "quart.log", f"http://127.0.0.1:{quart_port}", "/", args.server_cpu)
+            servers.append(quart)
             print(f"wrk -t 1, {args.seconds:g} s per measurement after {args.warmup:g} s "
                   f"warm-up, timeout {args.timeout:g} s; pinned: {args.pin}; "
                   f"{os.cpu_count()} CPUs; load average at start "
@@ -675,7 +681,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             results: list[Result] = []
             for conns in args.connections:
                 before = measure(baseline, "/", "baseline (before)", conns, args, script)
-                targets = [measure(zmartd, detail, "GET /v1/markets/{id}", conns, args, script),
+                targets = [measure(quart, "/", "quart-trio hello", conns, args, script),
+                           measure(zmartd, detail, "GET /v1/markets/{id}", conns, args, script),
                            measure(zmartd, "/v1/markets", "GET /v1/markets", conns, args,
                                    script)]
                 after = measure(baseline, "/", "baseline (after)", conns, args, script)
