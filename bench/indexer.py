@@ -251,7 +251,8 @@ async def bench_backfill(db: Database, n: int) -> dict[str, float]:
         users = [c.fund() for _ in range(200)]
         t0 = time.perf_counter()
         for i in range(n):
-            c.buy(users[i % len(users)], markets[i % len(markets)], i, advance=i % 50 == 49)
+            c.buy(users[i % len(users)], markets[i % len(markets)], i // len(markets),
+                  advance=i % 50 == 49)
         c.node.advance_slot(2)
         made = time.perf_counter() - t0
         async with RpcClient([chain.rpc_url], commitment="confirmed") as rpc:
