@@ -201,9 +201,9 @@ TOPICS: dict[str, TopicSpec] = {
             DomainEvent,
             capacity=1024,
             policy=Policy.BLOCK,
-            why="caches must see every invalidation; the WebSocket hub subscribes "
-            "with drop_oldest instead (clients recover through seq/resume and a "
-            "REST snapshot), so one slow consumer cannot stall the indexer",
+            why="caches and the WebSocket hub must see every change (the hub numbers "
+            "events per channel, so a silently dropped one would be a hole); neither "
+            "waits on clients, slow WebSocket clients are disconnected instead",
         ),
         TopicSpec(
             "daemon.config",
