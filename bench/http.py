@@ -1,6 +1,6 @@
 """The REST API under load, against a bare ASGI baseline measured in the same run.
 
-Run from the repository root (about 2 minutes; needs ``wrk`` on PATH --
+Run from the repository root (just under 3 minutes; needs ``wrk`` on PATH --
 Debian: ``apt-get install wrk`` -- and the PostgreSQL of ``ZMARTD_TEST_PG``,
 default ``postgresql://postgres@127.0.0.1:5432/postgres``)::
 
@@ -23,21 +23,34 @@ What it does:
    ``cache_ttl = 30``, metrics on);
 3. starts the baseline, ``bench/_http_baseline.py``: a bare ASGI callable
    answering ``{"hello":"world"}``, served by hypercorn's trio worker with
-   the hypercorn settings zmartd derives from the same TOML file;
-4. for each ``--connections`` level: baseline, ``GET /v1/markets/{id}``
-   (one market, so every answer after the first is a hot-cache hit),
-   ``GET /v1/markets`` (first page, cached), baseline again -- each a
-   ``wrk -t 1`` run of ``--seconds`` after a short warm-up.  ``ratio`` is
-   the target's req/s over the mean of the two baseline runs around it;
-5. stops both servers and drops the database -- also on Ctrl-C / SIGTERM.
+   the hypercorn settings zmartd derives from the same TOML file; and the
+   same answer from a one-route Quart-Trio app (``--app quart``), which
+   tells the framework's share of a request from zmartd's own;
+4. for each ``--connections`` level: baseline, quart-trio hello,
+   ``GET /v1/markets/{id}`` (one market, so answers are hot-cache hits
+   except when its 30 s TTL runs out), ``GET /v1/markets`` (first page,
+   cached), baseline again -- each a ``wrk -t 1`` run of ``--seconds``
+   after a short warm-up.  ``ratio`` is req/s over the mean of the two
+   baseline runs around it.  From ``--check-from`` connections on, a trio
+   client in this process then runs the same closed loop against the
+   baseline and both zmartd routes, counting what wrk cannot see: wrk
+   counts a timeout only when a late answer finally arrives, never a
+   request still unanswered when the run ends, and starts its clock after
+   the TCP connect (a connect stuck in SYN retransmits behind a full
+   listen queue costs 1 s, 3 s ...).  The trio client's timeout covers the
+   connect, and a client that gives up closes its socket and reconnects,
+   as browsers and proxies do;
+5. stops the servers and drops the database -- also on Ctrl-C / SIGTERM.
 
 wrk runs one thread (this machine has 2 cores: more would starve the
 servers) with a Lua script that tallies status codes and ``X-Cache``
 values.  Per measurement it prints req/s, p50/p99/max latency of the
 answered requests, non-2xx answers (503 = load shedding), socket errors
 (connect/read/write) and timeouts (no answer within ``--timeout``), the
-server's CPU time per request and the 1-minute load average (other
-programs on the machine compete for the same two cores).
+server's CPU time per request and share of a core, the trio client's own
+CPU share, the kernel's listen-queue overflows (``ovfl``) and the 1-minute
+load average (other programs on the machine compete for the same two
+cores).
 """
 
 from __future__ import annotations
@@ -270,6 +283,17 @@ class Server:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
+    def wait_idle(self, limit: float = 10.0) -> None:
+        """Until the process uses < 10 % of a core over 0.3 s (at most
+        ``limit`` s): a run must not inherit the work that the previous one
+        left queued (requests of clients that gave up are still served)."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            before = self.cpu_seconds()
+            time.sleep(0.3)
+            if self.cpu_seconds() - before < 0.03:
+                return
+
     def check_alive(self) -> None:
         if self.proc.poll() is not None:
             raise BenchError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
@@ -296,8 +320,11 @@ def start_server(name: str, cmd: list[str], log: Path, url: str, probe: str,
     import urllib.request
 
     with open(log, "wb") as out:
+        # Own session: a Ctrl-C reaches this process (which stops the servers
+        # in order, then drops the database), not the servers mid-measurement.
         proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, preexec_fn=_pin(cpu))
+                                stderr=subprocess.STDOUT, preexec_fn=_pin(cpu),
+                                start_new_session=True)
     server = Server(name, proc, log, url)
     deadline = time.monotonic() + 60
     while True:
@@ -363,6 +390,7 @@ def measure(server: Server, path: str, label: str, connections: int,
             args: argparse.Namespace, script: Path) -> Result:
     url = server.url + path
     server.check_alive()
+    server.wait_idle()
     if args.warmup > 0:
         run_wrk(url, connections, args.warmup, args.timeout, script, args.client_cpu)
     load1 = os.getloadavg()[0]
@@ -488,9 +516,10 @@ def timeout_check(server: Server, path: str, label: str, connections: int,
 
     split = urlsplit(server.url)
     server.check_alive()
+    server.wait_idle()
     load1 = os.getloadavg()[0]
     overflows = listen_overflows()
-    cpu0 = server.cpu_seconds()
+    cpu0, own0 = server.cpu_seconds(), time.process_time()
     raw = trio.run(_closed_loop, split.hostname or "127.0.0.1", split.port or 80, path,
                    connections,
                    float(args.seconds), float(args.timeout))
@@ -498,17 +527,18 @@ def timeout_check(server: Server, path: str, label: str, connections: int,
     server.check_alive()
     requests = raw["requests"]
     result = Result(
-        target=label, connections=connections, requests=requests, seconds=float(args.seconds),
+        target=label, connections=connections, requests=requests,
+        seconds=float(args.check_seconds),
         statuses=raw["statuses"], cache={}, client="trio",
         errors={"connect": raw["errors"]["connect"], "read": raw["errors"]["read"],
                 "write": 0, "timeout": raw["errors"]["timeout"]},
         p50_ms=raw["p50_ms"], p99_ms=raw["p99_ms"], max_ms=raw["max_ms"],
         bytes_per_response=0.0,
         cpu_us_per_request=cpu / requests * 1e6 if requests else 0.0,
-        cpu_share=cpu / args.seconds, load1=load1,
+        cpu_share=cpu / args.check_seconds, load1=load1,
     )
     result.extra["listen_overflows"] = listen_overflows() - overflows
-    time.sleep(1)  # let the server finish what the closed sockets left queued
+    result.extra["client_cpu"] = (time.process_time() - own0) / args.check_seconds
     return result
 
 
@@ -575,7 +605,7 @@ def _fmt_counts(counts: dict[str, int]) -> str:
 def print_table(results: Sequence[Result]) -> None:
     head = (f"{'conns':>5} {'client':<6} {'target':<22}{'req/s':>7}{'ratio':>7}{'p50 ms':>8}"
             f"{'p99 ms':>8}{'max ms':>8}{'non-2xx':>8}{'conn/rd/wr':>11}{'tmo':>6}"
-            f"{'cpu us/req':>11}{'cpu':>6}{'B/resp':>7}{'ovfl':>6}{'load1':>6}"
+            f"{'cpu us/req':>11}{'cpu':>6}{'cli':>5}{'B/resp':>7}{'ovfl':>6}{'load1':>6}"
             f"  statuses / X-Cache")
     print(head)
     for r in results:
@@ -584,6 +614,7 @@ def print_table(results: Sequence[Result]) -> None:
         print(f"{r.connections:>5} {r.client:<6} {r.target:<22}{r.rps:>7.0f}{ratio:>7}"
               f"{r.p50_ms:>8.1f}{r.p99_ms:>8.1f}{r.max_ms:>8.0f}{r.non_2xx:>8}{sock:>11}"
               f"{r.errors['timeout']:>6}{r.cpu_us_per_request:>11.0f}{r.cpu_share:>6.0%}"
+              f"{r.extra.get('client_cpu', 0):>5.0%}"
               f"{r.bytes_per_response:>7.0f}{r.extra.get('listen_overflows', 0):>6}"
               f"{r.load1:>6.2f}  {_fmt_counts(r.statuses)} / {_fmt_counts(r.cache)}",
               flush=True)
@@ -594,16 +625,19 @@ def print_table(results: Sequence[Result]) -> None:
 
 @contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so every ``finally`` below runs."""
+    """SIGTERM and SIGINT unwind as KeyboardInterrupt, so every ``finally``
+    below runs (SIGINT explicitly: a shell starts background jobs with it
+    ignored, and Python then installs no handler of its own)."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -618,6 +652,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--check-from", type=int, default=1000, metavar="N",
                    help="at N connections and more, also run the trio timeout check after "
                         "wrk (default 1000)")
+    p.add_argument("--check-seconds", type=int, default=8, help="per timeout check (8)")
     p.add_argument("--markets", type=int, default=1000, help="markets seeded (default 1000)")
     p.add_argument("--pin", action="store_true",
                    help="pin wrk to CPU 0 and both servers to CPU 1")
