@@ -568,27 +568,41 @@ def profile(server: Server, path: str, connections: int, args: argparse.Namespac
     return dest
 
 
-def summarize_profile(collapsed: Path, top: int = 22) -> str:
-    """Inclusive and self shares per function (file:line dropped) of a py-spy
-    ``raw`` (collapsed stacks) file."""
+#: Frames every busy sample of the daemon passes through: left out of "inclusive".
+_ROOT_FRAMES = re.compile(
+    r"<frozen runpy>|\(zmartd/(__main__|cli|app)\.py\)|^(run|unrolled_run) \(trio/")
+#: Self time is also summed per package (the first of these in the leaf's path).
+_PACKAGES = ("zmartd/", "quart_trio/", "quart/", "werkzeug/", "hypercorn/", "h11/", "trio/",
+             "msgspec", "prometheus_client/", "structlog/", "asyncio/", "asyncpg/")
+
+
+def summarize_profile(collapsed: Path, top: int = 20) -> str:
+    """Self time per package, and inclusive and self shares per function
+    (file:line dropped), of a py-spy ``raw`` (collapsed stacks) file.  With
+    ``--nonblocking`` some stacks are torn (sampled mid-update); they still
+    count for self time."""
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
+    packages: collections.Counter[str] = collections.Counter()
     total = 0
+    strip = re.compile(rf"\(/.*?(site-packages|lib/python3\.\d+|{re.escape(str(ROOT))})/")
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         n = int(count)
         total += n
-        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]
-        frames = [re.sub(r"\(/.*?(site-packages|lib/python3\.\d+|/work/main)/", "(", f)
-                  for f in frames]
+        frames = [strip.sub("(", re.sub(r":\d+\)$", ")", f)) for f in stack.split(";")]
         for f in set(frames):
-            inclusive[f] += n
+            if not _ROOT_FRAMES.search(f):
+                inclusive[f] += n
         own[frames[-1]] += n
+        packages[next((p for p in _PACKAGES if f"({p}" in frames[-1]), "other")] += n
     if total == 0:
         return "  (no samples)"
-    lines = [f"  {total} samples (busy time only)", "  inclusive:"]
+    lines = [f"  {total} samples (busy time only)", "  self time by package:"]
+    lines += [f"    {n / total:6.1%}  {p}" for p, n in packages.most_common()]
+    lines.append("  inclusive:")
     lines += [f"    {n / total:6.1%}  {f}" for f, n in inclusive.most_common(top)]
     lines.append("  self:")
     lines += [f"    {n / total:6.1%}  {f}" for f, n in own.most_common(top)]
