@@ -1,4 +1,4 @@
-"""Baseline server of ``bench/http.py``: a bare ASGI hello-world on hypercorn+trio.
+"""Baseline server of ``bench/http_api.py``: a bare ASGI hello-world on hypercorn+trio.
 
 Why this exists: absolute request rates on a shared 2-core machine move by 2x
 between runs, so the HTTP bench reports zmartd as a *ratio* against the
@@ -13,9 +13,7 @@ like ``python -m zmartd``.  Only ``[http] port`` is replaced (``--port``).
 to tell the framework's cost from zmartd's own.
 
 Prints ``http://host:port`` on stdout once listening; stops on SIGTERM/SIGINT.
-Run it as a module from the repository root (as a script, ``bench/`` would
-come first on ``sys.path`` and ``bench/http.py`` would shadow the standard
-library's ``http``, which hypercorn imports)::
+Run it as a module from the repository root (it imports ``zmartd``)::
 
     .venv/bin/python -m bench._http_baseline --config bench.toml --port 18081
 """

@@ -30,8 +30,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# ``python bench/indexer.py`` puts bench/ first on sys.path, where a module
-# named like a stdlib one (bench/http.py) would shadow it for httpx.
+# ``python bench/indexer.py`` puts bench/ first on sys.path; keep it off so that
+# no bench module can ever shadow a library module (bench/http.py once did).
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 

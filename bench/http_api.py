@@ -4,9 +4,9 @@ Run from the repository root (just under 3 minutes; needs ``wrk`` on PATH --
 Debian: ``apt-get install wrk`` -- and the PostgreSQL of ``ZMARTD_TEST_PG``,
 default ``postgresql://postgres@127.0.0.1:5432/postgres``)::
 
-    .venv/bin/python bench/http.py
-    .venv/bin/python bench/http.py --seconds 5 --connections 100   # quicker
-    .venv/bin/python bench/http.py --profile /tmp/prof              # + py-spy of zmartd
+    .venv/bin/python bench/http_api.py
+    .venv/bin/python bench/http_api.py --seconds 5 --connections 100   # quicker
+    .venv/bin/python bench/http_api.py --profile /tmp/prof              # + py-spy of zmartd
 
 What it does:
 
@@ -187,7 +187,7 @@ def seed(dsn: str, count: int) -> None:
                         db, market_id=mid, creator=creator,
                         metadata=markets.MarketMetadataInput(
                             title=f"Will benchmark market #{n} resolve YES?",
-                            description="A seeded market for bench/http.py. " * 6,
+                            description="A seeded market for bench/http_api.py. " * 6,
                             category=categories[n % len(categories)],
                             tags=("bench", f"group-{n % 10}"),
                             resolution_source="https://example.com/source",
@@ -212,10 +212,9 @@ def seed(dsn: str, count: int) -> None:
 
 
 def _drop_script_dir() -> None:
-    """Run as ``python bench/http.py``, this file's directory comes first on
-    ``sys.path`` and ``import http`` (urllib, hypercorn, quart...) would load
-    this file instead of the standard library.  Module-level imports here
-    avoid ``http``; :func:`main` calls this before anything imports it."""
+    """Run as ``python bench/http_api.py``, this file's directory comes first on
+    ``sys.path``; keep it off so that no bench module can shadow a library
+    module (this file was once ``bench/http.py`` and hid the stdlib ``http``)."""
     here = Path(__file__).resolve().parent
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
 
@@ -230,7 +229,7 @@ def free_port() -> int:
 def write_config(directory: Path, dsn: str, port: int) -> Path:
     path = directory / "bench.toml"
     path.write_text(f"""\
-# bench/http.py: storage + http only; every unlisted setting is zmartd's default.
+# bench/http_api.py: storage + http only; every unlisted setting is zmartd's default.
 [daemon]
 data_dir = "{directory}"
 instance_name = "bench"
@@ -683,7 +682,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _drop_script_dir()
     args = parse_args(argv)
     if shutil.which("wrk") is None:
-        print("bench/http.py needs wrk on PATH (Debian: apt-get install wrk)", file=sys.stderr)
+        print("bench/http_api.py needs wrk on PATH (Debian: apt-get install wrk)", file=sys.stderr)
         return 1
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = max(args.connections) * 2 + 256
@@ -761,7 +760,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(summarize_profile(stacks), flush=True)
             return 0
         except BenchError as exc:
-            print(f"bench/http.py: {exc}", file=sys.stderr)
+            print(f"bench/http_api.py: {exc}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             print("interrupted; cleaning up", file=sys.stderr)
