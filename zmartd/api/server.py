@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 import coredis
 import trio
@@ -39,7 +39,13 @@ ROUTERS: tuple[Router, ...] = (
     webhooks.router,
 )
 
-__all__ = ["create_app", "run"]
+__all__ = ["LISTEN_BACKLOG", "create_app", "hypercorn_config", "run"]
+
+#: The listen queue.  hypercorn's default of 100 overflows when many clients
+#: connect at once (a browser fleet reconnecting, nginx opening its upstream
+#: pool): each dropped SYN costs the client a 1 s, then 3 s retransmit.  The
+#: kernel caps it at ``net.core.somaxconn`` (4096 on current Linux).
+LISTEN_BACKLOG: Final = 1024
 
 
 def create_app(
@@ -81,6 +87,7 @@ def hypercorn_config(ctx: ActorContext) -> HypercornConfig:
     host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
     hc.bind = [f"{host}:{cfg.port}"]
     hc.graceful_timeout = cfg.graceful_timeout
+    hc.backlog = LISTEN_BACKLOG
     # No access log (it would carry client IPs and duplicate our metrics);
     # hypercorn's errors go through our logging setup.
     hc.accesslog = None
