@@ -135,6 +135,16 @@ class Metrics:
             ["route"], registry=r,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
         )
+        self.http_shed = Counter(
+            "zmartd_http_shed_total",
+            "HTTP requests refused with 503 by the load shedder (never reach the "
+            "per-route counters: they are answered before routing)", registry=r,
+        )
+        self.http_cache = Counter(
+            "zmartd_http_cache_total",
+            "Answers of cacheable routes by hot-cache result (hit, miss, stale = served "
+            "past its TTL because the database was down)", ["result"], registry=r,
+        )
         self.ready = Gauge("zmartd_ready", "1 when every required actor is running", registry=r)
         self._restarts_seen: dict[str, int] = {}
 

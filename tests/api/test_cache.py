@@ -13,6 +13,8 @@ import trio.testing
 from tests.api.conftest import live_api, make_config
 from zmartd.api.cache import (
     MARKETS,
+    CacheEntry,
+    Flight,
     HotCache,
     RedisInvalidation,
     etag_for,
@@ -189,3 +191,149 @@ async def test_forwarded_for_from_a_trusted_proxy_picks_the_bucket(db: Database)
         # untrusted peer: the header is ignored, so a forged address does not help
         r = await api.client.get("/v1/test/things/z", headers={"X-Forwarded-For": "2.2.2.2"})
         assert r.status_code == 429
+
+
+# ------------------------------------------------------------------ single flight
+
+gated = Router("gated", prefix="/v1/gated", tags=["test"])
+
+
+class Gate:
+    """Holds the gated handler until the test opens it; counts its calls."""
+
+    def __init__(self) -> None:
+        self.open = trio.Event()
+        self.calls = 0
+        self.fail_first = False
+
+
+gate: dict[str, Gate] = {}
+
+
+@gated.get("/things/<thing_id>", response=Thing,
+           cache=lambda call: [market_tag(call.path["thing_id"])])
+async def get_gated(call: Call[None, None]) -> Thing:
+    """A cached read whose database fetch the test holds open."""
+    g = gate["current"]
+    g.calls += 1
+    n = g.calls
+    await g.open.wait()
+    if g.fail_first and n == 1:
+        raise RuntimeError("the leader's fetch failed")
+    return Thing(id=call.path["thing_id"], n=n)
+
+
+async def _burst(api: Any, url: str, count: int) -> list[Any]:
+    """``count`` concurrent GETs, returned once all have reached the cache."""
+    answers: list[Any] = []
+    misses = api.state.cache.misses
+
+    async def one() -> None:
+        answers.append(await api.client.get(url))
+
+    # well under FLIGHT_WAIT: waiters must be woken by the leader, not time out
+    with trio.fail_after(3):
+        async with trio.open_nursery() as nursery:
+            for _ in range(count):
+                nursery.start_soon(one)
+            while api.state.cache.misses < misses + count:  # every one missed...
+                await trio.sleep(0.01)
+            await trio.testing.wait_all_tasks_blocked()  # ...and is waiting
+            gate["current"].open.set()
+    return answers
+
+
+def _cache_metric(api: Any, result: str) -> float:
+    value = api.ctx.metrics.registry.get_sample_value(
+        "zmartd_http_cache_total", {"result": result})
+    return float(value or 0)
+
+
+async def test_concurrent_misses_make_one_fetch(db: Database) -> None:
+    gate["current"] = Gate()
+    async with live_api(make_config(), db, routers=[gated]) as api:
+        answers = await _burst(api, "/v1/gated/things/a", 20)
+        assert gate["current"].calls == 1
+        assert {r.status_code for r in answers} == {200}
+        assert {r.content for r in answers} == {answers[0].content}
+        assert {r.headers["ETag"] for r in answers} == {answers[0].headers["ETag"]}
+        assert sorted(r.headers["X-Cache"] for r in answers) == ["hit"] * 19 + ["miss"]
+        assert _cache_metric(api, "hit") == 19 and _cache_metric(api, "miss") == 1
+
+
+async def test_a_failing_leader_does_not_wedge_the_waiters(db: Database) -> None:
+    gate["current"] = Gate()
+    gate["current"].fail_first = True
+    async with live_api(make_config(), db, routers=[gated]) as api:
+        answers = await _burst(api, "/v1/gated/things/a", 5)
+        assert sorted(r.status_code for r in answers) == [200] * 4 + [500]
+        # errors are not shared: each waiter fetched on its own, none hung
+        assert gate["current"].calls == 5
+        assert api.state.cache.get("/v1/gated/things/a") is not None
+
+
+async def test_an_invalidation_during_the_fetch_elects_a_new_leader(db: Database) -> None:
+    gate["current"] = Gate()
+    async with live_api(make_config(), db, routers=[gated]) as api:
+        answers: list[Any] = []
+
+        async def one() -> None:
+            answers.append(await api.client.get("/v1/gated/things/a"))
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                for _ in range(10):
+                    nursery.start_soon(one)
+                while api.state.cache.misses < 10:
+                    await trio.sleep(0.01)
+                await trio.testing.wait_all_tasks_blocked()
+                api.state.cache.invalidate([market_tag("a")])  # a trade, mid-fetch
+                gate["current"].open.set()
+        # the leader's answer (read before the trade) was not stored; one
+        # waiter fetched again and the others got that newer answer
+        assert gate["current"].calls == 2
+        ns = sorted(r.json()["n"] for r in answers)
+        assert ns == [1] + [2] * 9
+        found = api.state.cache.get("/v1/gated/things/a")
+        assert found is not None and msgspec.json.decode(found[0].body)["n"] == 2
+
+
+async def test_join_waits_for_the_leader_and_is_bounded() -> None:
+    cache = HotCache(max_entries=10, ttl=60)
+    first = await cache.join("/k")
+    assert first is not None and not isinstance(first, CacheEntry)
+    outcomes: list[object] = []
+
+    async def waiter() -> None:
+        outcomes.append(await cache.join("/k"))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        first.finish(None, retry=True)  # e.g. the leader was cancelled
+        await trio.testing.wait_all_tasks_blocked()
+        # exactly one waiter leads now; the others wait for it
+        leaders = [o for o in outcomes if isinstance(o, Flight)]
+        assert len(outcomes) == 1 and len(leaders) == 1
+        entry = cache.put("/k", b"v", tags=["t"], since=cache.epoch)
+        leaders[0].finish(entry, retry=False)
+    assert outcomes[1:] == [entry, entry]
+    # a slow leader: waiters give up after `wait` and compute on their own
+    slow = await cache.join("/slow")
+    assert isinstance(slow, Flight)
+    with trio.fail_after(1):
+        assert await cache.join("/slow", wait=0.05) is None
+    # a failed leader (no retry): waiters compute on their own at once
+    async with trio.open_nursery() as nursery:
+        got: list[object] = []
+
+        async def wait_slow() -> None:
+            got.append(await cache.join("/slow"))
+
+        nursery.start_soon(wait_slow)
+        await trio.testing.wait_all_tasks_blocked()
+        slow.finish(None, retry=False)
+    assert got == [None]
+    # finished flights are gone: the next miss leads again
+    assert isinstance(await cache.join("/slow"), Flight)

@@ -9,6 +9,7 @@ import msgspec
 import trio
 import trio.testing
 
+from tests.api.conftest import live_api, make_config, make_ctx
 from zmartd.api.middleware import (
     API_CSP,
     LoadShedder,
@@ -17,6 +18,8 @@ from zmartd.api.middleware import (
     preflight_headers,
     security_headers,
 )
+from zmartd.api.routing import Call, Router
+from zmartd.api.server import LISTEN_BACKLOG, hypercorn_config
 
 NETS = (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("10.0.0.0/8"),
         ipaddress.ip_network("::1/128"))
@@ -107,3 +110,51 @@ async def test_load_shedder_answers_503_past_the_limit() -> None:
     problem = msgspec.json.decode(next(b for b in bodies if b != b"ok"))
     assert problem["type"] == "urn:zmart:problem:overloaded" and problem["status"] == 503
     assert shedder.shed == 1
+
+
+held = Router("held", prefix="/v1/held", tags=["test"])
+hold: dict[str, trio.Event] = {}
+
+
+class Held(msgspec.Struct, frozen=True):
+    ok: bool
+
+
+@held.get("/", response=Held, rate=None)
+async def get_held(call: Call[None, None]) -> Held:
+    """Answers once the test lets it."""
+    await hold["release"].wait()
+    return Held(ok=True)
+
+
+async def test_shed_requests_are_counted_in_metrics() -> None:
+    hold["release"] = trio.Event()
+    cfg = make_config(http={"max_in_flight": 1})
+    async with live_api(cfg, None, routers=[held]) as api:
+        registry = api.ctx.metrics.registry
+        assert registry.get_sample_value("zmartd_http_shed_total") == 0
+        statuses: list[int] = []
+
+        async def get() -> None:
+            statuses.append((await api.client.get("/v1/held")).status_code)
+
+        with trio.fail_after(5):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(get)
+                shedder = api.app.asgi_app
+                assert isinstance(shedder, LoadShedder)
+                while shedder.in_flight < 1:  # the first one holds the only slot
+                    await trio.sleep(0.01)
+                await get()
+                await get()
+                hold["release"].set()
+        assert statuses == [503, 503, 200]
+        assert registry.get_sample_value("zmartd_http_shed_total") == 2
+        # the 503s bypass Quart, so the per-route counter never saw them
+        assert registry.get_sample_value("zmartd_http_requests_total", {
+            "route": "/v1/held", "method": "GET", "status": "503"}) is None
+
+
+def test_hypercorn_listen_backlog_absorbs_connect_bursts() -> None:
+    hc = hypercorn_config(make_ctx(make_config()))
+    assert hc.backlog == LISTEN_BACKLOG >= 1000  # hypercorn's default of 100 overflowed

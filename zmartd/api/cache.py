@@ -26,6 +26,17 @@ its (now old) answer *after* it: :meth:`HotCache.put` takes the epoch read
 at the start of the request and refuses entries whose tags were
 invalidated since.
 
+Single flight: when a cacheable key is missing or expired, concurrent
+requests for it must not all query the database (100 concurrent requests
+for one cold market made 100 fetches; each TTL expiry of a hot key under
+100 connections made 22-68 misses in a row).  The first request *leads*
+(:meth:`HotCache.join` returns a :class:`Flight`), the others wait for its
+stored answer.  Waiting is bounded: when the leader's answer could not be
+stored (invalidated meanwhile) or the leader was cancelled, one waiter
+becomes the new leader; when the leader failed or its answer is not
+cacheable (an error, a 404), or it takes longer than :data:`FLIGHT_WAIT`,
+each waiter computes on its own, as without coalescing.
+
 Every successful GET also gets an ``ETag`` (a hash of the body), and a
 matching ``If-None-Match`` answers ``304`` without a body, cached or not.
 """
@@ -37,7 +48,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
@@ -47,8 +58,10 @@ import trio
 from zmartd.bus import DomainEvent, MarketStateChanged, Subscription, TradeExecuted
 
 __all__ = [
+    "FLIGHT_WAIT",
     "MARKETS",
     "CacheEntry",
+    "Flight",
     "HotCache",
     "RedisInvalidation",
     "etag_for",
@@ -66,6 +79,13 @@ MARKETS: Final = "markets"
 _MAX_TAG_EPOCHS: Final = 100_000
 PUBLISH_TIMEOUT: Final = 0.25
 PUBLISH_RETRY: Final = 5.0
+#: How long a request waits for a concurrent one computing the same key
+#: before computing on its own (the database's statement timeout is longer:
+#: a stuck leader must not hold every reader of the key that long).
+FLIGHT_WAIT: Final = 5.0
+#: How many leaders in a row a request waits for (each was cancelled or had
+#: its answer invalidated) before it computes on its own.
+FLIGHT_ATTEMPTS: Final = 3
 
 
 def market_tag(market_id: str) -> str:
@@ -113,6 +133,35 @@ class CacheEntry:
     stored_at: float
 
 
+@dataclass(eq=False, slots=True)
+class Flight:
+    """One request's computation of a key's answer, awaited by the others.
+
+    The leader must call :meth:`finish` exactly once, in a ``finally``: a
+    flight left unfinished would make every later request for the key wait
+    :data:`FLIGHT_WAIT` first.
+    """
+
+    cache: HotCache
+    key: str
+    done: trio.Event = field(default_factory=trio.Event)
+    #: the entry the leader stored, for the waiters
+    entry: CacheEntry | None = None
+    #: no stored entry, but the answer was cacheable (invalidated meanwhile, or
+    #: the leader was cancelled): elect a new leader rather than all computing
+    retry: bool = False
+
+    def finish(self, entry: CacheEntry | None, *, retry: bool) -> None:
+        """Wake the waiters with the stored ``entry`` (None: nothing stored)."""
+        if self.done.is_set():
+            return
+        self.entry = entry
+        self.retry = retry
+        if self.cache._flights.get(self.key) is self:
+            del self.cache._flights[self.key]
+        self.done.set()
+
+
 class HotCache:
     """Bounded LRU of encoded responses, keyed by method+path+query, tagged."""
 
@@ -131,6 +180,7 @@ class HotCache:
         self.hits = 0
         self.misses = 0
         self.invalidations = 0
+        self._flights: dict[str, Flight] = {}
 
     @property
     def enabled(self) -> bool:
@@ -157,6 +207,39 @@ class HotCache:
         else:
             self.misses += 1
         return entry, fresh
+
+    async def join(
+        self, key: str, *, wait: float = FLIGHT_WAIT, attempts: int = FLIGHT_ATTEMPTS,
+    ) -> CacheEntry | Flight | None:
+        """Single flight for a key that :meth:`get` found missing or stale.
+
+        Returns the fresh entry a concurrent leader just stored; or a
+        :class:`Flight` when the caller leads (compute, :meth:`put`, then
+        :meth:`Flight.finish`); or None when the caller should compute on
+        its own (the leader failed, gave an uncacheable answer, or is slow).
+        Read :attr:`epoch` for :meth:`put` *after* this returns: the wait
+        may have been long and the caller's database read starts after it.
+        """
+        for _ in range(attempts):
+            flight = self._flights.get(key)
+            if flight is None:
+                entry = self._entries.get(key)  # a leader may have stored it meanwhile
+                if entry is not None and self._clock() - entry.stored_at < self.ttl:
+                    self._entries.move_to_end(key)
+                    return entry
+                flight = self._flights[key] = Flight(self, key)
+                return flight
+            with trio.move_on_after(wait):
+                await flight.done.wait()
+            if not flight.done.is_set():
+                return None
+            # Only hand out what is still stored: an invalidation between the
+            # leader's put and this wake-up must not be overlooked.
+            if flight.entry is not None and self._entries.get(key) is flight.entry:
+                return flight.entry
+            if flight.entry is None and not flight.retry:
+                return None
+        return None
 
     def put(
         self, key: str, body: bytes, *, tags: Iterable[str], since: int,

@@ -26,7 +26,9 @@ What the machinery does for every request, in order (see :func:`_dispatch`):
 2. authenticate (``auth="session"``/``"admin"``/``"optional"``) from
    ``Authorization: Bearer``, then take a token from the wallet's bucket;
 3. parse path, query and body into the declared types (422/400/413/415);
-4. for ``cache=`` routes, answer from the hot-read cache when fresh;
+4. for ``cache=`` routes, answer from the hot-read cache when fresh, else
+   wait for a concurrent request already fetching the same key (single
+   flight, :meth:`~zmartd.api.cache.HotCache.join`);
 5. call the handler, which returns the response value (or a :class:`Reply`
    to choose status/headers, or None for 204);
 6. encode it, add ``ETag`` to GET answers and honour ``If-None-Match``
@@ -346,10 +348,9 @@ async def _dispatch(state: ApiState, route: Route, params: dict[str, Any]) -> Re
         client_ip=ip, user_agent=request.headers.get("User-Agent"),
     )
 
-    is_get = request.method in ("GET", "HEAD")
     cache_key = tags = None
-    since = state.cache.epoch
     stale: hot.CacheEntry | None = None
+    flight: hot.Flight | None = None
     if route.cache is not None and state.cache.enabled:
         cache_key = _cache_key(request.path, request.args)
         tags = frozenset(route.cache(call))
@@ -357,14 +358,43 @@ async def _dispatch(state: ApiState, route: Route, params: dict[str, Any]) -> Re
         if found is not None:
             entry, fresh = found
             if fresh:
-                return _respond(route, entry.body, entry.etag, 200, call.headers, "hit")
+                return _respond(state, route, entry.body, entry.etag, 200, call.headers, "hit")
             stale = entry
+        joined = await state.cache.join(cache_key)
+        if isinstance(joined, hot.CacheEntry):  # a concurrent request just fetched it
+            return _respond(state, route, joined.body, joined.etag, 200, call.headers, "hit")
+        flight = joined
+    stored: hot.CacheEntry | None = None
+    retry = True  # cancelled before an answer: the next waiter leads
+    try:
+        response, stored, refused = await _compute(state, route, call, cache_key, tags, stale)
+        retry = refused  # cacheable, but invalidated meanwhile: one waiter re-reads
+        return response
+    except Exception:
+        retry = False  # errors are not shared: each waiter tries on its own
+        raise
+    finally:
+        if flight is not None:
+            flight.finish(stored, retry=retry)
+
+
+async def _compute(
+    state: ApiState, route: Route, call: Call[Any, Any], cache_key: str | None,
+    tags: frozenset[str] | None, stale: hot.CacheEntry | None,
+) -> tuple[Response, hot.CacheEntry | None, bool]:
+    """Run the handler and encode its answer; store it when cacheable.
+
+    Returns the response, the stored entry, and whether a cacheable answer
+    was refused by :meth:`~zmartd.api.cache.HotCache.put` (its tags were
+    invalidated while the handler ran)."""
+    since = state.cache.epoch  # before the handler reads the database
     try:
         result = await route.handler(call)
     except Exception as exc:
         if stale is not None and problems.is_unavailable(exc):
             log.info("database unavailable; serving a stale cached answer", path=request.path)
-            return _respond(route, stale.body, stale.etag, 200, call.headers, "stale")
+            return _respond(state, route, stale.body, stale.etag, 200, call.headers,
+                            "stale"), None, False
         raise
 
     status = route.status
@@ -373,15 +403,21 @@ async def _dispatch(state: ApiState, route: Route, params: dict[str, Any]) -> Re
         call.headers.update(result.headers)
         result = result.value
     if route.response is None or status == 204:
-        return _respond(route, b"", None, 204 if status == 200 else status, call.headers, None)
+        return _respond(state, route, b"", None, 204 if status == 200 else status,
+                        call.headers, None), None, False
     payload = encode(result)
+    is_get = request.method in ("GET", "HEAD")
     etag = hot.etag_for(payload) if is_get and status == 200 else None
+    stored = None
+    refused = False
     if cache_key is not None and tags is not None and status == 200:
-        state.cache.put(cache_key, payload, tags=tags, since=since)
-    return _respond(route, payload, etag, status, call.headers, "miss" if cache_key else None)
+        stored = state.cache.put(cache_key, payload, tags=tags, since=since)
+        refused = stored is None
+    return _respond(state, route, payload, etag, status, call.headers,
+                    "miss" if cache_key else None), stored, refused
 
 
-def _respond(route: Route, payload: bytes, etag: str | None, status: int,
+def _respond(state: ApiState, route: Route, payload: bytes, etag: str | None, status: int,
              extra: dict[str, str], cache_state: str | None) -> Response:
     if etag is not None and hot.etag_matches(request.headers.get("If-None-Match"), etag):
         response = Response(b"", status=304)
@@ -395,6 +431,7 @@ def _respond(route: Route, payload: bytes, etag: str | None, status: int,
         response.headers["Cache-Control"] = "no-cache"
     if cache_state is not None:
         response.headers["X-Cache"] = cache_state
+        state.ctx.metrics.http_cache.labels(cache_state).inc()
     for name, value in extra.items():
         response.headers[name] = value
     return response
@@ -511,5 +548,6 @@ def mount(
     app.asgi_app = middleware.LoadShedder(  # type: ignore[method-assign,assignment]
         app.asgi_app, cfg.http.max_in_flight,  # type: ignore[arg-type]
         exempt=OPS_PATHS | {cfg.metrics.path},
+        on_shed=ctx.metrics.http_shed.inc,  # its 503s never reach Quart's after_request
     )
     return state
