@@ -22,6 +22,7 @@ so the daemon behaves the same whatever its working directory.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import difflib
 import hmac
@@ -220,13 +221,14 @@ class _Ctx:
         return _BAD
 
 
-class Kind:
+class Kind(abc.ABC):
     """Base of the value kinds. ``expected`` is the phrase used in messages and docs."""
 
     expected: str = "value"
 
+    @abc.abstractmethod
     def parse(self, raw: Any, path: str, ctx: _Ctx) -> Any:
-        raise NotImplementedError
+        """The validated value, or ``_BAD`` after recording an error in ``ctx``."""
 
     def dump(self, value: Any) -> Any:
         return value
