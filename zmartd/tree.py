@@ -19,6 +19,7 @@ from zmartd.api import server as http_server
 from zmartd.config import Config
 from zmartd.context import ActorContext
 from zmartd.devchain import actor as devchain_actor
+from zmartd.devchain import demo_metadata
 from zmartd.indexer import actor as indexer_actor
 from zmartd.storage import actor as storage_actor
 from zmartd.supervisor import Restart
@@ -59,6 +60,16 @@ TREE: tuple[ActorDecl, ...] = (
         description="PostgreSQL pool (embedded pgserver when no DSN); provides 'database'",
         required=lambda cfg: cfg.database.required,
         shutdown_timeout=lambda cfg: 5.0,
+    ),
+    ActorDecl(
+        name="demo_metadata",
+        run=demo_metadata.run,
+        sections=("chain", "devchain"),
+        description="registers titles/descriptions of the devchain's demo markets (local mode, "
+        "seed = 'demo')",
+        enabled=lambda cfg: cfg.chain.mode == "local" and cfg.devchain.seed == "demo",
+        required=lambda cfg: False,
+        restart=Restart.TEMPORARY,
     ),
     ActorDecl(
         name="indexer",

@@ -304,6 +304,39 @@ async def save_metadata(
     return _metadata(row)
 
 
+async def import_metadata(
+    db: Database, items: Sequence[tuple[str, str, MarketMetadataInput]]
+) -> int:
+    """Register metadata for ``(market_id, creator, metadata)`` items that have none yet.
+
+    A trusted import (the local chain double's demo markets), so it skips the
+    creator/PROPOSED rules of :func:`save_metadata`; it never overwrites what a
+    creator already registered.  Never call it with user input.  Returns how
+    many rows were inserted.
+    """
+
+    async def _run(con: asyncpg.Connection) -> int:
+        inserted = 0
+        for market_id, creator, m in items:
+            status = await con.execute(
+                """
+                INSERT INTO market_metadata (market_id, creator, title, description, category,
+                                             tags, image_url, resolution_source, end_time)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                ON CONFLICT (market_id) DO NOTHING
+                """,
+                market_id, creator, m.title, m.description, m.category, list(m.tags),
+                m.image_url, m.resolution_source, m.end_time,
+            )
+            inserted += int(status.rsplit(" ", 1)[-1])
+        return inserted
+
+    try:
+        return await db.run(_run)
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise rejected(exc) from exc
+
+
 # ---------------------------------------------------------------- indexer writes
 
 

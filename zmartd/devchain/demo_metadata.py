@@ -1,0 +1,79 @@
+"""The ``demo_metadata`` actor: titles and descriptions for the demo markets.
+
+Market questions are off-chain data (the program stores only a CID), so the
+demo chain alone would show a new Quickstart user eight untitled markets.
+When the local chain double was seeded with ``seed = "demo"``, this actor
+registers each demo market's off-chain metadata through storage, once and
+without overwriting anything a creator registered.  It runs only in local
+mode; against a real cluster there is nothing to import.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import trio
+
+from zmartd.context import ActorContext
+from zmartd.devchain.actor import Devchain
+from zmartd.devchain.seed import DemoSeed, demo_keypair
+from zmartd.storage import markets as market_storage
+from zmartd.storage.database import Database
+from zmartd.storage.markets import MarketMetadataInput
+
+__all__ = ["DEMO_DETAILS", "demo_metadata", "run"]
+
+#: slug -> (category, tags, description, resolution source, days until the market closes)
+DEMO_DETAILS: dict[str, tuple[str, tuple[str, ...], str, str, int]] = {
+    "sol-200": ("crypto", ("solana", "price"), "Resolves YES if SOL/USD closes above $200 "
+                "on December 31 (UTC).", "https://www.coingecko.com/en/coins/solana", 35),
+    "eth-etf": ("crypto", ("ethereum", "etf"), "Resolves YES if a US spot ETH ETF with "
+                "staking starts trading before the year ends.", "https://www.sec.gov", 35),
+    "rain-paris": ("weather", ("paris",), "Resolves YES if Météo-France records any "
+                   "precipitation in Paris tomorrow.", "https://meteofrance.com", 1),
+    "world-cup": ("sports", ("football", "brazil"), "Resolves YES if Brazil plays in the "
+                  "World Cup final.", "https://www.fifa.com", 20),
+    "btc-100k": ("crypto", ("bitcoin", "price"), "Resolves YES if BTC/USD traded above "
+                 "$100,000 at any time last month.", "https://www.coingecko.com", -5),
+    "mars-2030": ("science", ("space",), "Resolves YES if a crewed landing on Mars happens "
+                  "before January 1, 2031.", "https://www.nasa.gov", 1500),
+    "new-lang": ("tech", ("engineering",), "Resolves YES if the Rust rewrite ships to "
+                 "production this quarter.", "https://github.com", 60),
+    "dup-market": ("crypto", ("solana",), "A duplicate of sol-200, cancelled by the admin.",
+                   "https://www.coingecko.com/en/coins/solana", 35),
+}
+
+
+def demo_metadata(
+    seed: DemoSeed, now: datetime | None = None
+) -> list[tuple[str, str, MarketMetadataInput]]:
+    """``(market_id hex, creator, metadata)`` for every seeded demo market."""
+    now = now or datetime.now(UTC)
+    items = []
+    for slug, market in seed.markets.items():
+        category, tags, description, source, days = DEMO_DETAILS.get(
+            slug, ("general", (), market.question, "", 30))
+        items.append((
+            market.market_id.hex(),
+            str(demo_keypair(market.creator).pubkey()),
+            MarketMetadataInput(
+                title=market.question, description=description, category=category,
+                tags=tags, resolution_source=source or None,
+                end_time=now + timedelta(days=days),
+            ),
+        ))
+    return items
+
+
+async def run(
+    ctx: ActorContext, stopping: trio.Event, *, task_status: trio.TaskStatus[None]
+) -> None:
+    devchain = await ctx.services.get("devchain", Devchain)
+    seed = devchain.seed
+    if isinstance(seed, DemoSeed):
+        db = await ctx.services.get("database", Database)
+        inserted = await market_storage.import_metadata(db, demo_metadata(seed))
+        ctx.log.info("demo market metadata registered", inserted=inserted,
+                     markets=len(seed.markets))
+    task_status.started()
+    await stopping.wait()
