@@ -16,7 +16,8 @@ from functools import cache
 
 from zmartd.chain.spec import load_layout
 
-__all__ = ["ProgramError", "all_errors", "from_logs", "lookup"]
+__all__ = [
+    "ANCHOR_ERRORS","ProgramError", "all_errors", "from_logs", "lookup"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,34 @@ class ProgramError:
         return f"{self.name} ({self.code}): {self.msg}"
 
 
+#: Anchor framework errors zmart-core can return (code → name, message), as
+#: Anchor 0.32 words them; the chain double raises them and :func:`lookup` names them.
+ANCHOR_ERRORS: dict[int, tuple[str, str]] = {
+    100: ("InstructionMissing", "8 byte instruction identifier not provided"),
+    101: ("InstructionFallbackNotFound", "Fallback functions are not supported"),
+    102: (
+        "InstructionDidNotDeserialize",
+        "The program could not deserialize the given instruction",
+    ),
+    2000: ("ConstraintMut", "A mut constraint was violated"),
+    2001: ("ConstraintHasOne", "A has one constraint was violated"),
+    2004: ("ConstraintOwner", "An owner constraint was violated"),
+    2006: ("ConstraintSeeds", "A seeds constraint was violated"),
+    2019: ("ConstraintSpace", "A space constraint was violated"),
+    3001: ("AccountDiscriminatorNotFound", "No discriminator was found on the account"),
+    3002: ("AccountDiscriminatorMismatch", "Account discriminator did not match what was expected"),
+    3003: ("AccountDidNotDeserialize", "Failed to deserialize the account"),
+    3005: ("AccountNotEnoughKeys", "Not enough account keys given to the instruction"),
+    3007: (
+        "AccountOwnedByWrongProgram",
+        "The given account is owned by a different program than expected",
+    ),
+    3008: ("InvalidProgramId", "Program ID was not as expected"),
+    3009: ("InvalidProgramExecutable", "Program account is not executable"),
+    3010: ("AccountNotSigner", "The given account did not sign"),
+    3012: ("AccountNotInitialized", "The program expected this account to be already initialized"),
+}
+
 @cache
 def _table() -> dict[int, ProgramError]:
     layout = load_layout()
@@ -41,6 +70,8 @@ def _table() -> dict[int, ProgramError]:
     for raw_code, name in layout["anchor_framework_errors_commonly_seen"].items():
         code = int(raw_code)
         table[code] = ProgramError(code, name, name, "anchor")
+    for code, (name, msg) in ANCHOR_ERRORS.items():
+        table[code] = ProgramError(code, name, msg, "anchor")
     for entry in layout["errors"]:
         table[entry["code"]] = ProgramError(entry["code"], entry["name"], entry["msg"], "program")
     return table

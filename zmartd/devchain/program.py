@@ -67,7 +67,7 @@ from zmartd.chain.accounts import (
     encode_account,
 )
 from zmartd.chain.borsh import DecodeError
-from zmartd.chain.errors import all_errors
+from zmartd.chain.errors import ANCHOR_ERRORS, all_errors
 from zmartd.chain.events import event_log_line
 from zmartd.chain.instructions import INSTRUCTIONS, InstructionSpec, decode_instruction_args
 from zmartd.chain.pda import (
@@ -115,38 +115,12 @@ from zmartd.chain.types import (
 )
 from zmartd.devchain.bank import InstructionContext, InstructionError
 
-__all__ = ["ANCHOR_ERRORS", "ZmartCore"]
+__all__ = ["ZmartCore"]
 
 Event = Any  # any zmartd.chain.types event dataclass
 Acct = GlobalConfig | MarketAccount | UserPosition | VoteRecord
 A = TypeVar("A", GlobalConfig, MarketAccount, UserPosition, VoteRecord)
 
-#: Anchor framework errors the model can return: code → (name, message).
-ANCHOR_ERRORS: dict[int, tuple[str, str]] = {
-    100: ("InstructionMissing", "8 byte instruction identifier not provided"),
-    101: ("InstructionFallbackNotFound", "Fallback functions are not supported"),
-    102: (
-        "InstructionDidNotDeserialize",
-        "The program could not deserialize the given instruction",
-    ),
-    2000: ("ConstraintMut", "A mut constraint was violated"),
-    2001: ("ConstraintHasOne", "A has one constraint was violated"),
-    2004: ("ConstraintOwner", "An owner constraint was violated"),
-    2006: ("ConstraintSeeds", "A seeds constraint was violated"),
-    2019: ("ConstraintSpace", "A space constraint was violated"),
-    3001: ("AccountDiscriminatorNotFound", "No discriminator was found on the account"),
-    3002: ("AccountDiscriminatorMismatch", "Account discriminator did not match what was expected"),
-    3003: ("AccountDidNotDeserialize", "Failed to deserialize the account"),
-    3005: ("AccountNotEnoughKeys", "Not enough account keys given to the instruction"),
-    3007: (
-        "AccountOwnedByWrongProgram",
-        "The given account is owned by a different program than expected",
-    ),
-    3008: ("InvalidProgramId", "Program ID was not as expected"),
-    3009: ("InvalidProgramExecutable", "Program account is not executable"),
-    3010: ("AccountNotSigner", "The given account did not sign"),
-    3012: ("AccountNotInitialized", "The program expected this account to be already initialized"),
-}
 _ANCHOR_BY_NAME = {name: code for code, (name, _) in ANCHOR_ERRORS.items()}
 
 #: Errors produced with ``ok_or(ErrorCode::X)?`` (no source location in the log).
