@@ -39,6 +39,12 @@ each waiter computes on its own, as without coalescing.
 
 Every successful GET also gets an ``ETag`` (a hash of the body), and a
 matching ``If-None-Match`` answers ``304`` without a body, cached or not.
+
+Keys: :func:`cache_key` (path and sorted query parameters) is the one
+definition, used by the routing layer when it stores and looks up, and by
+the fast path (:mod:`zmartd.api.fastpath`), which answers fresh entries
+before the request reaches Quart.  An entry remembers the route that
+produced it, so the fast path knows its rate class and metrics label.
 """
 
 from __future__ import annotations
@@ -49,13 +55,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qsl, urlencode
 
 import msgspec
 import structlog
 import trio
 
 from zmartd.bus import DomainEvent, MarketStateChanged, Subscription, TradeExecuted
+
+if TYPE_CHECKING:
+    from zmartd.api.routing import Route
 
 __all__ = [
     "FLIGHT_WAIT",
@@ -64,6 +74,7 @@ __all__ = [
     "Flight",
     "HotCache",
     "RedisInvalidation",
+    "cache_key",
     "etag_for",
     "etag_matches",
     "market_tag",
@@ -109,6 +120,17 @@ def tags_for_event(event: DomainEvent) -> frozenset[str]:
     return frozenset(tags)
 
 
+def cache_key(path: str, query_string: bytes) -> str:
+    """The key of a GET's answer: its path and its query parameters, sorted
+    (their order does not change the answer).  Percent-escapes are decoded
+    byte for byte (latin-1), so distinct queries never share a key."""
+    if not query_string:
+        return path
+    pairs = sorted(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True,
+                             encoding="latin-1"))
+    return f"{path}?{urlencode(pairs)}" if pairs else path
+
+
 def etag_for(body: bytes) -> str:
     """A strong validator: the same bytes always give the same ETag."""
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
@@ -131,6 +153,8 @@ class CacheEntry:
     content_type: str
     tags: frozenset[str]
     stored_at: float
+    #: the route whose answer this is (the fast path's rate class and metrics label)
+    route: Route | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -208,6 +232,16 @@ class HotCache:
             self.misses += 1
         return entry, fresh
 
+    def fresh(self, key: str) -> CacheEntry | None:
+        """The entry when it is fresh (counted as a hit), else None, counted
+        as nothing: the caller passes the request on to :meth:`get`."""
+        entry = self._entries.get(key)
+        if entry is None or self._clock() - entry.stored_at >= self.ttl:
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return entry
+
     async def join(
         self, key: str, *, wait: float = FLIGHT_WAIT, attempts: int = FLIGHT_ATTEMPTS,
     ) -> CacheEntry | Flight | None:
@@ -243,14 +277,14 @@ class HotCache:
 
     def put(
         self, key: str, body: bytes, *, tags: Iterable[str], since: int,
-        content_type: str = "application/json",
+        content_type: str = "application/json", route: Route | None = None,
     ) -> CacheEntry | None:
         """Store unless a tag was invalidated after epoch ``since``."""
         tagset = frozenset(tags)
         if not self.enabled or any(self._invalidated_at(t) > since for t in tagset):
             return None
         self._remove(key)
-        entry = CacheEntry(body, etag_for(body), content_type, tagset, self._clock())
+        entry = CacheEntry(body, etag_for(body), content_type, tagset, self._clock(), route)
         self._entries[key] = entry
         for tag in tagset:
             self._by_tag.setdefault(tag, set()).add(key)

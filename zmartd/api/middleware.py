@@ -13,6 +13,9 @@
   ``no-referrer``, a CSP that allows nothing (responses are JSON; nothing
   should ever execute from them), HSTS when the public URL is https.  The
   ``/docs`` page gets its own CSP that allows only its bundled assets.
+* **One policy for the headers every answer gets** (:class:`HeaderPolicy`):
+  Quart's ``after_request`` hook and the fast path
+  (:mod:`zmartd.api.fastpath`) both call :meth:`HeaderPolicy.finish`.
 * **Load shedding.**  Past ``http.max_in_flight`` concurrent requests the
   API answers ``503`` + ``Retry-After`` at once, before Quart even parses
   the request: queueing would only turn overload into timeouts for
@@ -24,18 +27,23 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
 
 from zmartd.api.problems import CONTENT_TYPE, OVERLOADED_RETRY_AFTER, Problem
+from zmartd.api.ratelimit import Decision
+from zmartd.observability import Metrics
 
 __all__ = [
     "API_CSP",
     "CORS_ALLOW_HEADERS",
     "CORS_EXPOSE_HEADERS",
     "DOCS_CSP",
+    "HeaderPolicy",
     "LoadShedder",
     "client_ip",
     "cors_headers",
+    "observe_request",
     "preflight_headers",
     "security_headers",
 ]
@@ -148,6 +156,53 @@ def security_headers(*, docs: bool, https: bool) -> dict[str, str]:
     if https:
         headers["Strict-Transport-Security"] = HSTS
     return headers
+
+
+class Headers(Protocol):
+    """What :meth:`HeaderPolicy.finish` needs of a header map (werkzeug's
+    ``Headers``, or a ``dict`` with the names spelled as here)."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def setdefault(self, key: str, default: str) -> str: ...
+
+    def __setitem__(self, key: str, value: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderPolicy:
+    """The headers every API answer gets last, whichever path made it."""
+
+    origins: tuple[str, ...]
+    https: bool
+
+    def finish(self, headers: Headers, decision: Decision | None, origin: str | None, *,
+               docs: bool = False) -> None:
+        """In this order: ``RateLimit-*`` (unless the answer set them), the
+        security headers (unless set), CORS for an allowed ``Origin``, and
+        ``Vary: Origin`` whenever CORS is configured (the answer differs by
+        origin)."""
+        if decision is not None:
+            for name, value in decision.headers().items():
+                headers.setdefault(name, value)
+        for name, value in security_headers(docs=docs, https=self.https).items():
+            headers.setdefault(name, value)
+        for name, value in cors_headers(origin, self.origins).items():
+            headers[name] = value
+        if self.origins:
+            vary = headers.get("Vary")
+            if not vary:
+                headers["Vary"] = "Origin"
+            elif "origin" not in (v.strip().lower() for v in vary.split(",")):
+                headers["Vary"] = f"{vary}, Origin"
+
+
+def observe_request(metrics: Metrics, rule: str, method: str, status: int,
+                    seconds: float) -> None:
+    """Count an answered request, labelled by route template (never the raw
+    path: label values stay bounded)."""
+    metrics.http_requests.labels(rule, method, str(status)).inc()
+    metrics.http_latency.labels(rule).observe(seconds)
 
 
 ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]

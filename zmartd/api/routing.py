@@ -28,7 +28,10 @@ What the machinery does for every request, in order (see :func:`_dispatch`):
 3. parse path, query and body into the declared types (422/400/413/415);
 4. for ``cache=`` routes, answer from the hot-read cache when fresh, else
    wait for a concurrent request already fetching the same key (single
-   flight, :meth:`~zmartd.api.cache.HotCache.join`);
+   flight, :meth:`~zmartd.api.cache.HotCache.join`) -- fresh hits rarely get
+   this far: :mod:`zmartd.api.fastpath` answers them before Quart, with the
+   same bytes (it calls :func:`answer_headers`, :func:`rate_limited` and
+   :class:`~zmartd.api.middleware.HeaderPolicy` like this module does);
 5. call the handler, which returns the response value (or a :class:`Reply`
    to choose status/headers, or None for 204);
 6. encode it, add ``ETag`` to GET answers and honour ``If-None-Match``
@@ -46,7 +49,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Literal, TypeVar
-from urllib.parse import urlencode
 
 import structlog
 from quart import Response, current_app, g, request
@@ -63,15 +65,18 @@ from zmartd.context import ActorContext
 from zmartd.storage.database import Database
 
 __all__ = [
+    "JSON",
     "ApiState",
     "AuthMode",
     "Call",
     "Reply",
     "Route",
     "Router",
+    "answer_headers",
     "api_state",
     "mount",
     "problem_response",
+    "rate_limited",
 ]
 
 B = TypeVar("B")
@@ -83,6 +88,9 @@ Handler = Callable[["Call[Any, Any]"], Awaitable[Any]]
 Tags = Callable[["Call[Any, Any]"], Iterable[str]]
 
 log = structlog.get_logger("zmartd.api")
+
+#: The content type of every encoded answer.
+JSON: Final = "application/json"
 
 _PARAM = re.compile(r"<(?:[a-z_]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
 #: Paths served without the API machinery and exempt from load shedding.
@@ -285,6 +293,13 @@ def problem_response(problem: Problem, instance: str | None = None) -> Response:
     return response
 
 
+def rate_limited(decision: Decision) -> Problem:
+    """The 429 of a refused decision."""
+    headers = decision.headers()
+    return Problem("rate-limited", f"rate limit exceeded; retry in {headers['Retry-After']} s",
+                   headers=headers)
+
+
 def _add_decision(decision: Decision | None) -> None:
     """Keep the most restrictive decision for the response headers; raise 429."""
     if decision is None:
@@ -293,8 +308,7 @@ def _add_decision(decision: Decision | None) -> None:
     if current is None or not decision.allowed or decision.remaining < current.remaining:
         g.ratelimit = decision
     if not decision.allowed:
-        raise Problem("rate-limited", f"rate limit exceeded; retry in "
-                      f"{decision.headers()['Retry-After']} s", headers=decision.headers())
+        raise rate_limited(decision)
 
 
 async def _authenticate(state: ApiState, route: Route) -> Session | None:
@@ -315,11 +329,6 @@ async def _authenticate(state: ApiState, route: Route) -> Session | None:
     if route.auth == "admin" and not session.admin:
         raise problems.forbidden("this wallet is not an administrator")
     return session
-
-
-def _cache_key(path: str, args: Any) -> str:
-    pairs = sorted((k, v) for k in args for v in args.getlist(k))
-    return f"{path}?{urlencode(pairs)}" if pairs else path
 
 
 async def _dispatch(state: ApiState, route: Route, params: dict[str, Any]) -> Response:
@@ -352,7 +361,7 @@ async def _dispatch(state: ApiState, route: Route, params: dict[str, Any]) -> Re
     stale: hot.CacheEntry | None = None
     flight: hot.Flight | None = None
     if route.cache is not None and state.cache.enabled:
-        cache_key = _cache_key(request.path, request.args)
+        cache_key = hot.cache_key(request.path, request.query_string)
         tags = frozenset(route.cache(call))
         found = state.cache.get(cache_key)
         if found is not None:
@@ -411,26 +420,36 @@ async def _compute(
     stored = None
     refused = False
     if cache_key is not None and tags is not None and status == 200:
-        stored = state.cache.put(cache_key, payload, tags=tags, since=since)
+        stored = state.cache.put(cache_key, payload, tags=tags, since=since, route=route)
         refused = stored is None
     return _respond(state, route, payload, etag, status, call.headers,
                     "miss" if cache_key else None), stored, refused
 
 
+def answer_headers(etag: str | None, cache_state: str | None) -> dict[str, str]:
+    """``ETag``, ``Cache-Control`` and ``X-Cache`` of an encoded answer (after
+    its Content-Type and Content-Length; the fast path sends the same)."""
+    headers = {}
+    if etag is not None:
+        headers["ETag"] = etag
+        headers["Cache-Control"] = "no-cache"
+    if cache_state is not None:
+        headers["X-Cache"] = cache_state
+    return headers
+
+
 def _respond(state: ApiState, route: Route, payload: bytes, etag: str | None, status: int,
              extra: dict[str, str], cache_state: str | None) -> Response:
     if etag is not None and hot.etag_matches(request.headers.get("If-None-Match"), etag):
-        response = Response(b"", status=304)
-    elif status == 204 or not payload:
+        status, payload = 304, b""
+    if status in (204, 304) or not payload:
         response = Response(b"", status=status)
-        response.headers.pop("Content-Type", None)
+        response.headers.pop("Content-Type", None)  # no body, no type (Quart says text/html)
     else:
-        response = Response(payload, status=status, content_type="application/json")
-    if etag is not None:
-        response.headers["ETag"] = etag
-        response.headers["Cache-Control"] = "no-cache"
+        response = Response(payload, status=status, content_type=JSON)
+    for name, value in answer_headers(etag, cache_state).items():
+        response.headers[name] = value
     if cache_state is not None:
-        response.headers["X-Cache"] = cache_state
         state.ctx.metrics.http_cache.labels(cache_state).inc()
     for name, value in extra.items():
         response.headers[name] = value
@@ -459,8 +478,8 @@ def mount(
     docs: bool = True,
 ) -> ApiState:
     """Install the API on ``app``: routes, error handlers, client IP, CORS,
-    security headers, load shedding, and (with ``docs``) ``/openapi.json``
-    and ``/docs``."""
+    security headers, the fast path for fresh cache hits, load shedding (in
+    front of both), and (with ``docs``) ``/openapi.json`` and ``/docs``."""
     from zmartd.api import openapi  # the document generator reads Route, not the reverse
 
     cfg = ctx.config
@@ -481,6 +500,7 @@ def mount(
 
     trusted = cfg.http.trusted_proxies
     origins = cfg.http.cors_origins
+    policy = middleware.HeaderPolicy(tuple(origins), https=state.https)
 
     @app.before_request
     async def _client_and_preflight() -> Response | None:
@@ -502,20 +522,10 @@ def mount(
 
     @app.after_request
     async def _headers(response: Response) -> Response:
-        decision: Decision | None = g.get("ratelimit")
-        if decision is not None:
-            for name, value in decision.headers().items():
-                response.headers.setdefault(name, value)
         docs_page = request.path == openapi.DOCS_PATH or request.path.startswith(
             openapi.ASSETS_PATH)
-        for name, value in middleware.security_headers(docs=docs_page,
-                                                       https=state.https).items():
-            response.headers.setdefault(name, value)
-        for name, value in middleware.cors_headers(request.headers.get("Origin"),
-                                                   origins).items():
-            response.headers[name] = value
-        if origins:
-            response.vary.add("Origin")
+        policy.finish(response.headers, g.get("ratelimit"), request.headers.get("Origin"),
+                      docs=docs_page)
         return response
 
     @app.errorhandler(Problem)
@@ -545,8 +555,11 @@ def mount(
             problem = Problem("internal", "an internal error occurred; it has been logged")
         return problem_response(problem, request.path)
 
+    from zmartd.api.fastpath import FastPath  # it reads Route and ApiState, not the reverse
+
     app.asgi_app = middleware.LoadShedder(  # type: ignore[method-assign,assignment]
-        app.asgi_app, cfg.http.max_in_flight,  # type: ignore[arg-type]
+        FastPath(app.asgi_app, state, policy),  # type: ignore[arg-type]
+        cfg.http.max_in_flight,
         exempt=OPS_PATHS | {cfg.metrics.path},
         on_shed=ctx.metrics.http_shed.inc,  # its 503s never reach Quart's after_request
     )

@@ -28,6 +28,7 @@ from quart import Response, g, request
 from quart_trio import QuartTrio
 
 from zmartd.api.cache import HotCache, RedisInvalidation, run_invalidator
+from zmartd.api.middleware import observe_request
 from zmartd.api.ratelimit import RateLimiter, RedisBuckets
 from zmartd.api.rest import auth, discussions, markets, ops, stats, users, votes, webhooks
 from zmartd.api.routing import Router, mount
@@ -71,11 +72,10 @@ def create_app(
 
     @app.after_request
     async def _count(response: Response) -> Response:
-        # Label by route template, never by raw path: label values stay bounded.
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
         started: float = g.get("started", time.perf_counter())
-        ctx.metrics.http_requests.labels(rule, request.method, str(response.status_code)).inc()
-        ctx.metrics.http_latency.labels(rule).observe(time.perf_counter() - started)
+        observe_request(ctx.metrics, rule, request.method, response.status_code,
+                        time.perf_counter() - started)
         return response
 
     return app
