@@ -336,9 +336,14 @@ async def processed_signatures(db: Database, signatures: Sequence[str]) -> set[s
         return set()
 
     async def _run(con: asyncpg.Connection) -> set[str]:
+        # A join on unnest, not ``signature = ANY($1)``: with the array as a
+        # parameter PostgreSQL compares every row with every element (no hashed
+        # ANY for parameters, and a seq scan while the table's statistics still
+        # say "empty" during a first backfill) -- 57 ms per page of 250 at 10k
+        # rows, growing with the table.  The join probes the primary key.
         rows = await con.fetch(
-            "SELECT DISTINCT signature FROM processed_transactions "
-            "WHERE signature = ANY($1::text[])", list(signatures))
+            "SELECT DISTINCT p.signature FROM unnest($1::text[]) AS s(signature) "
+            "JOIN processed_transactions p ON p.signature = s.signature", list(signatures))
         return {r["signature"] for r in rows}
 
     return await db.run(_run, transaction=False)
