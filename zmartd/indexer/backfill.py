@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import structlog
 import trio
 
-from zmartd.indexer.pipeline import Indexer
+from zmartd.indexer.pipeline import Indexer, Prepared
 from zmartd.indexer.source import SignatureInfo
 from zmartd.storage import chain as chain_store
 from zmartd.storage import indexer as store
@@ -70,6 +70,31 @@ class BackfillProgress:
                 f"backfill ({self.reason}): {self.done}/{self.total} transactions")
 
 
+@dataclass(frozen=True, slots=True)
+class _Page:
+    page: list[SignatureInfo]
+    #: how many of the page's signatures were applied already (live path)
+    known: int
+    unit: Prepared
+
+
+async def _prepare_page(indexer: Indexer, page: list[SignatureInfo]) -> _Page:
+    """Skip what is applied already, fetch the rest, decode and read accounts."""
+    known = await store.processed_signatures(indexer.db, [s.signature for s in page])
+    todo = [s for s in page if s.signature not in known]
+    docs = []
+    if todo:
+        fetched = await indexer.source.transactions([s.signature for s in todo])
+        for info, doc in zip(todo, fetched, strict=True):
+            if doc is None:  # listed at confirmed, so it must exist: retry harder
+                doc = await indexer.fetch(info.signature, attempts=6)
+            if doc is None:
+                raise RuntimeError(f"backfill: transaction {info.signature} listed at "
+                                   f"confirmed but not returned by getTransaction")
+            docs.append(doc)
+    return _Page(page, len(page) - len(todo), await indexer.prepare(docs))
+
+
 async def backfill(
     indexer: Indexer, *, reason: str, from_slot: int | None = None,
     from_signature: str | None = None, batch_size: int = 250,
@@ -111,40 +136,55 @@ async def backfill(
         log.info("backfill started", reason=reason, transactions=len(sigs),
                  from_slot=sigs[0].slot, to_slot=sigs[-1].slot)
     stream = STREAM if contiguous else None
-    for start in range(0, len(sigs), batch_size):
-        page = sigs[start:start + batch_size]
-        known = await store.processed_signatures(indexer.db, [s.signature for s in page])
-        todo = [s for s in page if s.signature not in known]
-        docs = []
-        if todo:
-            fetched = await indexer.source.transactions([s.signature for s in todo])
-            for info, doc in zip(todo, fetched, strict=True):
-                if doc is None:  # listed at confirmed, so it must exist: retry harder
-                    doc = await indexer.fetch(info.signature, attempts=6)
-                if doc is None:
-                    raise RuntimeError(f"backfill: transaction {info.signature} listed at "
-                                       f"confirmed but not returned by getTransaction")
-                docs.append(doc)
-        last = page[-1]
-        cursor_at = (last.slot, last.signature) if last.slot >= 0 else None
-        out = await indexer.ingest(docs, path="backfill", stream=stream, cursor=cursor_at)
-        p.done += len(page)
-        p.applied += out.applied
-        p.skipped += len(page) - len(todo) + out.replayed
-        p.dead += out.dead
-        p.events += out.events
-        if indexer.metrics is not None:
-            indexer.metrics.backfill_remaining.set(p.total - p.done)
-            if stream is not None and last.slot >= 0:
-                indexer.metrics.watermark.set(last.slot)
-        if on_progress is not None:
-            on_progress(p)
-        now = time.perf_counter()
-        if now - last_log >= 2.0:
-            last_log = now
-            log.info("backfill progress", reason=reason, done=p.done, total=p.total,
-                     rate=round(p.rate), eta=round(p.eta or 0, 1))
-        await trio.lowlevel.checkpoint()
+
+    async def apply_pages(receive: trio.MemoryReceiveChannel[_Page]) -> None:
+        nonlocal last_log
+        async with receive:
+            async for ready in receive:
+                last = ready.page[-1]
+                cursor_at = (last.slot, last.signature) if last.slot >= 0 else None
+                out = await indexer.apply(ready.unit, path="backfill", stream=stream,
+                                          cursor=cursor_at)
+                p.done += len(ready.page)
+                p.applied += out.applied
+                p.skipped += ready.known + out.replayed
+                p.dead += out.dead
+                p.events += out.events
+                if indexer.metrics is not None:
+                    indexer.metrics.backfill_remaining.set(p.total - p.done)
+                    if stream is not None and last.slot >= 0:
+                        indexer.metrics.watermark.set(last.slot)
+                if on_progress is not None:
+                    on_progress(p)
+                now = time.perf_counter()
+                if now - last_log >= 2.0:
+                    last_log = now
+                    log.info("backfill progress", reason=reason, done=p.done, total=p.total,
+                             rate=round(p.rate), eta=round(p.eta or 0, 1))
+
+    async def prepare_pages(send: trio.MemorySendChannel[_Page]) -> None:
+        async with send:
+            for start in range(0, len(sigs), batch_size):
+                page = sigs[start:start + batch_size]
+                await send.send(await _prepare_page(indexer, page))
+
+    # The next page is listed against processed_transactions, fetched,
+    # decoded and its accounts read while the database applies this one:
+    # the Python side (decoding) and PostgreSQL (writing) then work at the
+    # same time.  One page ahead is enough to keep both busy and bounds
+    # memory; pages are still applied strictly in chain order.
+    send, receive = trio.open_memory_channel[_Page](1)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(prepare_pages, send)
+            await apply_pages(receive)
+    except BaseExceptionGroup as group:
+        # A page that cannot be prepared (transport error, a listed transaction
+        # that getTransaction does not return) is the backfill's own failure:
+        # callers catch it by type, as before the pages were prepared ahead.
+        if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
+            raise group.exceptions[0] from None
+        raise
     p.finished = True
     if indexer.metrics is not None:
         indexer.metrics.backfill_remaining.set(0)

@@ -41,7 +41,7 @@ from zmartd.storage import chain as chain_store
 from zmartd.storage import indexer as store
 from zmartd.storage.database import Database
 
-__all__ = ["POISON", "Indexer", "Outcome"]
+__all__ = ["POISON", "Indexer", "Outcome", "Prepared"]
 
 log = structlog.get_logger("zmartd.indexer")
 
@@ -68,6 +68,17 @@ def _signature_of(raw: Mapping[str, Any]) -> tuple[str | None, int | None]:
         return (sig if isinstance(sig, str) else None), doc.get("slot")
     except (KeyError, IndexError, TypeError, AttributeError):
         return None, None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A unit decoded and with its accounts read, ready for :meth:`Indexer.apply`."""
+
+    txs: list[DecodedTransaction]
+    docs: list[Mapping[str, Any]]
+    #: transactions parked as undecodable while preparing
+    dead: int
+    snapshot: AccountSnapshot | None
 
 
 class Indexer:
@@ -150,6 +161,13 @@ class Indexer:
         keys = touched_accounts(txs)
         return await self.source.accounts(sorted(keys, key=bytes)) if keys else None
 
+    async def prepare(self, raws: Sequence[Mapping[str, Any]]) -> Prepared:
+        """The part of a unit that needs no lock: decode (parking what cannot
+        be decoded) and read the touched accounts.  Backfill prepares the
+        next page while the database applies the current one."""
+        txs, docs, dead = await self.decode(raws)
+        return Prepared(txs, docs, dead, await self.snapshot(txs))
+
     async def ingest(
         self, raws: Sequence[Mapping[str, Any]], *, path: str, stream: str | None,
         inbox_ids: Sequence[int] = (), cursor: tuple[int, str] | None = None,
@@ -160,9 +178,17 @@ class Indexer:
         the unit itself has no newer transaction (backfill pages whose
         transactions were all known already).
         """
-        out = Outcome()
-        txs, docs, out.dead = await self.decode(raws)
-        snap = await self.snapshot(txs)
+        return await self.apply(await self.prepare(raws), path=path, stream=stream,
+                                inbox_ids=inbox_ids, cursor=cursor)
+
+    async def apply(
+        self, unit: Prepared, *, path: str, stream: str | None,
+        inbox_ids: Sequence[int] = (), cursor: tuple[int, str] | None = None,
+    ) -> Outcome:
+        """Build the effects of a prepared unit and write them as one DB
+        transaction (units go through ``self.lock`` one at a time)."""
+        out = Outcome(dead=unit.dead)
+        txs, docs, snap = unit.txs, unit.docs, unit.snapshot
         async with self.lock:
             eff = build_effects(txs, snap, bps=self.bps)
             if cursor is not None and (eff.newest is None or cursor[0] >= eff.newest[0]):
