@@ -1,6 +1,6 @@
 """The REST API under load, against a bare ASGI baseline measured in the same run.
 
-Run from the repository root (just under 3 minutes; needs ``wrk`` on PATH --
+Run from the repository root (about 3 minutes; needs ``wrk`` on PATH --
 Debian: ``apt-get install wrk`` -- and the PostgreSQL of ``ZMARTD_TEST_PG``,
 default ``postgresql://postgres@127.0.0.1:5432/postgres``)::
 
@@ -28,7 +28,12 @@ What it does:
    tells the framework's share of a request from zmartd's own;
 4. for each ``--connections`` level: baseline, quart-trio hello,
    ``GET /v1/markets/{id}`` (one market, so answers are hot-cache hits
-   except when its 30 s TTL runs out), ``GET /v1/markets`` (first page,
+   except when its 30 s TTL runs out; fresh hits are answered by the fast
+   path, ``zmartd/api/fastpath.py``, before Quart), the same market as
+   ``GET //v1/markets/{id}`` (``{id} via Quart``: Quart normalises the
+   doubled slash and answers from the same cache entry, but the fast path
+   looks up the raw path and passes it on -- the cost of a cached hit
+   through Quart, for comparison), ``GET /v1/markets`` (first page,
    cached), baseline again -- each a ``wrk -t 1`` run of ``--seconds``
    after a short warm-up.  ``ratio`` is req/s over the mean of the two
    baseline runs around it.  From ``--check-from`` connections on, a trio
@@ -520,8 +525,7 @@ def timeout_check(server: Server, path: str, label: str, connections: int,
     overflows = listen_overflows()
     cpu0, own0 = server.cpu_seconds(), time.process_time()
     raw = trio.run(_closed_loop, split.hostname or "127.0.0.1", split.port or 80, path,
-                   connections,
-                   float(args.seconds), float(args.timeout))
+                   connections, float(args.check_seconds), float(args.timeout))
     cpu = server.cpu_seconds() - cpu0
     server.check_alive()
     requests = raw["requests"]
@@ -731,6 +735,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 before = measure(baseline, "/", "baseline (before)", conns, args, script)
                 targets = [measure(quart, "/", "quart-trio hello", conns, args, script),
                            measure(zmartd, detail, "GET /v1/markets/{id}", conns, args, script),
+                           measure(zmartd, "/" + detail, "{id} via Quart", conns, args,
+                                   script),
                            measure(zmartd, "/v1/markets", "GET /v1/markets", conns, args,
                                    script)]
                 after = measure(baseline, "/", "baseline (after)", conns, args, script)
