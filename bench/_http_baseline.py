@@ -4,10 +4,12 @@ Why this exists: absolute request rates on a shared 2-core machine move by 2x
 between runs, so the HTTP bench reports zmartd as a *ratio* against the
 cheapest possible app on the very same stack.  To make that ratio mean
 "what zmartd's own code costs", everything but the app is zmartd's: the
-hypercorn settings come from :func:`zmartd.api.server.hypercorn_config`
-applied to the same TOML file the daemon reads (bind host, keep-alive
-defaults, ``graceful_timeout``, no access log), and it runs one trio process
-like ``python -m zmartd``.  Only ``[http] port`` is replaced (``--port``).
+server is :func:`zmartd.api.server.serve` (hypercorn's trio worker on
+zmartd's accept loop), the hypercorn settings come from
+:func:`zmartd.api.server.hypercorn_config` applied to the same TOML file the
+daemon reads (bind host, keep-alive defaults, ``graceful_timeout``, no
+access log), and it runs one trio process like ``python -m zmartd``.  Only
+``[http] port`` is replaced (``--port``).
 
 ``--app quart`` serves the same body from a one-route Quart-Trio app instead,
 to tell the framework's cost from zmartd's own.
@@ -29,9 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from hypercorn.trio import serve
 
-from zmartd.api.server import hypercorn_config
+from zmartd.api.server import hypercorn_config, serve
 from zmartd.bus import Bus
 from zmartd.config import load_config
 from zmartd.context import ActorContext, Health

@@ -22,8 +22,9 @@ What it does:
    every other setting is the default (``max_in_flight = 512``,
    ``cache_ttl = 30``, metrics on);
 3. starts the baseline, ``bench/_http_baseline.py``: a bare ASGI callable
-   answering ``{"hello":"world"}``, served by hypercorn's trio worker with
-   the hypercorn settings zmartd derives from the same TOML file; and the
+   answering ``{"hello":"world"}``, served like zmartd (hypercorn's trio
+   worker on zmartd's accept loop, ``zmartd.api.server.serve``) with the
+   hypercorn settings zmartd derives from the same TOML file; and the
    same answer from a one-route Quart-Trio app (``--app quart``), which
    tells the framework's share of a request from zmartd's own;
 4. for each ``--connections`` level: baseline, quart-trio hello,
@@ -231,7 +232,7 @@ def free_port() -> int:
         return port
 
 
-def write_config(directory: Path, dsn: str, port: int) -> Path:
+def write_config(directory: Path, dsn: str, port: int, max_in_flight: int | None = None) -> Path:
     path = directory / "bench.toml"
     path.write_text(f"""\
 # bench/http_api.py: storage + http only; every unlisted setting is zmartd's default.
@@ -244,6 +245,7 @@ shutdown_timeout = 5.0
 host = "127.0.0.1"
 port = {port}
 public_url = "http://127.0.0.1:{port}"
+{f"max_in_flight = {max_in_flight}" if max_in_flight is not None else ""}
 
 [ratelimit]
 enabled = false
@@ -671,6 +673,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "wrk (default 1000)")
     p.add_argument("--check-seconds", type=int, default=8, help="per timeout check (8)")
     p.add_argument("--markets", type=int, default=1000, help="markets seeded (default 1000)")
+    p.add_argument("--max-in-flight", type=int, metavar="N",
+                   help="zmartd's [http] max_in_flight (default: zmartd's default)")
     p.add_argument("--pin", action="store_true",
                    help="pin wrk to CPU 0 and both servers to CPU 1")
     p.add_argument("--profile", type=Path, metavar="DIR",
@@ -708,7 +712,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"seeded {args.markets} markets into {database} in "
                   f"{time.perf_counter() - t:.1f} s", flush=True)
             port = free_port()
-            config = write_config(work, dsn, port)
+            config = write_config(work, dsn, port, args.max_in_flight)
             detail = f"/v1/markets/{market_id(0)}"
             zmartd = start_server(
                 "zmartd", [sys.executable, "-m", "zmartd", "--config", str(config)],

@@ -9,13 +9,24 @@ Beside the server the actor runs the hot-read cache's invalidation: a
 subscriber on the bus ``events`` topic and, with ``[redis] url``, the Redis
 channel shared with other instances (which also hold the rate-limit
 buckets).  See ``zmartd/api/routing.py`` for how routes are declared.
+
+Accepting connections: :func:`serve` is hypercorn's trio worker with one
+change, :class:`DrainingListener`.  trio's listener yields to the scheduler
+after every accepted connection, so under load hypercorn took one new
+connection per pass over all runnable tasks: 1,000 clients connecting at
+once (or reconnecting after a timeout) waited seconds in the listen queue
+before their request was even read -- the bare hello-world behind it timed
+out hundreds of requests at 1,000 connections.  Taking every waiting
+connection at once removes that queue.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from functools import partial
 from typing import Any, Final
@@ -23,7 +34,12 @@ from typing import Any, Final
 import coredis
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.statsd import StatsdLogger
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ConnectionState, LifespanState
+from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr, wrap_app
 from quart import Response, g, request
 from quart_trio import QuartTrio
 
@@ -40,13 +56,91 @@ ROUTERS: tuple[Router, ...] = (
     webhooks.router,
 )
 
-__all__ = ["LISTEN_BACKLOG", "create_app", "hypercorn_config", "run"]
+__all__ = ["LISTEN_BACKLOG", "DrainingListener", "create_app", "hypercorn_config", "run",
+           "serve"]
 
 #: The listen queue.  hypercorn's default of 100 overflows when many clients
 #: connect at once (a browser fleet reconnecting, nginx opening its upstream
 #: pool): each dropped SYN costs the client a 1 s, then 3 s retransmit.  The
 #: kernel caps it at ``net.core.somaxconn`` (4096 on current Linux).
 LISTEN_BACKLOG: Final = 1024
+
+
+class DrainingListener(trio.abc.Listener[trio.SocketStream]):
+    """A listener whose :meth:`accept` takes every connection already
+    waiting in the listen queue, and hands them out without a scheduler
+    pass each (trio's :class:`~trio.SocketListener`, which it wraps,
+    checkpoints after every accept)."""
+
+    def __init__(self, sock: socket.socket, batch: int = LISTEN_BACKLOG) -> None:
+        sock.setblocking(False)
+        self._listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+        self._sock = sock
+        self._batch = batch
+        self._ready: deque[trio.SocketStream] = deque()
+
+    async def accept(self) -> trio.SocketStream:
+        if self._ready:
+            return self._ready.popleft()
+        stream = await self._listener.accept()  # waits for the first one
+        while len(self._ready) < self._batch:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:  # none left (EAGAIN), or an error the next accept() handles
+                break
+            self._ready.append(trio.SocketStream(trio.socket.from_stdlib_socket(conn)))
+        return stream
+
+    async def aclose(self) -> None:
+        while self._ready:
+            await self._ready.popleft().aclose()
+        await self._listener.aclose()
+
+
+async def serve(
+    app: Any, config: HypercornConfig, *, shutdown_trigger: Callable[[], Awaitable[None]],
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """``hypercorn.trio.serve`` (0.18's ``worker_serve``, plain HTTP only:
+    zmartd leaves TLS to its proxy) on :class:`DrainingListener` s.
+    Started with ``nursery.start``, it reports the bound URLs."""
+    if config.ssl_enabled:
+        raise ValueError("zmartd serves plain HTTP; terminate TLS in the proxy")
+    config.set_statsd_logger_class(StatsdLogger)
+    wrapped = wrap_app(app, config.wsgi_max_body_size, None)
+    lifespan_state: LifespanState = {}
+    lifespan = Lifespan(wrapped, config, lifespan_state)
+    context = WorkerContext(None)
+    async with trio.open_nursery() as lifespan_nursery:
+        await lifespan_nursery.start(lifespan.handle_lifespan)
+        await lifespan.wait_for_startup()
+        async with trio.open_nursery() as server_nursery:
+            listeners: list[DrainingListener] = []
+            binds: list[str] = []
+            for sock in config.create_sockets().insecure_sockets:
+                sock.listen(config.backlog)
+                listeners.append(DrainingListener(sock))
+                binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
+            task_status.started(binds)
+            handler = partial(TCPServer, wrapped, config, context,
+                              ConnectionState(lifespan_state.copy()))
+            try:
+                async with trio.open_nursery(strict_exception_groups=True) as nursery:
+                    nursery.start_soon(raise_shutdown, shutdown_trigger)
+                    nursery.start_soon(raise_shutdown, context.terminate.wait)
+                    nursery.start_soon(partial(trio.serve_listeners, handler, listeners,
+                                               handler_nursery=server_nursery))
+                    await trio.sleep_forever()
+            except BaseExceptionGroup as error:
+                _, others = error.split((ShutdownError, KeyboardInterrupt))
+                if others is not None:
+                    raise others from None
+            finally:
+                await context.terminated.set()
+                server_nursery.cancel_scope.deadline = (
+                    trio.current_time() + config.graceful_timeout)
+        await lifespan.wait_for_shutdown()
+        lifespan_nursery.cancel_scope.cancel()
 
 
 def create_app(
@@ -120,8 +214,7 @@ async def run(
                 await background.start(shared.listen)
             async with trio.open_nursery() as nursery:
                 urls: list[str] = await nursery.start(
-                    partial(serve, app, config, shutdown_trigger=stopping.wait)
-                )
+                    partial(serve, app, config, shutdown_trigger=stopping.wait))
                 ctx.services.provide("http.urls", urls)
                 ctx.log.info("http listening", urls=urls)
                 task_status.started()
