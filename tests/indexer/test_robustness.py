@@ -4,6 +4,7 @@ the leader lock, against a served devchain and the real PostgreSQL."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -186,6 +187,9 @@ async def test_missing_transaction_of_a_listing_is_an_error(
     class Flaky(ChainSource):
         async def transaction(self, signature: str) -> dict[str, Any] | None:
             return None
+
+        async def transactions(self, signatures: Sequence[str]) -> list[dict[str, Any] | None]:
+            return [None] * len(signatures)
 
     indexer = Indexer(db, Flaky(rpc, chain.node.bank.program_id), None, None, publish=False)
     with trio.fail_after(30), pytest.raises(RuntimeError, match="listed at confirmed"):

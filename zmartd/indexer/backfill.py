@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import structlog
 import trio
 
+from zmartd.concurrency import one_error
 from zmartd.indexer.pipeline import Indexer, Prepared
 from zmartd.indexer.source import SignatureInfo
 from zmartd.storage import chain as chain_store
@@ -174,17 +175,12 @@ async def backfill(
     # same time.  One page ahead is enough to keep both busy and bounds
     # memory; pages are still applied strictly in chain order.
     send, receive = trio.open_memory_channel[_Page](1)
-    try:
+    # A page that cannot be prepared (transport error, a listed transaction
+    # that getTransaction does not return) is the backfill's own failure.
+    with one_error():
         async with trio.open_nursery() as nursery:
             nursery.start_soon(prepare_pages, send)
             await apply_pages(receive)
-    except BaseExceptionGroup as group:
-        # A page that cannot be prepared (transport error, a listed transaction
-        # that getTransaction does not return) is the backfill's own failure:
-        # callers catch it by type, as before the pages were prepared ahead.
-        if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
-            raise group.exceptions[0] from None
-        raise
     p.finished = True
     if indexer.metrics is not None:
         indexer.metrics.backfill_remaining.set(0)

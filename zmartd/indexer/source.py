@@ -14,15 +14,21 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 import trio
 from solders.pubkey import Pubkey
 
-from zmartd.chain.rpc import RpcClient, RpcResponseError
+from zmartd.chain.rpc import RpcBatchRefused, RpcClient, RpcResponseError
+from zmartd.concurrency import one_error
 from zmartd.indexer.effects import AccountSnapshot
 
-__all__ = ["ChainSource", "SignatureInfo"]
+__all__ = ["BATCH_SIZE", "ChainSource", "SignatureInfo"]
+
+log = structlog.get_logger("zmartd.indexer.source")
 
 _MAX_KEYS = 100
+#: getTransaction calls per JSON-RPC batch; a page of 250 makes 3 batches.
+BATCH_SIZE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,25 +50,63 @@ def _data(value: Any) -> bytes | None:
 class ChainSource:
     """Chain reads at ``confirmed`` for one program."""
 
-    def __init__(self, rpc: RpcClient, program_id: Pubkey, *, concurrency: int = 8) -> None:
+    def __init__(self, rpc: RpcClient, program_id: Pubkey, *, concurrency: int = 8,
+                 batch_size: int = BATCH_SIZE) -> None:
         self.rpc = rpc
         self.program_id = program_id
         self._limit = trio.CapacityLimiter(concurrency)
+        #: getTransaction calls per JSON-RPC batch (1 = no batches)
+        self.batch_size = batch_size
 
     async def transaction(self, signature: str) -> dict[str, Any] | None:
         async with self._limit:
             return await self.rpc.get_transaction(signature, commitment="confirmed")
 
     async def transactions(self, signatures: Sequence[str]) -> list[dict[str, Any] | None]:
-        """``getTransaction`` (json) for each, concurrently, in the order given."""
+        """``getTransaction`` (json) for each, in the order given.
+
+        Sent as JSON-RPC batches of up to :attr:`batch_size` calls (a backfill
+        fetches thousands: one HTTP exchange per transaction cost more CPU
+        than decoding it), several batches concurrently.  An endpoint that
+        refuses a batch halves the size for the rest of the process, down to
+        single calls; an element the node answers with an error is fetched
+        again on its own, so its error surfaces exactly as for one call.
+        """
         out: list[dict[str, Any] | None] = [None] * len(signatures)
+        config = {"encoding": "json", "commitment": "confirmed",
+                  "maxSupportedTransactionVersion": 0}
 
         async def one(i: int, sig: str) -> None:
             out[i] = await self.transaction(sig)
 
-        async with trio.open_nursery() as nursery:
-            for i, sig in enumerate(signatures):
-                nursery.start_soon(one, i, sig)
+        async def chunk(start: int, sigs: Sequence[str]) -> None:
+            async with self._limit:
+                try:
+                    results = await self.rpc.batch(
+                        [("getTransaction", [sig, config]) for sig in sigs])
+                except RpcBatchRefused as exc:
+                    if self.batch_size > 1:
+                        self.batch_size = max(1, min(self.batch_size, len(sigs)) // 2)
+                        log.warning("RPC endpoint refused a batch; smaller batches from now on",
+                                    error=str(exc.error), batch_size=self.batch_size)
+                    results = [exc] * len(sigs)
+            for k, (sig, value) in enumerate(zip(sigs, results, strict=True)):
+                if value is None or isinstance(value, dict):
+                    out[start + k] = value
+                else:  # refused batch or a per-call error: ask for this one alone
+                    await one(start + k, sig)
+
+        with one_error():
+            async with trio.open_nursery() as nursery:
+                i = 0
+                while i < len(signatures):
+                    size = self.batch_size
+                    if size <= 1:
+                        nursery.start_soon(one, i, signatures[i])
+                        i += 1
+                        continue
+                    nursery.start_soon(chunk, i, signatures[i:i + size])
+                    i += size
         return out
 
     async def accounts(self, keys: Sequence[Pubkey]) -> AccountSnapshot:
