@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
 from tests.storage.conftest import sql, truncate
 from tests.storage.factories import T0, market, market_id, trade, wallet
 from zmartd.storage import markets, positions, prices, trades
 from zmartd.storage.database import Database
+from zmartd.storage.indexer import TradeFee, write_trades_with_fees
 from zmartd.storage.positions import PositionState
 from zmartd.storage.records import InvalidArgument, InvalidCursor, TradeRecord
 
@@ -120,3 +122,45 @@ async def test_positions_and_holders(db: Database) -> None:
     assert second.next_cursor is None  # wallet 4 holds nothing: not a holder
     with pytest.raises(Exception, match="positions_claim_consistent"):
         await sql(db, "UPDATE positions SET claimed_amount = 5, slot = 6 WHERE NOT has_claimed")
+
+
+async def test_indexer_trades_carry_price_before_along_the_unit(db: Database) -> None:
+    """write_trades_with_fees: price_before is the market's previous trade in
+    the unit, else the newest stored one at or before it, else 0.5; replays
+    insert nothing but still count as the previous trade."""
+    await truncate(db)
+    await markets.upsert_markets(db, [market(0), market(1)])
+
+    def fee(t: trades.TradeEvent, base: int) -> TradeFee:
+        return TradeFee(signature=t.signature, instruction_index=t.instruction_index,
+                        event_index=t.event_index, base_amount=base, protocol_fee=3,
+                        resolver_fee=2, lp_fee=1)
+
+    a1 = trade(1, market=0, price=510_000_000)
+    b1 = trade(2, market=1, price=600_000_000)
+    a2 = trade(3, market=0, price=520_000_000)
+    a3 = trade(4, market=0, price=530_000_000)
+    b2 = trade(5, market=1, price=610_000_000)
+    a4 = trade(6, market=0, price=540_000_000)
+
+    async def unit(ts: list[trades.TradeEvent], fees: list[TradeFee]) -> int:
+        async def _run(con: asyncpg.Connection) -> int:
+            return await write_trades_with_fees(con, ts, fees)
+        return await db.run(_run)
+
+    assert await unit([a1, b1, a2], [fee(a1, 100), fee(b1, 200), fee(a2, 300)]) == 3
+    # a replayed a2 sits between new trades: a3 follows it, b2 follows the stored b1
+    assert await unit([a2, a3, b2, a4], [fee(a2, 300), fee(a3, 400), fee(b2, 500),
+                                         fee(a4, 600)]) == 3
+    rows = await sql(db, "SELECT t.signature, f.price_before, f.base_amount, f.protocol_fee "
+                         "FROM trades t JOIN trade_fees f ON f.trade_id = t.id ORDER BY t.id")
+    got = {r["signature"]: (r["price_before"], int(r["base_amount"])) for r in rows}
+    assert got == {
+        a1.signature: (500_000_000, 100), b1.signature: (500_000_000, 200),
+        a2.signature: (510_000_000, 300), a3.signature: (520_000_000, 400),
+        b2.signature: (600_000_000, 500), a4.signature: (530_000_000, 600),
+    }
+    assert all(r["protocol_fee"] == 3 for r in rows)
+    counts = await sql(db, "SELECT (SELECT count(*) FROM trades) AS t, "
+                           "(SELECT count(*) FROM price_points) AS p")
+    assert (counts[0]["t"], counts[0]["p"]) == (6, 6)

@@ -36,7 +36,6 @@ from zmartd.storage.database import Database
 from zmartd.storage.markets import write_markets
 from zmartd.storage.positions import write_positions
 from zmartd.storage.records import MarketRecord, PositionRecord, TradeRecord, VoteRecord
-from zmartd.storage.trades import write_trades
 from zmartd.storage.votes import write_chain_votes
 
 __all__ = ["Applied", "apply_effects", "revert_and_refresh"]
@@ -82,9 +81,10 @@ async def apply_effects(
         if eff.config is not None:
             await store.write_global_config(con, eff.config)
 
+        # every trade of the unit (a replay inserts nothing but is still the
+        # previous trade of its market for price_before)
+        await store.write_trades_with_fees(con, eff.trades, eff.fees)
         trades = [x for x in eff.trades if x.signature in new]
-        await write_trades(con, trades)
-        await store.write_trade_fees(con, [f for f in eff.fees if f.signature in new])
         votes = [v for v in eff.votes if v.signature in new]
         await write_chain_votes(con, votes)
         events = [e for e in eff.events if e.signature in new]

@@ -68,7 +68,7 @@ __all__ = [
     "write_creation_points",
     "write_failed_transactions",
     "write_global_config",
-    "write_trade_fees",
+    "write_trades_with_fees",
 ]
 
 #: ``pg_try_advisory_lock`` key of the indexer leader ("zmartd" + 0x0002; the
@@ -175,31 +175,73 @@ async def write_failed_transactions(
     return written
 
 
-async def write_trade_fees(con: asyncpg.Connection, fees: Sequence[TradeFee]) -> int:
-    """Attach fee splits to stored trades (asyncio side), matched by event key.
+_TRADES_WITH_FEES = """
+WITH x AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
+                         $6::numeric[], $7::bigint[], $8::timestamptz[], $9::bigint[],
+                         $10::text[], $11::smallint[], $12::smallint[], $13::boolean[],
+                         $14::numeric[], $15::numeric[], $16::numeric[], $17::numeric[])
+        WITH ORDINALITY AS x(market_id, wallet, side, outcome, shares, amount, price_yes,
+                             block_time, slot, signature, instruction_index, event_index,
+                             finalized, base_amount, protocol_fee, resolver_fee, lp_fee, ord)
+), ins AS (
+    INSERT INTO trades (market_id, wallet, side, outcome, shares, amount, price_yes, block_time,
+                        slot, signature, instruction_index, event_index, finalized)
+    SELECT market_id, wallet, side, outcome, shares, amount, price_yes, block_time, slot,
+           signature, instruction_index, event_index, finalized FROM x ORDER BY ord
+    ON CONFLICT (signature, instruction_index, event_index) DO NOTHING
+    RETURNING id, market_id, block_time, price_yes, amount, slot, signature, instruction_index,
+              event_index
+), points AS (
+    INSERT INTO price_points (market_id, at, price_yes, volume, source, trade_id, slot)
+    SELECT market_id, block_time, price_yes, amount, 'trade', id, slot FROM ins
+    RETURNING 1
+), before AS (
+    SELECT x.*, lag(x.price_yes) OVER (PARTITION BY x.market_id ORDER BY x.ord) AS prev
+    FROM x
+), fees AS (
+    INSERT INTO trade_fees (trade_id, price_before, base_amount, protocol_fee, resolver_fee,
+                            lp_fee)
+    SELECT ins.id,
+           coalesce(b.prev, (SELECT p.price_yes FROM trades p
+                             WHERE p.market_id = b.market_id AND p.block_time <= b.block_time
+                             ORDER BY p.block_time DESC, p.id DESC LIMIT 1), 500000000),
+           b.base_amount, b.protocol_fee, b.resolver_fee, b.lp_fee
+    FROM ins JOIN before b USING (signature, instruction_index, event_index)
+    WHERE b.base_amount IS NOT NULL
+    ON CONFLICT (trade_id) DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM points), (SELECT count(*) FROM fees)
+"""
 
-    ``price_before`` is the YES price of the market's previous trade in
-    processing order (block time, then ``id``: trades are inserted in chain
-    order), or 0.5 for the first trade.  The key matches the
-    ``trades_market_time`` index, so each lookup is one index probe.
+
+async def write_trades_with_fees(
+    con: asyncpg.Connection, trades: Sequence[_trades.TradeEvent], fees: Sequence[TradeFee]
+) -> int:
+    """Insert trades (in chain order), their price points and fee splits in
+    one statement (asyncio side); returns how many trades were new.
+
+    Pass *every* trade of the unit, replays included: inserting a replay is a
+    no-op, but it still counts as the previous trade of its market.
+    ``price_before`` is the YES price of the market's previous trade: the one
+    before it in ``trades``, or for a market's first trade here the newest
+    stored trade at or before its block time (one index probe of
+    ``trades_market_time`` per market, not per trade), or 0.5.  Carrying it
+    along the unit avoids re-reading each inserted trade, whose cost grew
+    with the table during a large backfill.
     """
-    if not fees:
+    if not trades:
         return 0
-    status: str = await con.execute(
-        "INSERT INTO trade_fees (trade_id, price_before, base_amount, protocol_fee, "
-        "resolver_fee, lp_fee) SELECT t.id, coalesce((SELECT p.price_yes FROM trades p "
-        "WHERE p.market_id = t.market_id AND (p.block_time, p.id) < (t.block_time, t.id) "
-        "ORDER BY p.block_time DESC, p.id DESC LIMIT 1), 500000000), x.ba, x.pf, x.rf, x.lf "
-        "FROM unnest($1::text[], $2::smallint[], $3::smallint[], $4::numeric[], "
-        "$5::numeric[], $6::numeric[], $7::numeric[]) AS x(s, i, e, ba, pf, rf, lf) "
-        "JOIN trades t ON t.signature = x.s AND t.instruction_index = x.i "
-        "AND t.event_index = x.e ON CONFLICT (trade_id) DO NOTHING",
-        [f.signature for f in fees], [f.instruction_index for f in fees],
-        [f.event_index for f in fees], [f.base_amount for f in fees],
-        [f.protocol_fee for f in fees],
-        [f.resolver_fee for f in fees], [f.lp_fee for f in fees],
-    )
-    return _count(status)
+    by_key = {(f.signature, f.instruction_index, f.event_index): f for f in fees}
+    split = [by_key.get((t.signature, t.instruction_index, t.event_index)) for t in trades]
+    columns: list[list[Any]] = [[getattr(t, f) for t in trades] for f in _trades.FIELDS]
+    for name in ("base_amount", "protocol_fee", "resolver_fee", "lp_fee"):
+        columns.append([getattr(f, name) if f is not None else None for f in split])
+    row = await con.fetchrow(_TRADES_WITH_FEES, *columns)
+    assert row is not None
+    inserted: int = row[0]
+    return inserted
 
 
 _CONFIG_FIELDS = tuple(GlobalConfigState.__struct_fields__)

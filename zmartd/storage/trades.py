@@ -28,7 +28,7 @@ from zmartd.storage.records import (
     u64,
 )
 
-__all__ = ["MAX_PAGE", "TradeEvent", "insert_trades", "list_market_trades",
+__all__ = ["FIELDS", "MAX_PAGE", "TradeEvent", "insert_trades", "list_market_trades",
            "list_user_trades", "write_trades"]
 
 MAX_PAGE = 200
@@ -123,7 +123,8 @@ WITH ins AS (
 SELECT count(*) FROM points
 """
 
-_FIELDS = ("market_id", "wallet", "side", "outcome", "shares", "amount", "price_yes",
+#: TradeEvent fields in the column order of the trades INSERTs
+FIELDS = ("market_id", "wallet", "side", "outcome", "shares", "amount", "price_yes",
            "block_time", "slot", "signature", "instruction_index", "event_index", "finalized")
 
 
@@ -131,7 +132,7 @@ async def write_trades(con: asyncpg.Connection, trades: Sequence[TradeEvent]) ->
     """Insert trades and their price points (asyncio side); returns how many were new."""
     if not trades:
         return 0
-    columns = [[getattr(t, f) for t in trades] for f in _FIELDS]
+    columns = [[getattr(t, f) for t in trades] for f in FIELDS]
     inserted: int = await con.fetchval(_INSERT, *columns)
     return inserted
 
