@@ -68,7 +68,7 @@ from zmartd.config import parse_config
 from zmartd.context import ActorContext, Health
 from zmartd.devchain.actor import DevchainSettings, serve_devchain
 from zmartd.devchain.node import Node, TxRecord
-from zmartd.devchain.rpc_wire import transaction_json
+from zmartd.devchain.rpc_server import JsonRpc
 from zmartd.indexer import actor
 from zmartd.indexer.backfill import backfill
 from zmartd.indexer.pipeline import Indexer
@@ -227,19 +227,17 @@ async def bench_latency(db: Database, trades: int) -> dict[str, float]:
             "rest_p50": _pct(rest_ms, 0.5), "rest_p99": _pct(rest_ms, 0.99)}
 
 
-class MemorySource(ChainSource):
-    """Transactions from the node's memory (the JSON it would serve), accounts over RPC."""
+class InProcessTransport(httpx.AsyncBaseTransport):
+    """The devchain's JSON-RPC handler as an httpx transport: the indexer's
+    real RPC client (request encoding, JSON-RPC batches, response parsing)
+    talks to the node without sockets or an HTTP server in between."""
 
-    def __init__(self, rpc: RpcClient, node: Node) -> None:
-        super().__init__(rpc, node.bank.program_id)
-        self.node = node
+    def __init__(self, rpc: JsonRpc) -> None:
+        self.rpc = rpc
 
-    async def transaction(self, signature: str) -> dict[str, Any] | None:
-        record = self.node.transaction(Signature.from_string(signature), "confirmed")
-        return None if record is None else transaction_json(record, encoding="json")
-
-    async def transactions(self, signatures: Any) -> list[dict[str, Any] | None]:
-        return [await self.transaction(s) for s in signatures]
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = self.rpc.handle(await request.aread())
+        return httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
 
 
 async def bench_backfill(db: Database, n: int, profile: str | None = None) -> dict[str, float]:
@@ -263,15 +261,16 @@ async def bench_backfill(db: Database, n: int, profile: str | None = None) -> di
         # charged to the indexer.
         gc.collect()
         gc.freeze()
-        async with RpcClient([chain.rpc_url], commitment="confirmed") as rpc:
-            indexer = Indexer(db, MemorySource(rpc, chain.node), None, None, publish=False)
+        async with RpcClient([chain.rpc_url], commitment="confirmed",
+                             transport=InProcessTransport(chain.rpc)) as rpc:
+            indexer = Indexer(db, ChainSource(rpc, c.pid), None, None, publish=False)
             profiler = cProfile.Profile() if profile else None
             t0 = time.perf_counter()
             if profiler is not None:
                 profiler.enable()
             p = await backfill(indexer, reason="bench", batch_size=250)
             elapsed = time.perf_counter() - t0
-            if profiler is not None:
+            if profiler is not None and profile is not None:
                 profiler.disable()
                 profiler.dump_stats(profile)
                 print(f"backfill profile written to {profile} (python -m pstats {profile})")
