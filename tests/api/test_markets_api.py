@@ -6,15 +6,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import asyncpg
+
 from tests.api import factories as fx
 from tests.api.conftest import live_api
 from tests.storage import factories as f
 from zmartd.api.cache import tags_for_event
 from zmartd.api.views import market_view
 from zmartd.bus import MarketStateChanged
-from zmartd.chain.quoter import DEFAULT_FEES, MarketMath, quote_buy, quote_sell
+from zmartd.chain.quoter import DEFAULT_FEES, FeeConfig, MarketMath, quote_buy, quote_sell
+from zmartd.storage import indexer as indexer_store
 from zmartd.storage import markets as market_store
 from zmartd.storage.database import Database
+from zmartd.storage.indexer import GlobalConfigState
 
 
 async def test_list_detail_filters_and_errors(db: Database) -> None:
@@ -274,3 +278,49 @@ async def test_hot_reads_are_cached_with_etags_and_dropped_by_events(db: Databas
         body = stats.json()
         assert body["markets"] >= 1 and set(body["markets_by_status"]) == {
             "PROPOSED", "APPROVED", "ACTIVE", "RESOLVING", "DISPUTED", "FINALIZED", "CANCELLED"}
+
+
+async def test_quotes_and_dispute_deadlines_follow_the_indexed_global_config(
+    db: Database,
+) -> None:
+    """Once the indexer has stored the GlobalConfig account, quotes use its fee
+    rates and vote summaries its dispute period (not the program defaults)."""
+    proposed_at = fx.T0 + timedelta(days=3)
+    active = await fx.seed_market(db, current_liquidity=10**12)
+    disputed = await fx.seed_market(db, state=4, resolution_proposed_at=proposed_at)
+    config = GlobalConfigState(
+        address=f.address(fx.fresh()), admin=f.wallet(fx.fresh()),
+        backend_authority=f.wallet(fx.fresh()), protocol_fee_wallet=f.wallet(fx.fresh()),
+        protocol_fee_bps=100, resolver_reward_bps=50, liquidity_provider_fee_bps=250,
+        proposal_approval_threshold=7000, dispute_success_threshold=6000,
+        min_resolution_delay=86_400, dispute_period=3_600, is_paused=False, slot=5)
+
+    async def put(con: asyncpg.Connection) -> None:
+        await indexer_store.write_global_config(con, config)
+
+    async def drop(con: asyncpg.Connection) -> None:
+        await con.execute("DELETE FROM global_config WHERE address = $1", config.address)
+
+    await db.run(put)
+    try:
+        async with live_api(fx.config(), db) as api:
+            r = await api.client.get(f"/v1/markets/{active.market_id}/quote",
+                                     params={"side": "buy", "outcome": "yes",
+                                             "amount": "1000000000"})
+            assert r.status_code == 200, r.text
+            q = r.json()
+            fees = FeeConfig(100, 50, 250)
+            want = quote_buy(MarketMath(b_parameter=active.b_parameter,
+                                        shares_yes=active.shares_yes,
+                                        shares_no=active.shares_no,
+                                        current_liquidity=active.current_liquidity),
+                             fees, True, 10**9)
+            assert q["fees_source"] == "global_config" and q["notes"] == []
+            assert q["fee_rates"] == {"protocol_bps": 100, "resolver_bps": 50, "lp_bps": 250}
+            assert q["lamports"] == str(want.total_cost) and q["shares"] == str(want.shares)
+            summary = (await api.client.get(f"/v1/markets/{disputed.market_id}/votes")).json()
+            assert summary["dispute_period"] == 3_600
+            assert summary["dispute_period_source"] == "global_config"
+            assert summary["dispute_window_ends_at"] == "2026-01-04T01:00:00Z"
+    finally:
+        await db.run(drop)

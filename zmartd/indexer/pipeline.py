@@ -102,9 +102,10 @@ class Indexer:
         self.recent_limit = 50_000
 
     async def load_state(self) -> None:
-        bps = await store.read_fee_bps(self.db)
-        if bps is not None:
-            self.bps = FeeBps(*bps)
+        config = await store.read_global_config(self.db)
+        if config is not None:
+            self.bps = FeeBps(config.protocol_fee_bps, config.resolver_reward_bps,
+                              config.liquidity_provider_fee_bps)
 
     # ------------------------------------------------------------------ bookkeeping
 

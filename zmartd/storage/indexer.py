@@ -56,7 +56,7 @@ __all__ = [
     "processed_signatures",
     "read_chain_markets",
     "read_chain_positions",
-    "read_fee_bps",
+    "read_global_config",
     "read_market_records",
     "read_position_records",
     "read_question_hashes",
@@ -277,14 +277,13 @@ async def write_creation_points(
     return _count(status)
 
 
-async def read_fee_bps(db: Database) -> tuple[int, int, int] | None:
-    """(protocol, resolver, LP) fee bps of the stored global config, if any."""
+async def read_global_config(db: Database) -> GlobalConfigState | None:
+    """The newest stored GlobalConfig account, if the indexer has seen one."""
 
-    async def _run(con: asyncpg.Connection) -> tuple[int, int, int] | None:
+    async def _run(con: asyncpg.Connection) -> GlobalConfigState | None:
         row = await con.fetchrow(
-            "SELECT protocol_fee_bps, resolver_reward_bps, liquidity_provider_fee_bps "
-            "FROM global_config ORDER BY slot DESC LIMIT 1")
-        return None if row is None else (row[0], row[1], row[2])
+            f"SELECT {', '.join(_CONFIG_FIELDS)} FROM global_config ORDER BY slot DESC LIMIT 1")
+        return None if row is None else GlobalConfigState(**dict(row))
 
     return await db.run(_run, transaction=False)
 

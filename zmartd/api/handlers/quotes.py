@@ -2,10 +2,11 @@
 
 The numbers come from :mod:`zmartd.chain.quoter`, the chain's own integer
 LMSR algorithm, fed with the indexed market account (``b_parameter``,
-``shares_yes``, ``shares_no``, ``current_liquidity``) and the GlobalConfig
-fee rates.  zmartd does not index GlobalConfig yet, so the fee rates are the
-program's defaults (300/200/500 bps, what ``initialize_global_config``
-writes) and the answer says so in ``fees_source``.
+``shares_yes``, ``shares_no``, ``current_liquidity``) and the fee rates of
+the indexed GlobalConfig account (``fees_source: "global_config"``).  Before
+the indexer has seen that account the rates are the program's defaults
+(300/200/500 bps, what ``initialize_global_config`` writes), and the answer
+says so in ``fees_source`` and ``notes``.
 
 When the chain would reject the trade the answer is a problem naming the
 program error: 409 ``conflict`` for the market's state (not ACTIVE:
@@ -39,6 +40,7 @@ from zmartd.chain.quoter import (
     quote_buy,
     quote_sell,
 )
+from zmartd.storage import indexer as indexer_store
 from zmartd.storage import positions as position_store
 from zmartd.storage.database import Database
 from zmartd.storage.records import MarketRecord
@@ -46,6 +48,7 @@ from zmartd.storage.records import MarketRecord
 __all__ = ["ACTIVE", "SELL_REVERTS_NOTE", "quote"]
 
 ACTIVE: Final = 2
+FeesSource = Literal["global_config", "program_defaults"]
 #: errors that describe the market's state rather than the requested amount
 _STATE_ERRORS: Final = frozenset({"InvalidMarketState", "InsufficientLiquidity"})
 SELL_REVERTS_NOTE: Final = (
@@ -74,15 +77,18 @@ async def quote(
     if market.state != ACTIVE:
         raise _chain_problem("InvalidMarketState",
                              f"the market is {views.STATE_NAMES[market.state]}, not ACTIVE")
-    fees = DEFAULT_FEES
+    config = await indexer_store.read_global_config(db)
+    fees = DEFAULT_FEES if config is None else FeeConfig(
+        config.protocol_fee_bps, config.resolver_reward_bps, config.liquidity_provider_fee_bps)
+    source: FeesSource = "program_defaults" if config is None else "global_config"
     math = MarketMath(b_parameter=market.b_parameter, shares_yes=market.shares_yes,
                       shares_no=market.shares_no, current_liquidity=market.current_liquidity)
     yes = outcome == "yes"
-    notes = [_DEFAULTS_NOTE]
+    notes = [_DEFAULTS_NOTE] if config is None else []
     try:
         before = prices(math).yes
         if side == "buy":
-            return _view(market, fees, quote_buy(math, fees, yes, amount), before, notes)
+            return _view(market, fees, source, quote_buy(math, fees, yes, amount), before, notes)
         held = amount
         if wallet is not None:
             position = await position_store.get_position(db, market.market_id, wallet)
@@ -91,7 +97,7 @@ async def quote(
         result = quote_sell(math, fees, yes, amount, held)
     except QuoteError as exc:
         raise _chain_problem(exc.name, exc.detail) from None
-    return _view(market, fees, result, before, [*notes, SELL_REVERTS_NOTE])
+    return _view(market, fees, source, result, before, [*notes, SELL_REVERTS_NOTE])
 
 
 def _fees(split: FeeSplit) -> views.QuoteFees:
@@ -99,8 +105,8 @@ def _fees(split: FeeSplit) -> views.QuoteFees:
                            lp=str(split.lp), total=str(split.total))
 
 
-def _view(market: MarketRecord, fees: FeeConfig, q: BuyQuote | SellQuote, before: int,
-          notes: list[str]) -> views.Quote:
+def _view(market: MarketRecord, fees: FeeConfig, source: FeesSource, q: BuyQuote | SellQuote,
+          before: int, notes: list[str]) -> views.Quote:
     if isinstance(q, BuyQuote):
         side: Literal["buy", "sell"] = "buy"
         amount, gross, paid = q.target_cost, q.cost_before_fees, q.total_cost
@@ -114,5 +120,5 @@ def _view(market: MarketRecord, fees: FeeConfig, q: BuyQuote | SellQuote, before
         shares_yes_after=str(q.new_shares_yes), shares_no_after=str(q.new_shares_no),
         fee_rates=views.FeeRates(protocol_bps=fees.protocol_bps,
                                  resolver_bps=fees.resolver_bps, lp_bps=fees.lp_bps),
-        fees_source="program_defaults", slot=market.slot, notes=notes,
+        fees_source=source, slot=market.slot, notes=notes,
     )

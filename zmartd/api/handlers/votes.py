@@ -10,7 +10,8 @@ Rules (PROGRAM.md §7 and the ``[aggregator]`` config):
 * a tally "meets the threshold" when it has at least ``min_votes`` votes and
   ``yes x 10000 // total >= threshold`` (the chain's integer floor, inclusive);
 * the dispute window ends at ``resolution_proposed_at + dispute_period``
-  (GlobalConfig; the program default 72 h until the config is indexed).
+  (the indexed GlobalConfig; the program default 72 h until the indexer has
+  seen that account, which ``dispute_period_source`` tells).
 
 Every accepted vote is published as :class:`~zmartd.bus.VoteChanged`.
 """
@@ -24,6 +25,7 @@ from zmartd.api import problems, views
 from zmartd.api.handlers.markets import resolve
 from zmartd.bus import Bus, VoteChanged
 from zmartd.config import AggregatorConfig
+from zmartd.storage import indexer as indexer_store
 from zmartd.storage import votes as store
 from zmartd.storage.database import Database
 from zmartd.storage.records import Page, VoteKind, VoteRecord
@@ -42,6 +44,8 @@ async def summary(db: Database, cfg: AggregatorConfig, ref: str) -> views.VoteSu
     dispute = await store.tally(db, kind="dispute", market_id=market.market_id)
     accepting = next((k for k, s in OPEN_STATE.items() if s == market.state), None)
     proposed = market.resolution_proposed_at
+    config = await indexer_store.read_global_config(db)
+    period = DISPUTE_PERIOD if config is None else timedelta(seconds=config.dispute_period)
     return views.VoteSummary(
         market_id=market.market_id, state=market.state,
         status=views.STATE_NAMES[market.state], accepting=accepting,
@@ -50,9 +54,9 @@ async def summary(db: Database, cfg: AggregatorConfig, ref: str) -> views.VoteSu
         dispute=views.tally_view(dispute, threshold_bps=cfg.dispute_threshold_bps,
                                  min_votes=cfg.min_votes),
         resolution_proposed_at=proposed,
-        dispute_period=int(DISPUTE_PERIOD.total_seconds()),
-        dispute_period_source="program_defaults",
-        dispute_window_ends_at=None if proposed is None else proposed + DISPUTE_PERIOD,
+        dispute_period=int(period.total_seconds()),
+        dispute_period_source="program_defaults" if config is None else "global_config",
+        dispute_window_ends_at=None if proposed is None else proposed + period,
     )
 
 
