@@ -5,11 +5,11 @@ between runs, so the HTTP bench reports zmartd as a *ratio* against the
 cheapest possible app on the very same stack.  To make that ratio mean
 "what zmartd's own code costs", everything but the app is zmartd's: the
 server is :func:`zmartd.api.server.serve` (hypercorn's trio worker on
-zmartd's accept loop), the hypercorn settings come from
-:func:`zmartd.api.server.hypercorn_config` applied to the same TOML file the
-daemon reads (bind host, keep-alive defaults, ``graceful_timeout``, no
-access log), and it runs one trio process like ``python -m zmartd``.  Only
-``[http] port`` is replaced (``--port``).
+zmartd's accept loop and connection cap), the hypercorn
+settings come from :func:`zmartd.api.server.hypercorn_config` applied to
+the same TOML file the daemon reads (bind host, keep-alive defaults,
+``graceful_timeout``, no access log), and it runs one trio process like
+``python -m zmartd``.  Only ``[http] port`` is replaced (``--port``).
 
 ``--app quart`` serves the same body from a one-route Quart-Trio app instead,
 to tell the framework's cost from zmartd's own.
@@ -32,7 +32,7 @@ from typing import Any
 
 import trio
 
-from zmartd.api.server import hypercorn_config, serve
+from zmartd.api.server import MAX_CONNECTIONS, hypercorn_config, serve
 from zmartd.bus import Bus
 from zmartd.config import load_config
 from zmartd.context import ActorContext, Health
@@ -98,7 +98,8 @@ async def main(config_path: Path, port: int, app_name: str) -> None:
             nursery.start_soon(on_signal)
             app: Any = hello if app_name == "asgi" else quart_hello()
             urls: list[str] = await nursery.start(
-                partial(serve, app, hc, shutdown_trigger=stop.wait))
+                partial(serve, app, hc, shutdown_trigger=stop.wait,
+                        max_connections=MAX_CONNECTIONS))
             print(urls[0], flush=True)
             await stop.wait()
             nursery.cancel_scope.deadline = trio.current_time() + cfg.http.graceful_timeout + 1

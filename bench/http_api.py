@@ -232,7 +232,7 @@ def free_port() -> int:
         return port
 
 
-def write_config(directory: Path, dsn: str, port: int, max_in_flight: int | None = None) -> Path:
+def write_config(directory: Path, dsn: str, port: int, http: dict[str, int]) -> Path:
     path = directory / "bench.toml"
     path.write_text(f"""\
 # bench/http_api.py: storage + http only; every unlisted setting is zmartd's default.
@@ -245,8 +245,7 @@ shutdown_timeout = 5.0
 host = "127.0.0.1"
 port = {port}
 public_url = "http://127.0.0.1:{port}"
-{f"max_in_flight = {max_in_flight}" if max_in_flight is not None else ""}
-
+{"".join(f"{key} = {value}" + chr(10) for key, value in http.items())}
 [ratelimit]
 enabled = false
 
@@ -712,7 +711,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"seeded {args.markets} markets into {database} in "
                   f"{time.perf_counter() - t:.1f} s", flush=True)
             port = free_port()
-            config = write_config(work, dsn, port, args.max_in_flight)
+            http = {"max_in_flight": args.max_in_flight}
+            config = write_config(work, dsn, port,
+                                  {k: v for k, v in http.items() if v is not None})
             detail = f"/v1/markets/{market_id(0)}"
             zmartd = start_server(
                 "zmartd", [sys.executable, "-m", "zmartd", "--config", str(config)],

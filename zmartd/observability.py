@@ -137,8 +137,9 @@ class Metrics:
         )
         self.http_shed = Counter(
             "zmartd_http_shed_total",
-            "HTTP requests refused with 503 by the load shedder (never reach the "
-            "per-route counters: they are answered before routing)", registry=r,
+            "HTTP requests refused with 503 by load shedding: past http.max_in_flight, and "
+            "new connections past the connection cap (never reach the per-route "
+            "counters: they are answered before routing)", registry=r,
         )
         self.http_cache = Counter(
             "zmartd_http_cache_total",

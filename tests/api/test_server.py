@@ -12,6 +12,7 @@ import trio
 import trio.testing
 
 from tests.api.conftest import make_config, make_ctx
+from zmartd.api import server as server_module
 from zmartd.api.server import DrainingListener, hypercorn_config, serve
 
 
@@ -82,3 +83,69 @@ async def test_serve_answers_many_connections_and_stops_gracefully() -> None:
         pass
     else:
         raise AssertionError("still listening after the stop")
+
+
+async def test_connections_past_the_cap_get_a_fast_503() -> None:
+    config = hypercorn_config(make_ctx(make_config(http={"host": "127.0.0.1", "port": 0})))
+    release = trio.Event()
+    entered: list[str] = []
+
+    async def held(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await hello(scope, receive, send)
+            return
+        entered.append(scope["path"])
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"hi"})
+
+    refused: list[int] = []
+    stop = trio.Event()
+    request = b"GET /%d HTTP/1.1\r\nHost: zmart.test\r\n\r\n"
+
+    async def answer(stream: trio.SocketStream) -> bytes:
+        data = b""
+        with trio.fail_after(5):
+            while b"\r\n\r\n" not in data or not data.endswith((b"hi", b"}")):
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return data
+
+    async with trio.open_nursery() as nursery:
+        urls: list[str] = await nursery.start(partial(
+            serve, held, config, shutdown_trigger=stop.wait, max_connections=2,
+            on_refused=lambda: refused.append(1)))
+        host, port = urls[0].removeprefix("http://").split(":")
+        served = [await trio.open_tcp_stream(host, int(port)) for _ in range(2)]
+        for n, stream in enumerate(served):
+            await stream.send_all(request % n)
+        with trio.fail_after(5):
+            while len(entered) < 2:
+                await trio.sleep(0.01)
+        extra = await trio.open_tcp_stream(host, int(port))
+        started = trio.current_time()
+        await extra.send_all(request % 2)
+        no = await answer(extra)
+        waited = trio.current_time() - started
+        assert no.startswith(b"HTTP/1.1 503 ") and b"connection: close" in no
+        assert b"retry-after: 1" in no and b"urn:zmart:problem:overloaded" in no
+        assert server_module.REFUSAL_HOLD - 0.1 <= waited < server_module.REFUSAL_READ_TIMEOUT
+        assert await extra.receive_some(1) == b""  # closed
+        assert refused == [1] and entered == ["/0", "/1"]  # never reached the app
+        release.set()
+        for stream in served:
+            assert (await answer(stream)).startswith(b"HTTP/1.1 200 ")
+            await stream.aclose()
+        with trio.fail_after(5):  # the slots are free again
+            while True:
+                again = await trio.open_tcp_stream(host, int(port))
+                await again.send_all(request % 3)
+                reply = await answer(again)
+                await again.aclose()
+                if reply.startswith(b"HTTP/1.1 200 "):
+                    break
+        assert entered[-1] == "/3"
+        stop.set()

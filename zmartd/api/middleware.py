@@ -20,7 +20,9 @@
   API answers ``503`` + ``Retry-After`` at once, before Quart even parses
   the request: queueing would only turn overload into timeouts for
   everybody.  Ops endpoints are exempt, so that health checks and metrics
-  still answer under load.
+  still answer under load.  Earlier still, past ``MAX_CONNECTIONS``
+  open connections, a new connection gets the same 503 as raw bytes
+  (:func:`overloaded_http11`, see ``zmartd/api/server.py``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ __all__ = [
     "client_ip",
     "cors_headers",
     "observe_request",
+    "overloaded",
+    "overloaded_http11",
     "preflight_headers",
     "security_headers",
 ]
@@ -205,6 +209,26 @@ def observe_request(metrics: Metrics, rule: str, method: str, status: int,
     metrics.http_latency.labels(rule).observe(seconds)
 
 
+def overloaded() -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The load-shedding 503: its ASGI headers and its body."""
+    body = Problem("overloaded", "too many requests in flight; retry shortly").body()
+    headers = [
+        (b"content-type", CONTENT_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(OVERLOADED_RETRY_AFTER).encode()),
+        *[(k.lower().encode(), v.encode())
+          for k, v in security_headers(docs=False, https=False).items()],
+    ]
+    return headers, body
+
+
+def overloaded_http11() -> bytes:
+    """The same 503 as a whole HTTP/1.1 answer that closes the connection."""
+    headers, body = overloaded()
+    head = b"".join(k + b": " + v + b"\r\n" for k, v in [*headers, (b"connection", b"close")])
+    return b"HTTP/1.1 503 Service Unavailable\r\n" + head + b"\r\n" + body
+
+
 ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
 
 
@@ -219,15 +243,7 @@ class LoadShedder:
         self.in_flight = 0
         self.shed = 0
         self.on_shed = on_shed
-        problem = Problem("overloaded", "too many requests in flight; retry shortly")
-        self._body = problem.body()
-        self._headers = [
-            (b"content-type", CONTENT_TYPE.encode()),
-            (b"content-length", str(len(self._body)).encode()),
-            (b"retry-after", str(OVERLOADED_RETRY_AFTER).encode()),
-            *[(k.lower().encode(), v.encode())
-              for k, v in security_headers(docs=False, https=False).items()],
-        ]
+        self._headers, self._body = overloaded()
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope.get("path") in self.exempt:
