@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from solders.pubkey import Pubkey
 from solders.signature import Signature
@@ -55,9 +55,9 @@ class TransactionFormatError(ValueError):
     """The input is not a ``getTransaction``/raw-webhook transaction object."""
 
 
-@dataclass(frozen=True, slots=True)
-class Balance:
-    """Lamports of one account before and after the transaction."""
+class Balance(NamedTuple):
+    """Lamports of one account before and after the transaction (a tuple:
+    every account of every indexed transaction gets one)."""
 
     pre: int
     post: int
