@@ -32,7 +32,7 @@ from typing import Any
 
 import trio
 
-from zmartd.api.server import MAX_CONNECTIONS, hypercorn_config, serve
+from zmartd.api.server import hypercorn_config, serve
 from zmartd.bus import Bus
 from zmartd.config import load_config
 from zmartd.context import ActorContext, Health
@@ -99,7 +99,7 @@ async def main(config_path: Path, port: int, app_name: str) -> None:
             app: Any = hello if app_name == "asgi" else quart_hello()
             urls: list[str] = await nursery.start(
                 partial(serve, app, hc, shutdown_trigger=stop.wait,
-                        max_connections=MAX_CONNECTIONS))
+                        max_connections=cfg.http.max_connections))
             print(urls[0], flush=True)
             await stop.wait()
             nursery.cancel_scope.deadline = trio.current_time() + cfg.http.graceful_timeout + 1

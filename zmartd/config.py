@@ -669,6 +669,16 @@ class HttpConfig:
             "shedding) instead of queueing. /health, /ready and metrics are exempt.",
         )
     )
+    max_connections: int = field(
+        metadata=_m(
+            IntKind(0, 1_000_000),
+            512,
+            "Client connections served at once; past that a new connection is answered 503 "
+            "(raw bytes, a fraction of a request's cost) and closed, so that overload ends in "
+            "fast 503s rather than every answer slowing down. 0 = no limit. Keep it above "
+            "the proxy's upstream keep-alive pool.",
+        )
+    )
     max_json_depth: int = field(
         metadata=_m(
             IntKind(1, 1000), 32, "Deepest nesting of arrays/objects accepted in a JSON body."

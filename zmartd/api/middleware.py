@@ -20,7 +20,7 @@
   API answers ``503`` + ``Retry-After`` at once, before Quart even parses
   the request: queueing would only turn overload into timeouts for
   everybody.  Ops endpoints are exempt, so that health checks and metrics
-  still answer under load.  Earlier still, past ``MAX_CONNECTIONS``
+  still answer under load.  Earlier still, past ``http.max_connections``
   open connections, a new connection gets the same 503 as raw bytes
   (:func:`overloaded_http11`, see ``zmartd/api/server.py``).
 """

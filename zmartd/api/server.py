@@ -19,7 +19,7 @@ before their request was even read -- the bare hello-world behind it timed
 out hundreds of requests at 1,000 connections.  Taking every waiting
 connection at once removes that queue.
 
-Connection cap (:data:`MAX_CONNECTIONS`, :class:`ConnectionCap`): trio
+Connection cap (``http.max_connections``, :class:`ConnectionCap`): trio
 runs every connection with a request in turn, so N busy connections make
 *every* answer wait about N times the cost of one, and 1,000 of them on
 a 2-core machine took 1.2-2 s per answer -- timeouts.  Shedding inside
@@ -69,7 +69,7 @@ ROUTERS: tuple[Router, ...] = (
     webhooks.router,
 )
 
-__all__ = ["LISTEN_BACKLOG", "MAX_CONNECTIONS", "ConnectionCap", "DrainingListener", "create_app",
+__all__ = ["LISTEN_BACKLOG", "ConnectionCap", "DrainingListener", "create_app",
            "hypercorn_config", "run", "serve"]
 
 #: The listen queue.  hypercorn's default of 100 overflows when many clients
@@ -77,9 +77,6 @@ __all__ = ["LISTEN_BACKLOG", "MAX_CONNECTIONS", "ConnectionCap", "DrainingListen
 #: pool): each dropped SYN costs the client a 1 s, then 3 s retransmit.  The
 #: kernel caps it at ``net.core.somaxconn`` (4096 on current Linux).
 LISTEN_BACKLOG: Final = 1024
-#: Connections served at once; past that a new one gets a 503 (see above).
-#: Above any proxy's upstream keep-alive pool (nginx: ``keepalive 32``-``64``).
-MAX_CONNECTIONS: Final = 512
 #: How long a refused connection may take to send its request (read before
 #: answering, so that closing does not reset the connection under the 503).
 REFUSAL_READ_TIMEOUT: Final = 1.0
@@ -282,7 +279,7 @@ async def run(
             async with trio.open_nursery() as nursery:
                 urls: list[str] = await nursery.start(partial(
                     serve, app, config, shutdown_trigger=stopping.wait,
-                    max_connections=MAX_CONNECTIONS,
+                    max_connections=cfg.http.max_connections,
                     on_refused=ctx.metrics.http_shed.inc))
                 ctx.services.provide("http.urls", urls)
                 ctx.log.info("http listening", urls=urls)
