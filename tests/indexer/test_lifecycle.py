@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 from solders.signature import Signature
 
 from zmartd.chain.rpc import RpcClient
 from zmartd.devchain.actor import Devchain
+from zmartd.indexer import backfill as backfill_module
 from zmartd.indexer.backfill import backfill
 from zmartd.storage import chain as chain_store
 from zmartd.storage import indexer as store
@@ -92,3 +94,26 @@ async def test_cli_backfill(db: Database, chain: Devchain, module_dsn: str,
     # from slot 0 covers everything: the contiguous watermark moved
     cursor = await chain_store.get_cursor(db, "backfill")
     assert cursor is not None and cursor.slot == chain.node.commitment_slot("confirmed") - 1
+
+
+async def test_backfill_refreshes_planner_statistics_as_the_tables_double(
+    db: Database, chain: Devchain, rpc: RpcClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stale statistics made a backfill slow down as it went (a PK probe
+    planned as a scan); the backfill ANALYZEs at ANALYZE_FIRST applied
+    transactions and each time that doubles."""
+    monkeypatch.setattr(backfill_module, "ANALYZE_FIRST", 4)
+    d = Driver(chain)
+    run_lifecycle(d)
+
+    async def analyzed() -> int:
+        found = await rows(db, "SELECT analyze_count FROM pg_stat_user_tables "
+                               "WHERE relname = 'processed_transactions' "
+                               "AND schemaname = current_schema()")
+        return int(found[0]["analyze_count"])
+
+    before = await analyzed()
+    progress = await backfill(make_indexer(db, rpc, chain), reason="test", batch_size=3)
+    assert progress.applied > 16 + 3  # thresholds 4, 8 and 16 crossed before a later page
+    refreshed = await analyzed() - before
+    assert 3 <= refreshed <= (progress.applied // 4).bit_length()  # 4, 8, 16, ... only

@@ -30,11 +30,15 @@ from zmartd.indexer.source import SignatureInfo
 from zmartd.storage import chain as chain_store
 from zmartd.storage import indexer as store
 
-__all__ = ["STREAM", "BackfillProgress", "backfill"]
+__all__ = ["ANALYZE_FIRST", "STREAM", "BackfillProgress", "backfill"]
 
 log = structlog.get_logger("zmartd.indexer.backfill")
 
 STREAM = "backfill"
+#: Transactions applied by one backfill before the planner statistics of the
+#: tables it fills are refreshed; again each time that number doubles
+#: (:func:`zmartd.storage.indexer.refresh_statistics`).
+ANALYZE_FIRST = 2_000
 
 
 @dataclass
@@ -138,10 +142,16 @@ async def backfill(
                  from_slot=sigs[0].slot, to_slot=sigs[-1].slot)
     stream = STREAM if contiguous else None
 
+    analyze_at = ANALYZE_FIRST
+
     async def apply_pages(receive: trio.MemoryReceiveChannel[_Page]) -> None:
-        nonlocal last_log
+        nonlocal last_log, analyze_at
         async with receive:
             async for ready in receive:
+                if p.applied >= analyze_at:
+                    # the tables have doubled since the planner last looked
+                    await store.refresh_statistics(indexer.db)
+                    analyze_at *= 2
                 last = ready.page[-1]
                 cursor_at = (last.slot, last.signature) if last.slot >= 0 else None
                 out = await indexer.apply(ready.unit, path="backfill", stream=stream,
