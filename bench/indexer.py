@@ -40,6 +40,7 @@ import cProfile
 import gc
 import os
 import secrets
+import signal
 import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -77,6 +78,7 @@ from zmartd.indexer.source import ChainSource
 from zmartd.observability import Metrics
 from zmartd.services import Services
 from zmartd.storage.database import Database
+from zmartd.storage.indexer import refresh_statistics
 from zmartd.storage.migrate import migrate
 
 SOL = 1_000_000_000
@@ -342,6 +344,9 @@ async def wipe(db: Database) -> None:
             "CASCADE")
 
     await db.run(_wipe)
+    # as a fresh database: planner statistics of empty tables, not of the
+    # previous run's 100k rows
+    await refresh_statistics(db)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -366,9 +371,12 @@ async def main(args: argparse.Namespace) -> None:
                   f"{bf['copy_rows_per_s']:.0f} rows/s; ratio "
                   f"{bf['events_per_s'] / bf['copy_rows_per_s']:.3f}")
         finally:
-            await db.close()
+            with trio.CancelScope(shield=True):
+                await db.close()
     finally:
-        await trio_asyncio.aio_as_trio(_admin)(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with trio.CancelScope(shield=True):
+            await trio_asyncio.aio_as_trio(_admin)(
+                f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
@@ -380,7 +388,17 @@ if __name__ == "__main__":
     ns = parser.parse_args()
 
     async def _entry() -> None:
-        async with trio_asyncio.open_loop():
-            await main(ns)
+        # SIGTERM (and Ctrl-C) cancel the run; the database is dropped anyway
+        with trio.open_signal_receiver(signal.SIGTERM) as signals:
+            async with trio_asyncio.open_loop(), trio.open_nursery() as nursery:
+
+                async def stop_on_signal() -> None:
+                    async for _ in signals:
+                        print("SIGTERM: stopping, dropping the benchmark database")
+                        nursery.cancel_scope.cancel()
+
+                nursery.start_soon(stop_on_signal)
+                await main(ns)
+                nursery.cancel_scope.cancel()
 
     trio.run(_entry)
