@@ -3,10 +3,10 @@ equal to the chain, with no lost and no duplicated trade.
 
 The indexer runs as a real subprocess (``python -m zmartd.indexer``, the same
 actor the daemon supervises) against a devchain served by this test process
-and the real PostgreSQL.  Defaults: 1,500 trades and 20 kills (~40 s on 2
-cores); the issue's full size is ``ZMARTD_FAULT_TRADES=5000`` (~100 s, passes
-too).  ``ZMARTD_FAULT_KILLS`` / ``ZMARTD_FAULT_SEED`` change the rest; the
-seed is printed so a failure can be replayed.
+and the real PostgreSQL.  Defaults: the issue's 5,000 trades and 20 kills
+(~40 s on 2 cores).  ``ZMARTD_FAULT_TRADES`` / ``ZMARTD_FAULT_KILLS`` /
+``ZMARTD_FAULT_SEED`` change them; the seed is printed so a failure can be
+replayed.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from zmartd.storage.database import Database
 
 from .conftest import SOL, Driver, assert_db_matches_chain, rows
 
-TRADES = int(os.environ.get("ZMARTD_FAULT_TRADES", "1500"))
+TRADES = int(os.environ.get("ZMARTD_FAULT_TRADES", "5000"))
 KILLS = int(os.environ.get("ZMARTD_FAULT_KILLS", "20"))
 SEED = int(os.environ.get("ZMARTD_FAULT_SEED", str(random.randrange(1 << 30))))
 
