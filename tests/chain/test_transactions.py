@@ -75,6 +75,9 @@ def test_helius_raw_sample_decodes_to_buy_shares_and_shares_bought() -> None:
     assert tx.balances[MARKET].delta == e["cost"] - protocol_fee
     assert tx.balances[FEE_WALLET].delta == protocol_fee
     assert tx.balances[POSITION].delta == 2_157_600
+    assert len(tx.balances) == len(tx.account_keys) and set(tx.balances) == set(tx.account_keys)
+    assert tx.balances.get(Pubkey.new_unique()) is None and USER in tx.balances
+    assert dict(tx.balances)[FEE_WALLET] == tx.balances[FEE_WALLET]
 
 
 def test_jsonrpc_envelope_and_single_object_body() -> None:
