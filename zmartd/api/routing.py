@@ -45,7 +45,6 @@ database is down a cached route serves its last answer instead.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Literal, TypeVar
@@ -508,7 +507,6 @@ def mount(
         g.client_ip = middleware.client_ip(
             peer[0] if peer else None, request.headers.get("X-Forwarded-For"), trusted,
         )
-        g.request_started = time.perf_counter()
         origin = request.headers.get("Origin")
         wanted = request.headers.get("Access-Control-Request-Method")
         if request.method == "OPTIONS" and origin and wanted:
