@@ -318,6 +318,12 @@ async def read_market_records(
     return [_markets._market(r) for r in rows]
 
 
+# The read-backs below take up to a unit's worth of keys (250 in a backfill).
+# Each key is one index probe (LATERAL ... LIMIT 1, which the planner cannot
+# turn into a join): a plain join on unnest may be planned as a hash join over
+# the whole table while statistics lag a bulk load (see processed_signatures).
+
+
 async def read_position_records(
     con: asyncpg.Connection, keys: Iterable[tuple[str, str]]
 ) -> list[PositionRecord]:
@@ -326,9 +332,10 @@ async def read_position_records(
     if not pairs:
         return []
     rows = await con.fetch(
-        f"SELECT {_positions._COLUMNS} {_positions._FROM} "
-        f"JOIN unnest($1::text[], $2::text[]) AS k(m, w) ON p.market_id = k.m AND p.wallet = k.w "
-        f"ORDER BY p.market_id, p.wallet",
+        f"SELECT r.* FROM unnest($1::text[], $2::text[]) AS k(m, w) CROSS JOIN LATERAL "
+        f"(SELECT {_positions._COLUMNS} {_positions._FROM} "
+        f"WHERE p.market_id = k.m AND p.wallet = k.w LIMIT 1) AS r "
+        f"ORDER BY r.market_id, r.wallet",
         [p[0] for p in pairs], [p[1] for p in pairs],
     )
     return [_positions._position(r) for r in rows]
@@ -342,9 +349,9 @@ async def read_trade_records(
     if not ks:
         return []
     rows = await con.fetch(
-        f"SELECT {_trades._COLUMNS} FROM trades JOIN unnest($1::text[], $2::smallint[], "
-        f"$3::smallint[]) AS k(s, i, e) ON signature = k.s AND instruction_index = k.i "
-        f"AND event_index = k.e ORDER BY slot, id",
+        f"SELECT r.* FROM unnest($1::text[], $2::smallint[], $3::smallint[]) AS k(s, i, e) "
+        f"CROSS JOIN LATERAL (SELECT {_trades._COLUMNS} FROM trades WHERE signature = k.s "
+        f"AND instruction_index = k.i AND event_index = k.e LIMIT 1) AS r ORDER BY r.slot, r.id",
         [k[0] for k in ks], [k[1] for k in ks], [k[2] for k in ks],
     )
     return [_trades._trade(r) for r in rows]
@@ -361,9 +368,9 @@ async def read_vote_records(
         if not pairs:
             continue
         rows = await con.fetch(
-            f"SELECT {_votes._COLUMNS} FROM {_votes._TABLES[kind]} JOIN unnest($1::text[], "
-            f"$2::text[]) AS k(m, w) ON market_id = k.m AND wallet = k.w "
-            f"ORDER BY market_id, wallet",
+            f"SELECT r.* FROM unnest($1::text[], $2::text[]) AS k(m, w) CROSS JOIN LATERAL "
+            f"(SELECT {_votes._COLUMNS} FROM {_votes._TABLES[kind]} "
+            f"WHERE market_id = k.m AND wallet = k.w LIMIT 1) AS r ORDER BY r.market_id, r.wallet",
             [p[0] for p in pairs], [p[1] for p in pairs],
         )
         out.extend(_votes._vote(r) for r in rows)
