@@ -11,7 +11,6 @@ from tests.storage.conftest import sql, truncate
 from tests.storage.factories import T0, market, market_id, trade, wallet
 from zmartd.storage import markets, positions, prices, trades
 from zmartd.storage.database import Database
-from zmartd.storage.indexer import TradeFee, write_trades_with_fees
 from zmartd.storage.positions import PositionState
 from zmartd.storage.records import InvalidArgument, InvalidCursor, TradeRecord
 
@@ -125,14 +124,14 @@ async def test_positions_and_holders(db: Database) -> None:
 
 
 async def test_indexer_trades_carry_price_before_along_the_unit(db: Database) -> None:
-    """write_trades_with_fees: price_before is the market's previous trade in
+    """write_trades with fees: price_before is the market's previous trade in
     the unit, else the newest stored one at or before it, else 0.5; replays
     insert nothing but still count as the previous trade."""
     await truncate(db)
     await markets.upsert_markets(db, [market(0), market(1)])
 
-    def fee(t: trades.TradeEvent, base: int) -> TradeFee:
-        return TradeFee(signature=t.signature, instruction_index=t.instruction_index,
+    def fee(t: trades.TradeEvent, base: int) -> trades.TradeFee:
+        return trades.TradeFee(signature=t.signature, instruction_index=t.instruction_index,
                         event_index=t.event_index, base_amount=base, protocol_fee=3,
                         resolver_fee=2, lp_fee=1)
 
@@ -143,9 +142,9 @@ async def test_indexer_trades_carry_price_before_along_the_unit(db: Database) ->
     b2 = trade(5, market=1, price=610_000_000)
     a4 = trade(6, market=0, price=540_000_000)
 
-    async def unit(ts: list[trades.TradeEvent], fees: list[TradeFee]) -> int:
+    async def unit(ts: list[trades.TradeEvent], fees: list[trades.TradeFee]) -> int:
         async def _run(con: asyncpg.Connection) -> int:
-            return await write_trades_with_fees(con, ts, fees)
+            return await trades.write_trades(con, ts, fees)
         return await db.run(_run)
 
     assert await unit([a1, b1, a2], [fee(a1, 100), fee(b1, 200), fee(a2, 300)]) == 3

@@ -36,6 +36,7 @@ from zmartd.storage.database import Database
 from zmartd.storage.markets import write_markets
 from zmartd.storage.positions import write_positions
 from zmartd.storage.records import MarketRecord, PositionRecord, TradeRecord, VoteRecord
+from zmartd.storage.trades import write_trades
 from zmartd.storage.votes import write_chain_votes
 
 __all__ = ["Applied", "apply_effects", "revert_and_refresh"]
@@ -83,7 +84,7 @@ async def apply_effects(
 
         # every trade of the unit (a replay inserts nothing but is still the
         # previous trade of its market for price_before)
-        await store.write_trades_with_fees(con, eff.trades, eff.fees)
+        await write_trades(con, eff.trades, eff.fees)
         trades = [x for x in eff.trades if x.signature in new]
         votes = [v for v in eff.votes if v.signature in new]
         await write_chain_votes(con, votes)

@@ -47,11 +47,10 @@ from zmartd.storage.indexer import (
     ChainEventRow,
     FailedTransaction,
     GlobalConfigState,
-    TradeFee,
 )
 from zmartd.storage.positions import PositionState
 from zmartd.storage.records import MarketChainState
-from zmartd.storage.trades import TradeEvent
+from zmartd.storage.trades import TradeEvent, TradeFee
 from zmartd.storage.votes import ChainVote
 
 __all__ = [

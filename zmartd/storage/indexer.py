@@ -47,7 +47,6 @@ __all__ = [
     "InboxItem",
     "LeaderLost",
     "PendingSignature",
-    "TradeFee",
     "chain_table_counts",
     "delete_inbox",
     "enqueue_inbox",
@@ -70,7 +69,6 @@ __all__ = [
     "write_creation_points",
     "write_failed_transactions",
     "write_global_config",
-    "write_trades_with_fees",
 ]
 
 #: ``pg_try_advisory_lock`` key of the indexer leader ("zmartd" + 0x0002; the
@@ -111,18 +109,6 @@ class FailedTransaction(msgspec.Struct, frozen=True, kw_only=True):
     error_code: int | None
     error_name: str | None
     signer: str | None
-
-
-class TradeFee(msgspec.Struct, frozen=True, kw_only=True):
-    """Fee split of the trade with this event key."""
-
-    signature: str
-    instruction_index: int
-    event_index: int
-    base_amount: int
-    protocol_fee: int
-    resolver_fee: int
-    lp_fee: int
 
 
 class GlobalConfigState(msgspec.Struct, frozen=True, kw_only=True):
@@ -175,75 +161,6 @@ async def write_failed_transactions(
         )
         written += _count(status)
     return written
-
-
-_TRADES_WITH_FEES = """
-WITH x AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
-                         $6::numeric[], $7::bigint[], $8::timestamptz[], $9::bigint[],
-                         $10::text[], $11::smallint[], $12::smallint[], $13::boolean[],
-                         $14::numeric[], $15::numeric[], $16::numeric[], $17::numeric[])
-        WITH ORDINALITY AS x(market_id, wallet, side, outcome, shares, amount, price_yes,
-                             block_time, slot, signature, instruction_index, event_index,
-                             finalized, base_amount, protocol_fee, resolver_fee, lp_fee, ord)
-), ins AS (
-    INSERT INTO trades (market_id, wallet, side, outcome, shares, amount, price_yes, block_time,
-                        slot, signature, instruction_index, event_index, finalized)
-    SELECT market_id, wallet, side, outcome, shares, amount, price_yes, block_time, slot,
-           signature, instruction_index, event_index, finalized FROM x ORDER BY ord
-    ON CONFLICT (signature, instruction_index, event_index) DO NOTHING
-    RETURNING id, market_id, block_time, price_yes, amount, slot, signature, instruction_index,
-              event_index
-), points AS (
-    INSERT INTO price_points (market_id, at, price_yes, volume, source, trade_id, slot)
-    SELECT market_id, block_time, price_yes, amount, 'trade', id, slot FROM ins
-    RETURNING 1
-), before AS (
-    SELECT x.*, lag(x.price_yes) OVER (PARTITION BY x.market_id ORDER BY x.ord) AS prev
-    FROM x
-), fees AS (
-    INSERT INTO trade_fees (trade_id, price_before, base_amount, protocol_fee, resolver_fee,
-                            lp_fee)
-    SELECT ins.id,
-           coalesce(b.prev, (SELECT p.price_yes FROM trades p
-                             WHERE p.market_id = b.market_id AND p.block_time <= b.block_time
-                             ORDER BY p.block_time DESC, p.id DESC LIMIT 1), 500000000),
-           b.base_amount, b.protocol_fee, b.resolver_fee, b.lp_fee
-    FROM ins JOIN before b USING (signature, instruction_index, event_index)
-    WHERE b.base_amount IS NOT NULL
-    ON CONFLICT (trade_id) DO NOTHING
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM points), (SELECT count(*) FROM fees)
-"""
-
-
-async def write_trades_with_fees(
-    con: asyncpg.Connection, trades: Sequence[_trades.TradeEvent], fees: Sequence[TradeFee]
-) -> int:
-    """Insert trades (in chain order), their price points and fee splits in
-    one statement (asyncio side); returns how many trades were new.
-
-    Pass *every* trade of the unit, replays included: inserting a replay is a
-    no-op, but it still counts as the previous trade of its market.
-    ``price_before`` is the YES price of the market's previous trade: the one
-    before it in ``trades``, or for a market's first trade here the newest
-    stored trade at or before its block time (one index probe of
-    ``trades_market_time`` per market, not per trade), or 0.5.  Carrying it
-    along the unit avoids re-reading each inserted trade, whose cost grew
-    with the table during a large backfill.
-    """
-    if not trades:
-        return 0
-    by_key = {(f.signature, f.instruction_index, f.event_index): f for f in fees}
-    split = [by_key.get((t.signature, t.instruction_index, t.event_index)) for t in trades]
-    columns: list[list[Any]] = [[getattr(t, f) for t in trades] for f in _trades.FIELDS]
-    for name in ("base_amount", "protocol_fee", "resolver_fee", "lp_fee"):
-        columns.append([getattr(f, name) if f is not None else None for f in split])
-    row = await con.fetchrow(_TRADES_WITH_FEES, *columns)
-    assert row is not None
-    inserted: int = row[0]
-    return inserted
 
 
 _CONFIG_FIELDS = tuple(GlobalConfigState.__struct_fields__)

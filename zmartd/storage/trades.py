@@ -28,7 +28,7 @@ from zmartd.storage.records import (
     u64,
 )
 
-__all__ = ["FIELDS", "MAX_PAGE", "TradeEvent", "insert_trades", "list_market_trades",
+__all__ = ["FIELDS", "MAX_PAGE", "TradeEvent", "TradeFee", "insert_trades", "list_market_trades",
            "list_user_trades", "write_trades"]
 
 MAX_PAGE = 200
@@ -57,6 +57,18 @@ class TradeEvent(msgspec.Struct, frozen=True, kw_only=True):
     instruction_index: int
     event_index: int = 0
     finalized: bool = False
+
+
+class TradeFee(msgspec.Struct, frozen=True, kw_only=True):
+    """Fee split of the trade with this event key."""
+
+    signature: str
+    instruction_index: int
+    event_index: int
+    base_amount: int
+    protocol_fee: int
+    resolver_fee: int
+    lp_fee: int
 
 
 def _trade(row: asyncpg.Record) -> TradeRecord:
@@ -107,33 +119,77 @@ async def list_user_trades(
 
 
 _INSERT = """
-WITH ins AS (
-    INSERT INTO trades (market_id, wallet, side, outcome, shares, amount, price_yes, block_time,
-                        slot, signature, instruction_index, event_index, finalized)
+WITH x AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
                          $6::numeric[], $7::bigint[], $8::timestamptz[], $9::bigint[],
-                         $10::text[], $11::smallint[], $12::smallint[], $13::boolean[])
+                         $10::text[], $11::smallint[], $12::smallint[], $13::boolean[],
+                         $14::numeric[], $15::numeric[], $16::numeric[], $17::numeric[])
+        WITH ORDINALITY AS x(market_id, wallet, side, outcome, shares, amount, price_yes,
+                             block_time, slot, signature, instruction_index, event_index,
+                             finalized, base_amount, protocol_fee, resolver_fee, lp_fee, ord)
+), ins AS (
+    INSERT INTO trades (market_id, wallet, side, outcome, shares, amount, price_yes, block_time,
+                        slot, signature, instruction_index, event_index, finalized)
+    SELECT market_id, wallet, side, outcome, shares, amount, price_yes, block_time, slot,
+           signature, instruction_index, event_index, finalized FROM x ORDER BY ord
     ON CONFLICT (signature, instruction_index, event_index) DO NOTHING
-    RETURNING id, market_id, block_time, price_yes, amount, slot
+    RETURNING id, market_id, block_time, price_yes, amount, slot, signature, instruction_index,
+              event_index
 ), points AS (
     INSERT INTO price_points (market_id, at, price_yes, volume, source, trade_id, slot)
     SELECT market_id, block_time, price_yes, amount, 'trade', id, slot FROM ins
     RETURNING 1
+), before AS (
+    SELECT x.*, lag(x.price_yes) OVER (PARTITION BY x.market_id ORDER BY x.ord) AS prev
+    FROM x
+), fees AS (
+    INSERT INTO trade_fees (trade_id, price_before, base_amount, protocol_fee, resolver_fee,
+                            lp_fee)
+    SELECT ins.id,
+           coalesce(b.prev, (SELECT p.price_yes FROM trades p
+                             WHERE p.market_id = b.market_id AND p.block_time <= b.block_time
+                             ORDER BY p.block_time DESC, p.id DESC LIMIT 1), 500000000),
+           b.base_amount, b.protocol_fee, b.resolver_fee, b.lp_fee
+    FROM ins JOIN before b USING (signature, instruction_index, event_index)
+    WHERE b.base_amount IS NOT NULL
+    ON CONFLICT (trade_id) DO NOTHING
+    RETURNING 1
 )
-SELECT count(*) FROM points
+SELECT (SELECT count(*) FROM points), (SELECT count(*) FROM fees)
 """
 
-#: TradeEvent fields in the column order of the trades INSERTs
+#: TradeEvent fields in the column order of the trades INSERT
 FIELDS = ("market_id", "wallet", "side", "outcome", "shares", "amount", "price_yes",
-           "block_time", "slot", "signature", "instruction_index", "event_index", "finalized")
+          "block_time", "slot", "signature", "instruction_index", "event_index", "finalized")
+_FEE_FIELDS = ("base_amount", "protocol_fee", "resolver_fee", "lp_fee")
 
 
-async def write_trades(con: asyncpg.Connection, trades: Sequence[TradeEvent]) -> int:
-    """Insert trades and their price points (asyncio side); returns how many were new."""
+async def write_trades(
+    con: asyncpg.Connection, trades: Sequence[TradeEvent], fees: Sequence[TradeFee] = (),
+) -> int:
+    """Insert trades (in chain order), their price points and, for the trades
+    ``fees`` names, their fee splits, in one statement (asyncio side);
+    returns how many trades were new.
+
+    The indexer passes *every* trade of a unit, replays included: inserting a
+    replay is a no-op, but it still counts as the previous trade of its
+    market.  ``price_before`` is the YES price of the market's previous trade:
+    the one before it in ``trades``, or for a market's first trade here the
+    newest stored trade at or before its block time (one index probe of
+    ``trades_market_time`` per market, not per trade), or 0.5.  Carrying it
+    along the unit avoids re-reading each inserted trade, whose cost grew
+    with the table during a large backfill.
+    """
     if not trades:
         return 0
-    columns = [[getattr(t, f) for t in trades] for f in FIELDS]
-    inserted: int = await con.fetchval(_INSERT, *columns)
+    by_key = {(f.signature, f.instruction_index, f.event_index): f for f in fees}
+    split = [by_key.get((t.signature, t.instruction_index, t.event_index)) for t in trades]
+    columns: list[list[Any]] = [[getattr(t, f) for t in trades] for f in FIELDS]
+    for name in _FEE_FIELDS:
+        columns.append([getattr(f, name) if f is not None else None for f in split])
+    row = await con.fetchrow(_INSERT, *columns)
+    assert row is not None
+    inserted: int = row[0]
     return inserted
 
 
