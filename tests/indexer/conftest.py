@@ -141,10 +141,11 @@ class Driver:
         return market_id
 
     def buy(self, user: Keypair, market_id: bytes, outcome: bool, amount: int, *,
-            confirm: bool = True) -> TxRecord:
+            confirm: bool = True, expect_ok: bool = True) -> TxRecord:
         return self.send(user, ix.buy_shares(
             user=user.pubkey(), market_id=market_id, outcome=outcome, target_cost=amount,
-            protocol_fee_wallet=self.treasury.pubkey(), program_id=self.pid), confirm=confirm)
+            protocol_fee_wallet=self.treasury.pubkey(), program_id=self.pid), confirm=confirm,
+            expect_ok=expect_ok)
 
     def confirm(self) -> None:
         self.node.advance_slot()
