@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import asyncpg
 import pytest
@@ -163,3 +163,31 @@ async def test_indexer_trades_carry_price_before_along_the_unit(db: Database) ->
     counts = await sql(db, "SELECT (SELECT count(*) FROM trades) AS t, "
                            "(SELECT count(*) FROM price_points) AS p")
     assert (counts[0]["t"], counts[0]["p"]) == (6, 6)
+
+
+async def test_bulk_writes_keep_u64_and_time_offsets_exact(db: Database) -> None:
+    """Indexer writes travel as one JSON document (storage/bulk.py): u64
+    extremes stay exact (no float on the way), and a block time with a
+    non-UTC offset is the same instant."""
+    await truncate(db)
+    big = 2**64 - 1
+    at = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    await markets.upsert_markets(db, [market(0)])
+    t = trade(1, market=0, shares=big, amount=big - 1, at=at)
+    fee = trades.TradeFee(signature=t.signature, instruction_index=0, event_index=0,
+                          base_amount=big, protocol_fee=big - 2, resolver_fee=0, lp_fee=1)
+
+    async def _run(con: asyncpg.Connection) -> int:
+        return await trades.write_trades(con, [t], [fee])
+
+    assert await db.run(_run) == 1
+    (got,) = (await trades.list_market_trades(db, market_id(0))).items
+    assert (got.shares, got.amount, got.block_time) == (big, big - 1, at)
+    (row,) = await sql(db, "SELECT base_amount, protocol_fee, lp_fee FROM trade_fees")
+    assert (int(row["base_amount"]), int(row["protocol_fee"]), int(row["lp_fee"])) == (
+        big, big - 2, 1)
+    await positions.upsert_positions(db, [PositionState(
+        market_id=market_id(0), wallet=wallet(1), address=wallet(9), shares_yes=big,
+        shares_no=0, total_invested=big, trades_count=2**32 - 1, last_trade_at=at, slot=3)])
+    p = await positions.get_position(db, market_id(0), wallet(1))
+    assert p is not None and (p.shares_yes, p.total_invested, p.last_trade_at) == (big, big, at)

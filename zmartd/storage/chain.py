@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from zmartd.storage.bulk import recordset, rows_json
 from zmartd.storage.database import Database
 from zmartd.storage.records import ChainCursor, DeadLetter, check_limit, rejected
 
@@ -74,6 +75,15 @@ async def advance_cursor(
         raise rejected(exc) from exc
 
 
+_CLAIM_COLUMNS = {"signature": "text", "instruction_index": "smallint", "event_index": "smallint",
+                  "slot": "bigint", "block_time": "timestamptz"}
+_CLAIM = (
+    f"INSERT INTO processed_transactions ({', '.join(_CLAIM_COLUMNS)}) "
+    f"SELECT {', '.join(_CLAIM_COLUMNS)} FROM {recordset(1, _CLAIM_COLUMNS)} "
+    "ON CONFLICT DO NOTHING RETURNING signature, instruction_index, event_index"
+)
+
+
 async def write_claims(
     con: asyncpg.Connection, keys: Sequence[EventKey]
 ) -> set[tuple[str, int, int]]:
@@ -84,14 +94,7 @@ async def write_claims(
     """
     if not keys:
         return set()
-    rows = await con.fetch(
-        "INSERT INTO processed_transactions (signature, instruction_index, event_index, slot, "
-        "block_time) SELECT * FROM unnest($1::text[], $2::smallint[], $3::smallint[], "
-        "$4::bigint[], $5::timestamptz[]) ON CONFLICT DO NOTHING "
-        "RETURNING signature, instruction_index, event_index",
-        [k.signature for k in keys], [k.instruction_index for k in keys],
-        [k.event_index for k in keys], [k.slot for k in keys], [k.block_time for k in keys],
-    )
+    rows = await con.fetch(_CLAIM, rows_json(keys))
     return {(r["signature"], r["instruction_index"], r["event_index"]) for r in rows}
 
 

@@ -27,6 +27,7 @@ from zmartd.storage import markets as _markets
 from zmartd.storage import positions as _positions
 from zmartd.storage import trades as _trades
 from zmartd.storage import votes as _votes
+from zmartd.storage.bulk import recordset, rows_json
 from zmartd.storage.database import Database
 from zmartd.storage.positions import PositionState
 from zmartd.storage.records import (
@@ -127,21 +128,23 @@ class GlobalConfigState(msgspec.Struct, frozen=True, kw_only=True):
     slot: int
 
 
+_EVENT_COLUMNS = {
+    "signature": "text", "instruction_index": "smallint", "event_index": "smallint",
+    "slot": "bigint", "block_time": "timestamptz", "name": "text", "market_id": "text",
+    "wallet": "text", "data": "jsonb",
+}
+_EVENTS = (
+    f"INSERT INTO chain_events ({', '.join(_EVENT_COLUMNS)}) "
+    f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {recordset(1, _EVENT_COLUMNS)} "
+    "ON CONFLICT DO NOTHING"
+)
+
+
 async def write_chain_events(con: asyncpg.Connection, rows: Sequence[ChainEventRow]) -> int:
     """Insert events (asyncio side); an event already stored is skipped."""
     if not rows:
         return 0
-    status: str = await con.execute(
-        "INSERT INTO chain_events (signature, instruction_index, event_index, slot, block_time, "
-        "name, market_id, wallet, data) SELECT s, i, e, sl, t, n, m, w, d::jsonb FROM unnest("
-        "$1::text[], $2::smallint[], $3::smallint[], $4::bigint[], $5::timestamptz[], "
-        "$6::text[], $7::text[], $8::text[], $9::text[]) AS x(s, i, e, sl, t, n, m, w, d) "
-        "ON CONFLICT DO NOTHING",
-        [r.signature for r in rows], [r.instruction_index for r in rows],
-        [r.event_index for r in rows], [r.slot for r in rows], [r.block_time for r in rows],
-        [r.name for r in rows], [r.market_id for r in rows], [r.wallet for r in rows],
-        [msgspec.json.encode(r.data).decode() for r in rows],
-    )
+    status: str = await con.execute(_EVENTS, rows_json(rows))
     return _count(status)
 
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import asyncpg
 import msgspec
 
+from zmartd.storage.bulk import recordset, rows_json
 from zmartd.storage.database import Database
 from zmartd.storage.records import (
     CategoryCount,
@@ -360,9 +361,9 @@ def _pg_type(field: str) -> str:
 
 
 _UPSERT = (
-    f"INSERT INTO markets ({', '.join(_CHAIN_FIELDS)}) SELECT * FROM unnest("
-    + ", ".join(f"${i}::{_pg_type(f)}[]" for i, f in enumerate(_CHAIN_FIELDS, 1))
-    + ") ON CONFLICT (market_id) DO UPDATE SET "
+    f"INSERT INTO markets ({', '.join(_CHAIN_FIELDS)}) SELECT {', '.join(_CHAIN_FIELDS)} "
+    f"FROM {recordset(1, {f: _pg_type(f) for f in _CHAIN_FIELDS})}"
+    + " ON CONFLICT (market_id) DO UPDATE SET "
     + ", ".join(f"{f} = EXCLUDED.{f}" for f in _UPDATABLE)
     + ", updated_at = now() WHERE markets.slot <= EXCLUDED.slot"
 )
@@ -381,8 +382,7 @@ async def write_markets(con: asyncpg.Connection, states: Sequence[MarketChainSta
     if not latest:
         return 0
     rows = list(latest.values())
-    columns = [[getattr(s, f) for s in rows] for f in _CHAIN_FIELDS]
-    status: str = await con.execute(_UPSERT, *columns)
+    status: str = await con.execute(_UPSERT, rows_json(rows))
     return int(status.rsplit(" ", 1)[-1])
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from zmartd.storage.bulk import recordset, rows_json
 from zmartd.storage.database import Database
 from zmartd.storage.records import (
     HolderRecord,
@@ -152,9 +153,9 @@ _TYPES = {
     "claimed_amount": "numeric", "finalized": "boolean",
 }
 _UPSERT = (
-    f"INSERT INTO positions ({', '.join(_FIELDS)}) SELECT * FROM unnest("
-    + ", ".join(f"${i}::{_TYPES[f]}[]" for i, f in enumerate(_FIELDS, 1))
-    + ") ON CONFLICT (market_id, wallet) DO UPDATE SET "
+    f"INSERT INTO positions ({', '.join(_FIELDS)}) SELECT {', '.join(_FIELDS)} "
+    f"FROM {recordset(1, {f: _TYPES[f] for f in _FIELDS})}"
+    + " ON CONFLICT (market_id, wallet) DO UPDATE SET "
     + ", ".join(f"{f} = EXCLUDED.{f}" for f in _FIELDS if f not in ("market_id", "wallet"))
     + ", updated_at = now() WHERE positions.slot <= EXCLUDED.slot"
 )
@@ -170,7 +171,7 @@ async def write_positions(con: asyncpg.Connection, states: Sequence[PositionStat
     if not latest:
         return 0
     rows = list(latest.values())
-    status: str = await con.execute(_UPSERT, *[[getattr(s, f) for s in rows] for f in _FIELDS])
+    status: str = await con.execute(_UPSERT, rows_json(rows))
     return int(status.rsplit(" ", 1)[-1])
 
 

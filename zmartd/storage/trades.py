@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from zmartd.storage.bulk import recordset, rows_json
 from zmartd.storage.database import Database
 from zmartd.storage.records import (
     Outcome,
@@ -28,8 +29,8 @@ from zmartd.storage.records import (
     u64,
 )
 
-__all__ = ["FIELDS", "MAX_PAGE", "TradeEvent", "TradeFee", "insert_trades", "list_market_trades",
-           "list_user_trades", "write_trades"]
+__all__ = ["COLUMNS", "FIELDS", "MAX_PAGE", "TradeEvent", "TradeFee", "insert_trades",
+           "list_market_trades", "list_user_trades", "write_trades"]
 
 MAX_PAGE = 200
 
@@ -118,20 +119,26 @@ async def list_user_trades(
     return await _list(db, "wallet", wallet, "trades:wallet", limit, cursor)
 
 
-_INSERT = """
+#: TradeEvent fields in the column order of the trades INSERT, with their SQL types
+COLUMNS = {
+    "market_id": "text", "wallet": "text", "side": "text", "outcome": "text",
+    "shares": "numeric", "amount": "numeric", "price_yes": "bigint",
+    "block_time": "timestamptz", "slot": "bigint", "signature": "text",
+    "instruction_index": "smallint", "event_index": "smallint", "finalized": "boolean",
+}
+FIELDS = tuple(COLUMNS)
+_FEE_COLUMNS = {
+    "signature": "text", "instruction_index": "smallint", "event_index": "smallint",
+    "base_amount": "numeric", "protocol_fee": "numeric", "resolver_fee": "numeric",
+    "lp_fee": "numeric",
+}
+
+_INSERT = f"""
 WITH x AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
-                         $6::numeric[], $7::bigint[], $8::timestamptz[], $9::bigint[],
-                         $10::text[], $11::smallint[], $12::smallint[], $13::boolean[],
-                         $14::numeric[], $15::numeric[], $16::numeric[], $17::numeric[])
-        WITH ORDINALITY AS x(market_id, wallet, side, outcome, shares, amount, price_yes,
-                             block_time, slot, signature, instruction_index, event_index,
-                             finalized, base_amount, protocol_fee, resolver_fee, lp_fee, ord)
+    SELECT * FROM {recordset(1, COLUMNS, ordinality=True)}
 ), ins AS (
-    INSERT INTO trades (market_id, wallet, side, outcome, shares, amount, price_yes, block_time,
-                        slot, signature, instruction_index, event_index, finalized)
-    SELECT market_id, wallet, side, outcome, shares, amount, price_yes, block_time, slot,
-           signature, instruction_index, event_index, finalized FROM x ORDER BY ord
+    INSERT INTO trades ({", ".join(FIELDS)})
+    SELECT {", ".join(FIELDS)} FROM x ORDER BY ord
     ON CONFLICT (signature, instruction_index, event_index) DO NOTHING
     RETURNING id, market_id, block_time, price_yes, amount, slot, signature, instruction_index,
               event_index
@@ -149,19 +156,15 @@ WITH x AS (
            coalesce(b.prev, (SELECT p.price_yes FROM trades p
                              WHERE p.market_id = b.market_id AND p.block_time <= b.block_time
                              ORDER BY p.block_time DESC, p.id DESC LIMIT 1), 500000000),
-           b.base_amount, b.protocol_fee, b.resolver_fee, b.lp_fee
+           f.base_amount, f.protocol_fee, f.resolver_fee, f.lp_fee
     FROM ins JOIN before b USING (signature, instruction_index, event_index)
-    WHERE b.base_amount IS NOT NULL
+             JOIN {recordset(2, _FEE_COLUMNS, alias="f")}
+                  USING (signature, instruction_index, event_index)
     ON CONFLICT (trade_id) DO NOTHING
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM points), (SELECT count(*) FROM fees)
 """
-
-#: TradeEvent fields in the column order of the trades INSERT
-FIELDS = ("market_id", "wallet", "side", "outcome", "shares", "amount", "price_yes",
-          "block_time", "slot", "signature", "instruction_index", "event_index", "finalized")
-_FEE_FIELDS = ("base_amount", "protocol_fee", "resolver_fee", "lp_fee")
 
 
 async def write_trades(
@@ -178,16 +181,12 @@ async def write_trades(
     newest stored trade at or before its block time (one index probe of
     ``trades_market_time`` per market, not per trade), or 0.5.  Carrying it
     along the unit avoids re-reading each inserted trade, whose cost grew
-    with the table during a large backfill.
+    with the table during a large backfill.  Rows travel as JSON
+    (:mod:`zmartd.storage.bulk`).
     """
     if not trades:
         return 0
-    by_key = {(f.signature, f.instruction_index, f.event_index): f for f in fees}
-    split = [by_key.get((t.signature, t.instruction_index, t.event_index)) for t in trades]
-    columns: list[list[Any]] = [[getattr(t, f) for t in trades] for f in FIELDS]
-    for name in _FEE_FIELDS:
-        columns.append([getattr(f, name) if f is not None else None for f in split])
-    row = await con.fetchrow(_INSERT, *columns)
+    row = await con.fetchrow(_INSERT, rows_json(trades), rows_json(fees))
     assert row is not None
     inserted: int = row[0]
     return inserted
