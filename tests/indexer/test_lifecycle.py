@@ -10,15 +10,17 @@ import pytest
 import trio
 from solders.signature import Signature
 
+from zmartd.chain import instructions as ix
 from zmartd.chain.rpc import RpcClient
 from zmartd.devchain.actor import Devchain
 from zmartd.indexer import backfill as backfill_module
 from zmartd.indexer.backfill import backfill
+from zmartd.indexer.effects import FeeBps, _pre_fee
 from zmartd.storage import chain as chain_store
 from zmartd.storage import indexer as store
 from zmartd.storage.database import Database
 
-from .conftest import Driver, assert_db_matches_chain, make_indexer, rows, run_lifecycle
+from .conftest import SOL, Driver, assert_db_matches_chain, make_indexer, rows, run_lifecycle
 
 
 async def test_lifecycle_backfill_equals_chain(db: Database, chain: Devchain,
@@ -117,3 +119,34 @@ async def test_backfill_refreshes_planner_statistics_as_the_tables_double(
     assert progress.applied > 16 + 3  # thresholds 4, 8 and 16 crossed before a later page
     refreshed = await analyzed() - before
     assert 3 <= refreshed <= (progress.applied // 4).bit_length()  # 4, 8, 16, ... only
+
+
+async def test_unit_prepared_before_a_fee_change_is_rebuilt(db: Database, chain: Devchain,
+                                                            rpc: RpcClient) -> None:
+    """Backfill prepares the next unit while the previous one is applied;
+    a unit whose effects were built before a ConfigUpdated in the previous
+    unit is rebuilt with the new bps when applied."""
+    d = Driver(chain)
+    d.init_config()
+    alice = d.fund()
+    m = d.active_market(d.fund(), 3, [alice])
+    indexer = make_indexer(db, rpc, chain)
+    await backfill(indexer, reason="before the change")
+    update = d.send(d.admin, ix.update_global_config(
+        admin=d.admin.pubkey(), protocol_fee_bps=300, resolver_reward_bps=200,
+        liquidity_provider_fee_bps=400, proposal_approval_threshold=7000,
+        dispute_success_threshold=6000))
+    buy = d.buy(alice, m, True, SOL)
+    docs = [await rpc.get_transaction(str(r.signature)) for r in (update, buy)]
+    assert all(docs)
+    first = await indexer.prepare([docs[0]])  # type: ignore[list-item]
+    second = await indexer.prepare([docs[1]])  # type: ignore[list-item]
+    assert second.built_with == FeeBps()  # built under the old (default) fees
+    await indexer.apply(first, path="test", stream=None)
+    await indexer.apply(second, path="test", stream=None)
+    (fee,) = await rows(db, "SELECT t.amount, f.* FROM trade_fees f JOIN trades t "
+                            "ON t.id = f.trade_id")
+    assert int(fee["base_amount"]) == _pre_fee(int(fee["amount"]), 900)
+    assert int(fee["amount"]) - int(fee["base_amount"]) == (
+        int(fee["protocol_fee"]) + int(fee["resolver_fee"]) + int(fee["lp_fee"]))
+    await assert_db_matches_chain(db, chain)

@@ -14,6 +14,7 @@ poison: they propagate, nothing was committed, and the caller retries.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -83,6 +84,10 @@ class Prepared:
     #: transactions parked as undecodable while preparing
     dead: int
     snapshot: AccountSnapshot | None
+    #: the effects, built while preparing with the fee bps then in force
+    #: (:meth:`Indexer.apply` rebuilds them if a unit in between changed those)
+    effects: Effects | None = None
+    built_with: FeeBps | None = None
 
 
 class Indexer:
@@ -172,10 +177,13 @@ class Indexer:
 
     async def prepare(self, raws: Sequence[Mapping[str, Any]]) -> Prepared:
         """The part of a unit that needs no lock: decode (parking what cannot
-        be decoded) and read the touched accounts.  Backfill prepares the
-        next page while the database applies the current one."""
+        be decoded), read the touched accounts and build the effects.
+        Backfill prepares the next page while the database applies the
+        current one, so only the writing is left inside the lock."""
         txs, docs, dead = await self.decode(raws)
-        return Prepared(txs, docs, dead, await self.snapshot(txs))
+        snap = await self.snapshot(txs)
+        bps = self.bps
+        return Prepared(txs, docs, dead, snap, build_effects(txs, snap, bps=bps), bps)
 
     async def ingest(
         self, raws: Sequence[Mapping[str, Any]], *, path: str, stream: str | None,
@@ -199,7 +207,10 @@ class Indexer:
         out = Outcome(dead=unit.dead)
         txs, docs, snap = unit.txs, unit.docs, unit.snapshot
         async with self.lock:
-            eff = build_effects(txs, snap, bps=self.bps)
+            if unit.effects is not None and unit.built_with == self.bps:
+                eff = dataclasses.replace(unit.effects)  # apply() may move .newest
+            else:
+                eff = build_effects(txs, snap, bps=self.bps)
             if cursor is not None and (eff.newest is None or cursor[0] >= eff.newest[0]):
                 eff.newest = (cursor[0], cursor[1], None)
             try:
