@@ -217,3 +217,18 @@ async def test_paging_while_rows_are_inserted(db: Database, sort: str) -> None:
     assert {m.market_id for m in existing} <= set(seen)
     inserted = await sql(db, "SELECT count(*) AS n FROM markets")
     assert inserted[0]["n"] > 200  # the inserter really ran during the paging
+
+
+async def test_a_state_without_the_question_cid_keeps_the_stored_one(db: Database) -> None:
+    """The account loses the question CID at resolution (PROGRAM.md §11.22):
+    a newer state without one keeps the stored CID; a new CID replaces it."""
+    await truncate(db)
+    cid = "Qm" + "q" * 44
+    await markets.upsert_markets(db, [market(1, slot=1, ipfs_question_hash=cid)])
+    await markets.upsert_markets(db, [market(1, state=3, slot=2)])
+    got = await markets.get_market(db, market_id(1))
+    assert got is not None and (got.state, got.ipfs_question_hash) == (3, cid)
+    other = "Qm" + "r" * 44
+    await markets.upsert_markets(db, [market(1, state=3, slot=3, ipfs_question_hash=other)])
+    got = await markets.get_market(db, market_id(1))
+    assert got is not None and got.ipfs_question_hash == other

@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
-import msgspec
 
 from zmartd.indexer.effects import Effects
 from zmartd.storage import chain as chain_store
@@ -71,13 +70,7 @@ async def apply_effects(
         out.replayed = len(eff.keys) - len(new)
 
         markets = eff.markets
-        missing = [m.market_id for m in markets if m.ipfs_question_hash is None]
-        if missing:
-            stored = await store.read_question_hashes(con, missing)
-            markets = [msgspec.structs.replace(m, ipfs_question_hash=stored.get(m.market_id))
-                       if m.ipfs_question_hash is None and stored.get(m.market_id) else m
-                       for m in markets]
-        await write_markets(con, markets)
+        await write_markets(con, markets)  # keeps a stored question CID the account lost
         await write_positions(con, eff.positions)
         if eff.config is not None:
             await store.write_global_config(con, eff.config)

@@ -60,7 +60,6 @@ __all__ = [
     "read_global_config",
     "read_market_records",
     "read_position_records",
-    "read_question_hashes",
     "read_trade_records",
     "read_vote_records",
     "refresh_statistics",
@@ -208,17 +207,6 @@ async def read_global_config(db: Database) -> GlobalConfigState | None:
         return None if row is None else GlobalConfigState(**dict(row))
 
     return await db.run(_run, transaction=False)
-
-
-async def read_question_hashes(
-    con: asyncpg.Connection, market_ids: Sequence[str]
-) -> dict[str, str | None]:
-    """Stored question CIDs (the account loses them at resolution, PROGRAM.md §11.22)."""
-    rows = await con.fetch(
-        "SELECT market_id, ipfs_question_hash FROM markets WHERE market_id = ANY($1::text[])",
-        list(market_ids),
-    )
-    return {r["market_id"]: r["ipfs_question_hash"] for r in rows}
 
 
 # ---------------------------------------------------------------- reading back (REST shapes)

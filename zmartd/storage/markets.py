@@ -364,7 +364,10 @@ _UPSERT = (
     f"INSERT INTO markets ({', '.join(_CHAIN_FIELDS)}) SELECT {', '.join(_CHAIN_FIELDS)} "
     f"FROM {recordset(1, {f: _pg_type(f) for f in _CHAIN_FIELDS})}"
     + " ON CONFLICT (market_id) DO UPDATE SET "
-    + ", ".join(f"{f} = EXCLUDED.{f}" for f in _UPDATABLE)
+    + ", ".join(f"{f} = EXCLUDED.{f}" if f != "ipfs_question_hash" else
+                # the account loses the question CID at resolution (PROGRAM.md
+                # §11.22): a state without one keeps the stored CID
+                f"{f} = coalesce(EXCLUDED.{f}, markets.{f})" for f in _UPDATABLE)
     + ", updated_at = now() WHERE markets.slot <= EXCLUDED.slot"
 )
 
