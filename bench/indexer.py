@@ -15,7 +15,7 @@ database is created and dropped)::
    whose own fan-out is measured by ``bench/ws.py`` -- and (b) the trade
    being returned by ``GET /v1/markets/{id}/trades`` (polled every 2 ms).
 2. **Backfill throughput**: N buys on the devchain, then a backfill from an
-   empty database in units of 250 transactions (decode, account reads over
+   empty database in units of ``UNIT_SIZE`` (1,000) transactions (decode, account reads over
    JSON-RPC, one DB transaction per unit with the watermark).  Transactions
    are handed to the pipeline from the node's memory (the JSON the node
    would serve), so the figure is the pipeline into PostgreSQL, not the
@@ -76,6 +76,7 @@ from zmartd.indexer.backfill import backfill
 from zmartd.indexer.pipeline import Indexer
 from zmartd.indexer.source import ChainSource
 from zmartd.observability import Metrics
+from zmartd.runtime import tune_gc
 from zmartd.services import Services
 from zmartd.storage.database import Database
 from zmartd.storage.indexer import refresh_statistics
@@ -295,16 +296,20 @@ async def bench_backfill(db: Database, n: int, profile: str | None = None) -> di
                              transport=transport) as rpc:
             t0 = time.perf_counter()
             warm = Indexer(db, ChainSource(rpc, c.pid), None, None, publish=False)
-            await backfill(warm, reason="bench warm-up", batch_size=250)
+            await backfill(warm, reason="bench warm-up")
             warm_s = time.perf_counter() - t0
             await wipe(db)
+            # the warm-up left the node's answers and caches in this process:
+            # out of the collector's scans as well, like the chain above
+            gc.collect()
+            gc.freeze()
             transport.replay = True
             indexer = Indexer(db, ChainSource(rpc, c.pid), None, None, publish=False)
             profiler = cProfile.Profile() if profile else None
             t0 = time.perf_counter()
             if profiler is not None:
                 profiler.enable()
-            p = await backfill(indexer, reason="bench", batch_size=250)
+            p = await backfill(indexer, reason="bench")
             elapsed = time.perf_counter() - t0
             if profiler is not None and profile is not None:
                 profiler.disable()
@@ -386,6 +391,7 @@ if __name__ == "__main__":
     parser.add_argument("--profile", metavar="FILE",
                         help="write a cProfile of the backfill (slows it down) to FILE")
     ns = parser.parse_args()
+    tune_gc()  # as every zmartd entry point does
 
     async def _entry() -> None:
         # SIGTERM (and Ctrl-C) cancel the run; the database is dropped anyway

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from zmartd import __version__
+from zmartd.runtime import tune_gc
 
 __all__ = ["main"]
 
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command or "run"
+    tune_gc()
     path = Path(args.config)
     if command == "run":
         from zmartd.app import main_sync

@@ -29,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from zmartd.cli import _load
     from zmartd.config import Config
     from zmartd.observability import configure_logging
+    from zmartd.runtime import tune_gc
 
     cfg = _load(args.config)
     if not isinstance(cfg, Config):
@@ -37,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("python -m zmartd.indexer: [database] dsn is required", file=sys.stderr)
         return 2
     configure_logging(cfg.log.level, cfg.log.format)
+    tune_gc()
     return trio.run(_run, cfg)
 
 

@@ -29,8 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="re-scan every program transaction at or after slot N")
     start.add_argument("--signature", metavar="SIG",
                        help="re-scan from this transaction signature (inclusive) to the newest")
-    parser.add_argument("--batch-size", type=int, default=250, metavar="N",
-                        help="transactions per database transaction (default 250)")
+    parser.add_argument("--batch-size", type=int, metavar="N",
+                        help="transactions per database transaction (default: the "
+                             "backfill's unit size, zmartd.indexer.backfill.UNIT_SIZE)")
 
 
 def main(args: argparse.Namespace, path: Path) -> int:
@@ -44,20 +45,21 @@ def main(args: argparse.Namespace, path: Path) -> int:
     if args.from_slot is not None and args.from_slot < 0:
         print("zmartd backfill: --from-slot must be >= 0", file=sys.stderr)
         return 2
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         print("zmartd backfill: --batch-size must be >= 1", file=sys.stderr)
         return 2
     configure_logging(cfg.log.level, cfg.log.format)
     return trio.run(partial(_run, cfg, args.from_slot, args.signature, args.batch_size))
 
 
-async def _run(cfg: object, from_slot: int | None, signature: str | None, batch: int) -> int:
+async def _run(cfg: object, from_slot: int | None, signature: str | None,
+               batch: int | None) -> int:
     import trio_asyncio
     from solders.signature import Signature
 
     from zmartd.chain.rpc import RpcClient, RpcClientError
     from zmartd.config import Config, chain_endpoints
-    from zmartd.indexer.backfill import backfill
+    from zmartd.indexer.backfill import UNIT_SIZE, backfill
     from zmartd.indexer.pipeline import Indexer
     from zmartd.indexer.source import ChainSource
     from zmartd.storage.database import Database
@@ -96,7 +98,8 @@ async def _run(cfg: object, from_slot: int | None, signature: str | None, batch:
                                       publish=False)
                     await indexer.load_state()
                     p = await backfill(indexer, reason="cli", from_slot=from_slot,
-                                       from_signature=signature, batch_size=batch)
+                                       from_signature=signature,
+                                       batch_size=batch or UNIT_SIZE)
             except (MigrationError, RpcClientError, OSError, RuntimeError) as exc:
                 print(f"zmartd backfill: {type(exc).__name__}: {exc}", file=sys.stderr)
                 return 1
