@@ -191,3 +191,11 @@ async def test_bulk_writes_keep_u64_and_time_offsets_exact(db: Database) -> None
         shares_no=0, total_invested=big, trades_count=2**32 - 1, last_trade_at=at, slot=3)])
     p = await positions.get_position(db, market_id(0), wallet(1))
     assert p is not None and (p.shares_yes, p.total_invested, p.last_trade_at) == (big, big, at)
+    # a naive datetime is UTC: Database sets the session's time zone, whatever
+    # the server's default
+    (tz,) = await sql(db, "SELECT current_setting('TimeZone') AS tz")
+    assert tz["tz"] == "UTC"
+    naive = trade(2, market=0, at=datetime(2026, 3, 2, 8, 0))
+    assert await db.run(lambda con: trades.write_trades(con, [naive])) == 1
+    (row,) = await sql(db, "SELECT block_time FROM trades WHERE signature = $1", naive.signature)
+    assert row["block_time"] == datetime(2026, 3, 2, 8, 0, tzinfo=UTC)

@@ -8,7 +8,8 @@ Python CPU, measured with py-spy.  msgspec encodes the same rows -- the
 storage structs as they are -- into one JSON text in C, and
 ``json_to_recordset`` turns it back into typed columns on the server.
 ``json`` (not ``jsonb``) keeps each number's text, so u64 values arrive
-exact as ``numeric``; datetimes travel as RFC 3339 with their offset.
+exact as ``numeric``; datetimes travel as RFC 3339 with their offset (a
+naive one is read in the session's time zone, which ``Database`` sets to UTC).
 
 A statement selects ``FROM {recordset(1, COLUMNS)}`` and is called with
 ``rows_json(rows)`` for ``$1``.  Columns are matched to the JSON keys by name

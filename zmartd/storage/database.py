@@ -49,7 +49,9 @@ class Database:
         cls, dsn: str, *, min_size: int, max_size: int, statement_timeout: float,
         connect_timeout: float = 10.0,
     ) -> Database:
-        settings = {"statement_timeout": str(int(statement_timeout * 1000))}
+        # TimeZone UTC: a naive datetime in a JSON row set (storage/bulk.py)
+        # means UTC, as it does for asyncpg's own timestamptz encoding here
+        settings = {"statement_timeout": str(int(statement_timeout * 1000)), "TimeZone": "UTC"}
         pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool)(
             dsn, min_size=min_size, max_size=max_size, server_settings=settings,
             timeout=connect_timeout,
