@@ -6,9 +6,10 @@ every 700 net container allocations.  Decoding one backfill page allocates
 structs) that live until the page is written, so at 700 the collector ran
 ~60 times a page, promoted the live page to the old generation and kept
 triggering full collections over it: measured with ``gc.callbacks``, 23 % of
-the indexer's CPU during a backfill.  zmartd's data is acyclic and freed by
-reference counting, so collecting rarely costs little memory: a young
-generation of 100,000 objects, a few MB of cyclic garbage at most.
+the indexer's CPU during a backfill.  That bulk data (JSON documents, decoded
+structs, rows) is acyclic and freed by reference counting, so collecting
+rarely costs little memory: a young generation of 100,000 objects, a few MB
+of cyclic garbage at most.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ ANALYZE_FIRST = 2_000
 #: position/market rows per transaction: 100k backfilled in 32.8 s at 250,
 #: 25.5 s at 500, 22.6 s at 1,000 (docs/benchmarks.md).  A unit the database
 #: refuses is retried transaction by transaction, so larger units make a
-#: poison transaction costlier to isolate; 1,000 keeps that under seconds.
+#: poison transaction costlier to isolate (up to 1,000 single retries).
 UNIT_SIZE = 1_000
 
 

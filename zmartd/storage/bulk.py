@@ -1,6 +1,6 @@
 """Many rows as ONE JSON parameter, expanded by PostgreSQL.
 
-The indexer writes a unit of a few hundred transactions with a handful of
+The indexer writes a unit of up to a thousand transactions with a handful of
 multi-row statements.  Passed as one array parameter per column, asyncpg
 encodes every element on its own (an iterable check per element, u64 amounts
 through ``numeric``'s text form): that was about a fifth of a backfill's
