@@ -203,16 +203,12 @@ async def _migrate_async(cfg: object, *, status: bool, dry_run: bool) -> int:
 
     from zmartd.config import Config
     from zmartd.storage.database import Database
-    from zmartd.storage.embedded import EmbeddedPostgres
+    from zmartd.storage.embedded import database_dsn
     from zmartd.storage.migrate import MigrationError, migrate, migration_status
 
     assert isinstance(cfg, Config)
     async with AsyncExitStack() as stack:
-        dsn = cfg.database.dsn.reveal() if cfg.database.dsn else ""
-        if not dsn:
-            embedded = await EmbeddedPostgres.start(cfg.daemon.data_dir / "postgres")
-            stack.push_async_callback(embedded.stop)
-            dsn = embedded.dsn
+        dsn = await database_dsn(cfg, stack)
         async with trio_asyncio.open_loop():
             try:
                 db = await Database.connect(

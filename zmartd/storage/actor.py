@@ -24,7 +24,7 @@ import trio
 
 from zmartd.context import ActorContext
 from zmartd.storage.database import Database
-from zmartd.storage.embedded import EmbeddedPostgres
+from zmartd.storage.embedded import database_dsn
 from zmartd.storage.migrate import MigrationError, migrate
 
 __all__ = ["PING_INTERVAL", "run"]
@@ -39,12 +39,7 @@ async def run(
     cfg = ctx.config.database
     log = ctx.log
     async with AsyncExitStack() as stack:
-        dsn = cfg.dsn.reveal() if cfg.dsn else ""
-        if not dsn:
-            pgdata = ctx.config.daemon.data_dir / "postgres"
-            embedded = await EmbeddedPostgres.start(pgdata)
-            stack.push_async_callback(embedded.stop)
-            dsn = embedded.dsn
+        dsn = await database_dsn(ctx.config, stack)
         started = False
         delay = 0.5
         while not stopping.is_set():

@@ -19,16 +19,32 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import trio
 
-__all__ = ["EmbeddedPostgres"]
+if TYPE_CHECKING:
+    from zmartd.config import Config
+
+__all__ = ["EmbeddedPostgres", "database_dsn"]
 
 log = structlog.get_logger("zmartd.storage.embedded")
+
+
+async def database_dsn(config: Config, stack: AsyncExitStack) -> str:
+    """The configured ``[database] dsn``; without one, the embedded server's,
+    started in ``<daemon.data_dir>/postgres`` and stopped when ``stack``
+    closes.  The storage actor and the ``migrate``/``backfill`` commands all
+    connect this way, so a command run beside a daemon finds the same data."""
+    if config.database.dsn:
+        return config.database.dsn.reveal()
+    embedded = await EmbeddedPostgres.start(config.daemon.data_dir / "postgres")
+    stack.push_async_callback(embedded.stop)
+    return embedded.dsn
 
 
 def _pid_alive(pid: int) -> bool:
