@@ -12,6 +12,8 @@ import trio
 from prometheus_client import CollectorRegistry
 from solders.keypair import Keypair
 
+from zmartd.chain import types as t
+from zmartd.chain.events import decode_event_base64, event_log_line
 from zmartd.chain.rpc import RpcClient
 from zmartd.devchain.actor import Devchain
 from zmartd.indexer.backfill import backfill
@@ -34,17 +36,24 @@ def _forge(doc: dict[str, Any]) -> dict[str, Any]:
     return forged
 
 
+async def _lifecycle_docs(
+    indexer: Indexer, rpc: RpcClient
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every program transaction as ``getTransaction`` serves it, and the first buy."""
+    listed = await indexer.source.signatures(until=None)
+    docs = [doc for doc in [await rpc.get_transaction(s.signature) for s in listed] if doc]
+    buy = next(doc for doc in docs if "Instruction: BuyShares" in str(doc["meta"]["logMessages"]))
+    return docs, buy
+
+
 async def test_poison_transaction_is_parked_and_the_stream_moves_on(
     db: Database, chain: Devchain, rpc: RpcClient
 ) -> None:
     d = Driver(chain)
     run_lifecycle(d)
     indexer = make_indexer(db, rpc, chain)
-    listed = await indexer.source.signatures(until=None)
-    docs = [await rpc.get_transaction(s.signature) for s in listed]
-    good = [doc for doc in docs if doc]
+    good, buy = await _lifecycle_docs(indexer, rpc)
     # corrupt the data of the zmart instruction of one buy: undecodable
-    buy = next(doc for doc in good if "Instruction: BuyShares" in str(doc["meta"]["logMessages"]))
     broken = copy.deepcopy(buy)
     broken["transaction"]["message"]["instructions"][0]["data"] = "1111"
     batch = [doc if doc is not buy else broken for doc in good]
@@ -67,13 +76,8 @@ async def test_unappliable_unit_is_split_and_only_the_poison_parked(
     d = Driver(chain)
     run_lifecycle(d)
     indexer = make_indexer(db, rpc, chain)
-    listed = await indexer.source.signatures(until=None)
-    good = [doc for doc in [await rpc.get_transaction(s.signature) for s in listed] if doc]
-    buy = next(doc for doc in good if "Instruction: BuyShares" in str(doc["meta"]["logMessages"]))
+    good, buy = await _lifecycle_docs(indexer, rpc)
     # a trade event claiming a zero share count violates trades.shares > 0
-    from zmartd.chain import types as t
-    from zmartd.chain.events import decode_event_base64, event_log_line
-
     poison = _forge(buy)
     logs = poison["meta"]["logMessages"]
     i = next(i for i, line in enumerate(logs) if line.startswith("Program data: "))
