@@ -29,7 +29,7 @@ from zmartd.storage.records import (
     u64,
 )
 
-__all__ = ["COLUMNS", "FIELDS", "MAX_PAGE", "TradeEvent", "TradeFee", "insert_trades",
+__all__ = ["MAX_PAGE", "TradeEvent", "TradeFee", "insert_trades",
            "list_market_trades", "list_user_trades", "write_trades"]
 
 MAX_PAGE = 200
@@ -120,13 +120,13 @@ async def list_user_trades(
 
 
 #: TradeEvent fields in the column order of the trades INSERT, with their SQL types
-COLUMNS = {
+_TRADE_COLUMNS = {
     "market_id": "text", "wallet": "text", "side": "text", "outcome": "text",
     "shares": "numeric", "amount": "numeric", "price_yes": "bigint",
     "block_time": "timestamptz", "slot": "bigint", "signature": "text",
     "instruction_index": "smallint", "event_index": "smallint", "finalized": "boolean",
 }
-FIELDS = tuple(COLUMNS)
+_TRADE_FIELDS = ", ".join(_TRADE_COLUMNS)
 _FEE_COLUMNS = {
     "signature": "text", "instruction_index": "smallint", "event_index": "smallint",
     "base_amount": "numeric", "protocol_fee": "numeric", "resolver_fee": "numeric",
@@ -135,10 +135,10 @@ _FEE_COLUMNS = {
 
 _INSERT = f"""
 WITH x AS (
-    SELECT * FROM {recordset(1, COLUMNS, ordinality=True)}
+    SELECT * FROM {recordset(1, _TRADE_COLUMNS, ordinality=True)}
 ), ins AS (
-    INSERT INTO trades ({", ".join(FIELDS)})
-    SELECT {", ".join(FIELDS)} FROM x ORDER BY ord
+    INSERT INTO trades ({_TRADE_FIELDS})
+    SELECT {_TRADE_FIELDS} FROM x ORDER BY ord
     ON CONFLICT (signature, instruction_index, event_index) DO NOTHING
     RETURNING id, market_id, block_time, price_yes, amount, slot, signature, instruction_index,
               event_index
