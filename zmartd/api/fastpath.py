@@ -18,7 +18,7 @@ by the same functions:
   entry (only routing stores entries, so only routed, validated requests
   have one; cached routes are unauthenticated, so no request header but
   those below changes the answer);
-* the client IP (:func:`~zmartd.api.middleware.client_ip`, honouring
+* the client IP (:func:`zmartd.clientip.resolve`, honouring
   ``http.trusted_proxies``) and one token from its bucket of the route's
   rate class; a refused token answers the same 429
   (:func:`~zmartd.api.routing.rate_limited`);
@@ -39,8 +39,9 @@ import time
 from collections.abc import MutableMapping
 from typing import Any, Final
 
+from zmartd import clientip
 from zmartd.api import cache as hot
-from zmartd.api.middleware import ASGIApp, HeaderPolicy, client_ip, observe_request
+from zmartd.api.middleware import ASGIApp, HeaderPolicy, observe_request
 from zmartd.api.problems import CONTENT_TYPE
 from zmartd.api.ratelimit import Decision
 from zmartd.api.routing import JSON, ApiState, answer_headers, rate_limited
@@ -73,7 +74,7 @@ class FastPath:
             await self.app(scope, receive, send)
             return
         route = entry.route
-        origin = if_none_match = forwarded = None
+        origin = if_none_match = None
         # Quart reads the first of repeated headers; so does this.
         for name, value in scope["headers"]:
             name = name.lower()
@@ -82,12 +83,10 @@ class FastPath:
             elif name == b"if-none-match":
                 if_none_match = (if_none_match if if_none_match is not None
                                  else value.decode("latin-1"))
-            elif name == b"x-forwarded-for":
-                forwarded = forwarded if forwarded is not None else value.decode("latin-1")
         decision: Decision | None = None
         if route.rate is not None:
             peer = scope.get("client")
-            ip = client_ip(peer[0] if peer else None, forwarded, self.trusted)
+            ip = clientip.resolve_asgi(peer[0] if peer else None, scope["headers"], self.trusted)
             # The entry was fresh when the request arrived; an invalidation
             # during a Redis round trip here does not withdraw it (as in Quart).
             decision = await self.state.limiter.take(route.rate, "ip", ip)

@@ -1,10 +1,8 @@
-"""Cross-cutting HTTP behaviour: client IP, CORS, security headers, load shedding.
+"""Cross-cutting HTTP behaviour: CORS, security headers, load shedding.
 
-* **Client IP.**  Behind nginx every peer is the proxy, so rate limits need
-  the ``X-Forwarded-For`` chain -- but only a trusted proxy may write it,
-  or any client could pick its own IP (and its own rate-limit bucket).
-  :func:`client_ip` walks the chain from the right and stops at the first
-  hop that is not a configured ``http.trusted_proxies`` network.
+The client's IP (which rate limits key on) is resolved by :mod:`zmartd.clientip`, the one
+resolver HTTP, the fast path and the WebSocket hub share.
+
 * **CORS.**  Only origins listed in ``http.cors_origins`` get CORS headers
   (``"*"`` allows any origin, without credentials -- bearer tokens travel
   in ``Authorization``, not cookies, so credentials mode is never needed).
@@ -27,7 +25,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -43,7 +40,6 @@ __all__ = [
     "DOCS_CSP",
     "HeaderPolicy",
     "LoadShedder",
-    "client_ip",
     "cors_headers",
     "observe_request",
     "overloaded",
@@ -52,7 +48,6 @@ __all__ = [
     "security_headers",
 ]
 
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: JSON responses never need to load or run anything.
 API_CSP: Final = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
@@ -69,48 +64,6 @@ CORS_EXPOSE_HEADERS: Final = (
     "RateLimit-Policy, WWW-Authenticate"
 )
 CORS_MAX_AGE: Final = "600"
-
-
-def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    text = text.strip()
-    if text.startswith("[") and "]" in text:  # "[::1]:443"
-        text = text[1 : text.index("]")]
-    elif text.count(":") == 1:  # "1.2.3.4:5678"
-        text = text.split(":", 1)[0]
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
-def _trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
-             networks: Iterable[IpNetwork]) -> bool:
-    return any(ip.version == net.version and ip in net for net in networks)
-
-
-def client_ip(peer: str | None, forwarded_for: str | None,
-              trusted: Iterable[IpNetwork]) -> str:
-    """The client's IP: the peer, unless the peer is a trusted proxy, in
-    which case the right-most untrusted address of ``X-Forwarded-For``
-    (everything left of it was written by the client and proves nothing).
-    Garbage in the header stops the walk at the last address we trust."""
-    networks = tuple(trusted)
-    current = _parse_ip(peer) if peer else None
-    if current is None:
-        return peer or "unknown"
-    if not forwarded_for or not _trusted(current, networks):
-        return str(current)
-    for hop in reversed(forwarded_for.split(",")):
-        ip = _parse_ip(hop)
-        if ip is None:
-            break
-        current = ip
-        if not _trusted(ip, networks):
-            break
-    return str(current)
 
 
 def _allowed(origin: str, allowed: Iterable[str]) -> str | None:

@@ -54,6 +54,7 @@ from quart import Response, current_app, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from zmartd import clientip
 from zmartd.api import cache as hot
 from zmartd.api import middleware, problems
 from zmartd.api.auth import Session, bearer_token
@@ -504,8 +505,8 @@ def mount(
     @app.before_request
     async def _client_and_preflight() -> Response | None:
         peer = request.scope.get("client")
-        g.client_ip = middleware.client_ip(
-            peer[0] if peer else None, request.headers.get("X-Forwarded-For"), trusted,
+        g.client_ip = clientip.resolve(
+            peer[0] if peer else None, request.headers.getlist("X-Forwarded-For"), trusted
         )
         origin = request.headers.get("Origin")
         wanted = request.headers.get("Access-Control-Request-Method")

@@ -20,7 +20,6 @@ Two properties matter and are kept by construction:
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -31,6 +30,7 @@ import structlog
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
+from zmartd import clientip
 from zmartd.bus import (
     DiscussionChanged,
     DomainEvent,
@@ -150,7 +150,7 @@ class Hub:
         *,
         sequencer: Sequencer | None = None,
         authenticate: Authenticator | None = None,
-        trusted_proxies: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network] = (),
+        trusted_proxies: Iterable[clientip.IpNetwork] = (),
         on_close: Callable[[int], None] | None = None,
     ) -> None:
         self.limits = limits
@@ -211,26 +211,11 @@ class Hub:
         return len(self._connections)
 
     def client_ip(self, request: WebSocketRequest) -> str:
-        peer = request.remote.address if hasattr(request.remote, "address") else str(request.remote)
-        try:
-            peer_ip = ipaddress.ip_address(peer)
-        except ValueError:
-            return str(peer)
-        if any(peer_ip in net for net in self.trusted):
-            forwarded: bytes | None = None
-            for name, value in request.headers:
-                if name.lower() == b"x-forwarded-for":
-                    forwarded = value
-            if forwarded:
-                # The right-most address not added by a trusted proxy is the client.
-                for hop in reversed([h.strip() for h in forwarded.decode().split(",")]):
-                    try:
-                        hop_ip = ipaddress.ip_address(hop)
-                    except ValueError:
-                        break
-                    if not any(hop_ip in net for net in self.trusted):
-                        return str(hop_ip)
-        return str(peer_ip)
+        """The client's address by the same rule as HTTP's rate limits
+        (:mod:`zmartd.clientip`), so per-IP caps and rate limits agree."""
+        remote = request.remote
+        peer = remote.address if hasattr(remote, "address") else str(remote)
+        return clientip.resolve_asgi(str(peer), request.headers, self.trusted)
 
     async def handle(self, request: WebSocketRequest) -> None:
         """trio-websocket handler: one call per client connection."""
