@@ -204,3 +204,67 @@ async def test_metrics_path_and_switch_come_from_config(tmp_path: Path) -> None:
             assert (await client.get("/metrics")).status_code == 404
             assert (await client.get("/health")).status_code == 200
         await off.shutdown()
+
+
+class Degraded:
+    """A fake actor that starts degraded and recovers when told to, without any
+    supervisor status change (as storage does when the database comes back)."""
+
+    def __init__(self) -> None:
+        self.recover = trio.Event()
+
+    async def run(
+        self, ctx: ActorContext, stopping: trio.Event, *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        ctx.set_degraded("database unreachable")
+        task_status.started()
+        await self.recover.wait()
+        ctx.set_degraded(None)
+        await stopping.wait()
+
+
+def tree_with_degraded(actor: Degraded, *, required: bool) -> tuple[ActorDecl, ...]:
+    http = next(d for d in TREE if d.name == "http")
+    return (
+        ActorDecl("flaky", actor.run, sections=("aggregator",), description="test actor",
+                  required=lambda cfg: required),
+        http,
+    )
+
+
+async def test_ready_fires_when_a_required_actor_stops_being_degraded(tmp_path: Path) -> None:
+    """Regression: readiness was re-checked only on supervisor status changes, so an
+    actor that recovered by clearing its degraded reason never made zmartd ready."""
+    actor = Degraded()
+    daemon = Daemon(load_config(write_config(tmp_path)), None,
+                    tree_with_degraded(actor, required=True))
+    async with trio.open_nursery() as n:
+        n.start_soon(daemon.run)
+        base = await http_url(daemon)
+        async with httpx.AsyncClient(base_url=base) as client:
+            assert (await client.get("/ready")).status_code == 503
+            assert not daemon.ready.is_set()
+            actor.recover.set()
+            with trio.fail_after(5):
+                await daemon.ready.wait()
+            assert (await client.get("/ready")).status_code == 200
+        await daemon.shutdown()
+
+
+async def test_a_degraded_optional_actor_does_not_hold_back_ready(tmp_path: Path) -> None:
+    """Regression: the daemon counted any degraded actor, optional ones included, where
+    ``/ready`` counts only required ones; the Quickstart answered 200 on /ready but
+    never logged "zmartd ready"."""
+    actor = Degraded()
+    daemon = Daemon(load_config(write_config(tmp_path)), None,
+                    tree_with_degraded(actor, required=False))
+    async with trio.open_nursery() as n:
+        n.start_soon(daemon.run)
+        base = await http_url(daemon)
+        with trio.fail_after(5):
+            await daemon.ready.wait()
+        async with httpx.AsyncClient(base_url=base) as client:
+            ready = await client.get("/ready")
+            assert ready.status_code == 200
+            assert ready.json()["actors"]["flaky"] == "degraded"
+        await daemon.shutdown()

@@ -43,7 +43,7 @@ import trio_asyncio
 from zmartd import __version__
 from zmartd.bus import ActorStatus, Bus, ConfigReloaded
 from zmartd.config import Config, ConfigError, changed_sections, load_config
-from zmartd.context import ActorContext, Health
+from zmartd.context import ActorContext, Health, readiness
 from zmartd.observability import Metrics, configure_logging
 from zmartd.services import Services
 from zmartd.supervisor import (
@@ -96,8 +96,9 @@ class Daemon:
             policy_from(config),
             on_status=self._on_status,
         )
-        self._was_ready = False
+        #: set once, the first time the readiness rule holds (logs "zmartd ready")
         self.ready = trio.Event()
+        self.health.on_change(self._check_ready)
         self._done = trio.Event()
         self._exit_code = EXIT_OK
 
@@ -131,8 +132,15 @@ class Daemon:
             name=status.name, state=status.state.value, restarts=status.restarts,
             last_error=status.last_error,
         ))
-        if not self._was_ready and self.supervisor.ready and not self.health.degraded:
-            self._was_ready = True
+        self._check_ready()
+
+    def _check_ready(self) -> None:
+        """Set :attr:`ready` the first time the readiness rule (the one ``/ready``
+        answers by) holds; called on every supervisor status change and every
+        change of an actor's degraded reason."""
+        if self.ready.is_set():
+            return
+        if readiness(self.supervisor.statuses(), self.health).ready:
             self.ready.set()
             log.info("zmartd ready", seconds=round(time.time() - self.started_at, 3),
                      actors=[s.name for s in self.supervisor.statuses()])

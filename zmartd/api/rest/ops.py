@@ -5,7 +5,8 @@ systemd or a load balancer restart on failure), and shows every actor's
 state, restart count and last error so that an operator sees *why*
 something is wrong.  ``/ready`` answers 503 while any *required* actor is
 not running or reports itself degraded (readiness: nginx or a deploy
-script waits for it).  ``/metrics`` is Prometheus text, content-negotiated.
+script waits for it); the rule is :func:`zmartd.context.readiness`.
+``/metrics`` is Prometheus text, content-negotiated.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from typing import Any
 from prometheus_client.exposition import choose_encoder
 from quart import Blueprint, Response, current_app, jsonify, request
 
-from zmartd.context import ActorContext
-from zmartd.supervisor import ChildState
+from zmartd.context import ActorContext, readiness
 
-__all__ = ["blueprint", "metrics", "readiness"]
+__all__ = ["blueprint", "metrics"]
 
 blueprint = Blueprint("ops", __name__)
 
@@ -28,33 +28,22 @@ def _ctx() -> ActorContext:
     return ctx
 
 
-def readiness(ctx: ActorContext) -> tuple[bool, list[dict[str, Any]]]:
-    """(ready?, per-actor status) -- shared by ``/health`` and ``/ready``."""
-    actors = []
-    ready = True
-    for status in ctx.statuses():
-        entry = status.as_dict()
-        degraded = ctx.health.degraded.get(status.name)
-        entry["degraded"] = degraded
-        ok = status.state is ChildState.RUNNING and degraded is None
-        entry["ok"] = ok
-        if status.required and not ok:
-            ready = False
-        actors.append(entry)
-    return ready, actors
+def _readiness(ctx: ActorContext) -> tuple[bool, list[dict[str, Any]]]:
+    verdict = readiness(ctx.statuses(), ctx.health)
+    return verdict.ready, verdict.actors
 
 
 @blueprint.get("/health")
 async def health() -> Any:
     ctx = _ctx()
-    ready, actors = readiness(ctx)
+    ready, actors = _readiness(ctx)
     return jsonify({"status": "ok", "ready": ready, **ctx.facts(), "actors": actors})
 
 
 @blueprint.get("/ready")
 async def ready() -> Any:
     ctx = _ctx()
-    is_ready, actors = readiness(ctx)
+    is_ready, actors = _readiness(ctx)
     ctx.metrics.ready.set(1 if is_ready else 0)
     body = {
         "status": "ready" if is_ready else "not ready",
@@ -76,7 +65,7 @@ async def ready() -> Any:
 async def metrics() -> Response:
     """Registered at ``[metrics] path`` by the app factory, only when enabled."""
     ctx = _ctx()
-    ready, _ = readiness(ctx)
+    ready, _ = _readiness(ctx)
     ctx.metrics.ready.set(1 if ready else 0)
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     return Response(encoder(ctx.metrics.registry), content_type=content_type)
