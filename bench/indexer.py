@@ -75,6 +75,7 @@ from zmartd.indexer import actor
 from zmartd.indexer.backfill import backfill
 from zmartd.indexer.pipeline import Indexer
 from zmartd.indexer.source import ChainSource
+from zmartd.model.services import DATABASE
 from zmartd.observability import Metrics
 from zmartd.runtime import tune_gc
 from zmartd.services import Services
@@ -184,7 +185,7 @@ async def bench_latency(db: Database, trades: int) -> dict[str, float]:
         ctx = ActorContext(name="bench", config=cfg, bus=Bus(), metrics=Metrics(),
                            services=Services(), health=Health(), statuses=lambda: [],
                            facts=lambda: {})
-        ctx.services.provide("database", db)
+        ctx.services.provide(DATABASE, db)
         events = ctx.bus.topic("events").subscribe("bench", capacity=100_000)
         cache_events = ctx.bus.topic("events").subscribe("bench.cache", capacity=100_000)
         cache = HotCache(cfg.http.cache_max_entries, cfg.http.cache_ttl)

@@ -7,7 +7,6 @@ import ipaddress
 import json
 import pickle
 import tomllib
-from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +67,6 @@ def test_defaults_run_everything_locally() -> None:
         "chain",
         "devchain",
         "aggregator",
-        "snapshotter",
-        "monitor",
         "log",
         "metrics",
         "admin",
@@ -86,7 +83,6 @@ def test_defaults_run_everything_locally() -> None:
     assert not cfg.database.dsn and cfg.database.embedded
     assert not cfg.redis.url and cfg.redis.required is False
     assert cfg.chain.signer() is None
-    assert cfg.snapshotter.at == dtime(0, 0)
     assert [str(n) for n in cfg.http.trusted_proxies] == ["127.0.0.1/32", "::1/128"]
     assert cfg.database.dsn_file is None and cfg.devchain.state_file is None
     assert cfg.source_path is None
@@ -145,8 +141,8 @@ def test_reference_documents_every_key_with_type_and_default() -> None:
     for spec in field_specs():
         section = text.split(f"## [{spec.section}]")[1].split("\n## ")[0]
         row = next(r for r in section.splitlines() if r.startswith(f"| `{spec.key}` |"))
-        assert zc._cell(spec.kind.expected) in row
-        assert zc._cell(zc._toml_inline(spec.default)) in row
+        assert zc.docs._cell(spec.kind.expected) in row
+        assert zc.docs._cell(zc.kinds.toml_inline(spec.default)) in row
     for spec in field_specs():
         if spec.secret:
             assert f"`{spec.env_var}`" in text
@@ -338,20 +334,14 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ),
     ({"aggregator": {"min_votes": -1}}, "aggregator.min_votes: expected integer >= 0, got -1"),
     (
-        {"snapshotter": {"at": "24:00"}},
-        'snapshotter.at: expected time "HH:MM" (UTC, 24-hour), got "24:00"',
+        {"snapshotter": {"at": "00:00"}},
+        "snapshotter: section not implemented yet (the IPFS discussion snapshotter is not part "
+        "of this zmartd); remove [snapshotter]",
     ),
     (
-        {"snapshotter": {"at": dtime(0, 0)}},
-        'snapshotter.at: expected time "HH:MM" (UTC, 24-hour), got 00:00:00',
-    ),
-    (
-        {"monitor": {"alert_email_to": ["ops"]}},
-        'monitor.alert_email_to[0]: expected e-mail address, got "ops"',
-    ),
-    (
-        {"monitor": {"alert_email_to": ["ops@example.com"]}},
-        'monitor.smtp_host: expected an SMTP host when monitor.alert_email_to is set, got ""',
+        {"monitor": {}},
+        "monitor: section not implemented yet (the market monitor and its alerts is not part of "
+        "this zmartd); remove [monitor]",
     ),
     (
         {"log": {"level": "verbose"}},
@@ -415,12 +405,10 @@ def test_accepted_edge_values() -> None:
             "ws": {"port": 0},
             "daemon": {"shutdown_timeout": 600, "backoff_jitter": 0},
             "chain": {"mode": "rpc", "rpc_urls": ["http://127.0.0.1:8899"]},
-            "snapshotter": {"at": "23:59"},
         }
     )
     assert cfg.http.port == 0 and cfg.ws.port == 0  # 0 = ephemeral, twice is fine
     assert cfg.daemon.shutdown_timeout == 600.0 and isinstance(cfg.daemon.shutdown_timeout, float)
-    assert cfg.snapshotter.at == dtime(23, 59)
 
 
 def test_ws_may_share_the_http_port_on_another_host_or_when_disabled() -> None:
@@ -515,8 +503,6 @@ def test_every_secret_reads_env_and_file(tmp_path: Path) -> None:
         "chain.keypair": str(Keypair.from_seed(bytes(range(32)))),
         "chain.webhook_secret": "hook-secret",
         "devchain.webhook_auth_header": "Bearer abc",
-        "monitor.alert_webhook_url": "https://hooks.example/T0/B0/xyz",
-        "monitor.smtp_password": "smtp pw",
     }
     secrets = [s for s in field_specs() if s.secret]
     assert {s.path for s in secrets} == set(values)
@@ -542,9 +528,9 @@ def test_missing_secret_file_names_key_and_path(tmp_path: Path) -> None:
 
 def test_empty_secret_file_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "pw").write_text("\n \n", "utf-8")
-    errors = errors_of_base({"monitor": {"smtp_password_file": "pw"}}, tmp_path)
+    errors = errors_of_base({"chain": {"webhook_secret_file": "pw"}}, tmp_path)
     assert errors == [
-        f"monitor.smtp_password_file ({tmp_path / 'pw'}): expected any text, got an empty file"
+        f"chain.webhook_secret_file ({tmp_path / 'pw'}): expected any text, got an empty file"
     ]
 
 
@@ -552,13 +538,14 @@ def test_oversized_or_binary_secret_file(tmp_path: Path) -> None:
     (tmp_path / "big").write_bytes(b"x" * (64 * 1024 + 1))
     (tmp_path / "bin").write_bytes(b"\xff\xfe")
     errors = errors_of_base(
-        {"chain": {"webhook_secret_file": "big"}, "monitor": {"smtp_password_file": "bin"}},
+        {"chain": {"webhook_secret_file": "big"}, "devchain": {"webhook_auth_header_file": "bin"}},
         tmp_path,
     )
     assert errors == [
         f"chain.webhook_secret_file ({tmp_path / 'big'}): expected a text file holding the "
         "secret, got a file larger than 64 KiB",
-        f"monitor.smtp_password_file ({tmp_path / 'bin'}): expected a text file holding the "
+        f"devchain.webhook_auth_header_file ({tmp_path / 'bin'}): expected a text file holding "
+        "the "
         "secret, got a file that is not UTF-8 text",
     ]
 
@@ -651,7 +638,6 @@ def test_no_secret_value_leaks() -> None:
     bad_env = {
         "ZMARTD_DATABASE_DSN": "mysql://app:S3cretDbPw@db/x",
         "ZMARTD_CHAIN_KEYPAIR": "S3cretNotAKeypair!",
-        "ZMARTD_MONITOR_ALERT_WEBHOOK_URL": "S3cret-not-a-url",
     }
     inline_bad = {
         "chain": {"keypair": "[9, 9, 9, 83, 51]", "webhook_secret": ["S3cretInArray"]},
@@ -659,7 +645,7 @@ def test_no_secret_value_leaks() -> None:
     }
     with pytest.raises(ConfigError) as info:
         parse(inline_bad, env=bad_env)
-    assert len(info.value.errors) == 5
+    assert len(info.value.errors) == 4
     for text in (str(info.value), repr(info.value), *info.value.args):
         assert "S3cret" not in text and "83, 51" not in text
 
@@ -677,11 +663,11 @@ def test_secret_type() -> None:
 def test_secret_sources() -> None:
     cfg = parse(
         {"chain": {"webhook_secret": "inline-one"}},
-        env={"ZMARTD_MONITOR_SMTP_PASSWORD": "pw"},
+        env={"ZMARTD_REDIS_URL": "redis://127.0.0.1:6379/0"},
     )
     sources = secret_sources(cfg)
     assert sources["chain.webhook_secret"] == "inline"
-    assert sources["monitor.smtp_password"] == "env ZMARTD_MONITOR_SMTP_PASSWORD"
+    assert sources["redis.url"] == "env ZMARTD_REDIS_URL"
     assert sources["database.dsn"] == "unset"
 
 
@@ -775,7 +761,6 @@ _SECRET_VALUES: dict[str, st.SearchStrategy[str]] = {
     "database.dsn": _url(("postgresql", "postgres")),
     "redis.url": _url(("redis", "rediss")),
     "chain.keypair": _KEYPAIRS,
-    "monitor.alert_webhook_url": _url(("http", "https")),
 }
 
 
@@ -854,7 +839,7 @@ _RAW_CONFIGS = st.fixed_dictionaries({}, optional={s: _section_strategy(s) for s
 
 def _repair(raw: dict[str, Any]) -> dict[str, Any]:
     """Make the cross-key rules hold (each key alone is already valid)."""
-    defaults = zc._raw_defaults()
+    defaults = zc.docs._raw_defaults()
 
     def eff(section: str, key: str) -> Any:
         return raw.get(section, {}).get(key, defaults[section][key])
@@ -874,8 +859,6 @@ def _repair(raw: dict[str, Any]) -> dict[str, Any]:
         put("database", "embedded", True)
     if eff("chain", "mode") == "rpc" and not eff("chain", "rpc_urls"):
         put("chain", "rpc_urls", ["https://api.devnet.solana.com"])
-    if eff("monitor", "alert_email_to") and not eff("monitor", "smtp_host"):
-        put("monitor", "smtp_host", "smtp.example.com")
     return raw
 
 

@@ -11,6 +11,7 @@ import trio
 from zmartd.app import EXIT_ESCALATED, EXIT_OK, Daemon
 from zmartd.config import load_config
 from zmartd.context import ActorContext
+from zmartd.model.services import HTTP_URLS
 from zmartd.supervisor import Restart
 from zmartd.tree import TREE, ActorDecl
 
@@ -74,7 +75,7 @@ async def wait_for(pred: Any, timeout: float = 10) -> None:
 
 
 async def http_url(daemon: Daemon) -> str:
-    urls: list[str] = await daemon.services.get("http.urls", list)
+    urls: list[str] = await daemon.services.get(HTTP_URLS)
     return urls[0]
 
 
@@ -126,7 +127,7 @@ async def test_reload_restarts_only_changed_actors(tmp_path: Path) -> None:
         old_url = await http_url(daemon)
 
         # A section nobody depends on: nothing restarts.
-        path.write_text(path.read_text() + '\n[snapshotter]\nat = "03:30"\n')
+        path.write_text(path.read_text() + "\n[devchain]\nslot_interval = 0.5\n")
         assert await daemon.reload()
         assert worker.starts == 1
         assert daemon.generation == 2

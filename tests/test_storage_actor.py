@@ -15,6 +15,7 @@ import trio
 
 from zmartd.app import Daemon
 from zmartd.config import load_config
+from zmartd.model.services import DATABASE
 from zmartd.storage import actor as storage_actor
 from zmartd.storage.database import Database, _safe_dsn
 from zmartd.tree import TREE
@@ -87,7 +88,7 @@ async def test_outage_degrades_then_recovers(
         daemon = Daemon(load_config(config), config, [d for d in TREE if d.name == "storage"])
         n.start_soon(daemon.run)
         await wait_for(lambda: daemon.supervisor.ready)
-        db = await daemon.services.get("database", Database)
+        db = await daemon.services.get(DATABASE)
 
         async def one(con: Any) -> Any:
             return await con.fetchval("SELECT current_database()")
@@ -96,13 +97,13 @@ async def test_outage_degrades_then_recovers(
 
         proxy.cut()
         await wait_for(lambda: "storage" in daemon.health.degraded)
-        assert "database" not in daemon.services
+        assert DATABASE not in daemon.services
         assert daemon.supervisor.status("storage").restarts == 0  # not a crash
 
         proxy.up = True
         await wait_for(lambda: "storage" not in daemon.health.degraded
-                       and "database" in daemon.services)
-        db = await daemon.services.get("database", Database)
+                       and DATABASE in daemon.services)
+        db = await daemon.services.get(DATABASE)
         assert await db.run(one) == parts.path.lstrip("/")
         await daemon.shutdown()
         n.cancel_scope.cancel()

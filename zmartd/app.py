@@ -53,7 +53,7 @@ from zmartd.supervisor import (
     Supervisor,
     SupervisorPolicy,
 )
-from zmartd.tree import TREE, ActorDecl
+from zmartd.tree import TREE, ActorDecl, enabled_actors
 
 __all__ = ["EXIT_CONFIG", "EXIT_ESCALATED", "EXIT_FORCED", "EXIT_OK", "Daemon", "policy_from"]
 
@@ -92,7 +92,7 @@ class Daemon:
         self.health = Health()
         self.supervisor = Supervisor(
             "root",
-            [self._child_spec(decl) for decl in self.tree if decl.enabled(config)],
+            [self._child_spec(decl) for decl in enabled_actors(config, self.tree)],
             policy_from(config),
             on_status=self._on_status,
         )
@@ -245,7 +245,7 @@ class Daemon:
         return True
 
     async def _apply_tree(self, old: Config, new: Config, changed: frozenset[str]) -> None:
-        order = [d.name for d in self.tree if d.enabled(new)]
+        order = [d.name for d in enabled_actors(new, self.tree)]
         for decl in self.tree:
             running = decl.name in self.supervisor
             wanted = decl.enabled(new)

@@ -12,6 +12,8 @@ Commands (``run`` is the default)::
     zmartd migrate --dry-run --config FILE   say what would be applied, change nothing
     zmartd devchain [--config FILE] [--port N] [--ws-port N] [--seed demo|none] [--state FILE]
                                              run the local chain double (JSON-RPC + PubSub)
+    zmartd backfill --from-slot N | --signature SIG [--batch-size N] --config FILE
+                                             re-scan the chain history into the database once
     zmartd --version
 
 Results go to stdout, diagnostics to stderr; exit status 0 means success.
@@ -26,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from zmartd import __version__
+from zmartd.config import Config, dump_toml, load_or_report
 from zmartd.runtime import tune_gc
 
 __all__ = ["main"]
@@ -67,12 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     devchain = sub.add_parser("devchain", help="run the local chain double (JSON-RPC + PubSub)",
                               description="run the local chain double (JSON-RPC + PubSub)")
     _add_config_arg(devchain, top=False)
+    # lazy: start-up time (each command's own module is imported when its parser is built)
     from zmartd.devchain.cli import add_arguments as add_devchain_arguments
 
     add_devchain_arguments(devchain)
     backfill_help = "re-scan the chain history into the database once, then exit"
     backfill = sub.add_parser("backfill", help=backfill_help, description=backfill_help)
     _add_config_arg(backfill, top=False)
+    # lazy: start-up time (see above)
     from zmartd.indexer.cli import add_arguments as add_backfill_arguments
 
     add_backfill_arguments(backfill)
@@ -89,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_gc()
     path = Path(args.config)
     if command == "run":
+        # lazy: start-up time, here and below (only the chosen command's modules load)
         from zmartd.app import main_sync
 
         return main_sync(path)
@@ -101,33 +107,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "migrate":
         return _migrate(path, status=args.status, dry_run=args.dry_run)
     if command == "devchain":
+        # lazy: start-up time
         from zmartd.devchain.cli import main as devchain_main
 
         return devchain_main(args, path)
     if command == "backfill":
+        # lazy: start-up time
         from zmartd.indexer.cli import main as backfill_main
 
         return backfill_main(args, path)
     raise AssertionError(command)  # pragma: no cover - argparse rejects others
 
 
-def _load(path: Path) -> object:
-    from zmartd.config import ConfigError, load_config
-
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        print(f"zmartd: invalid configuration in {path}:", file=sys.stderr)
-        for line in exc.errors:
-            print(f"  {line}", file=sys.stderr)
-        return None
-
-
 def _check_config(path: Path) -> int:
-    from zmartd.config import Config, dump_toml
-
-    cfg = _load(path)
-    if not isinstance(cfg, Config):
+    cfg = load_or_report(path)
+    if cfg is None:
         return 1
     sys.stdout.write(dump_toml(cfg))
     print(f"zmartd: {path}: configuration is valid", file=sys.stderr)
@@ -135,23 +129,21 @@ def _check_config(path: Path) -> int:
 
 
 def _config_dump(path: Path) -> int:
-    from zmartd.config import Config, dump_toml
-
-    cfg = _load(path)
-    if not isinstance(cfg, Config):
+    cfg = load_or_report(path)
+    if cfg is None:
         return 1
     sys.stdout.write(dump_toml(cfg))
     return 0
 
 
 def _tree(path: Path) -> int:
+    # lazy: start-up time (the tree imports every actor; other commands need none)
     from zmartd.app import policy_from
     from zmartd.bus import TOPICS
-    from zmartd.config import Config
-    from zmartd.tree import TREE
+    from zmartd.tree import TREE, enabled_actors
 
-    cfg = _load(path)
-    if not isinstance(cfg, Config):
+    cfg = load_or_report(path)
+    if cfg is None:
         return 1
     p = policy_from(cfg)
     print(f"zmartd {__version__}")
@@ -160,7 +152,7 @@ def _tree(path: Path) -> int:
         f"{p.restart_window:g}s (then exit 1), backoff {p.backoff_initial:g}s..{p.backoff_max:g}s "
         f"±{p.backoff_jitter:.0%}"
     )
-    enabled = [d for d in TREE if d.enabled(cfg)]
+    enabled = enabled_actors(cfg)
     width = max((len(d.name) for d in TREE), default=0)
     for i, decl in enumerate(enabled):
         branch = "└──" if i == len(enabled) - 1 else "├──"
@@ -183,30 +175,29 @@ def _tree(path: Path) -> int:
 def _migrate(path: Path, *, status: bool, dry_run: bool) -> int:
     from functools import partial
 
+    # lazy: start-up time (trio and logging are only needed by this command)
     import trio
 
-    from zmartd.config import Config
     from zmartd.observability import configure_logging
 
-    cfg = _load(path)
-    if not isinstance(cfg, Config):
+    cfg = load_or_report(path)
+    if cfg is None:
         return 1
     configure_logging(cfg.log.level, cfg.log.format)
     return trio.run(partial(_migrate_async, cfg, status=status, dry_run=dry_run))
 
 
-async def _migrate_async(cfg: object, *, status: bool, dry_run: bool) -> int:
+async def _migrate_async(cfg: Config, *, status: bool, dry_run: bool) -> int:
     """Connect like the storage actor (embedded server when no DSN), then migrate."""
     from contextlib import AsyncExitStack
 
+    # lazy: start-up time (asyncpg and the storage layer only for this command)
     import trio_asyncio
 
-    from zmartd.config import Config
     from zmartd.storage.database import Database
     from zmartd.storage.embedded import database_dsn
     from zmartd.storage.migrate import MigrationError, migrate, migration_status
 
-    assert isinstance(cfg, Config)
     async with AsyncExitStack() as stack:
         dsn = await database_dsn(cfg, stack)
         async with trio_asyncio.open_loop():

@@ -9,13 +9,26 @@ handlers, which should answer 503 rather than wait).
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import trio
 
-__all__ = ["ServiceUnavailable", "Services"]
+__all__ = ["ServiceKey", "ServiceUnavailable", "Services"]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceKey(Generic[T]):
+    """The typed name of a service: what is provided under ``name`` must be a ``kind``.
+
+    Keys shared between actors live in :mod:`zmartd.model.services`, so that a consumer
+    names the service without importing the actor that provides it.
+    """
+
+    name: str
+    kind: type[T]
 
 
 class ServiceUnavailable(LookupError):
@@ -37,32 +50,38 @@ class Services:
             event = self._events[name] = trio.Event()
         return event
 
-    def provide(self, name: str, value: object) -> None:
-        self._items[name] = value
-        self._event(name).set()
+    def provide(self, key: ServiceKey[T], value: T) -> None:
+        if not isinstance(value, key.kind):
+            raise TypeError(f"service {key.name!r} must be a {key.kind.__name__}, "
+                            f"not {type(value).__name__}")
+        self._items[key.name] = value
+        self._event(key.name).set()
 
-    def withdraw(self, name: str, value: object | None = None) -> None:
-        """Remove ``name`` (only if it is still ``value``, when given)."""
-        if name not in self._items:
+    def withdraw(self, key: ServiceKey[T], value: T | None = None) -> None:
+        """Remove the service (only if it is still ``value``, when given)."""
+        if key.name not in self._items:
             return
-        if value is not None and self._items[name] is not value:
+        if value is not None and self._items[key.name] is not value:
             return
-        del self._items[name]
-        self._events[name] = trio.Event()
+        del self._items[key.name]
+        self._events[key.name] = trio.Event()
 
-    def get_nowait(self, name: str, kind: type[T]) -> T:
+    def get_nowait(self, key: ServiceKey[T]) -> T:
         try:
-            value = self._items[name]
+            value = self._items[key.name]
         except KeyError:
-            raise ServiceUnavailable(name) from None
-        if not isinstance(value, kind):
-            raise TypeError(f"service {name!r} is a {type(value).__name__}, not {kind.__name__}")
+            raise ServiceUnavailable(key.name) from None
+        if not isinstance(value, key.kind):
+            raise TypeError(f"service {key.name!r} is a {type(value).__name__}, "
+                            f"not {key.kind.__name__}")
         return value
 
-    async def get(self, name: str, kind: type[T]) -> T:
-        while name not in self._items:
-            await self._event(name).wait()
-        return self.get_nowait(name, kind)
+    async def get(self, key: ServiceKey[T]) -> T:
+        while key.name not in self._items:
+            await self._event(key.name).wait()
+        return self.get_nowait(key)
 
-    def __contains__(self, name: str) -> bool:
-        return name in self._items
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, ServiceKey):
+            raise TypeError(f"ask with a ServiceKey, not {type(key).__name__}")
+        return key.name in self._items

@@ -10,14 +10,11 @@ drains.  New actors are added here and nowhere else.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-
-import trio
 
 from zmartd.api import server as http_server
 from zmartd.config import Config
-from zmartd.context import ActorContext
 from zmartd.devchain import actor as devchain_actor
 from zmartd.devchain import demo_metadata
 from zmartd.indexer import actor as indexer_actor
@@ -25,9 +22,7 @@ from zmartd.storage import actor as storage_actor
 from zmartd.supervisor import Restart
 from zmartd.ws import actor as ws_actor
 
-__all__ = ["TREE", "ActorDecl", "ActorRun", "enabled_actors"]
-
-ActorRun = Callable[[ActorContext, trio.Event], Awaitable[None]]
+__all__ = ["TREE", "ActorDecl", "enabled_actors"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,5 +96,6 @@ TREE: tuple[ActorDecl, ...] = (
 )
 
 
-def enabled_actors(cfg: Config) -> list[ActorDecl]:
-    return [decl for decl in TREE if decl.enabled(cfg)]
+def enabled_actors(cfg: Config, tree: Iterable[ActorDecl] = TREE) -> list[ActorDecl]:
+    """The actors ``cfg`` enables, in start order (the daemon, ``zmartd tree``)."""
+    return [decl for decl in tree if decl.enabled(cfg)]

@@ -25,6 +25,7 @@ from zmartd.api.server import ROUTERS, create_app
 from zmartd.bus import Bus
 from zmartd.config import Config, parse_config
 from zmartd.context import ActorContext, Health
+from zmartd.model.services import DATABASE
 from zmartd.observability import Metrics
 from zmartd.services import Services
 from zmartd.storage.database import Database
@@ -81,7 +82,7 @@ async def live_api(
     """The app on hypercorn (127.0.0.1, free port) with an httpx client."""
     ctx = make_ctx(cfg)
     if database is not None:
-        ctx.services.provide("database", database)
+        ctx.services.provide(DATABASE, database)
     limiter = RateLimiter.from_config(
         cfg, RedisBuckets(redis, "t:") if redis is not None else None)
     cache = HotCache(cfg.http.cache_max_entries, cfg.http.cache_ttl)

@@ -13,6 +13,7 @@ from solders.pubkey import Pubkey
 from tests.api.conftest import live_api, make_config
 from zmartd.api.auth import SiwsMessage, build_message, parse_message
 from zmartd.api.problems import type_uri
+from zmartd.model.services import DATABASE
 from zmartd.storage import auth as store
 from zmartd.storage.database import Database
 
@@ -252,9 +253,9 @@ async def test_rate_limit_answers_429_with_headers(db: Database) -> None:
 async def test_database_down_is_503_and_recovers(db: Database) -> None:
     kp = Keypair()
     async with live_api(make_config(), db) as api:
-        api.ctx.services.withdraw("database")
+        api.ctx.services.withdraw(DATABASE)
         r = await api.client.post("/v1/auth/nonce", json={"wallet": str(kp.pubkey())})
         assert_problem(r, 503, "unavailable")
         assert r.headers["Retry-After"] == "5"
-        api.ctx.services.provide("database", db)
+        api.ctx.services.provide(DATABASE, db)
         assert (await sign_in(api.client, kp))["wallet"] == str(kp.pubkey())

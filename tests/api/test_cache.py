@@ -26,6 +26,7 @@ from zmartd.api.cache import (
 )
 from zmartd.api.routing import Call, Router
 from zmartd.bus import Bus, DiscussionChanged, MarketStateChanged, TradeExecuted
+from zmartd.model.services import DATABASE
 from zmartd.storage.database import Database
 
 AT = "2025-01-01T00:00:00Z"
@@ -149,13 +150,13 @@ async def test_http_cache_etag_and_stale_answers(db: Database) -> None:
         assert r4.status_code == 200 and r4.json()["n"] == 2 and r4.headers["ETag"] != etag
         # database down: a stale entry is served, an uncached one is 503
         await trio.sleep(0.35)
-        api.ctx.services.withdraw("database")
+        api.ctx.services.withdraw(DATABASE)
         r5 = await c.get("/v1/test/things/a")
         assert r5.status_code == 200 and r5.headers["X-Cache"] == "stale"
         assert r5.json() == r4.json()
         r6 = await c.get("/v1/test/things/b")
         assert r6.status_code == 503 and r6.headers["Retry-After"] == "5"
-        api.ctx.services.provide("database", db)
+        api.ctx.services.provide(DATABASE, db)
         assert (await c.get("/v1/test/things/b")).status_code == 200
         # security and CORS headers on every answer
         r7 = await c.get("/v1/test/things/b", headers={"Origin": "https://app.example.com"})

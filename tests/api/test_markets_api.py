@@ -12,9 +12,9 @@ from tests.api import factories as fx
 from tests.api.conftest import live_api
 from tests.storage import factories as f
 from zmartd.api.cache import tags_for_event
-from zmartd.api.views import market_view
 from zmartd.bus import MarketStateChanged
 from zmartd.chain.quoter import DEFAULT_FEES, FeeConfig, MarketMath, quote_buy, quote_sell
+from zmartd.model.views import market_view
 from zmartd.storage import indexer as indexer_store
 from zmartd.storage import markets as market_store
 from zmartd.storage.database import Database

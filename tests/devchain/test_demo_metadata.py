@@ -8,10 +8,10 @@ import trio
 
 from zmartd.app import Daemon
 from zmartd.config import load_config
-from zmartd.devchain.actor import Devchain
+from zmartd.devchain.actor import DEVCHAIN
 from zmartd.devchain.demo_metadata import demo_metadata
+from zmartd.model.services import DATABASE
 from zmartd.storage import markets as market_storage
-from zmartd.storage.database import Database
 from zmartd.tree import TREE
 
 
@@ -31,8 +31,8 @@ async def test_demo_markets_get_their_titles_once(
             while not daemon.supervisor.ready or \
                     daemon.supervisor.status("demo_metadata").state.value != "running":
                 await trio.sleep(0.05)
-        devchain = await daemon.services.get("devchain", Devchain)
-        db = await daemon.services.get("database", Database)
+        devchain = await daemon.services.get(DEVCHAIN)
+        db = await daemon.services.get(DATABASE)
         items = demo_metadata(devchain.seed)
         assert len(items) == 8
         for market_id, creator, meta in items:

@@ -13,9 +13,10 @@ from zmartd.app import Daemon
 from zmartd.chain.rpc import RpcClient
 from zmartd.cli import build_parser
 from zmartd.config import load_config
-from zmartd.devchain.actor import Devchain, DevchainSettings
+from zmartd.devchain.actor import DEVCHAIN, DevchainSettings
 from zmartd.devchain.cli import settings_from
 from zmartd.devchain.node import Node
+from zmartd.model.services import HTTP_URLS
 from zmartd.tree import TREE
 
 CONFIG = """
@@ -52,13 +53,13 @@ async def test_actor_provides_the_devchain_and_saves_state(tmp_path: Path) -> No
         nursery.start_soon(daemon.run)
         with trio.fail_after(10):
             await daemon.ready.wait()
-        chain = daemon.services.get_nowait("devchain", Devchain)
+        chain = daemon.services.get_nowait(DEVCHAIN)
         assert chain.seed is not None and ":0" not in chain.rpc_url
         async with RpcClient([chain.rpc_url], commitment="confirmed") as rpc:
             first = await rpc.get_slot()
             await trio.sleep(0.3)
             assert await rpc.get_slot() > first  # the slot clock runs
-        urls: list[str] = await daemon.services.get("http.urls", list)
+        urls: list[str] = await daemon.services.get(HTTP_URLS)
         async with httpx.AsyncClient() as http:
             ready = await http.get(urls[0] + "/ready")
         assert ready.status_code == 200
@@ -66,7 +67,7 @@ async def test_actor_provides_the_devchain_and_saves_state(tmp_path: Path) -> No
         nursery.cancel_scope.cancel()
     restored = Node.from_bytes(state.read_bytes())
     assert restored.slot >= chain.node.slot - 1
-    assert "devchain" not in daemon.services
+    assert DEVCHAIN not in daemon.services
 
 
 def test_mode_rpc_disables_the_actor(tmp_path: Path) -> None:

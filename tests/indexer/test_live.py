@@ -18,6 +18,7 @@ from zmartd.indexer import actor
 from zmartd.indexer.metrics import IndexerMetrics
 from zmartd.indexer.pipeline import Indexer
 from zmartd.indexer.source import ChainSource
+from zmartd.model.services import INDEXER
 from zmartd.storage import indexer as store
 from zmartd.storage.database import Database
 
@@ -118,7 +119,7 @@ async def test_webhooks_duplicated_and_shuffled(db: Database,
             indexer = Indexer(db, ChainSource(rpc, chain.node.bank.program_id), api.ctx.bus,
                               None)
             service = actor.IndexerService()
-            api.ctx.services.provide("indexer", service)
+            api.ctx.services.provide(INDEXER, service)
             await _until(lambda: _true(chain.webhooks is not None))
             emitter = chain.webhooks
             assert emitter is not None

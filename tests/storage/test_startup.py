@@ -12,6 +12,7 @@ from tests.storage.conftest import schema_dsn, sql
 from zmartd import cli
 from zmartd.app import EXIT_ESCALATED, Daemon
 from zmartd.config import load_config
+from zmartd.model.services import DATABASE
 from zmartd.storage.database import Database
 from zmartd.storage.migrate import load_migrations
 from zmartd.tree import TREE
@@ -47,7 +48,7 @@ async def test_daemon_migrates_then_refuses_a_changed_schema(tmp_path: Path, pg_
         with trio.fail_after(20):
             while not daemon.supervisor.ready:
                 await trio.sleep(0.02)
-        db = await daemon.services.get("database", Database)
+        db = await daemon.services.get(DATABASE)
         rows = await sql(db, "SELECT version FROM schema_migrations ORDER BY version")
         assert [r["version"] for r in rows] == [m.version for m in load_migrations()]
         await sql(db, "UPDATE schema_migrations SET checksum = repeat('0', 64) WHERE version = 2")
@@ -60,7 +61,7 @@ async def test_daemon_migrates_then_refuses_a_changed_schema(tmp_path: Path, pg_
     assert code == EXIT_ESCALATED  # a startup error, not a silent reconnect loop
     status = daemon.supervisor.status("storage")
     assert status.last_error is not None and "MigrationError" in status.last_error
-    assert "0002_offchain" in status.last_error and "database" not in daemon.services
+    assert "0002_offchain" in status.last_error and DATABASE not in daemon.services
 
 
 def test_migrate_command(tmp_path: Path, pg_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,6 +14,7 @@ from trio_websocket import ConnectionClosed, open_websocket_url, serve_websocket
 from tests.ws.test_hub import MARKET, recv, send, state_event, trade_event
 from zmartd.app import Daemon
 from zmartd.config import load_config
+from zmartd.model.services import DATABASE, WS_URL
 from zmartd.tree import ActorDecl
 from zmartd.ws import actor as ws_actor
 from zmartd.ws.fanout import RedisSequencer, RedisTransport
@@ -71,7 +72,7 @@ async def test_ws_actor_in_daemon_delivers_bus_events_and_closes_1001(tmp_path: 
     daemon = Daemon(load_config(config), None, tree)
     async with trio.open_nursery() as n:
         n.start_soon(daemon.run)
-        url: str = await daemon.services.get("ws.url", str)
+        url: str = await daemon.services.get(WS_URL)
         async with open_websocket_url(url) as ws:
             await recv(ws)
             await send(ws, action="subscribe", channel="markets")
@@ -93,7 +94,6 @@ async def test_user_channel_accepts_a_real_siws_session(tmp_path: Path, pg_dsn: 
     from datetime import timedelta
 
     from zmartd.storage import auth as auth_storage
-    from zmartd.storage.database import Database
     from zmartd.tree import TREE
 
     wallet = "7h3gXfBfYFueFVLYyfL5Qo1QGsf4GQUfW96FKVgnUsJS"
@@ -104,9 +104,9 @@ async def test_user_channel_accepts_a_real_siws_session(tmp_path: Path, pg_dsn: 
     daemon = Daemon(load_config(config), None, tree)
     async with trio.open_nursery() as n:
         n.start_soon(daemon.run)
-        db = await daemon.services.get("database", Database)
+        db = await daemon.services.get(DATABASE)
         token, _ = await auth_storage.create_session(db, wallet=wallet, ttl=timedelta(hours=1))
-        url: str = await daemon.services.get("ws.url", str)
+        url: str = await daemon.services.get(WS_URL)
         async with open_websocket_url(url) as ws:
             await recv(ws)
             await send(ws, action="subscribe", channel=f"user:{wallet}", token="nope")

@@ -41,13 +41,11 @@ from zmartd.config import Config
 
 __all__ = [
     "SIWS_VERSION",
-    "Session",
     "SiwsError",
     "SiwsMessage",
     "bearer_token",
     "build_message",
     "format_time",
-    "is_admin",
     "parse_message",
     "siws_domain",
     "siws_uri",
@@ -226,22 +224,7 @@ def siws_uri(cfg: Config) -> str:
     return cfg.http.public_url
 
 
-def is_admin(cfg: Config, wallet: str) -> bool:
-    return any(str(w) == wallet for w in cfg.admin.wallets)
-
-
 # ------------------------------------------------------------------ sessions
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    """The caller of an authenticated request."""
-
-    wallet: str
-    session_id: int
-    expires_at: datetime
-    admin: bool
-    token: str = field(repr=False)
 
 
 def bearer_token(header: str | None) -> str | None:

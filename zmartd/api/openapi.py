@@ -28,7 +28,13 @@ from quart import Response
 from quart_trio import QuartTrio
 
 from zmartd import __version__
-from zmartd.api.problems import CONTENT_TYPE, KINDS, OVERLOADED_RETRY_AFTER, ProblemDoc
+from zmartd.api.problems import (
+    CONTENT_TYPE,
+    KINDS,
+    OVERLOADED_RETRY_AFTER,
+    ProblemDoc,
+    not_found,
+)
 from zmartd.api.validation import schema_hook
 
 if TYPE_CHECKING:
@@ -304,7 +310,6 @@ def install(app: QuartTrio, state: ApiState) -> None:
         if name == "init.js":
             return Response(_INIT_JS, content_type="text/javascript; charset=utf-8")
         if name not in _SWAGGER_FILES:
-            from zmartd.api.problems import not_found
             raise not_found(f"no docs asset {name!r}")
         ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
         if ctype.startswith("text/") or ctype.endswith("javascript"):

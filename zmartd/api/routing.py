@@ -9,13 +9,13 @@ document all follow from that declaration::
     class MarketPath(Query, frozen=True):
         market_id: Pubkey
 
-    @router.get("/<market_id>", path=MarketPath, response=Market, errors=[404],
+    @router.get("/<market_id>", path_type=MarketPath, response=Market, errors=[404],
                 cache=lambda call: [market_tag(str(call.path.market_id))])
     async def get_market(call: Call[None, None]) -> Market:
         \"\"\"One market with its prices.\"\"\"            # -> OpenAPI description
         return await handlers.markets.get(call.database(), call.path.market_id)
 
-    @router.post("/<market_id>/votes", path=MarketPath, body=VoteBody, response=Vote,
+    @router.post("/<market_id>/votes", path_type=MarketPath, body=VoteBody, response=Vote,
                  status=201, auth="session", errors=[404, 409])
     async def vote(call: Call[VoteBody, None]) -> Vote: ...
 
@@ -51,17 +51,16 @@ from typing import Any, Final, Generic, Literal, TypeVar
 
 import structlog
 from quart import Response, current_app, g, request
-from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException
 
-from zmartd import clientip
 from zmartd.api import cache as hot
-from zmartd.api import middleware, problems
-from zmartd.api.auth import Session, bearer_token
+from zmartd.api import problems
+from zmartd.api.auth import bearer_token
 from zmartd.api.problems import CONTENT_TYPE, Problem
 from zmartd.api.ratelimit import Decision, RateClass, RateLimiter
 from zmartd.api.validation import decode_body, decode_path, decode_query, encode
 from zmartd.context import ActorContext
+from zmartd.model.services import DATABASE
+from zmartd.model.sessions import Session
 from zmartd.storage.database import Database
 
 __all__ = [
@@ -74,9 +73,9 @@ __all__ = [
     "Router",
     "answer_headers",
     "api_state",
-    "mount",
     "problem_response",
     "rate_limited",
+    "view_function",
 ]
 
 B = TypeVar("B")
@@ -241,7 +240,7 @@ class ApiState:
 
     def database(self) -> Database:
         """The pool, or ServiceUnavailable (-> 503) while the storage actor is down."""
-        return self.ctx.services.get_nowait("database", Database)
+        return self.ctx.services.get_nowait(DATABASE)
 
 
 def api_state() -> ApiState:
@@ -456,110 +455,10 @@ def _respond(state: ApiState, route: Route, payload: bytes, etag: str | None, st
     return response
 
 
-def _view(route: Route) -> Callable[..., Awaitable[Response]]:
+def view_function(route: Route) -> Callable[..., Awaitable[Response]]:
+    """The Quart view that dispatches ``route`` (see :func:`_dispatch`)."""
     async def view(**params: Any) -> Response:
         return await _dispatch(api_state(), route, params)
 
     view.__name__ = route.operation_id
     return view
-
-
-# ------------------------------------------------------------------ mounting
-
-
-def mount(
-    app: QuartTrio,
-    ctx: ActorContext,
-    routers: Iterable[Router],
-    *,
-    limiter: RateLimiter,
-    cache: hot.HotCache,
-    resolve_session: SessionResolver,
-    docs: bool = True,
-) -> ApiState:
-    """Install the API on ``app``: routes, error handlers, client IP, CORS,
-    security headers, the fast path for fresh cache hits, load shedding (in
-    front of both), and (with ``docs``) ``/openapi.json`` and ``/docs``."""
-    from zmartd.api import openapi  # the document generator reads Route, not the reverse
-
-    cfg = ctx.config
-    state = ApiState(
-        ctx=ctx, limiter=limiter, cache=cache, resolve_session=resolve_session,
-        https=cfg.http.public_url.startswith("https://"),
-        max_json_depth=cfg.http.max_json_depth,
-    )
-    app.extensions["zmartd.api"] = state
-    app.config["MAX_CONTENT_LENGTH"] = cfg.http.max_body_bytes
-    for router in routers:
-        for route in router.routes:
-            state.routes.append(route)
-            app.add_url_rule(route.path, route.operation_id, _view(route),
-                             methods=[route.method])
-    if docs:
-        openapi.install(app, state)
-
-    trusted = cfg.http.trusted_proxies
-    origins = cfg.http.cors_origins
-    policy = middleware.HeaderPolicy(tuple(origins), https=state.https)
-
-    @app.before_request
-    async def _client_and_preflight() -> Response | None:
-        peer = request.scope.get("client")
-        g.client_ip = clientip.resolve(
-            peer[0] if peer else None, request.headers.getlist("X-Forwarded-For"), trusted
-        )
-        origin = request.headers.get("Origin")
-        wanted = request.headers.get("Access-Control-Request-Method")
-        if request.method == "OPTIONS" and origin and wanted:
-            headers = middleware.preflight_headers(origin, wanted, origins)
-            response = Response(b"", status=204)
-            for name, value in (headers or {}).items():
-                response.headers[name] = value
-            response.headers["Vary"] = "Origin"
-            return response
-        return None
-
-    @app.after_request
-    async def _headers(response: Response) -> Response:
-        docs_page = request.path == openapi.DOCS_PATH or request.path.startswith(
-            openapi.ASSETS_PATH)
-        policy.finish(response.headers, g.get("ratelimit"), request.headers.get("Origin"),
-                      docs=docs_page)
-        return response
-
-    @app.errorhandler(Problem)
-    async def _problem(exc: Problem) -> Response:
-        return problem_response(exc, request.path)
-
-    @app.errorhandler(HTTPException)
-    async def _http(exc: HTTPException) -> Response:
-        slug = {400: "malformed", 401: "unauthorized", 403: "forbidden", 404: "not-found",
-                405: "method-not-allowed", 409: "conflict", 413: "payload-too-large",
-                415: "unsupported-media-type", 429: "rate-limited"}.get(exc.code or 500)
-        if slug is None:
-            slug = "malformed" if (exc.code or 500) < 500 else "internal"
-        detail = exc.description if slug != "payload-too-large" else (
-            f"the body is larger than {cfg.http.max_body_bytes} bytes")
-        response = problem_response(Problem(slug, detail), request.path)
-        if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
-            response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
-        return response
-
-    @app.errorhandler(Exception)
-    async def _any(exc: Exception) -> Response:
-        problem = problems.from_exception(exc)
-        if problem is None:
-            log.exception("unhandled error in a request", path=request.path,
-                          method=request.method)
-            problem = Problem("internal", "an internal error occurred; it has been logged")
-        return problem_response(problem, request.path)
-
-    from zmartd.api.fastpath import FastPath  # it reads Route and ApiState, not the reverse
-
-    app.asgi_app = middleware.LoadShedder(  # type: ignore[method-assign,assignment]
-        FastPath(app.asgi_app, state, policy),  # type: ignore[arg-type]
-        cfg.http.max_in_flight,
-        exempt=OPS_PATHS | {cfg.metrics.path},
-        on_shed=ctx.metrics.http_shed.inc,  # its 503s never reach Quart's after_request
-    )
-    return state

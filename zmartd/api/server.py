@@ -58,10 +58,12 @@ from quart_trio import QuartTrio
 
 from zmartd.api.cache import HotCache, RedisInvalidation, run_invalidator
 from zmartd.api.middleware import observe_request, overloaded_http11
+from zmartd.api.mount import mount
 from zmartd.api.ratelimit import RateLimiter, RedisBuckets
 from zmartd.api.rest import auth, discussions, markets, ops, stats, users, votes, webhooks
-from zmartd.api.routing import Router, mount
+from zmartd.api.routing import Router
 from zmartd.context import ActorContext
+from zmartd.model.services import HTTP_URLS
 
 #: Every router of the REST API, in the order their routes are registered.
 ROUTERS: tuple[Router, ...] = (
@@ -281,8 +283,8 @@ async def run(
                     serve, app, config, shutdown_trigger=stopping.wait,
                     max_connections=cfg.http.max_connections,
                     on_refused=ctx.metrics.http_shed.inc))
-                ctx.services.provide("http.urls", urls)
+                ctx.services.provide(HTTP_URLS, urls)
                 ctx.log.info("http listening", urls=urls)
                 task_status.started()
             background.cancel_scope.cancel()
-    ctx.services.withdraw("http.urls")
+    ctx.services.withdraw(HTTP_URLS)

@@ -32,6 +32,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from zmartd.api.problems import FieldError, Problem, bad_request, validation
+from zmartd.model.wire import U64, U64_MAX, Amount, enc_hook
 
 __all__ = [
     "U64",
@@ -53,26 +54,6 @@ __all__ = [
 T = TypeVar("T")
 
 _B58: Final = "[1-9A-HJ-NP-Za-km-z]"
-
-U64_MAX: Final = 2**64 - 1
-
-
-class U64(int):
-    """An unsigned 64-bit on-chain quantity (lamports, shares): 0..2^64-1.
-
-    A class rather than ``Annotated[int, Meta(le=...)]`` because msgspec's
-    bounds must fit an int64, and the chain's amounts are u64.  Decoded,
-    encoded and documented by the hooks below; behaves as a plain ``int``.
-    """
-
-    minimum: int = 0
-
-
-class Amount(U64):
-    """A positive u64 amount (1..2^64-1): a trade or deposit of 0 is never meaningful."""
-
-    minimum = 1
-
 
 class Body(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Base of request bodies: unknown fields are rejected, not ignored, so a
@@ -124,14 +105,6 @@ def _decode(typ: type, obj: Any, *, from_text: bool) -> Any:
             raise ValueError(expected)
         return typ(obj)
     raise NotImplementedError(f"no decoder for {typ!r}")
-
-
-def enc_hook(obj: Any) -> Any:
-    if isinstance(obj, Pubkey | Signature):
-        return str(obj)
-    if isinstance(obj, U64):
-        return int(obj)
-    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
 
 
 def schema_hook(typ: type) -> dict[str, Any]:

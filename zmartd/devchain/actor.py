@@ -37,10 +37,12 @@ from zmartd.context import ActorContext
 from zmartd.devchain.bank import Bank
 from zmartd.devchain.node import Node, StateFileError
 from zmartd.devchain.pubsub_server import PubsubServer
-from zmartd.devchain.rpc_server import JsonRpc, asgi_app, serve_http
+from zmartd.devchain.rpc_server import JsonRpc, RpcFault, asgi_app, serve_http
+from zmartd.devchain.seed import seed_demo
 from zmartd.devchain.webhooks import WebhookEmitter
+from zmartd.services import ServiceKey
 
-__all__ = ["Devchain", "DevchainSettings", "run", "serve_devchain"]
+__all__ = ["DEVCHAIN", "Devchain", "DevchainSettings", "run", "serve_devchain"]
 
 log = structlog.get_logger("zmartd.devchain")
 
@@ -110,6 +112,11 @@ class Devchain:
         return path
 
 
+#: The running chain double (the indexer and others see it as
+#: :data:`zmartd.model.services.LOCAL_CHAIN`, which names only its endpoints).
+DEVCHAIN = ServiceKey("devchain", Devchain)
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -144,8 +151,6 @@ def build_node(settings: DevchainSettings) -> tuple[Node, Any]:
     node = Node(bank, confirmed_lag=settings.confirmed_lag, finalized_lag=settings.finalized_lag)
     seeded = None
     if settings.seed == "demo":
-        from zmartd.devchain.seed import seed_demo
-
         started = time.perf_counter()
         seeded = seed_demo(node, authority=settings.authority)
         log.info("devchain seeded with demo data", markets=len(seeded.markets),
@@ -261,8 +266,6 @@ async def serve_devchain(
 def _snapshot(chain: Devchain) -> dict[str, Any]:
     path = chain.save_state()
     if path is None:
-        from zmartd.devchain.rpc_server import RpcFault
-
         raise RpcFault(-32601, "zmart_snapshot: this devchain has no state file (--state)")
     return {"path": str(path), "slot": chain.node.slot}
 
@@ -275,9 +278,9 @@ async def run(
     expected = chain_endpoints(ctx.config)
     async with trio.open_nursery() as nursery:
         chain: Devchain = await nursery.start(serve_devchain, settings, stopping)
-        ctx.services.provide("devchain", chain)
+        ctx.services.provide(DEVCHAIN, chain)
         ctx.log.info("devchain ready", rpc=chain.rpc_url, ws=chain.ws_url,
                      configured_rpc=expected.rpc_urls[0])
         task_status.started()
         await stopping.wait()
-        ctx.services.withdraw("devchain", chain)
+        ctx.services.withdraw(DEVCHAIN, chain)

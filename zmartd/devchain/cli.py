@@ -21,6 +21,7 @@ from pathlib import Path
 
 import trio
 
+from zmartd.config import ConfigError, load_config
 from zmartd.devchain.actor import DevchainSettings, serve_devchain
 from zmartd.devchain.node import StateFileError
 
@@ -46,8 +47,6 @@ def settings_from(args: argparse.Namespace, config_path: Path | None) -> Devchai
     """Settings from the config file (if it exists) overridden by the flags."""
     settings = DevchainSettings()
     if config_path is not None and config_path.exists():
-        from zmartd.config import load_config
-
         settings = DevchainSettings.from_config(load_config(config_path))
     elif config_path is not None and str(config_path) != DEFAULT_CONFIG:
         raise ValueError(f"config file {config_path} does not exist")
@@ -89,8 +88,6 @@ async def run(settings: DevchainSettings) -> int:
 
 def main(args: argparse.Namespace, config_path: Path | None) -> int:
     """Entry point used by ``zmartd devchain``."""
-    from zmartd.config import ConfigError
-
     try:
         settings = settings_from(args, config_path)
     except ConfigError as exc:
@@ -101,6 +98,7 @@ def main(args: argparse.Namespace, config_path: Path | None) -> int:
     except ValueError as exc:
         print(f"zmartd devchain: {exc}", file=sys.stderr)
         return 2
+    # lazy: start-up time (this module's parser is built for every zmartd command)
     from zmartd.observability import configure_logging
 
     configure_logging()

@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 import trio
 
 from zmartd.context import ActorContext
-from zmartd.devchain.actor import Devchain
+from zmartd.devchain.actor import DEVCHAIN
 from zmartd.devchain.seed import DemoSeed, demo_keypair
 from zmartd.storage import markets as market_storage
-from zmartd.storage.database import Database
+from zmartd.storage.database import DATABASE
 from zmartd.storage.markets import MarketMetadataInput
 
 __all__ = ["DEMO_DETAILS", "demo_metadata", "run"]
@@ -68,10 +68,10 @@ def demo_metadata(
 async def run(
     ctx: ActorContext, stopping: trio.Event, *, task_status: trio.TaskStatus[None]
 ) -> None:
-    devchain = await ctx.services.get("devchain", Devchain)
+    devchain = await ctx.services.get(DEVCHAIN)
     seed = devchain.seed
     if isinstance(seed, DemoSeed):
-        db = await ctx.services.get("database", Database)
+        db = await ctx.services.get(DATABASE)
         inserted = await market_storage.import_metadata(db, demo_metadata(seed))
         ctx.log.info("demo market metadata registered", inserted=inserted,
                      markets=len(seed.markets))

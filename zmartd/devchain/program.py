@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import replace
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from solders.instruction import AccountMeta
 from solders.pubkey import Pubkey
@@ -113,7 +113,10 @@ from zmartd.chain.types import (
     VoteType,
     WinningsClaimed,
 )
-from zmartd.devchain.bank import InstructionContext, InstructionError
+from zmartd.devchain.failures import InstructionError
+
+if TYPE_CHECKING:  # the bank runs this model; the model only sees its context type
+    from zmartd.devchain.bank import InstructionContext
 
 __all__ = ["ZmartCore"]
 

@@ -17,6 +17,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import trio
+import trio_asyncio
+
+from zmartd.bus import Bus
+from zmartd.config import Config, load_or_report
+from zmartd.context import ActorContext, Health
+from zmartd.indexer import actor
+from zmartd.model.services import DATABASE
+from zmartd.observability import Metrics, configure_logging
+from zmartd.runtime import tune_gc
+from zmartd.services import Services
+from zmartd.storage.database import Database
 
 __all__ = ["main"]
 
@@ -26,13 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description="run the chain indexer alone")
     parser.add_argument("-c", "--config", required=True, type=Path)
     args = parser.parse_args(argv)
-    from zmartd.cli import _load
-    from zmartd.config import Config
-    from zmartd.observability import configure_logging
-    from zmartd.runtime import tune_gc
-
-    cfg = _load(args.config)
-    if not isinstance(cfg, Config):
+    cfg = load_or_report(args.config, "python -m zmartd.indexer")
+    if cfg is None:
         return 2
     if not cfg.database.dsn:
         print("python -m zmartd.indexer: [database] dsn is required", file=sys.stderr)
@@ -42,18 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return trio.run(_run, cfg)
 
 
-async def _run(cfg: object) -> int:
-    import trio_asyncio
-
-    from zmartd.bus import Bus
-    from zmartd.config import Config
-    from zmartd.context import ActorContext, Health
-    from zmartd.indexer import actor
-    from zmartd.observability import Metrics
-    from zmartd.services import Services
-    from zmartd.storage.database import Database
-
-    assert isinstance(cfg, Config)
+async def _run(cfg: Config) -> int:
     stopping = trio.Event()
     async with trio_asyncio.open_loop():
         db = await Database.connect(cfg.database.dsn.reveal(), min_size=1, max_size=4,
@@ -62,7 +57,7 @@ async def _run(cfg: object) -> int:
             ctx = ActorContext(name="indexer", config=cfg, bus=Bus(), metrics=Metrics(),
                                services=Services(), health=Health(), statuses=lambda: [],
                                facts=lambda: {})
-            ctx.services.provide("database", db)
+            ctx.services.provide(DATABASE, db)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_signals, stopping)
                 await nursery.start(actor.run, ctx, stopping)

@@ -38,8 +38,8 @@ from zmartd.indexer.metrics import indexer_metrics
 from zmartd.indexer.pipeline import Indexer
 from zmartd.indexer.reconcile import Reconciler
 from zmartd.indexer.source import ChainSource
+from zmartd.model.services import DATABASE, INDEXER, LOCAL_CHAIN
 from zmartd.storage import indexer as store
-from zmartd.storage.database import Database
 
 __all__ = ["IndexerService", "run", "serve_indexer"]
 
@@ -73,9 +73,7 @@ class IndexerService:
 async def _endpoints(ctx: ActorContext) -> tuple[list[str], str]:
     cfg = ctx.config
     if cfg.chain.mode == "local":
-        from zmartd.devchain.actor import Devchain
-
-        chain = await ctx.services.get("devchain", Devchain)
+        chain = await ctx.services.get(LOCAL_CHAIN)
         return [chain.rpc_url], chain.ws_url
     ep = chain_endpoints(cfg)
     return list(ep.rpc_urls), ep.ws_url
@@ -86,7 +84,7 @@ async def run(
 ) -> None:
     """The actor (see the module docstring)."""
     service = IndexerService()
-    ctx.services.provide("indexer", service)
+    ctx.services.provide(INDEXER, service)
     metrics = indexer_metrics(ctx.metrics.registry)
     # Not ready until the first catch-up is done (a follower clears this when
     # it finds the lock taken), so /ready never flaps from 200 to 503 at start.
@@ -95,7 +93,7 @@ async def run(
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on, stopping, nursery.cancel_scope)
-            db = await ctx.services.get("database", Database)
+            db = await ctx.services.get(DATABASE)
             rpc_urls, ws_url = await _endpoints(ctx)
             cfg = ctx.config.chain
             async with RpcClient(rpc_urls, timeout=cfg.request_timeout,
@@ -117,7 +115,7 @@ async def run(
         service.leader = False
         metrics.leader.set(0)
         ctx.set_degraded(None)
-        ctx.services.withdraw("indexer", service)
+        ctx.services.withdraw(INDEXER, service)
 
 
 async def _stop_on(stopping: trio.Event, scope: trio.CancelScope) -> None:

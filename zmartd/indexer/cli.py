@@ -20,6 +20,8 @@ from pathlib import Path
 
 import trio
 
+from zmartd.config import Config, chain_endpoints, load_or_report
+
 __all__ = ["add_arguments", "main"]
 
 
@@ -35,12 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, path: Path) -> int:
-    from zmartd.cli import _load
-    from zmartd.config import Config
-    from zmartd.observability import configure_logging
-
-    cfg = _load(path)
-    if not isinstance(cfg, Config):
+    cfg = load_or_report(path)
+    if cfg is None:
         return 1
     if args.from_slot is not None and args.from_slot < 0:
         print("zmartd backfill: --from-slot must be >= 0", file=sys.stderr)
@@ -48,17 +46,20 @@ def main(args: argparse.Namespace, path: Path) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         print("zmartd backfill: --batch-size must be >= 1", file=sys.stderr)
         return 2
+    # lazy: start-up time (logging's dependencies only once this command runs)
+    from zmartd.observability import configure_logging
+
     configure_logging(cfg.log.level, cfg.log.format)
     return trio.run(partial(_run, cfg, args.from_slot, args.signature, args.batch_size))
 
 
-async def _run(cfg: object, from_slot: int | None, signature: str | None,
+async def _run(cfg: Config, from_slot: int | None, signature: str | None,
                batch: int | None) -> int:
+    # lazy: start-up time (this module's parser is built for every zmartd command)
     import trio_asyncio
     from solders.signature import Signature
 
     from zmartd.chain.rpc import RpcClient, RpcClientError
-    from zmartd.config import Config, chain_endpoints
     from zmartd.indexer.backfill import UNIT_SIZE, backfill
     from zmartd.indexer.pipeline import Indexer
     from zmartd.indexer.source import ChainSource
@@ -66,7 +67,6 @@ async def _run(cfg: object, from_slot: int | None, signature: str | None,
     from zmartd.storage.embedded import database_dsn
     from zmartd.storage.migrate import MigrationError, migrate
 
-    assert isinstance(cfg, Config)
     if signature is not None:
         try:
             Signature.from_string(signature)

@@ -1,13 +1,13 @@
 """Bus events for applied changes, with ``data`` in exactly the REST shapes
-(:mod:`zmartd.api.views`), so WebSocket clients apply them without a refetch."""
+(:mod:`zmartd.model.views`), so WebSocket clients apply them without a refetch."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from zmartd.api import views
 from zmartd.bus import DomainEvent, MarketStateChanged, PositionChanged, TradeExecuted, VoteChanged
 from zmartd.indexer.apply import Applied
+from zmartd.model import views
 
 __all__ = ["domain_events"]
 

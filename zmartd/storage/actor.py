@@ -23,7 +23,7 @@ from contextlib import AsyncExitStack
 import trio
 
 from zmartd.context import ActorContext
-from zmartd.storage.database import Database
+from zmartd.storage.database import DATABASE, Database
 from zmartd.storage.embedded import database_dsn
 from zmartd.storage.migrate import MigrationError, migrate
 
@@ -69,7 +69,7 @@ async def run(
                 continue
             delay = 0.5
             ctx.set_degraded(None)
-            ctx.services.provide("database", db)
+            ctx.services.provide(DATABASE, db)
             log.info("database connected", dsn=db.dsn_for_logs,
                      migrations_applied=[m.label for m in report.applied])
             if not started:
@@ -81,7 +81,7 @@ async def run(
                 ctx.set_degraded(f"database connection lost: {type(exc).__name__}: {exc}")
                 log.warning("database connection lost; reconnecting", error=str(exc))
             finally:
-                ctx.services.withdraw("database", db)
+                ctx.services.withdraw(DATABASE, db)
                 with trio.move_on_after(2) as cleanup:
                     cleanup.shield = True
                     await db.close()

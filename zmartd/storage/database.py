@@ -19,7 +19,9 @@ from typing import Any, TypeVar
 import asyncpg
 import trio_asyncio
 
-__all__ = ["Database", "UnitOfWork"]
+from zmartd.services import ServiceKey
+
+__all__ = ["DATABASE", "Database", "UnitOfWork"]
 
 T = TypeVar("T")
 UnitOfWork = Callable[[asyncpg.Connection], Awaitable[T]]
@@ -89,3 +91,8 @@ def _safe_dsn(dsn: str) -> str:
         return dsn
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+#: The service key under which the storage actor provides the pool (re-exported by
+#: :mod:`zmartd.model.services` with the other shared keys).
+DATABASE = ServiceKey("database", Database)

@@ -14,10 +14,10 @@ from typing import Any
 import trio
 from trio_websocket import serve_websocket
 
-from zmartd.api.handlers import auth as auth_handlers
 from zmartd.bus import DomainEvent
 from zmartd.context import ActorContext
-from zmartd.storage.database import Database
+from zmartd.model.services import DATABASE, WS_URL
+from zmartd.model.sessions import resolve_session
 from zmartd.ws.fanout import RedisSequencer, RedisTransport
 from zmartd.ws.hub import Authenticator, Hub, HubLimits
 from zmartd.ws.replay import ReplayBuffers
@@ -65,11 +65,11 @@ async def run(
             max_message_size=cfg.max_message_bytes, handler_nursery=nursery,
         ))
         url = f"ws://{cfg.host}:{server.port}"
-        ctx.services.provide("ws.url", url)
+        ctx.services.provide(WS_URL, url)
         ctx.log.info("ws listening", url=url)
         task_status.started()
         await stopping.wait()
-        ctx.services.withdraw("ws.url")
+        ctx.services.withdraw(WS_URL)
         await hub.close_all()
         nursery.cancel_scope.cancel()
 
@@ -86,8 +86,8 @@ def _session_authenticator(ctx: ActorContext) -> Authenticator:
     restart independently of this one)."""
 
     async def authenticate(token: str) -> str | None:
-        db = ctx.services.get_nowait("database", Database)
-        session = await auth_handlers.resolve_session(db, ctx.config, token)
+        db = ctx.services.get_nowait(DATABASE)
+        session = await resolve_session(db, ctx.config, token)
         return session.wallet if session is not None else None
 
     return authenticate

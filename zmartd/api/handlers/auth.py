@@ -32,17 +32,16 @@ from solders.signature import Signature
 from zmartd.api import problems
 from zmartd.api.auth import (
     SIWS_VERSION,
-    Session,
     SiwsError,
     SiwsMessage,
     build_message,
-    is_admin,
     parse_message,
     siws_domain,
     siws_uri,
     verify_signature,
 )
 from zmartd.config import Config
+from zmartd.model.sessions import Session, is_admin
 from zmartd.storage import auth as store
 from zmartd.storage.database import Database
 from zmartd.storage.records import NonceRecord, SessionRecord
@@ -53,7 +52,6 @@ __all__ = [
     "SignedIn",
     "check_message",
     "issue_nonce",
-    "resolve_session",
     "sign_in",
     "sign_out",
 ]
@@ -155,15 +153,6 @@ async def sign_in(db: Database, cfg: Config, msg: SiwsMessage, *,
         user_agent=user_agent, ip=_ip(client_ip) if client_ip else None,
     )
     return SignedIn(token=token, session=session, admin=is_admin(cfg, msg.address))
-
-
-async def resolve_session(db: Database, cfg: Config, token: str) -> Session | None:
-    """The live session of a bearer token, or None."""
-    record = await store.get_session(db, token)
-    if record is None:
-        return None
-    return Session(wallet=record.wallet, session_id=record.id, expires_at=record.expires_at,
-                   admin=is_admin(cfg, record.wallet), token=token)
 
 
 async def sign_out(db: Database, session: Session) -> bool:

@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from ipaddress import ip_address
 from typing import Final
 
-from zmartd.api import problems, views
+from zmartd.api import problems
 from zmartd.api.handlers.markets import resolve
 from zmartd.bus import Bus, DiscussionChanged
+from zmartd.model import views
 from zmartd.storage import audit
 from zmartd.storage import discussions as store
 from zmartd.storage.database import Database

@@ -22,8 +22,9 @@ import re
 from datetime import UTC, datetime
 from typing import Final
 
-from zmartd.api import problems, views
+from zmartd.api import problems
 from zmartd.bus import Bus, MarketStateChanged
+from zmartd.model import views
 from zmartd.storage import markets as store
 from zmartd.storage import positions as position_store
 from zmartd.storage import prices as price_store

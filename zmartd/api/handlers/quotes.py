@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from zmartd.api import problems, views
+from zmartd.api import problems
 from zmartd.api.handlers.markets import resolve
 from zmartd.chain.errors import all_errors
 from zmartd.chain.lmsr import QuoteError
@@ -40,6 +40,7 @@ from zmartd.chain.quoter import (
     quote_buy,
     quote_sell,
 )
+from zmartd.model import views
 from zmartd.storage import indexer as indexer_store
 from zmartd.storage import positions as position_store
 from zmartd.storage.database import Database

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zmartd.api import views
+from zmartd.model import views
 from zmartd.storage import stats as store
 from zmartd.storage.database import Database
 

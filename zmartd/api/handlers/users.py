@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from zmartd.api import views
+from zmartd.model import views
 from zmartd.storage import positions as position_store
 from zmartd.storage import stats as stats_store
 from zmartd.storage import trades as trade_store

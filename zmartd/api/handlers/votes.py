@@ -21,10 +21,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from zmartd.api import problems, views
+from zmartd.api import problems
 from zmartd.api.handlers.markets import resolve
 from zmartd.bus import Bus, VoteChanged
 from zmartd.config import AggregatorConfig
+from zmartd.model import views
 from zmartd.storage import indexer as indexer_store
 from zmartd.storage import votes as store
 from zmartd.storage.database import Database

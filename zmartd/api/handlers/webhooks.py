@@ -25,6 +25,7 @@ from solders.signature import Signature
 
 from zmartd.api import problems
 from zmartd.config import Config
+from zmartd.model.services import INDEXER
 from zmartd.services import Services
 from zmartd.storage import indexer as store
 from zmartd.storage.database import Database
@@ -92,8 +93,6 @@ def parse_body(raw: bytes) -> list[WebhookItem]:
 async def accept(db: Database, services: Services, items: list[WebhookItem]) -> int:
     """Store the deliveries (one transaction) and wake the in-process indexer."""
     stored = await store.enqueue_inbox(db, items)
-    if "indexer" in services:
-        from zmartd.indexer.actor import IndexerService
-
-        services.get_nowait("indexer", IndexerService).wake()
+    if INDEXER in services:
+        services.get_nowait(INDEXER).wake()
     return stored

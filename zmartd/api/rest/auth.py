@@ -16,10 +16,10 @@ import msgspec
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
-from zmartd.api.auth import Session
 from zmartd.api.handlers import auth as handlers
 from zmartd.api.routing import ApiState, Call, Router
 from zmartd.api.validation import Body
+from zmartd.model.sessions import Session, resolve_session
 
 __all__ = [
     "NonceRequest",
@@ -75,7 +75,7 @@ class SessionInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 async def session_resolver(state: ApiState, token: str) -> Session | None:
     """The :class:`~zmartd.api.routing.ApiState` hook for ``Authorization: Bearer``."""
-    return await handlers.resolve_session(state.database(), state.ctx.config, token)
+    return await resolve_session(state.database(), state.ctx.config, token)
 
 
 @router.post("/nonce", body=NonceRequest, response=NonceResponse, status=201, rate="auth")

@@ -12,12 +12,12 @@ from typing import Annotated
 
 import msgspec
 
-from zmartd.api import views
 from zmartd.api.handlers import discussions as handlers
 from zmartd.api.pagination import Page, PageQuery
 from zmartd.api.rest.markets import MarketPath, Text
 from zmartd.api.routing import Call, Router
 from zmartd.api.validation import Body, Query
+from zmartd.model import views
 
 __all__ = ["PostBody", "PostPath", "ThreadQuery", "router"]
 

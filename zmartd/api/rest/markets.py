@@ -17,13 +17,14 @@ import msgspec
 from msgspec import UNSET, UnsetType
 from solders.pubkey import Pubkey
 
-from zmartd.api import problems, views
+from zmartd.api import problems
 from zmartd.api.cache import MARKETS, market_tag, wallet_tag
 from zmartd.api.handlers import markets as handlers
 from zmartd.api.handlers import quotes
 from zmartd.api.pagination import Page, PageQuery
 from zmartd.api.routing import Call, Router
 from zmartd.api.validation import Amount, Body, Query
+from zmartd.model import views
 from zmartd.storage.markets import MarketMetadataInput
 
 __all__ = [

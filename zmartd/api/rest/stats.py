@@ -3,10 +3,10 @@ on every trade or market change, and by ``http.cache_ttl`` otherwise)."""
 
 from __future__ import annotations
 
-from zmartd.api import views
 from zmartd.api.cache import MARKETS
 from zmartd.api.handlers import stats as handlers
 from zmartd.api.routing import Call, Router
+from zmartd.model import views
 
 __all__ = ["router"]
 

@@ -14,13 +14,13 @@ import msgspec
 from msgspec import UNSET, UnsetType
 from solders.pubkey import Pubkey
 
-from zmartd.api import views
 from zmartd.api.handlers import users as handlers
 from zmartd.api.handlers import votes as vote_handlers
 from zmartd.api.pagination import Page, PageQuery
 from zmartd.api.rest.markets import Text, Url
 from zmartd.api.routing import Call, Router
 from zmartd.api.validation import Body, Query
+from zmartd.model import views
 
 __all__ = ["PositionQuery", "ProfilePatch", "UserPath", "UserVoteQuery", "router"]
 

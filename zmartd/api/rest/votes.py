@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from zmartd.api import views
 from zmartd.api.handlers import votes as handlers
 from zmartd.api.rest.markets import MarketPath
 from zmartd.api.routing import Call, Router
 from zmartd.api.validation import Body
+from zmartd.model import views
 
 __all__ = ["DisputeVoteBody", "ProposalVoteBody", "router"]
 

@@ -29,7 +29,7 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
-from zmartd.api.validation import enc_hook
+from zmartd.model.wire import enc_hook
 from zmartd.storage.records import (
     CandleRecord,
     DiscussionRecord,
