@@ -9,7 +9,7 @@ After every step: each touched account's bytes equal the codec's encoding of
 the predicted struct, the transaction conserves lamports (pre - post = fee)
 and its post balances are what ``getMultipleAccounts`` reads back, and the
 one event in its logs decodes to the predicted value.  The trade numbers are
-pinned to the documented devnet lifecycle (PROGRAM.md §10: 1 SOL YES ->
+pinned to the documented devnet lifecycle (docs/chain.md §10: 1 SOL YES ->
 1,835,823,062 shares for 999,928,380; 0.5 SOL NO -> 916,481,020 for
 499,942,740; claim 185,350,052 + 27,270,384 resolver fees; creator withdraws
 1,246,335,108), which were established independently of this code.
@@ -234,7 +234,7 @@ async def test_full_lifecycle_over_json_rpc(serve: Any, variant: str) -> None:
         assert await led.lamports(market_key) == 1_463_252_904 + deposit
         assert market.current_liquidity == 195_446_344
 
-        # -- sell both outcomes: the deployed program always reverts (PROGRAM.md §11.1)
+        # -- sell both outcomes: the deployed program always reverts (docs/chain.md §11.1)
         for user, outcome, amount in ((alice, True, 200_000_000), (bob, False, 100_000_000)):
             sell = ix.sell_shares(user=user.pubkey(), market_id=market_id, outcome=outcome,
                                   shares_to_sell=amount, min_proceeds=0,

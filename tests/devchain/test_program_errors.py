@@ -1,6 +1,6 @@
 """Negative cases for every zmart-core instruction: wrong signer, wrong state,
 too early, too late, slippage, paused, wrong PDA, double vote… each must fail
-with the spec's error code (PROGRAM.md §4, §6) and leave state untouched."""
+with the spec's error code (docs/chain.md §4, §6) and leave state untouched."""
 
 from __future__ import annotations
 
