@@ -72,6 +72,7 @@ async def test_openapi_and_docs_are_served_offline(db: Database) -> None:
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 async def test_schemathesis_smoke_on_auth_routes(db: Database) -> None:
     import schemathesis
+    from schemathesis.core.result import Ok
 
     register_schemathesis_formats()
     cfg = make_config(ratelimit=LIMITS)
@@ -83,6 +84,8 @@ async def test_schemathesis_smoke_on_auth_routes(db: Database) -> None:
             failures: list[str] = []
             modes = (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE)
             for result in schema.get_all_operations():
+                # an operation schemathesis cannot load is a broken document
+                assert isinstance(result, Ok), result.err()
                 op = result.ok()
                 for mode in modes:
 

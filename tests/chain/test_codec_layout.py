@@ -1,6 +1,6 @@
 """The hand-written classes and the codecs agree with ``layout.json`` field by
 field: names, order, Python types, offsets, sizes and discriminators, so a
-drift in either is caught here (PROGRAM.md §1.3, §3, §4, §5)."""
+drift in either is caught here (docs/chain.md §1.3, §3, §4, §5)."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def test_offsets_and_sizes_match_layout(codec: StructCodec[Any]) -> None:
 
 
 def test_spec_sizes() -> None:
-    """PROGRAM.md §3 and §5 tables, typed in independently of layout.json."""
+    """docs/chain.md §3 and §5 tables, typed in independently of layout.json."""
     sizes = {c.name: (c.min_size, c.max_size) for c in ACCOUNT_CODECS.values()}
     assert sizes == {
         "GlobalConfig": (198, 198),

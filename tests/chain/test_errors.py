@@ -13,7 +13,8 @@ def test_program_codes_follow_the_current_numbering() -> None:
     for entry in layout["errors"]:
         err = lookup(entry["code"])
         assert err is not None and (err.name, err.msg) == (entry["name"], entry["msg"])
-    assert lookup(6029).name == "Unauthorized"  # 6028 in the stale IDL
+    unauthorized = lookup(6029)
+    assert unauthorized is not None and unauthorized.name == "Unauthorized"  # 6028 in the stale IDL
 
 
 def test_anchor_errors_carry_their_messages() -> None:

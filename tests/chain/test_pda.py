@@ -1,4 +1,4 @@
-"""PDA seeds pinned against real addresses (devnet_facts.json) and PROGRAM.md §2."""
+"""PDA seeds pinned against real addresses (devnet_facts.json) and docs/chain.md §2."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The quoter against the chain: every vector of lmsr_vectors.json to the unit.
 
-The vectors were produced from the program's own Rust math (PROGRAM.md §9.8),
+The vectors were produced from the program's own Rust math (docs/chain.md §9.8),
 so an exact match here is the evidence that a quote is what the chain will do.
 The property tests only assert what the real (quirky) algorithm guarantees:
 nothing about monotonicity of C or of the displayed price (§11 items 8-10).
@@ -130,7 +130,7 @@ def test_constants_match_layout() -> None:
         FeeConfig(d["protocol_fee_bps"], d["resolver_reward_bps"], d["liquidity_provider_fee_bps"])
         == DEFAULT_FEES
     )
-    # (128 + data_len) * 6960 with the 488-byte market allocation (PROGRAM.md §3)
+    # (128 + data_len) * 6960 with the 488-byte market allocation (docs/chain.md §3)
     assert MARKET_RENT_EXEMPT_MINIMUM == (128 + 488) * 6960
 
 
@@ -302,7 +302,7 @@ def test_devnet_scenario_step_by_step() -> None:
 
 
 # ---------------------------------------------------------------------------
-# Primitives: the numbers PROGRAM.md §9.2 states
+# Primitives: the numbers docs/chain.md §9.2 states
 # ---------------------------------------------------------------------------
 
 
@@ -511,7 +511,7 @@ def test_buy_target_unreachable() -> None:
     market = MarketMath.fresh(100 * S, S)
     with pytest.raises(TargetUnreachable):
         buy_target_for_shares(market, DEFAULT_FEES, True, 20 * 100 * S + 1)
-    # YES leads by 12b: buying NO fails for every budget (PROGRAM.md §9.7)
+    # YES leads by 12b: buying NO fails for every budget (docs/chain.md §9.7)
     lopsided = MarketMath(100 * S, 1_200_100_000_000, 100_000_000)
     with pytest.raises(TargetUnreachable) as exc:
         buy_target_for_shares(lopsided, DEFAULT_FEES, False, S)

@@ -69,7 +69,7 @@ def test_helius_raw_sample_decodes_to_buy_shares_and_shares_bought() -> None:
         new_price_yes=e["new_price_yes"],
         timestamp=e["timestamp"],
     )
-    # lamport side effects described in WEBHOOKS.md §3.3
+    # lamport side effects described in docs/chain.md §14.4
     protocol_fee = 27_270_774
     assert tx.balances[USER].delta == -(e["cost"] + tx.fee + 2_157_600)
     assert tx.balances[MARKET].delta == e["cost"] - protocol_fee

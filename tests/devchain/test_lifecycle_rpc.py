@@ -9,7 +9,7 @@ After every step: each touched account's bytes equal the codec's encoding of
 the predicted struct, the transaction conserves lamports (pre - post = fee)
 and its post balances are what ``getMultipleAccounts`` reads back, and the
 one event in its logs decodes to the predicted value.  The trade numbers are
-pinned to the documented devnet lifecycle (PROGRAM.md §10: 1 SOL YES ->
+pinned to the documented devnet lifecycle (docs/chain.md §10: 1 SOL YES ->
 1,835,823,062 shares for 999,928,380; 0.5 SOL NO -> 916,481,020 for
 499,942,740; claim 185,350,052 + 27,270,384 resolver fees; creator withdraws
 1,246,335,108), which were established independently of this code.
@@ -105,6 +105,12 @@ def event(tx: DecodedTransaction) -> Any:
     return tx.events[0].event
 
 
+def at(tx: DecodedTransaction) -> int:
+    """The transaction's block time (every confirmed devchain transaction has one)."""
+    assert tx.block_time is not None, tx.signature
+    return tx.block_time
+
+
 @pytest.mark.parametrize("variant", ["deployed", "patched"])
 async def test_full_lifecycle_over_json_rpc(serve: Any, variant: str) -> None:
     chain: Devchain = await serve(program_variant=variant)
@@ -120,7 +126,7 @@ async def test_full_lifecycle_over_json_rpc(serve: Any, variant: str) -> None:
         tx = await led.send(admin, ix.initialize_global_config(
             admin=admin.pubkey(), backend_authority=admin.pubkey(),
             protocol_fee_wallet=treasury.pubkey(), program_id=pid))
-        now = tx.block_time
+        now = at(tx)
         config = t.GlobalConfig(
             admin=admin.pubkey(), backend_authority=admin.pubkey(),
             protocol_fee_wallet=treasury.pubkey(), protocol_fee_bps=300, resolver_reward_bps=200,
@@ -143,7 +149,7 @@ async def test_full_lifecycle_over_json_rpc(serve: Any, variant: str) -> None:
             market_id=market_id, creator=creator.pubkey(), state=t.MarketState.PROPOSED,
             b_parameter=100 * SOL, initial_liquidity=SOL // 10, current_liquidity=SOL // 10,
             shares_yes=100 * SOL // 1000, shares_no=100 * SOL // 1000, total_volume=0,
-            created_at=tx.block_time or 0, approved_at=0, activated_at=0,
+            created_at=at(tx), approved_at=0, activated_at=0,
             resolution_proposed_at=0, resolved_at=0, finalized_at=0, resolver=ZERO,
             proposed_outcome=None, final_outcome=None, ipfs_evidence_hash=question,
             dispute_initiated_at=0, dispute_initiator=ZERO, accumulated_protocol_fees=0,
@@ -166,10 +172,10 @@ async def test_full_lifecycle_over_json_rpc(serve: Any, variant: str) -> None:
                 user=voter.pubkey(), market_id=market_id, vote=vote, program_id=pid))
             key, bump = vote_record_pda(market_key, voter.pubkey(), 0, pid)
             await led.expect(key, t.VoteRecord(market_key, voter.pubkey(), t.VoteType.PROPOSAL,
-                                               vote, tx.block_time or 0, bump))
+                                               vote, at(tx), bump))
             assert await led.lamports(key) == VOTE_RENT
             assert event(tx) == t.ProposalVoteSubmitted(market_id, voter.pubkey(), vote,
-                                                        tx.block_time)
+                                                        at(tx))
         await led.expect(market_key, market)  # votes do not touch the market
         # a second vote by the same wallet fails in account creation (System 0x0)
         await led.send(alice, ix.submit_proposal_vote(user=alice.pubkey(), market_id=market_id,
@@ -181,20 +187,20 @@ async def test_full_lifecycle_over_json_rpc(serve: Any, variant: str) -> None:
         market = dataclasses.replace(market, proposal_likes=8, proposal_dislikes=2,
                                      proposal_total_votes=10)
         await led.expect(market_key, market)
-        assert event(tx) == t.ProposalAggregated(market_id, 8, 2, 80, True, tx.block_time)
+        assert event(tx) == t.ProposalAggregated(market_id, 8, 2, 80, True, at(tx))
         tx = await led.send(admin, ix.approve_proposal(admin=admin.pubkey(), market_id=market_id,
                                                        program_id=pid))
         market = dataclasses.replace(market, state=t.MarketState.APPROVED,
-                                     approved_at=tx.block_time)
+                                     approved_at=at(tx))
         await led.expect(market_key, market)
-        assert event(tx) == t.ProposalApproved(market_id, admin.pubkey(), tx.block_time)
+        assert event(tx) == t.ProposalApproved(market_id, admin.pubkey(), at(tx))
         tx = await led.send(creator, ix.activate_market(authority=creator.pubkey(),
                                                         market_id=market_id, program_id=pid))
         market = dataclasses.replace(market, state=t.MarketState.ACTIVE,
-                                     activated_at=tx.block_time)
+                                     activated_at=at(tx))
         await led.expect(market_key, market)
         assert event(tx) == t.MarketActivated(market_id, creator.pubkey(), SOL // 10,
-                                              tx.block_time)
+                                              at(tx))
 
         # -- buy both outcomes (the documented devnet trades)
         fees = FeeConfig.from_config(config)
@@ -221,7 +227,7 @@ async def test_full_lifecycle_over_json_rpc(serve: Any, variant: str) -> None:
             position = t.UserPosition(
                 market=market_key, user=user.pubkey(),
                 shares_yes=shares if outcome else 0, shares_no=0 if outcome else shares,
-                total_invested=cost, trades_count=1, last_trade_at=tx.block_time or 0,
+                total_invested=cost, trades_count=1, last_trade_at=at(tx),
                 has_claimed=False, claimed_amount=0, reserved=bytes(64), bump=pos_bump)
             positions[user.pubkey()] = position
             await led.expect(pos_key, position)
@@ -230,11 +236,11 @@ async def test_full_lifecycle_over_json_rpc(serve: Any, variant: str) -> None:
             assert await led.lamports(market_key) - market_before == quote.lamports_to_market
             assert tx.balances[user.pubkey()].delta == -(cost + POSITION_RENT + 5000)
             assert event(tx) == t.SharesBought(market_id, user.pubkey(), outcome, shares, cost,
-                                               quote.new_price_yes, tx.block_time)
+                                               quote.new_price_yes, at(tx))
         assert await led.lamports(market_key) == 1_463_252_904 + deposit
         assert market.current_liquidity == 195_446_344
 
-        # -- sell both outcomes: the deployed program always reverts (PROGRAM.md §11.1)
+        # -- sell both outcomes: the deployed program always reverts (docs/chain.md §11.1)
         for user, outcome, amount in ((alice, True, 200_000_000), (bob, False, 100_000_000)):
             sell = ix.sell_shares(user=user.pubkey(), market_id=market_id, outcome=outcome,
                                   shares_to_sell=amount, min_proceeds=0,
@@ -256,15 +262,17 @@ async def test_full_lifecycle_over_json_rpc(serve: Any, variant: str) -> None:
                 accumulated_resolver_fees=market.accumulated_resolver_fees + q.fees.resolver,
                 accumulated_lp_fees=market.accumulated_lp_fees + q.fees.lp)
             await led.expect(market_key, market)
-            side = {"shares_yes": held - amount} if outcome else {"shares_no": held - amount}
-            position = dataclasses.replace(position, **side,
-                                           trades_count=position.trades_count + 1,
-                                           last_trade_at=tx.block_time)
+            position = dataclasses.replace(
+                position,
+                shares_yes=held - amount if outcome else position.shares_yes,
+                shares_no=position.shares_no if outcome else held - amount,
+                trades_count=position.trades_count + 1,
+                last_trade_at=at(tx))
             positions[user.pubkey()] = position
             await led.expect(pos_key, position)
             assert tx.balances[user.pubkey()].delta == q.net_proceeds - 5000
             assert event(tx) == t.SharesSold(market_id, user.pubkey(), outcome, amount,
-                                             q.net_proceeds, q.new_price_yes, tx.block_time)
+                                             q.net_proceeds, q.new_price_yes, at(tx))
 
         # -- resolve (anyone; the signer becomes the resolver), dispute, dispute votes
         await led.warp(1)  # strictly after activation
@@ -275,27 +283,27 @@ async def test_full_lifecycle_over_json_rpc(serve: Any, variant: str) -> None:
         market = dataclasses.replace(market, state=t.MarketState.RESOLVING,
                                      proposed_outcome=True, resolver=dave.pubkey(),
                                      ipfs_evidence_hash=evidence,
-                                     resolution_proposed_at=tx.block_time)
+                                     resolution_proposed_at=at(tx))
         await led.expect(market_key, market)
         assert event(tx) == t.MarketResolved(market_id, dave.pubkey(), True, evidence,
-                                             tx.block_time)
-        resolved_at = tx.block_time or 0
+                                             at(tx))
+        resolved_at = at(tx)
         await led.warp(60)
         tx = await led.send(erin, ix.initiate_dispute(initiator=erin.pubkey(),
                                                       market_id=market_id, program_id=pid))
         market = dataclasses.replace(market, state=t.MarketState.DISPUTED,
                                      dispute_initiator=erin.pubkey(),
-                                     dispute_initiated_at=tx.block_time)
+                                     dispute_initiated_at=at(tx))
         await led.expect(market_key, market)
-        assert event(tx) == t.DisputeInitiated(market_id, erin.pubkey(), True, tx.block_time)
+        assert event(tx) == t.DisputeInitiated(market_id, erin.pubkey(), True, at(tx))
         for voter, vote in ((alice, True), (bob, True), (carol, False)):
             tx = await led.send(voter, ix.submit_dispute_vote(
                 user=voter.pubkey(), market_id=market_id, vote=vote, program_id=pid))
             key, bump = vote_record_pda(market_key, voter.pubkey(), 1, pid)
             await led.expect(key, t.VoteRecord(market_key, voter.pubkey(), t.VoteType.DISPUTE,
-                                               vote, tx.block_time or 0, bump))
+                                               vote, at(tx), bump))
             assert event(tx) == t.DisputeVoteSubmitted(market_id, voter.pubkey(), vote,
-                                                       tx.block_time)
+                                                       at(tx))
         # -- aggregate: 2 of 3 agree (66 % >= 60 %): back to Resolving, outcome NOT flipped
         tx = await led.send(admin, ix.aggregate_dispute_votes(
             backend_authority=admin.pubkey(), market_id=market_id, final_agrees=2,
@@ -304,7 +312,7 @@ async def test_full_lifecycle_over_json_rpc(serve: Any, variant: str) -> None:
                                      dispute_disagree=1, dispute_total_votes=3,
                                      was_disputed=True)
         await led.expect(market_key, market)
-        assert event(tx) == t.DisputeAggregated(market_id, 2, 1, 66, True, tx.block_time)
+        assert event(tx) == t.DisputeAggregated(market_id, 2, 1, 66, True, at(tx))
 
         # -- finalize: too early inside the window, then after crossing it with the clock
         finalize = ix.finalize_market(backend_authority=admin.pubkey(), market_id=market_id,
@@ -315,11 +323,11 @@ async def test_full_lifecycle_over_json_rpc(serve: Any, variant: str) -> None:
         tx = await led.send(admin, ix.finalize_market(
             backend_authority=admin.pubkey(), market_id=market_id, dispute_agree=None,
             dispute_disagree=None, program_id=pid))
-        assert tx.block_time == resolved_at + DISPUTE_PERIOD
+        assert at(tx) == resolved_at + DISPUTE_PERIOD
         market = dataclasses.replace(market, state=t.MarketState.FINALIZED, final_outcome=True,
-                                     was_disputed=False, finalized_at=tx.block_time)
+                                     was_disputed=False, finalized_at=at(tx))
         await led.expect(market_key, market)
-        assert event(tx) == t.MarketFinalized(market_id, True, False, tx.block_time)
+        assert event(tx) == t.MarketFinalized(market_id, True, False, at(tx))
 
         # -- claim: the YES winner gets a pro-rata slice; the resolver its fees
         winner = positions[alice.pubkey()]
@@ -338,7 +346,7 @@ async def test_full_lifecycle_over_json_rpc(serve: Any, variant: str) -> None:
         assert tx.balances[alice.pubkey()].delta == winnings - 5000
         assert await led.lamports(dave.pubkey()) - dave_before == resolver_fees
         assert event(tx) == t.WinningsClaimed(market_key, alice.pubkey(), True, winnings,
-                                              tx.block_time)
+                                              at(tx))
         # the loser has nothing to claim
         await led.send(bob, ix.claim_winnings(user=bob.pubkey(), market_id=market_id,
                                               resolver=dave.pubkey(), program_id=pid),
@@ -356,7 +364,7 @@ async def test_full_lifecycle_over_json_rpc(serve: Any, variant: str) -> None:
         assert await led.lamports(market_key) == MARKET_RENT + 10_000
         assert tx.balances[creator.pubkey()].delta == amount - 5000
         assert event(tx) == t.LiquidityWithdrawn(market_id, creator.pubkey(), amount,
-                                                 tx.block_time)
+                                                 at(tx))
         # the whole history of the market is there, newest first, and decodes
         history = await rpc.get_signatures_for_address(market_key)
         mine = [d.signature for d in reversed(led.sent) if market_key in d.account_keys]

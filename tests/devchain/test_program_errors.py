@@ -1,10 +1,11 @@
 """Negative cases for every zmart-core instruction: wrong signer, wrong state,
 too early, too late, slippage, paused, wrong PDA, double vote… each must fail
-with the spec's error code (PROGRAM.md §4, §6) and leave state untouched."""
+with the spec's error code (docs/chain.md §4, §6) and leave state untouched."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import NotRequired, TypedDict
 
 import pytest
 from solders.instruction import AccountMeta, Instruction
@@ -101,8 +102,20 @@ def test_initialize_wrong_pda_and_missing_signature() -> None:
     assert code_of(chain, with_meta(good, 0, signer=False, writable=True), payer) == 3010
 
 
+class ConfigSettings(TypedDict):
+    """The settings arguments of ``ix.update_global_config``."""
+
+    protocol_fee_bps: int
+    resolver_reward_bps: int
+    liquidity_provider_fee_bps: int
+    proposal_approval_threshold: int
+    dispute_success_threshold: int
+    min_resolution_delay: NotRequired[int]
+    dispute_period: NotRequired[int]
+
+
 def test_update_global_config_checks(chain: Chain) -> None:
-    base = dict(
+    base = ConfigSettings(
         protocol_fee_bps=300,
         resolver_reward_bps=200,
         liquidity_provider_fee_bps=500,
@@ -114,12 +127,20 @@ def test_update_global_config_checks(chain: Chain) -> None:
     assert (
         code_of(chain, ix.update_global_config(admin=stranger.pubkey(), **base), stranger) == 6029
     )
-    bad_fees = {**base, "protocol_fee_bps": 9000, "liquidity_provider_fee_bps": 1000}
+    bad_fees: ConfigSettings = {
+        **base,
+        "protocol_fee_bps": 9000,
+        "liquidity_provider_fee_bps": 1000,
+    }
     assert code_of(chain, ix.update_global_config(admin=a.pubkey(), **bad_fees), a) == 6004
-    bad_threshold = {**base, "dispute_success_threshold": 10_001}
+    bad_threshold: ConfigSettings = {**base, "dispute_success_threshold": 10_001}
     assert code_of(chain, ix.update_global_config(admin=a.pubkey(), **bad_threshold), a) == 6001
-    for kw in ({"dispute_period": 0}, {"min_resolution_delay": -5}):
-        assert code_of(chain, ix.update_global_config(admin=a.pubkey(), **base, **kw), a) == 6002  # type: ignore[arg-type]
+    bad_times: tuple[ConfigSettings, ...] = (
+        {**base, "dispute_period": 0},
+        {**base, "min_resolution_delay": -5},
+    )
+    for bad_time in bad_times:
+        assert code_of(chain, ix.update_global_config(admin=a.pubkey(), **bad_time), a) == 6002
     # the admin's non-writable config meta: ConstraintMut
     good = ix.update_global_config(admin=a.pubkey(), **base)
     assert code_of(chain, with_meta(good, 1, signer=False, writable=False), a) == 2000
@@ -519,10 +540,9 @@ def test_anchor_account_validation(chain: Chain, creator: Keypair, trader: Keypa
     chain.bank.set_account(foreign, Account(10 * SOL, bytes(488), Pubkey.new_unique()))
     res = chain.fails(with_account(buy, 1, foreign), trader)
     assert custom_code(res) == 3007
-    assert res.logs[3:5] == [
-        "Program log: Left:",
-        f"Program log: {chain.bank.get_account(foreign).owner}",
-    ]  # type: ignore[union-attr]
+    foreign_account = chain.bank.get_account(foreign)
+    assert foreign_account is not None
+    assert res.logs[3:5] == ["Program log: Left:", f"Program log: {foreign_account.owner}"]
     assert code_of(chain, with_account(buy, 1, Pubkey.new_unique()), trader) == 3012
     assert code_of(chain, with_meta(buy, 1, signer=False, writable=False), trader) == 2000
     assert code_of(chain, with_account(buy, 5, Pubkey.new_unique()), trader) == 3008

@@ -4,7 +4,7 @@ After every step: each touched account's bytes equal the codec's encoding of
 the value we expect (decode → compare typed value, and re-encode → compare
 bytes), no lamport is created or lost (ledger total + fees burnt is
 constant), and the one event decodes to the expected value.  The numbers are
-the documented devnet lifecycle (PROGRAM.md §10, lmsr_vectors.json scenario).
+the documented devnet lifecycle (docs/chain.md §10, lmsr_vectors.json scenario).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The deployed program's known bugs and quirks (PROGRAM.md §11), one test each,
+"""The deployed program's known bugs and quirks (docs/chain.md §11), one test each,
 and the ``patched`` variant that fixes the fund-moving ones."""
 
 from __future__ import annotations

@@ -164,5 +164,6 @@ async def test_drop_connections_cuts_without_close_frame(chain: Devchain) -> Non
                 while True:
                     await ws.get_message()
             except ConnectionClosed as closed:
-                assert closed.reason.code == 1006  # abnormal closure: no close frame
+                # abnormal closure: no close frame
+                assert closed.reason is not None and closed.reason.code == 1006
     assert chain.pubsub.subscription_count == 0

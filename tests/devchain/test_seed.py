@@ -10,17 +10,31 @@ from typing import Any
 
 import pytest
 from solders.keypair import Keypair
+from solders.pubkey import Pubkey
 
 from tests.devchain.conftest import FakeClock
 from zmartd.chain.accounts import decode_account, decode_account_as
 from zmartd.chain.pda import position_pda, vote_record_pda
 from zmartd.chain.rpc import DataSize, RpcClient
 from zmartd.chain.transactions import decode_transaction
-from zmartd.chain.types import GlobalConfig, MarketAccount, MarketState, UserPosition
+from zmartd.chain.types import (
+    GlobalConfig,
+    MarketAccount,
+    MarketState,
+    SharesBought,
+    UserPosition,
+)
 from zmartd.devchain.bank import Bank
 from zmartd.devchain.node import Node, StateFileError
 from zmartd.devchain.rpc_wire import transaction_json
 from zmartd.devchain.seed import DEMO_MARKETS, demo_keypair, seed_demo
+
+
+def _data(node: Node, address: Pubkey) -> bytes:
+    """The data of an account that must exist."""
+    account = node.get_account(address)
+    assert account is not None, f"no account {address}"
+    return account.data
 
 
 def test_demo_has_markets_in_every_state_with_positions_votes_and_history(
@@ -32,46 +46,47 @@ def test_demo_has_markets_in_every_state_with_positions_votes_and_history(
     assert time.perf_counter() - started < 2.0
     # the story ends at the present and began days ago
     assert node.unix_timestamp == int(clock.now)
-    assert node.block_time(1) is not None and node.block_time(1) < clock.now - 4 * 86_400
-    config = decode_account_as(GlobalConfig, node.get_account(seed.global_config).data)
+    first_block_time = node.block_time(1)
+    assert first_block_time is not None and first_block_time < clock.now - 4 * 86_400
+    config = decode_account_as(GlobalConfig, _data(node, seed.global_config))
     assert config.admin == seed.admin.pubkey() == demo_keypair("admin").pubkey()
     states = {}
     for slug, market in seed.markets.items():
-        account = decode_account_as(MarketAccount, node.get_account(market.address).data)
+        account = decode_account_as(MarketAccount, _data(node, market.address))
         assert account.state is DEMO_MARKETS[slug][1] is market.state
         states[account.state] = slug
     assert set(states) == set(MarketState)
-    btc = decode_account_as(MarketAccount, node.get_account(seed.markets["btc-100k"].address).data)
+    btc = decode_account_as(MarketAccount, _data(node, seed.markets["btc-100k"].address))
     assert btc.final_outcome is True
-    claimed = decode_account_as(UserPosition, node.get_account(
-        position_pda(seed.markets["btc-100k"].address, seed.wallets["carol"].pubkey())[0]).data)
+    claimed = decode_account_as(UserPosition, _data(
+        node, position_pda(seed.markets["btc-100k"].address, seed.wallets["carol"].pubkey())[0]))
     assert claimed.has_claimed and claimed.claimed_amount > 0
     sol = seed.markets["sol-200"]
-    position = decode_account_as(UserPosition, node.get_account(
-        position_pda(sol.address, seed.wallets["dave"].pubkey())[0]).data)
+    position = decode_account_as(UserPosition, _data(
+        node, position_pda(sol.address, seed.wallets["dave"].pubkey())[0]))
     assert position.trades_count >= 2 and position.shares_no > 0
     assert node.get_account(vote_record_pda(sol.address, seed.wallets["erin"].pubkey(), 0)[0])
     cup = seed.markets["world-cup"]
     assert node.get_account(vote_record_pda(cup.address, seed.wallets["alice"].pubkey(), 1)[0])
     # a price history: several SharesBought at distinct times on an active market
-    events = []
+    events: list[SharesBought] = []
     for record in node.signatures_for_address(sol.address, "processed"):
         decoded = decode_transaction(transaction_json(record))
         assert decoded.err is None and decoded.problems == ()
-        events += [e.event for e in decoded.events if type(e.event).__name__ == "SharesBought"]
+        events += [e.event for e in decoded.events if isinstance(e.event, SharesBought)]
     assert len(events) >= 6
     assert len({e.timestamp for e in events}) == len(events)
     assert len({e.new_price_yes for e in events}) > 3
     # every program account decodes
-    for _key, account in node.accounts_owned_by(node.bank.program_id):
-        decode_account(account.data)
+    for _key, owned in node.accounts_owned_by(node.bank.program_id):
+        decode_account(owned.data)
 
 
 def test_demo_uses_the_daemon_authority_when_given(clock: FakeClock) -> None:
     authority = Keypair()
     node = Node(Bank(), clock=clock)
     seed = seed_demo(node, authority=authority)
-    config = decode_account_as(GlobalConfig, node.get_account(seed.global_config).data)
+    config = decode_account_as(GlobalConfig, _data(node, seed.global_config))
     assert config.admin == config.backend_authority == authority.pubkey()
 
 

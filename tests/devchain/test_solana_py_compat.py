@@ -3,12 +3,11 @@ sends a transaction against the devchain.
 
 solana-py's synchronous ``Client`` only exists in releases that require
 solders < 0.28 (it was removed in 0.40, the first release that accepts the
-solders 0.29 this project uses).  So the test drives solana-py's own
-``AsyncClient`` on a private asyncio loop in a worker thread -- the client
-code and its response parsing are solana-py's, which is what makes it an
-independent check -- and uses the sync ``Client`` instead when an older
-solana-py is installed.  It is skipped (with that reason) when solana-py is
-not installed at all.
+solders 0.29 this project uses, hence the dev extra's ``solana>=0.40.3``).  So
+the test drives solana-py's own ``AsyncClient`` on a private asyncio loop in a
+worker thread -- the client code and its response parsing are solana-py's,
+which is what makes it an independent check.  It is skipped (with that reason)
+when solana-py is not installed at all.
 """
 
 from __future__ import annotations
@@ -37,10 +36,7 @@ SYSTEM = Pubkey.from_string("11111111111111111111111111111111")
 async def _exercise(url: str, program_id: Pubkey, market: Pubkey) -> dict[str, Any]:
     from solana.rpc.async_api import AsyncClient
     from solana.rpc.commitment import Confirmed, Processed
-    try:
-        from solana.rpc.models import TxOpts
-    except ImportError:  # solana-py < 0.40
-        from solana.rpc.types import TxOpts  # type: ignore[no-redef]
+    from solana.rpc.models import TxOpts
 
     out: dict[str, Any] = {}
     async with AsyncClient(url, commitment=Confirmed) as client:
@@ -62,14 +58,11 @@ async def _exercise(url: str, program_id: Pubkey, market: Pubkey) -> dict[str, A
         await client.confirm_transaction(sent.value, Confirmed, sleep_seconds=0.05)
         out["dest_balance"] = (await client.get_balance(dest)).value
         fetched = await client.get_transaction(sent.value, max_supported_transaction_version=0)
-        out["fee"] = fetched.value.transaction.meta.fee if fetched.value else None
+        meta = fetched.value.transaction.meta if fetched.value else None
+        out["fee"] = meta.fee if meta else None
         statuses = (await client.get_signature_statuses([sent.value])).value
         out["status_err"] = statuses[0].err if statuses[0] else "missing"
     return out
-
-
-def _sync_client_available() -> bool:
-    return importlib.util.find_spec("solana.rpc.api") is not None
 
 
 async def test_solana_py_reads_accounts_and_sends_a_transaction(serve: Any) -> None:
@@ -85,10 +78,3 @@ async def test_solana_py_reads_accounts_and_sends_a_transaction(serve: Any) -> N
     assert result["dest_balance"] == SOL
     assert result["fee"] == 5000
     assert result["status_err"] is None
-    if _sync_client_available():  # pragma: no cover - only with solana-py < 0.40
-        from solana.rpc.api import Client
-
-        def sync_read() -> int:
-            return Client(chain.rpc_url).get_balance(chain.node.faucet.pubkey()).value
-
-        assert await trio.to_thread.run_sync(sync_read) > 0

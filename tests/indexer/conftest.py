@@ -153,7 +153,7 @@ class Driver:
 
 def run_lifecycle(d: Driver) -> dict[str, Any]:
     """Config → market proposed/approved/active → buys → a sell that reverts
-    (deployed program, PROGRAM.md §11.1) → resolve → dispute → votes →
+    (deployed program, docs/chain.md §11.1) → resolve → dispute → votes →
     finalize → claim → withdraw; plus a second market that is cancelled and
     a config update."""
     d.init_config()

@@ -80,7 +80,7 @@ async def test_kill_minus_nine_at_random_points(
         """~170 trades/s in slot-sized groups, spread over the kill schedule,
         until TRADES buys have landed.  A buy may fail on chain (a search whose
         fill costs a little more than its budget raises SlippageExceeded,
-        PROGRAM.md §9.5): it lands as a failed transaction, which the indexer
+        docs/chain.md §9.5): it lands as a failed transaction, which the indexer
         must record once and never apply, so it is counted, not an error.
         Every 50th buy is below the 10,000-lamport minimum (TradeTooSmall) so
         that failed transactions always cross the kills."""

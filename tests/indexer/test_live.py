@@ -4,7 +4,8 @@ through the real HTTP route."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import trio
@@ -26,10 +27,10 @@ from .conftest import SOL, Driver, assert_db_matches_chain, rows, run_lifecycle
 
 
 def _value(metrics: IndexerMetrics, path: str, result: str) -> float:
-    return metrics.transactions.labels(path, result)._value.get()
+    return float(metrics.transactions.labels(path, result)._value.get())
 
 
-async def _until(pred: Callable[[], Any], timeout: float = 20.0) -> None:
+async def _until(pred: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
     with trio.fail_after(timeout):
         while not await pred():
             await trio.sleep(0.05)
@@ -56,7 +57,7 @@ async def test_live_feed_and_gap_backfill(db: Database, chain: Devchain, rpc: Rp
         # live: one trade per slot, each notified and applied on its own
         for i in range(5):
             d.buy(users[i % 3], market, i % 2 == 0, SOL + i)
-            await _until(lambda n=base + i + 1: _ge(db_trades(), n))
+            await _until(partial(_ge_trades, db_trades, base + i + 1))
         assert _value(metrics, "live", "applied") == 5
         # gap: cut PubSub; these trades land (and confirm) before it can reconnect
         chain.pubsub.drop_connections()
@@ -103,8 +104,12 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def _ge(n: Any, target: int) -> bool:
-    return bool(await n >= target)
+async def _ge(n: Awaitable[int], target: int) -> bool:
+    return await n >= target
+
+
+async def _ge_trades(count: Callable[[], Awaitable[int]], target: int) -> bool:
+    return await _ge(count(), target)
 
 
 async def test_webhooks_duplicated_and_shuffled(db: Database,

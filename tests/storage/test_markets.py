@@ -220,7 +220,7 @@ async def test_paging_while_rows_are_inserted(db: Database, sort: str) -> None:
 
 
 async def test_a_state_without_the_question_cid_keeps_the_stored_one(db: Database) -> None:
-    """The account loses the question CID at resolution (PROGRAM.md §11.22):
+    """The account loses the question CID at resolution (docs/chain.md §11.22):
     a newer state without one keeps the stored CID; a new CID replaces it."""
     await truncate(db)
     cid = "Qm" + "q" * 44

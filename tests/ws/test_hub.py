@@ -180,7 +180,7 @@ async def test_repeated_abuse_closes_with_1008() -> None:
         with pytest.raises(ConnectionClosed) as closed, trio.fail_after(5):
             while True:
                 await ws.get_message()
-        assert closed.value.reason.code == 1008
+        assert closed.value.reason is not None and closed.value.reason.code == 1008
 
 
 async def test_subscription_and_per_ip_limits() -> None:
@@ -278,8 +278,9 @@ async def test_slow_consumer_close_reason_names_resume_point() -> None:
             await trio.sleep(1)
             while True:
                 await ws.get_message()
-        assert closed.value.reason.code == 1013
-        assert "resume_from markets=" in (closed.value.reason.reason or "")
+        reason = closed.value.reason
+        assert reason is not None and reason.code == 1013
+        assert "resume_from markets=" in (reason.reason or "")
 
 
 async def test_close_all_says_going_away() -> None:
@@ -288,7 +289,7 @@ async def test_close_all_says_going_away() -> None:
         await hub.close_all()
         with pytest.raises(ConnectionClosed) as closed, trio.fail_after(5):
             await ws.get_message()
-        assert closed.value.reason.code == 1001
+        assert closed.value.reason is not None and closed.value.reason.code == 1001
         with pytest.raises(ConnectionRejected):
             async with open_websocket_url(url):
                 pass

@@ -86,7 +86,7 @@ async def test_ws_actor_in_daemon_delivers_bus_events_and_closes_1001(tmp_path: 
                     json.loads(await ws.get_message())
                 raise AssertionError("expected the server to close")
             except ConnectionClosed as closed:
-                assert closed.reason.code == 1001
+                assert closed.reason is not None and closed.reason.code == 1001
 
 
 async def test_user_channel_accepts_a_real_siws_session(tmp_path: Path, pg_dsn: str) -> None:

@@ -3,7 +3,9 @@
 Graceful stop: hypercorn stops accepting when the actor's ``stopping`` event
 is set and lets in-flight requests finish for up to ``http.graceful_timeout``
 seconds.  Idle keep-alive connections (Prometheus, nginx) make hypercorn
-wait that whole time (STACK.md §a), so the default is kept short.
+wait that whole time (measured: SIGTERM→exit took exactly
+``graceful_timeout`` with one idle keep-alive client, ``keep_alive_timeout``
+does not shorten it), so the default is kept short.
 
 Beside the server the actor runs the hot-read cache's invalidation: a
 subscriber on the bus ``events`` topic and, with ``[redis] url``, the Redis

@@ -1,4 +1,4 @@
-"""Decode and encode the four zmart-core account types (PROGRAM.md §3).
+"""Decode and encode the four zmart-core account types (docs/chain.md §3).
 
 What is accepted after the Borsh payload, and why:
 

@@ -3,7 +3,7 @@
 Transactions fail on chain with ``{"InstructionError": [i, {"Custom": N}]}``
 and a log line ``... custom program error: 0x...``.  The number alone means
 nothing to an operator, so every place that reports a failed transaction maps
-it through :func:`lookup`.  Codes are the *current* ones (PROGRAM.md §6); the
+it through :func:`lookup`.  Codes are the *current* ones (docs/chain.md §6); the
 stale IDL numbered everything after 6004 one lower, which is why the table is
 read from the vendored ``layout.json`` and never typed in by hand.
 """

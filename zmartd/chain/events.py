@@ -1,4 +1,4 @@
-"""zmart-core events: Borsh codec and extraction from transaction logs (PROGRAM.md §5).
+"""zmart-core events: Borsh codec and extraction from transaction logs (docs/chain.md §5).
 
 The program uses ``emit!`` (not ``emit_cpi!``), so an event exists only as a
 log line ``Program data: <base64(discriminator ‖ borsh fields)>`` written
@@ -13,7 +13,7 @@ struct), so trailing bytes are a :class:`DecodeError`.
 When the runtime's log budget is exceeded it writes ``Log truncated`` and
 drops every later line; the events after that point are lost, and
 :attr:`ParsedLogs.truncated` tells the caller to re-derive state from
-accounts (PROGRAM.md §5).
+accounts (docs/chain.md §5).
 """
 
 from __future__ import annotations

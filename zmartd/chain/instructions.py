@@ -1,4 +1,4 @@
-"""zmart-core instructions: data codec, account lists, builders and decoding (PROGRAM.md §4).
+"""zmart-core instructions: data codec, account lists, builders and decoding (docs/chain.md §4).
 
 Every instruction is ``discriminator ‖ borsh(args)`` plus an ordered list of
 accounts with fixed signer/writable flags; the program checks the order and

@@ -1,4 +1,4 @@
-"""Integer primitives of zmart-core's LMSR, transcribed bit for bit (PROGRAM.md §9).
+"""Integer primitives of zmart-core's LMSR, transcribed bit for bit (docs/chain.md §9).
 
 The chain does not compute the textbook LMSR: it uses a Padé(2,2) "exp", a
 three-term atanh series for "ln", floor division everywhere and checked u64

@@ -1,4 +1,4 @@
-"""Program ids and program-derived addresses of zmart-core (PROGRAM.md §2).
+"""Program ids and program-derived addresses of zmart-core (docs/chain.md §2).
 
 The seed constants are read from ``layout.json`` (hex bytes) rather than
 typed in, because the one historical PDA bug of this program was exactly a
@@ -36,7 +36,7 @@ __all__ = [
 
 _LAYOUT = load_layout()
 
-#: The current zmart-core deployment (``declare_id!``; PROGRAM.md §1.1).
+#: The current zmart-core deployment (``declare_id!``; docs/chain.md §1.1).
 PROGRAM_ID: Pubkey = Pubkey.from_string(_LAYOUT["program_id"])
 SYSTEM_PROGRAM_ID: Pubkey = Pubkey.from_string("11111111111111111111111111111111")
 

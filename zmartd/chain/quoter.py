@@ -1,4 +1,6 @@
-"""Exact trade, claim and withdrawal quotes for zmart-core (PROGRAM.md §4.6-7, §4.11-12, §9, §10).
+"""Exact trade, claim and withdrawal quotes for zmart-core.
+
+Sections cited as § are those of docs/chain.md (§4.6-7, §4.11-12, §9, §10).
 
 The REST ``/quote`` endpoint, the transaction builders and the local chain
 double all need to know *precisely* what ``buy_shares`` / ``sell_shares`` /

@@ -1,8 +1,8 @@
 """Solana JSON-RPC client for trio: httpx for the wire, solders for the types.
 
 solana-py's ``AsyncClient`` cannot be used: its confirmation and batching
-helpers call ``asyncio`` directly and fail under trio (STACK.md, "Does NOT
-work under trio").  This client builds the JSON-RPC requests itself, sends
+helpers call ``asyncio`` directly and fail under trio (``RuntimeError: no
+running event loop``).  This client builds the JSON-RPC requests itself, sends
 them with ``httpx.AsyncClient`` and parses results with solders' response
 types (``GetLatestBlockhashResp.from_json`` ...).  Three things it adds over a
 bare HTTP call, because the daemon runs unattended against public providers:

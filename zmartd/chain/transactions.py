@@ -2,7 +2,7 @@
 
 Input: one ``getTransaction`` result in ``json`` encoding (``jsonParsed``
 account keys are understood too), or one element of a Helius *raw* webhook
-body, which has the same shape plus ``indexWithinBlock`` (WEBHOOKS.md §3.1).
+body, which has the same shape plus ``indexWithinBlock`` (docs/chain.md §14.3).
 Output: a :class:`DecodedTransaction` — the single typed value the indexer
 consumes.
 
@@ -12,7 +12,7 @@ Decisions worth knowing:
   ``meta.loadedAddresses.writable``, then ``.readonly``; instruction account
   indices refer to that space.
 * Events of a *failed* transaction are not reported (all its state was
-  rolled back, PROGRAM.md §5); its zmart instructions still are, together
+  rolled back, docs/chain.md §5); its zmart instructions still are, together
   with the failing instruction index and the mapped program error, which is
   what error analytics need.
 * A zmart-core instruction or event line that does not decode does not make

@@ -9,7 +9,7 @@ class whose field names or order differ from the layout, and
 ``tests/chain/test_codec_layout.py`` additionally checks every Python type
 against the layout type.
 
-Conventions (PROGRAM.md §3.5):
+Conventions (docs/chain.md §3.5):
 
 * unsigned/signed integers are plain ``int``;
 * ``pubkey`` is :class:`solders.pubkey.Pubkey`;
@@ -99,7 +99,7 @@ __all__ = [
 
 
 class MarketState(IntEnum):
-    """``MarketAccount.state`` (PROGRAM.md §3.5)."""
+    """``MarketAccount.state`` (docs/chain.md §3.5)."""
 
     PROPOSED = 0
     APPROVED = 1

@@ -502,7 +502,7 @@ class DevchainConfig:
             ChoiceKind("deployed", "patched"),
             "deployed",
             '"deployed" = behave like the program on devnet, bugs included. "patched" fixes the '
-            "fund-moving bugs of PROGRAM.md section 11 and is NOT the deployed behaviour.",
+            "fund-moving bugs of docs/chain.md §11 and is NOT the deployed behaviour.",
         )
     )
     webhook_url: str = field(

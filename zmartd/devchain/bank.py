@@ -3,7 +3,7 @@
 Why a bank of our own instead of a real validator: zmartd's tests and its
 ``devchain`` mode need a chain that starts in milliseconds, runs on a laptop
 without Rust tooling, and executes the *deployed* zmart-core program with all
-its quirks (§11 of PROGRAM.md).  So this module reproduces the parts of the
+its quirks (docs/chain.md §11).  So this module reproduces the parts of the
 Solana runtime a client can observe:
 
 * **Rejection before execution** (:class:`TransactionRejected`, nothing

@@ -1,4 +1,4 @@
-"""A faithful model of the deployed zmart-core program (PROGRAM.md §2-§7, §10-§11).
+"""A faithful model of the deployed zmart-core program (docs/chain.md §2-§7, §10-§11).
 
 Faithful means: what zmartd sees from this model is what it would see from
 the program on devnet — the same account bytes (written with the codec's

@@ -1,11 +1,11 @@
 """Helius-style *raw* webhooks from the devchain, for the indexer's tests.
 
 For every transaction that mentions the program and reaches ``confirmed``
-(failed ones included: raw webhooks carry them, WEBHOOKS.md §3.1) the
+(failed ones included: raw webhooks carry them, docs/chain.md §14.3) the
 emitter POSTs a JSON array with one element -- the ``getTransaction``
 ``json`` result plus Helius' ``indexWithinBlock`` -- to the configured URL,
 with the configured value echoed verbatim in the ``Authorization`` header
-(that is how Helius authenticates, WEBHOOKS.md §2).
+(that is how Helius authenticates, docs/chain.md §14.2).
 
 Like Helius it retries a failed delivery a few times and then drops it.
 Two knobs make it *worse* on purpose, because the indexer must cope:

@@ -5,7 +5,7 @@ Pure (no I/O), so it is tested without a chain or a database.
 Where each kind of row comes from, and why:
 
 * **Trades, votes, events, claims, withdrawals, config changes** come from
-  the events of successful transactions (PROGRAM.md §5): they are facts about
+  the events of successful transactions (docs/chain.md §5): they are facts about
   one transaction, keyed by ``(signature, instruction index, event index)``.
 * **Markets, positions and the global config** come from *account data*
   fetched after the transaction (``getMultipleAccounts`` at ``confirmed``,

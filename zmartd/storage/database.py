@@ -1,7 +1,8 @@
 """The asyncpg pool, reached from trio through trio-asyncio.
 
 asyncpg is asyncio-only, so every call crosses the trio-asyncio bridge, and
-each crossing costs ~150 us (STACK.md §b).  The rule is therefore *one
+each crossing costs ~150 us (measured with a bare
+``aio_as_trio(asyncio.sleep)(0)``).  The rule is therefore *one
 crossing per unit of work*: :meth:`Database.run` takes a coroutine function
 that receives a connection and does the whole unit (one transaction, one
 batch) on the asyncio side.  Storage modules build on this; nothing outside

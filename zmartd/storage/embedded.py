@@ -1,8 +1,8 @@
 """The embedded PostgreSQL used when ``[database] dsn`` is empty.
 
 ``pgserver`` ships PostgreSQL binaries in a wheel, so a new user can run
-zmartd with no database setup.  Two of its behaviours need care (measured,
-see STACK.md §d):
+zmartd with no database setup.  Two of its behaviours need care (measured
+with pgserver 0.1.4 as root):
 
 * As root it runs PostgreSQL as a ``pgserver`` system user and makes every
   ancestor directory of the data dir world-readable/executable.  That is why

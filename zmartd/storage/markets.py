@@ -365,7 +365,7 @@ _UPSERT = (
     f"FROM {recordset(1, {f: _pg_type(f) for f in _CHAIN_FIELDS})}"
     + " ON CONFLICT (market_id) DO UPDATE SET "
     + ", ".join(f"{f} = EXCLUDED.{f}" if f != "ipfs_question_hash" else
-                # the account loses the question CID at resolution (PROGRAM.md
+                # the account loses the question CID at resolution (docs/chain.md
                 # §11.22): a state without one keeps the stored CID
                 f"{f} = coalesce(EXCLUDED.{f}, markets.{f})" for f in _UPDATABLE)
     + ", updated_at = now() WHERE markets.slot <= EXCLUDED.slot"

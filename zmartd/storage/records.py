@@ -177,7 +177,7 @@ def u64(value: Decimal | int | None) -> int:
 
 
 class MarketChainState(msgspec.Struct, frozen=True, kw_only=True):
-    """A decoded MarketAccount as the indexer writes it (PROGRAM.md §3.2)."""
+    """A decoded MarketAccount as the indexer writes it (docs/chain.md §3.2)."""
 
     market_id: str
     address: str

@@ -38,7 +38,7 @@ __all__ = ["ChainVote", "aggregate", "cast_vote", "get_vote", "list_user_votes",
 MAX_PAGE = 200
 
 _TABLES: dict[str, str] = {"proposal": "proposal_votes", "dispute": "dispute_votes"}
-#: the market state in which each kind of vote is accepted (PROGRAM.md §7)
+#: the market state in which each kind of vote is accepted (docs/chain.md §7)
 _OPEN_STATE = {"proposal": 0, "dispute": 4}
 _COLUMNS = ("market_id, wallet, kind, vote, source, created_at, updated_at, aggregated_at, "
             "aggregation_id")

@@ -1,7 +1,7 @@
 """The WebSocket protocol: what clients send, what the server answers.
 
-The vocabulary is the existing ZMART web client's (shared/ORIGINAL_CLIENT.md
-§4): client messages carry ``action``, server messages carry ``type``, an
+The vocabulary is the existing ZMART web client's (kept so that client works
+unchanged): client messages carry ``action``, server messages carry ``type``, an
 ISO-8601 ``timestamp`` and a ``data`` payload.  On top of it zmartd adds
 named channels, per-channel sequence numbers and resume.  docs/websocket.md
 is the prose version of this module; keep them in step.

@@ -18,7 +18,7 @@ problem's ``errors[0].message`` starts with the program error's name.
 Sells: ``amount`` is share-units.  With ``wallet`` the seller's indexed
 position is used (``InsufficientShares`` as on chain); without it the quote
 assumes the seller holds ``amount``.  The current program reverts every sell
-after these checks (PROGRAM.md §4.7), which the answer's ``notes`` say.
+after these checks (docs/chain.md §4.7), which the answer's ``notes`` say.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ FeesSource = Literal["global_config", "program_defaults"]
 _STATE_ERRORS: Final = frozenset({"InvalidMarketState", "InsufficientLiquidity"})
 SELL_REVERTS_NOTE: Final = (
     "sell_shares on the current zmart-core program reverts after these checks "
-    "(PROGRAM.md section 4.7): the numbers are what a fixed program would pay")
+    "(docs/chain.md §4.7): the numbers are what a fixed program would pay")
 _DEFAULTS_NOTE: Final = (
     "fees are the program defaults (protocol 300, resolver 200, LP 500 bps): no GlobalConfig "
     "has been indexed")

@@ -1,7 +1,7 @@
 """Proposal and dispute votes: casting (off chain, changeable until aggregated)
 and the tallies with the aggregator's thresholds and the dispute deadline.
 
-Rules (PROGRAM.md §7 and the ``[aggregator]`` config):
+Rules (docs/chain.md §7 and the ``[aggregator]`` config):
 
 * proposal votes (like/dislike) are taken while the market is PROPOSED,
   dispute votes (agree/disagree) while it is DISPUTED; otherwise 409;

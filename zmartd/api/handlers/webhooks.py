@@ -1,7 +1,7 @@
 """Helius webhook deliveries: authenticate, parse, store durably, wake the indexer.
 
 Helius does not sign bodies: it echoes the configured ``authHeader`` value
-verbatim in ``Authorization`` (WEBHOOKS.md §2), so the check is a
+verbatim in ``Authorization`` (docs/chain.md §14.2), so the check is a
 constant-time comparison of that header with ``chain.webhook_secret``.  A
 wrong or missing header, or no configured secret, is 401 and nothing is
 stored.  The body is parsed only after that.

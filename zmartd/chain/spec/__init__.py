@@ -1,4 +1,4 @@
-"""The program's machine-readable interface, vendored from ``shared/chain/``.
+"""The program's machine-readable interface (docs/chain.md is the prose half).
 
 ``layout.json`` is the source of truth for byte layouts, discriminators, PDA
 seeds and error codes; the codec is driven by it and the tests check the
