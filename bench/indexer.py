@@ -332,7 +332,7 @@ async def bench_backfill(db: Database, n: int, profile: str | None = None) -> di
                                         columns=cols)
         return time.perf_counter() - start
 
-    copy_s = await db.run(copy_baseline)
+    copy_s = await db.run("test", copy_baseline)
     return {"transactions": p.total, "events": p.events, "make_s": made, "seconds": elapsed,
             "warm_s": warm_s, "node_misses": transport.misses,
             "events_per_s": p.events / elapsed, "copy_s": copy_s,
@@ -349,7 +349,7 @@ async def wipe(db: Database) -> None:
             "markets, processed_transactions, chain_cursors, global_config, failed_transactions "
             "CASCADE")
 
-    await db.run(_wipe)
+    await db.run("test", _wipe)
     # as a fresh database: planner statistics of empty tables, not of the
     # previous run's 100k rows
     await refresh_statistics(db)

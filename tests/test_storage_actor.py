@@ -93,7 +93,7 @@ async def test_outage_degrades_then_recovers(
         async def one(con: Any) -> Any:
             return await con.fetchval("SELECT current_database()")
 
-        assert await db.run(one) == parts.path.lstrip("/")
+        assert await db.run("test", one) == parts.path.lstrip("/")
 
         proxy.cut()
         await wait_for(lambda: "storage" in daemon.health.degraded)
@@ -104,7 +104,7 @@ async def test_outage_degrades_then_recovers(
         await wait_for(lambda: "storage" not in daemon.health.degraded
                        and DATABASE in daemon.services)
         db = await daemon.services.get(DATABASE)
-        assert await db.run(one) == parts.path.lstrip("/")
+        assert await db.run("test", one) == parts.path.lstrip("/")
         await daemon.shutdown()
         n.cancel_scope.cancel()
 
@@ -119,19 +119,19 @@ async def test_unit_of_work_is_one_transaction(pg_dsn: str) -> None:
                 await con.execute("CREATE TABLE IF NOT EXISTS uow_t (v int)")
                 await con.execute("TRUNCATE uow_t")
 
-            await db.run(setup)
+            await db.run("test", setup)
 
             async def failing(con: Any) -> None:
                 await con.execute("INSERT INTO uow_t VALUES (1)")
                 raise RuntimeError("abort the unit")
 
             with pytest.raises(RuntimeError):
-                await db.run(failing)
+                await db.run("test", failing)
 
             async def count(con: Any) -> Any:
                 return await con.fetchval("SELECT count(*) FROM uow_t")
 
-            assert await db.run(count) == 0  # rolled back as a whole
+            assert await db.run("test", count) == 0  # rolled back as a whole
         finally:
             await db.close()
 

@@ -146,6 +146,17 @@ class Metrics:
             "Answers of cacheable routes by hot-cache result (hit, miss, stale = served "
             "past its TTL because the database was down)", ["result"], registry=r,
         )
+        self.db_unit_latency = Histogram(
+            "zmartd_db_unit_duration_seconds",
+            "Database units of work (one bridge crossing, usually one transaction) by name",
+            ["unit"], registry=r,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+        )
+        self.db_unit_errors = Counter(
+            "zmartd_db_unit_errors_total",
+            "Database units of work that raised, by name and exception type", ["unit", "error"],
+            registry=r,
+        )
         self.ready = Gauge("zmartd_ready", "1 when every required actor is running", registry=r)
         self._restarts_seen: dict[str, int] = {}
 
@@ -159,6 +170,12 @@ class Metrics:
         if status.restarts > seen:
             self.actor_restarts.labels(name).inc(status.restarts - seen)
         self._restarts_seen[name] = status.restarts
+
+    def observe_db_unit(self, unit: str, seconds: float, error: BaseException | None) -> None:
+        """Record one database unit of work (:meth:`zmartd.storage.database.Database.run`)."""
+        self.db_unit_latency.labels(unit).observe(seconds)
+        if error is not None:
+            self.db_unit_errors.labels(unit, type(error).__name__).inc()
 
     def on_bus_publish(self, topic: str) -> None:
         self.bus_published.labels(topic).inc()

@@ -301,7 +301,7 @@ async def test_quotes_and_dispute_deadlines_follow_the_indexed_global_config(
     async def drop(con: asyncpg.Connection) -> None:
         await con.execute("DELETE FROM global_config WHERE address = $1", config.address)
 
-    await db.run(put)
+    await db.run("test", put)
     try:
         async with live_api(fx.config(), db) as api:
             r = await api.client.get(f"/v1/markets/{active.market_id}/quote",
@@ -323,4 +323,4 @@ async def test_quotes_and_dispute_deadlines_follow_the_indexed_global_config(
             assert summary["dispute_period_source"] == "global_config"
             assert summary["dispute_window_ends_at"] == "2026-01-04T01:00:00Z"
     finally:
-        await db.run(drop)
+        await db.run("test", drop)

@@ -67,7 +67,7 @@ async def empty(db: Database) -> None:
         for table in CHAIN_TABLES:
             await con.execute(f"DELETE FROM {table}")
 
-    await db.run(_run)
+    await db.run("test", _run)
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ async def rows(db: Database, query: str, *args: Any) -> list[dict[str, Any]]:
     async def _run(con: asyncpg.Connection) -> list[dict[str, Any]]:
         return [dict(r) for r in await con.fetch(query, *args)]
 
-    return await db.run(_run, transaction=False)
+    return await db.run("test", _run, transaction=False)
 
 
 # ---------------------------------------------------------------- the chain

@@ -140,7 +140,7 @@ async def test_reconciliation_fixes_drift_and_alerts_on_repeats(
             await con.execute("DELETE FROM positions WHERE market_id = $1 AND wallet = "
                               "(SELECT min(wallet) FROM positions WHERE market_id = $1)", m1)
 
-        await db.run(_run)
+        await db.run("test", _run)
 
     await tamper()
     report = await reconciler.run_once()

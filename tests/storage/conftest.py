@@ -76,7 +76,7 @@ async def truncate(db: Database) -> None:
             else:
                 await con.execute(f"DELETE FROM {table}")
 
-    await db.run(_run)
+    await db.run("test", _run)
 
 
 async def sql(db: Database, query: str, *args: Any) -> Any:
@@ -87,4 +87,4 @@ async def sql(db: Database, query: str, *args: Any) -> Any:
             return await con.fetch(query, *args)
         return await con.execute(query) if ";" in query else await con.fetch(query)
 
-    return await db.run(_run)
+    return await db.run("test", _run)

@@ -68,7 +68,7 @@ class ExplainingDatabase:
         self.plans: list[tuple[str, Any]] = []
 
     async def run(self, fn: Any, *, transaction: bool = True) -> Any:
-        return await self.db.run(lambda con: fn(Explaining(con, self.plans)),
+        return await self.db.run("test", lambda con: fn(Explaining(con, self.plans)),
                                  transaction=transaction)
 
 
@@ -147,7 +147,7 @@ async def seed(db: Database) -> None:
                      "total_invested", "trades_count", "last_trade_at", "slot"])
         await con.execute("ANALYZE markets, market_metadata, trades, price_points, positions")
 
-    await db.run(_run)
+    await db.run("test", _run)
 
 
 @pytest.fixture

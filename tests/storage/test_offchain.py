@@ -151,8 +151,8 @@ async def test_chain_cursor_claims_and_dead_letters(db: Database) -> None:
         await chain.write_cursor(con, "live", slot=102, signature=signature(2))
         return new
 
-    assert len(await db.run(unit)) == 3
-    assert await db.run(unit) == set()  # exactly once
+    assert len(await db.run("test", unit)) == 3
+    assert await db.run("test", unit) == set()  # exactly once
 
     async def failing(con: object) -> None:
         await chain.write_claims(con, [EventKey(signature=signature(7), instruction_index=1,
@@ -161,10 +161,10 @@ async def test_chain_cursor_claims_and_dead_letters(db: Database) -> None:
         raise RuntimeError("effects failed")
 
     with pytest.raises(RuntimeError):
-        await db.run(failing)
+        await db.run("test", failing)
     cur = await chain.get_cursor(db, "live")
     assert cur is not None and cur.slot == 102  # the watermark rolled back with the effects
-    assert len(await db.run(lambda con: chain.write_claims(con, [
+    assert len(await db.run("test", lambda con: chain.write_claims(con, [
         EventKey(signature=signature(7), instruction_index=1, slot=103)]))) == 1
 
     assert await chain.mark_finalized(db, 100) == 1 + 3 + 3  # market, trades, claims

@@ -145,7 +145,7 @@ async def test_indexer_trades_carry_price_before_along_the_unit(db: Database) ->
     async def unit(ts: list[trades.TradeEvent], fees: list[trades.TradeFee]) -> int:
         async def _run(con: asyncpg.Connection) -> int:
             return await trades.write_trades(con, ts, fees)
-        return await db.run(_run)
+        return await db.run("test", _run)
 
     assert await unit([a1, b1, a2], [fee(a1, 100), fee(b1, 200), fee(a2, 300)]) == 3
     # a replayed a2 sits between new trades: a3 follows it, b2 follows the stored b1
@@ -180,7 +180,7 @@ async def test_bulk_writes_keep_u64_and_time_offsets_exact(db: Database) -> None
     async def _run(con: asyncpg.Connection) -> int:
         return await trades.write_trades(con, [t], [fee])
 
-    assert await db.run(_run) == 1
+    assert await db.run("test", _run) == 1
     (got,) = (await trades.list_market_trades(db, market_id(0))).items
     assert (got.shares, got.amount, got.block_time) == (big, big - 1, at)
     (row,) = await sql(db, "SELECT base_amount, protocol_fee, lp_fee FROM trade_fees")
@@ -196,6 +196,6 @@ async def test_bulk_writes_keep_u64_and_time_offsets_exact(db: Database) -> None
     (tz,) = await sql(db, "SELECT current_setting('TimeZone') AS tz")
     assert tz["tz"] == "UTC"
     naive = trade(2, market=0, at=datetime(2026, 3, 2, 8, 0))
-    assert await db.run(lambda con: trades.write_trades(con, [naive])) == 1
+    assert await db.run("test", lambda con: trades.write_trades(con, [naive])) == 1
     (row,) = await sql(db, "SELECT block_time FROM trades WHERE signature = $1", naive.signature)
     assert row["block_time"] == datetime(2026, 3, 2, 8, 0, tzinfo=UTC)

@@ -72,8 +72,8 @@ async def test_onchain_votes_replace_offchain_and_are_final(db: Database) -> Non
                       signature=signature(2), slot=9, voted_at=T0),
         ])
 
-    assert await db.run(chain) == 2
-    assert await db.run(chain) == 0  # replay: on-chain rows are not rewritten
+    assert await db.run("test", chain) == 2
+    assert await db.run("test", chain) == 0  # replay: on-chain rows are not rewritten
     v = await votes.get_vote(db, kind="proposal", market_id=mid, wallet=wallet(1))
     assert v is not None and (v.vote, v.source) == (False, "onchain")
     with pytest.raises(VoteLocked):

@@ -109,7 +109,7 @@ async def apply_effects(
                 con, [(v.kind, v.market_id, v.wallet) for v in votes])
         return out
 
-    return await db.run(_unit)
+    return await db.run("indexer.apply_effects", _unit)
 
 
 async def revert_and_refresh(
@@ -131,4 +131,4 @@ async def revert_and_refresh(
         out.positions = await store.read_position_records(con, keys)
         return out
 
-    return await db.run(_unit)
+    return await db.run("indexer.revert_and_refresh", _unit)

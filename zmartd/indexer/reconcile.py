@@ -55,8 +55,7 @@ class ReconcileReport:
 
 
 def _differs(a: msgspec.Struct, b: msgspec.Struct, skip: frozenset[str]) -> list[str]:
-    return [f for f in a.__struct_fields__
-            if f not in skip and getattr(a, f) != getattr(b, f)]
+    return [f for f in a.__struct_fields__ if f not in skip and getattr(a, f) != getattr(b, f)]
 
 
 class Reconciler:
@@ -70,11 +69,14 @@ class Reconciler:
         ix = self.indexer
         markets_snap = await ix.source.program_accounts(market_filters())
         positions_snap = await ix.source.program_accounts(position_filters())
-        snap = AccountSnapshot(slot=min(markets_snap.slot, positions_snap.slot),
-                               accounts={**markets_snap.accounts, **positions_snap.accounts})
+        snap = AccountSnapshot(
+            slot=min(markets_snap.slot, positions_snap.slot),
+            accounts={**markets_snap.accounts, **positions_snap.accounts},
+        )
         chain = build_effects([], snap, bps=ix.bps)
-        report = ReconcileReport(slot=snap.slot, markets=len(chain.markets),
-                                 positions=len(chain.positions))
+        report = ReconcileReport(
+            slot=snap.slot, markets=len(chain.markets), positions=len(chain.positions)
+        )
         stored_m = await store.read_chain_markets(ix.db)
         stored_p = await store.read_chain_positions(ix.db)
 
@@ -94,8 +96,7 @@ class Reconciler:
                 continue
             elif fields := _differs(have, m, _SKIP_MARKET):
                 count("market_fields")
-                log.warning("market drifted from the chain", market_id=m.market_id,
-                            fields=fields)
+                log.warning("market drifted from the chain", market_id=m.market_id, fields=fields)
             else:
                 continue
             drifted.add(m.market_id)
@@ -130,10 +131,14 @@ class Reconciler:
         if ix.metrics is not None:
             ix.metrics.drift_alert.set(len(report.alerts))
         for market_id in report.alerts:
-            log.error("ALERT: market drifted in two reconciliations in a row",
-                      market_id=market_id)
-        log.info("reconciliation done", slot=report.slot, markets=report.markets,
-                 positions=report.positions, drift=report.drift or None)
+            log.error("ALERT: market drifted in two reconciliations in a row", market_id=market_id)
+        log.info(
+            "reconciliation done",
+            slot=report.slot,
+            markets=report.markets,
+            positions=report.positions,
+            drift=report.drift or None,
+        )
         return report
 
     async def _fix(self, markets: list[MarketChainState], positions: list[PositionState]) -> None:
@@ -142,17 +147,21 @@ class Reconciler:
         async def _unit(con: asyncpg.Connection) -> None:
             await write_markets(con, markets)
             for i in range(0, len(positions), _BATCH):
-                await write_positions(con, positions[i:i + _BATCH])
+                await write_positions(con, positions[i : i + _BATCH])
 
         async with ix.lock:
-            await ix.db.run(_unit)
+            await ix.db.run("indexer.reconcile_fix", _unit)
         if ix.publish and ix.bus is not None:
+
             async def _read(con: asyncpg.Connection) -> Applied:
                 out = Applied()
                 out.markets = await store.read_market_records(con, [m.market_id for m in markets])
                 out.positions = await store.read_position_records(
-                    con, [(p.market_id, p.wallet) for p in positions][:_BATCH])
+                    con, [(p.market_id, p.wallet) for p in positions][:_BATCH]
+                )
                 return out
 
-            for event in domain_events(await ix.db.run(_read, transaction=False)):
+            for event in domain_events(
+                await ix.db.run("indexer.reconcile_read_back", _read, transaction=False)
+            ):
                 await ix.bus.publish("events", event)

@@ -48,6 +48,7 @@ async def run(
                     dsn, min_size=cfg.pool_min, max_size=cfg.pool_max,
                     statement_timeout=cfg.statement_timeout,
                 )
+                db.observe = ctx.metrics.observe_db_unit
                 try:
                     report = await migrate(db)
                 except BaseException:

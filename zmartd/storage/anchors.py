@@ -47,7 +47,7 @@ async def record_anchor(
         return row
 
     try:
-        return _anchor(await db.run(_run))
+        return _anchor(await db.run("anchors.record_anchor", _run))
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise rejected(exc) from exc
 
@@ -59,7 +59,7 @@ async def mark_pinned(db: Database, anchor_id: int) -> bool:
             anchor_id)
         return status
 
-    return (await db.run(_run)) != "UPDATE 0"
+    return (await db.run("anchors.mark_pinned", _run)) != "UPDATE 0"
 
 
 async def list_anchors(
@@ -85,7 +85,7 @@ async def list_anchors(
         rows: list[asyncpg.Record] = await con.fetch(sql, *args)
         return rows
 
-    return tuple(_anchor(r) for r in await db.run(_run, transaction=False))
+    return tuple(_anchor(r) for r in await db.run("anchors.list_anchors", _run, transaction=False))
 
 
 async def latest_anchor(

@@ -64,7 +64,7 @@ async def record_admin_action(
         )
 
     try:
-        return await db.run(_run)
+        return await db.run("audit.record_admin_action", _run)
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise rejected(exc) from exc
 
@@ -100,7 +100,7 @@ async def list_admin_actions(
         rows: list[asyncpg.Record] = await con.fetch(sql, *args)
         return rows
 
-    rows = await db.run(_run, transaction=False)
+    rows = await db.run("audit.list_admin_actions", _run, transaction=False)
     items = tuple(_entry(r) for r in rows[:limit])
     next_cursor = None
     if len(rows) > limit:

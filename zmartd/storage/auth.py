@@ -56,7 +56,7 @@ async def create_nonce(
         return row
 
     try:
-        return NonceRecord(**dict(await db.run(_run)))
+        return NonceRecord(**dict(await db.run("auth.create_nonce", _run)))
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise rejected(exc) from exc
 
@@ -74,7 +74,7 @@ async def consume_nonce(
             nonce, wallet, domain,
         )
 
-    row = await db.run(_run)
+    row = await db.run("auth.consume_nonce", _run)
     return None if row is None else NonceRecord(**dict(row))
 
 
@@ -101,7 +101,7 @@ async def create_session(
         return row
 
     try:
-        row = await db.run(_run)
+        row = await db.run("auth.create_session", _run)
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise rejected(exc) from exc
     return token, SessionRecord(**dict(row))
@@ -117,7 +117,7 @@ async def get_session(db: Database, token: str) -> SessionRecord | None:
             hash_token(token),
         )
 
-    row = await db.run(_run, transaction=False)
+    row = await db.run("auth.get_session", _run, transaction=False)
     return None if row is None else SessionRecord(**dict(row))
 
 
@@ -132,7 +132,7 @@ async def revoke_session(db: Database, token: str) -> bool:
         )
         return status
 
-    return (await db.run(_run)) != "UPDATE 0"
+    return (await db.run("auth.revoke_session", _run)) != "UPDATE 0"
 
 
 async def revoke_wallet_sessions(db: Database, wallet: str) -> int:
@@ -146,7 +146,7 @@ async def revoke_wallet_sessions(db: Database, wallet: str) -> int:
         )
         return status
 
-    return int((await db.run(_run)).rsplit(" ", 1)[-1])
+    return int((await db.run("auth.revoke_wallet_sessions", _run)).rsplit(" ", 1)[-1])
 
 
 async def purge_expired(db: Database, *, grace: timedelta = timedelta(days=1)) -> int:
@@ -159,4 +159,4 @@ async def purge_expired(db: Database, *, grace: timedelta = timedelta(days=1)) -
             "DELETE FROM sessions WHERE expires_at < now() - $1::interval", grace)
         return int(a.rsplit(" ", 1)[-1]) + int(b.rsplit(" ", 1)[-1])
 
-    return await db.run(_run)
+    return await db.run("auth.purge_expired", _run)

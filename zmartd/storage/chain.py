@@ -40,7 +40,7 @@ async def get_cursor(db: Database, stream: str) -> ChainCursor | None:
             "SELECT stream, slot, signature, block_time, updated_at FROM chain_cursors "
             "WHERE stream = $1", stream)
 
-    row = await db.run(_run, transaction=False)
+    row = await db.run("chain.get_cursor", _run, transaction=False)
     return None if row is None else ChainCursor(**dict(row))
 
 
@@ -70,7 +70,7 @@ async def advance_cursor(
                                   block_time=block_time)
 
     try:
-        return await db.run(_run)
+        return await db.run("chain.advance_cursor", _run)
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise rejected(exc) from exc
 
@@ -111,7 +111,7 @@ async def mark_finalized(db: Database, up_to_slot: int) -> int:
             total += int(status.rsplit(" ", 1)[-1])
         return total
 
-    return await db.run(_run)
+    return await db.run("chain.mark_finalized", _run)
 
 
 def _dead(row: asyncpg.Record) -> DeadLetter:
@@ -142,7 +142,7 @@ async def record_dead_letter(
         return row
 
     try:
-        return _dead(await db.run(_run))
+        return _dead(await db.run("chain.record_dead_letter", _run))
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise rejected(exc) from exc
 
@@ -161,7 +161,7 @@ async def list_dead_letters(
         )
         return rows
 
-    return tuple(_dead(r) for r in await db.run(_run, transaction=False))
+    return tuple(_dead(r) for r in await db.run("chain.list_dead_letters", _run, transaction=False))
 
 
 async def resolve_dead_letter(db: Database, signature: str) -> bool:
@@ -173,4 +173,4 @@ async def resolve_dead_letter(db: Database, signature: str) -> bool:
             "WHERE signature = $1::text AND resolved_at IS NULL", signature)
         return status
 
-    return (await db.run(_run)) != "UPDATE 0"
+    return (await db.run("chain.resolve_dead_letter", _run)) != "UPDATE 0"

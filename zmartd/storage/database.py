@@ -14,10 +14,12 @@ The trio-asyncio loop itself is opened once for the life of the daemon (in
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
+import trio
 import trio_asyncio
 
 from zmartd.services import ServiceKey
@@ -46,6 +48,9 @@ class Database:
         # so that any trio task (not only those spawned inside open_loop) can
         # cross into it.
         self._loop: Any = trio_asyncio.current_loop.get()
+        #: ``observe(unit, seconds, error)`` after every unit (the storage actor points it
+        #: at the daemon's metrics)
+        self.observe: Callable[[str, float, BaseException | None], None] | None = None
 
     @classmethod
     async def connect(
@@ -61,11 +66,23 @@ class Database:
         )
         return cls(pool, _safe_dsn(dsn))
 
-    async def run(self, fn: UnitOfWork[T], *, transaction: bool = True) -> T:
-        """Run ``fn(connection)`` as one unit, in one bridge crossing."""
-        result: T = await self._loop.run_aio_coroutine(
-            _in_connection(self._pool, fn, transaction)
-        )
+    async def run(self, name: str, fn: UnitOfWork[T], *, transaction: bool = True) -> T:
+        """Run ``fn(connection)`` as the unit of work ``name``, in one bridge crossing.
+
+        ``name`` (``"<domain>.<operation>"``, like Synapse's ``runInteraction`` description)
+        labels the unit's latency and errors in ``/metrics`` when an observer is set.
+        """
+        started = time.perf_counter()
+        try:
+            result: T = await self._loop.run_aio_coroutine(
+                _in_connection(self._pool, fn, transaction)
+            )
+        except BaseException as exc:
+            if self.observe is not None and not isinstance(exc, trio.Cancelled):
+                self.observe(name, time.perf_counter() - started, exc)
+            raise
+        if self.observe is not None:
+            self.observe(name, time.perf_counter() - started, None)
         return result
 
     async def ping(self) -> None:
@@ -74,7 +91,7 @@ class Database:
         async def _ping(con: asyncpg.Connection) -> Any:
             return await con.fetchval("SELECT 1")
 
-        await self.run(_ping, transaction=False)
+        await self.run("database.ping", _ping, transaction=False)
 
     async def close(self) -> None:
         await self._loop.run_aio_coroutine(self._pool.close())

@@ -64,7 +64,7 @@ async def post(
         return row
 
     try:
-        return _record(await db.run(_run))
+        return _record(await db.run("discussions.post", _run))
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise rejected(exc) from exc
 
@@ -73,7 +73,7 @@ async def get_post(db: Database, post_id: int) -> DiscussionRecord | None:
     async def _run(con: asyncpg.Connection) -> asyncpg.Record | None:
         return await con.fetchrow(f"SELECT {_COLUMNS} FROM discussions WHERE id = $1", post_id)
 
-    row = await db.run(_run, transaction=False)
+    row = await db.run("discussions.get_post", _run, transaction=False)
     return None if row is None else _record(row)
 
 
@@ -91,7 +91,7 @@ async def edit_post(db: Database, *, post_id: int, wallet: str, content: str) ->
         return row
 
     try:
-        return _record(await db.run(_run))
+        return _record(await db.run("discussions.edit_post", _run))
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise rejected(exc) from exc
 
@@ -117,7 +117,7 @@ async def delete_post(
         return row
 
     try:
-        return _record(await db.run(_run))
+        return _record(await db.run("discussions.delete_post", _run))
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise rejected(exc) from exc
 
@@ -168,7 +168,7 @@ async def list_threads(
         rows: list[asyncpg.Record] = await con.fetch(sql, *args)
         return rows
 
-    rows = await db.run(_run, transaction=False)
+    rows = await db.run("discussions.list_threads", _run, transaction=False)
     roots: dict[int, DiscussionRecord] = {}
     replies: dict[int, list[DiscussionRecord]] = {}
     for row in rows:

@@ -206,7 +206,7 @@ async def read_global_config(db: Database) -> GlobalConfigState | None:
             f"SELECT {', '.join(_CONFIG_FIELDS)} FROM global_config ORDER BY slot DESC LIMIT 1")
         return None if row is None else GlobalConfigState(**dict(row))
 
-    return await db.run(_run, transaction=False)
+    return await db.run("indexer.read_global_config", _run, transaction=False)
 
 
 # ---------------------------------------------------------------- reading back (REST shapes)
@@ -307,7 +307,7 @@ async def processed_signatures(db: Database, signatures: Sequence[str]) -> set[s
             "LIMIT 1) AS hit", list(signatures))
         return {r["signature"] for r in rows}
 
-    return await db.run(_run, transaction=False)
+    return await db.run("indexer.processed_signatures", _run, transaction=False)
 
 
 # ---------------------------------------------------------------- webhook inbox
@@ -344,7 +344,7 @@ async def refresh_statistics(db: Database) -> None:
     async def _run(con: asyncpg.Connection) -> None:
         await con.execute("ANALYZE " + ", ".join(BULK_TABLES))
 
-    await db.run(_run, transaction=False)
+    await db.run("indexer.refresh_statistics", _run, transaction=False)
 
 
 async def enqueue_inbox(
@@ -363,7 +363,7 @@ async def enqueue_inbox(
         )
         return _count(status)
 
-    return await db.run(_run)
+    return await db.run("indexer.enqueue_inbox", _run)
 
 
 async def take_inbox(db: Database, limit: int = 500) -> list[InboxItem]:
@@ -377,7 +377,7 @@ async def take_inbox(db: Database, limit: int = 500) -> list[InboxItem]:
                           body=None if r["body"] is None else msgspec.json.decode(r["body"]))
                 for r in rows]
 
-    return await db.run(_run, transaction=False)
+    return await db.run("indexer.take_inbox", _run, transaction=False)
 
 
 async def delete_inbox(con: asyncpg.Connection, ids: Sequence[int]) -> int:
@@ -410,7 +410,7 @@ async def pending_finality(
             "GROUP BY signature ORDER BY min(slot), signature LIMIT $2", up_to_slot, limit)
         return [PendingSignature(**dict(r)) for r in rows]
 
-    return await db.run(_run, transaction=False)
+    return await db.run("indexer.pending_finality", _run, transaction=False)
 
 
 async def mark_all_finalized(db: Database, up_to_slot: int) -> int:
@@ -426,7 +426,7 @@ async def mark_all_finalized(db: Database, up_to_slot: int) -> int:
             total += _count(status)
         return total
 
-    return await db.run(_run)
+    return await db.run("indexer.mark_all_finalized", _run)
 
 
 async def revert_signatures(
@@ -481,7 +481,7 @@ async def read_chain_markets(db: Database) -> dict[str, MarketChainState]:
             out[data["market_id"]] = MarketChainState(**data)
         return out
 
-    return await db.run(_run, transaction=False)
+    return await db.run("indexer.read_chain_markets", _run, transaction=False)
 
 
 async def read_chain_positions(db: Database) -> dict[tuple[str, str], PositionState]:
@@ -498,7 +498,7 @@ async def read_chain_positions(db: Database) -> dict[tuple[str, str], PositionSt
             out[(data["market_id"], data["wallet"])] = PositionState(**data)
         return out
 
-    return await db.run(_run, transaction=False)
+    return await db.run("indexer.read_chain_positions", _run, transaction=False)
 
 
 async def chain_table_counts(db: Database) -> dict[str, int]:
@@ -515,7 +515,7 @@ async def chain_table_counts(db: Database) -> dict[str, int]:
             "GROUP BY 1, 2, 3 HAVING count(*) > 1) d"))
         return out
 
-    return await db.run(_run, transaction=False)
+    return await db.run("indexer.chain_table_counts", _run, transaction=False)
 
 
 # ---------------------------------------------------------------- leader lock

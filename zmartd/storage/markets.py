@@ -176,7 +176,7 @@ async def list_markets(
         rows: list[asyncpg.Record] = await con.fetch(sql, *args)
         return rows
 
-    rows = await db.run(_run, transaction=False)
+    rows = await db.run("markets.list_markets", _run, transaction=False)
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = None
@@ -202,7 +202,7 @@ async def _get_one(db: Database, column: str, value: str) -> MarketRecord | None
     async def _run(con: asyncpg.Connection) -> asyncpg.Record | None:
         return await con.fetchrow(sql, value)
 
-    row = await db.run(_run, transaction=False)
+    row = await db.run(f"markets.get_by_{column}", _run, transaction=False)
     return None if row is None else _market(row)
 
 
@@ -222,7 +222,7 @@ async def get_metadata(db: Database, market_id: str) -> MarketMetadataRecord | N
             f"SELECT {_META_COLUMNS} FROM market_metadata WHERE market_id = $1::text", market_id
         )
 
-    row = await db.run(_run, transaction=False)
+    row = await db.run("markets.get_metadata", _run, transaction=False)
     return None if row is None else _metadata(row)
 
 
@@ -239,7 +239,7 @@ async def category_counts(db: Database, *, limit: int = 20) -> tuple[CategoryCou
         )
         return rows
 
-    rows = await db.run(_run, transaction=False)
+    rows = await db.run("markets.category_counts", _run, transaction=False)
     return tuple(CategoryCount(category=r["category"], markets=r["markets"]) for r in rows)
 
 
@@ -299,7 +299,7 @@ async def save_metadata(
         return row
 
     try:
-        row = await db.run(_run)
+        row = await db.run("markets.save_metadata", _run)
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise rejected(exc) from exc
     return _metadata(row)
@@ -333,7 +333,7 @@ async def import_metadata(
         return inserted
 
     try:
-        return await db.run(_run)
+        return await db.run("markets.import_metadata", _run)
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise rejected(exc) from exc
 
@@ -396,6 +396,6 @@ async def upsert_markets(db: Database, states: Sequence[MarketChainState]) -> in
         return await write_markets(con, states)
 
     try:
-        return await db.run(_run)
+        return await db.run("markets.upsert_markets", _run)
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise rejected(exc) from exc

@@ -275,7 +275,7 @@ async def migrate(
     async def _run(con: asyncpg.Connection) -> MigrationReport:
         return await apply_migrations(con, migs, dry_run=dry_run)
 
-    return await db.run(_run, transaction=False)
+    return await db.run("migrate.migrate", _run, transaction=False)
 
 
 async def migration_status(
@@ -287,4 +287,4 @@ async def migration_status(
     async def _run(con: asyncpg.Connection) -> tuple[MigrationStatus, ...]:
         return await inspect_migrations(con, migs)
 
-    return await db.run(_run, transaction=False)
+    return await db.run("migrate.migration_status", _run, transaction=False)

@@ -90,7 +90,7 @@ async def list_user_positions(
         rows: list[asyncpg.Record] = await con.fetch(sql, *args)
         return rows
 
-    rows = await db.run(_run, transaction=False)
+    rows = await db.run("positions.list_user_positions", _run, transaction=False)
     items = tuple(_position(r) for r in rows[:limit])
     next_cursor = None
     if len(rows) > limit:
@@ -105,7 +105,7 @@ async def get_position(db: Database, market_id: str, wallet: str) -> PositionRec
             market_id, wallet,
         )
 
-    row = await db.run(_run, transaction=False)
+    row = await db.run("positions.get_position", _run, transaction=False)
     return None if row is None else _position(row)
 
 
@@ -132,7 +132,7 @@ async def list_holders(
         rows: list[asyncpg.Record] = await con.fetch(sql, *args)
         return rows
 
-    rows = await db.run(_run, transaction=False)
+    rows = await db.run("positions.list_holders", _run, transaction=False)
     items = tuple(
         HolderRecord(wallet=r["wallet"], shares_yes=u64(r["shares_yes"]),
                      shares_no=u64(r["shares_no"]), total_invested=u64(r["total_invested"]))
@@ -182,6 +182,6 @@ async def upsert_positions(db: Database, states: Sequence[PositionState]) -> int
         return await write_positions(con, states)
 
     try:
-        return await db.run(_run)
+        return await db.run("positions.upsert_positions", _run)
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise rejected(exc) from exc

@@ -62,7 +62,7 @@ async def candles(
         )
         return rows
 
-    rows = await db.run(_run, transaction=False)
+    rows = await db.run("prices.candles", _run, transaction=False)
     return tuple(
         CandleRecord(start=r["start"], open=r["open"], high=r["high"], low=r["low"],
                      close=r["close"], volume=u64(r["volume"]), points=r["points"])
@@ -84,6 +84,6 @@ async def add_price_point(
         )
 
     try:
-        await db.run(_run)
+        await db.run("prices.add_price_point", _run)
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise rejected(exc) from exc

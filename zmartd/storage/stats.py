@@ -34,7 +34,7 @@ async def platform_stats(db: Database) -> PlatformStats:
         states = await con.fetch("SELECT state, count(*) AS n FROM markets GROUP BY state")
         return row, states
 
-    row, states = await db.run(_run, transaction=False)
+    row, states = await db.run("stats.platform_stats", _run, transaction=False)
     by_state = dict.fromkeys(range(7), 0)
     by_state.update({r["state"]: r["n"] for r in states})
     return PlatformStats(
@@ -89,7 +89,7 @@ async def user_stats(db: Database, wallet: str) -> UserStats:
         row: asyncpg.Record = await con.fetchrow(_USER, wallet)
         return row
 
-    r = await db.run(_run, transaction=False)
+    r = await db.run("stats.user_stats", _run, transaction=False)
     bought, sold = u64(r["bought"]), u64(r["sold"])
     return UserStats(
         wallet=wallet, trades=r["trades"], volume=bought + sold, bought=bought, sold=sold,
@@ -176,7 +176,7 @@ async def user_market_flows(db: Database, wallet: str) -> tuple[MarketFlows, ...
         rows: list[asyncpg.Record] = await con.fetch(_FLOWS, wallet)
         return rows
 
-    rows = await db.run(_run, transaction=False)
+    rows = await db.run("stats.user_market_flows", _run, transaction=False)
     out = []
     for r in rows:
         data = dict(r)

@@ -97,7 +97,7 @@ async def _list(
         rows: list[asyncpg.Record] = await con.fetch(sql, *args)
         return rows
 
-    rows = await db.run(_run, transaction=False)
+    rows = await db.run(f"trades.by_{column}", _run, transaction=False)
     items = tuple(_trade(r) for r in rows[:limit])
     next_cursor = None
     if len(rows) > limit:
@@ -199,6 +199,6 @@ async def insert_trades(db: Database, trades: Sequence[TradeEvent]) -> int:
         return await write_trades(con, trades)
 
     try:
-        return await db.run(_run)
+        return await db.run("trades.insert_trades", _run)
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise rejected(exc) from exc

@@ -21,7 +21,7 @@ async def get_user(db: Database, wallet: str) -> UserRecord | None:
     async def _run(con: asyncpg.Connection) -> asyncpg.Record | None:
         return await con.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE wallet = $1::text", wallet)
 
-    row = await db.run(_run, transaction=False)
+    row = await db.run("users.get_user", _run, transaction=False)
     return None if row is None else UserRecord(**dict(row))
 
 
@@ -49,7 +49,7 @@ async def update_profile(
         return row
 
     try:
-        row = await db.run(_run)
+        row = await db.run("users.update_profile", _run)
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise rejected(exc) from exc
     return UserRecord(**dict(row))

@@ -101,7 +101,7 @@ async def cast_vote(
         return row
 
     try:
-        return _vote(await db.run(_run))
+        return _vote(await db.run("votes.cast_vote", _run))
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise rejected(exc) from exc
 
@@ -116,7 +116,7 @@ async def get_vote(db: Database, *, kind: VoteKind, market_id: str,
             market_id, wallet,
         )
 
-    row = await db.run(_run, transaction=False)
+    row = await db.run("votes.get_vote", _run, transaction=False)
     return None if row is None else _vote(row)
 
 
@@ -137,7 +137,7 @@ async def tally(db: Database, *, kind: VoteKind, market_id: str) -> VoteTally:
         )
         return row
 
-    row = await db.run(_run, transaction=False)
+    row = await db.run("votes.tally", _run, transaction=False)
     return VoteTally(market_id=market_id, kind=kind, **dict(row))
 
 
@@ -175,7 +175,7 @@ async def aggregate(db: Database, *, kind: VoteKind, market_id: str) -> VoteTall
                          total=counts["yes"] + counts["no"], pending=0,
                          last_aggregation_id=agg_id)
 
-    return await db.run(_run)
+    return await db.run("votes.aggregate", _run)
 
 
 async def list_user_votes(
@@ -205,7 +205,7 @@ async def list_user_votes(
         rows: list[asyncpg.Record] = await con.fetch(sql, *args)
         return rows
 
-    rows = await db.run(_run, transaction=False)
+    rows = await db.run("votes.list_user_votes", _run, transaction=False)
     items = tuple(_vote(r) for r in rows[:limit])
     next_cursor = None
     if len(rows) > limit:

@@ -1,0 +1,56 @@
+"""Named units of work: every Database.run names its unit, and the observer the storage
+actor installs sees each unit's latency and, for a unit that raised, its error type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import pytest
+
+from zmartd.observability import Metrics
+from zmartd.storage.database import Database
+
+
+async def test_units_are_observed_by_name(db: Database) -> None:
+    seen: list[tuple[str, float, str | None]] = []
+    db.observe = lambda unit, seconds, error: seen.append(
+        (unit, seconds, None if error is None else type(error).__name__)
+    )
+
+    async def one(con: asyncpg.Connection) -> Any:
+        return await con.fetchval("SELECT 1")
+
+    async def bad(con: asyncpg.Connection) -> Any:
+        return await con.fetchval("SELECT nope")
+
+    assert await db.run("test.one", one) == 1
+    with pytest.raises(asyncpg.UndefinedColumnError):
+        await db.run("test.bad", bad, transaction=False)
+    assert [(u, e) for u, _, e in seen] == [
+        ("test.one", None),
+        ("test.bad", "UndefinedColumnError"),
+    ]
+    assert all(s >= 0 for _, s, _ in seen)
+
+
+async def test_metrics_expose_units(db: Database) -> None:
+    metrics = Metrics()
+    db.observe = metrics.observe_db_unit
+
+    async def one(con: asyncpg.Connection) -> Any:
+        return await con.fetchval("SELECT 1")
+
+    await db.run("markets.example", one)
+    await db.run("markets.example", one)
+    registry = metrics.registry
+    count = registry.get_sample_value(
+        "zmartd_db_unit_duration_seconds_count", {"unit": "markets.example"}
+    )
+    assert count == 2
+    assert (
+        registry.get_sample_value(
+            "zmartd_db_unit_errors_total", {"unit": "markets.example", "error": "X"}
+        )
+        is None
+    )
