@@ -12,7 +12,7 @@ What it does:
 
 1. creates a database ``zmartd_bench_<pid>``, migrates it and seeds
    ``--markets`` ACTIVE markets with creator metadata through the storage
-   layer (``save_metadata``, ``upsert_markets``);
+   layer (``edit_metadata``, ``upsert_markets``);
 2. starts a real daemon, ``python -m zmartd --config <tmp>/bench.toml``, with
    storage + http only: ``[ws] enabled = false``, ``[chain] mode = "rpc"``
    pointed at a closed port with ``required = false`` (so no devchain; the
@@ -173,6 +173,10 @@ def seed(dsn: str, count: int) -> None:
     from zmartd.storage.migrate import migrate
     from zmartd.storage.records import MarketChainState
 
+    def store(meta: markets.MarketMetadataInput) -> markets.MetadataDecision:
+        """Register ``meta`` as it is (seeding; the API's rules are not this bench's)."""
+        return lambda market, existing: meta
+
     def key(label: str, n: int) -> str:
         return str(Pubkey(hashlib.sha256(f"bench-{label}{n}".encode()).digest()))
 
@@ -187,18 +191,18 @@ def seed(dsn: str, count: int) -> None:
                 states = []
                 for n in range(count):
                     mid, creator = market_id(n), key("creator", n % 97)
-                    # Metadata first: a creator may register it only before the
-                    # market leaves PROPOSED (the chain row below is ACTIVE).
-                    await markets.save_metadata(
-                        db, market_id=mid, creator=creator,
-                        metadata=markets.MarketMetadataInput(
-                            title=f"Will benchmark market #{n} resolve YES?",
-                            description="A seeded market for bench/http_api.py. " * 6,
-                            category=categories[n % len(categories)],
-                            tags=("bench", f"group-{n % 10}"),
-                            resolution_source="https://example.com/source",
-                            end_time=t0 + timedelta(days=30 + n % 300),
-                        ))
+                    # Metadata first, as a creator registers it before the market leaves
+                    # PROPOSED (the chain row below is ACTIVE).
+                    metadata = markets.MarketMetadataInput(
+                        title=f"Will benchmark market #{n} resolve YES?",
+                        description="A seeded market for bench/http_api.py. " * 6,
+                        category=categories[n % len(categories)],
+                        tags=("bench", f"group-{n % 10}"),
+                        resolution_source="https://example.com/source",
+                        end_time=t0 + timedelta(days=30 + n % 300),
+                    )
+                    await markets.edit_metadata(
+                        db, market_id=mid, creator=creator, decide=store(metadata))
                     b = 100 * LAMPORTS
                     states.append(MarketChainState(
                         market_id=mid, address=key("address", n), creator=creator, state=2,

@@ -246,6 +246,42 @@ async def test_metadata_register_and_patch_rules(db: Database) -> None:
         await market_store.upsert_markets(db, [active])
         r = await c.patch(f"/v1/markets/{market_id}", json={"title": "late"}, headers=mine)
         assert r.status_code == 409
+        # the chain's creator is authoritative for a market nobody registered yet
+        onchain = f.market_id(fx.fresh())
+        fresh = f.market(fx.fresh(), state=0)
+        await market_store.upsert_markets(db, [type(fresh)(**{
+            **{k: getattr(fresh, k) for k in fresh.__struct_fields__},
+            "market_id": onchain, "creator": creator})])
+        r = await c.post("/v1/markets", json={**body, "market_id": onchain}, headers=theirs)
+        assert r.status_code == 403
+        assert await market_store.get_metadata(db, onchain) is None
+
+
+async def test_a_metadata_edit_is_one_database_unit(db: Database) -> None:
+    """A PATCH reads, checks, writes and reads back for publishing in one named unit
+    (it used to be three transactions and one more read)."""
+    creator = f.wallet(fx.fresh())
+    market_id = f.market_id(fx.fresh())
+    body = {"market_id": market_id, "title": "Will it snow?"}
+    state = f.market(fx.fresh(), state=0)
+    await market_store.upsert_markets(db, [type(state)(**{
+        **{k: getattr(state, k) for k in state.__struct_fields__},
+        "market_id": market_id, "creator": creator})])
+    async with live_api(fx.config(), db) as api:
+        mine = fx.headers(await fx.session(db, creator))
+        units: list[str] = []
+        db.observe = lambda unit, seconds, error: units.append(unit)
+        try:
+            r = await api.client.post("/v1/markets", json=body, headers=mine)
+            assert r.status_code == 201, r.text
+            assert [u for u in units if u.startswith("markets.")] == ["markets.edit_metadata"]
+            units.clear()
+            r = await api.client.patch(f"/v1/markets/{market_id}", json={"title": "Snow?"},
+                                       headers=mine)
+            assert r.status_code == 200, r.text
+            assert [u for u in units if not u.startswith("auth.")] == ["markets.edit_metadata"]
+        finally:
+            db.observe = None
 
 
 async def test_hot_reads_are_cached_with_etags_and_dropped_by_events(db: Database) -> None:

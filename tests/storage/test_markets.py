@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import trio
@@ -17,6 +18,7 @@ from zmartd.storage.markets import MarketMetadataInput
 from zmartd.storage.records import (
     InvalidArgument,
     InvalidCursor,
+    MarketMetadataRecord,
     MarketRecord,
     NotPermitted,
     encode_cursor,
@@ -63,40 +65,55 @@ async def test_upsert_detail_and_slot_guard(db: Database) -> None:
         await sql(db, "UPDATE markets SET slot = 1")
 
 
-async def test_metadata_is_the_creators_and_editable_only_while_proposed(db: Database) -> None:
+def store(meta: MarketMetadataInput) -> markets.MetadataDecision:
+    """A decision that stores ``meta`` whatever it sees (the rules are the handler's)."""
+    return lambda market, existing: meta
+
+
+async def test_metadata_is_edited_in_one_unit_and_constrained_by_the_table(
+    db: Database,
+) -> None:
     await truncate(db)
     mid = market_id(2)
     meta = MarketMetadataInput(title="Will it rain?", description="In Paris", category="weather",
                                tags=("rain", "paris"), end_time=T0 + timedelta(days=3))
-    # before the market is on chain
-    saved = await markets.save_metadata(db, market_id=mid, creator=wallet(0), metadata=meta)
-    assert saved.title == "Will it rain?" and saved.tags == ("rain", "paris")
-    with pytest.raises(NotPermitted):
-        await markets.save_metadata(db, market_id=mid, creator=wallet(9), metadata=meta)
+    # before the market is on chain: nothing to show
+    saved, shown = await markets.edit_metadata(db, market_id=mid, creator=wallet(0),
+                                               decide=store(meta))
+    assert saved.title == "Will it rain?" and saved.tags == ("rain", "paris") and shown is None
+    # the table's constraints, whatever the handler decided
     with pytest.raises(InvalidArgument, match="title"):
-        await markets.save_metadata(db, market_id=mid, creator=wallet(0),
-                                    metadata=MarketMetadataInput(title=""))
+        await markets.edit_metadata(db, market_id=mid, creator=wallet(0),
+                                    decide=store(MarketMetadataInput(title="")))
     with pytest.raises(InvalidArgument, match="category"):
-        await markets.save_metadata(db, market_id=mid, creator=wallet(0),
-                                    metadata=MarketMetadataInput(title="x", category="Bad Cat"))
-    # on chain, PROPOSED: still editable by the creator
+        await markets.edit_metadata(
+            db, market_id=mid, creator=wallet(0),
+            decide=store(MarketMetadataInput(title="x", category="Bad Cat")))
+    # a decision that refuses writes nothing
+    def refuse(market: MarketRecord | None, existing: MarketMetadataRecord | None) -> Any:
+        assert market is None and existing is not None and existing.title == "Will it rain?"
+        raise NotPermitted("no")
+
+    with pytest.raises(NotPermitted):
+        await markets.edit_metadata(db, market_id=mid, creator=wallet(9), decide=refuse)
+    again = await markets.get_metadata(db, mid)
+    assert again is not None and again.creator == wallet(0) and again.title == "Will it rain?"
+    # on chain: the decision sees the market, and the market as now shown comes back
     await markets.upsert_markets(db, [market(2, state=0, creator=0)])
-    edited = await markets.save_metadata(
-        db, market_id=mid, creator=wallet(0),
-        metadata=MarketMetadataInput(title="Will it rain tomorrow?", category="weather"),
-    )
+    seen: list[MarketRecord | None] = []
+
+    def edit(market: MarketRecord | None, existing: MarketMetadataRecord | None) -> Any:
+        seen.append(market)
+        return MarketMetadataInput(title="Will it rain tomorrow?", category="weather")
+
+    edited, shown = await markets.edit_metadata(db, market_id=mid, creator=wallet(0),
+                                                decide=edit)
+    assert seen[0] is not None and seen[0].creator == wallet(0) and seen[0].title == (
+        "Will it rain?")
     assert edited.title == "Will it rain tomorrow?" and edited.updated_at >= saved.updated_at
+    assert shown is not None and shown.title == "Will it rain tomorrow?"
     got = await markets.get_market(db, mid)
     assert got is not None and got.title == "Will it rain tomorrow?" and got.category == "weather"
-    # approved: frozen
-    await markets.upsert_markets(db, [market(2, state=1, creator=0, slot=2)])
-    with pytest.raises(NotPermitted, match="PROPOSED"):
-        await markets.save_metadata(db, market_id=mid, creator=wallet(0), metadata=meta)
-    # the chain's creator is authoritative for a market registered by nobody yet
-    await markets.upsert_markets(db, [market(3, state=0, creator=5)])
-    with pytest.raises(NotPermitted, match="creator"):
-        await markets.save_metadata(db, market_id=market_id(3), creator=wallet(0), metadata=meta)
-    assert await markets.get_metadata(db, market_id(3)) is None
     counts = await markets.category_counts(db)
     assert [(c.category, c.markets) for c in counts] == [("weather", 1)]
 

@@ -13,7 +13,7 @@ them in the same transaction as its watermark.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -28,7 +28,6 @@ from zmartd.storage.records import (
     MarketChainState,
     MarketMetadataRecord,
     MarketRecord,
-    NotPermitted,
     Page,
     check_limit,
     decode_cursor,
@@ -41,12 +40,13 @@ __all__ = [
     "MAX_PAGE",
     "MarketMetadataInput",
     "MarketSort",
+    "MetadataDecision",
     "category_counts",
+    "edit_metadata",
     "get_market",
     "get_market_by_address",
     "get_metadata",
     "list_markets",
-    "save_metadata",
     "upsert_markets",
     "write_markets",
 ]
@@ -258,51 +258,70 @@ def _metadata(row: asyncpg.Record) -> MarketMetadataRecord:
     return MarketMetadataRecord(**data)
 
 
-async def save_metadata(
-    db: Database, *, market_id: str, creator: str, metadata: MarketMetadataInput
-) -> MarketMetadataRecord:
-    """Register or replace a market's metadata, as its creator.
+#: A handler's decision, taken inside the unit with the rows locked: the metadata to
+#: store, given the market (None when not on chain yet) and the current metadata (None
+#: when unregistered). It raises to refuse; nothing is written then.
+MetadataDecision = Callable[[MarketRecord | None, MarketMetadataRecord | None], MarketMetadataInput]
 
-    Raises :class:`NotPermitted` when another wallet registered it or created
-    the market on chain, or when the market has left PROPOSED;
-    :class:`InvalidArgument` when a value breaks a table constraint.
+
+async def edit_metadata(
+    db: Database, *, market_id: str, creator: str, decide: MetadataDecision
+) -> tuple[MarketMetadataRecord, MarketRecord | None]:
+    """Register or change a market's metadata as ``creator``, in one unit.
+
+    The market row is read ``FOR SHARE`` (the indexer cannot move it out of PROPOSED
+    meanwhile) and the metadata row ``FOR UPDATE`` (two edits do not interleave); the
+    handler's ``decide`` applies its rules to what was read and returns what to store.
+    Returns the stored metadata and the market as now shown (None when not on chain),
+    for publishing. Raises :class:`InvalidArgument` when a value breaks a table
+    constraint.
     """
 
-    async def _run(con: asyncpg.Connection) -> asyncpg.Record:
-        # FOR SHARE: the indexer cannot move the market out of PROPOSED mid-edit.
+    async def _run(con: asyncpg.Connection) -> tuple[asyncpg.Record, asyncpg.Record | None]:
         chain = await con.fetchrow(
-            "SELECT state, creator FROM markets WHERE market_id = $1::text FOR SHARE", market_id
+            f"SELECT {_COLUMNS} FROM markets m LEFT JOIN market_metadata md "
+            "USING (market_id) WHERE m.market_id = $1::text FOR SHARE OF m",
+            market_id,
         )
-        if chain is not None and chain["creator"] != creator:
-            raise NotPermitted("only the market's creator may edit its metadata")
-        if chain is not None and chain["state"] != 0:
-            raise NotPermitted("metadata is editable only while the market is PROPOSED")
-        m = metadata
+        current = await con.fetchrow(
+            f"SELECT {_META_COLUMNS} FROM market_metadata WHERE market_id = $1::text "
+            "FOR UPDATE",
+            market_id,
+        )
+        m = decide(
+            None if chain is None else _market(chain),
+            None if current is None else _metadata(current),
+        )
         row = await con.fetchrow(
             f"""
             INSERT INTO market_metadata (market_id, creator, title, description, category, tags,
                                          image_url, resolution_source, end_time)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
             ON CONFLICT (market_id) DO UPDATE SET
-                title = EXCLUDED.title, description = EXCLUDED.description,
-                category = EXCLUDED.category, tags = EXCLUDED.tags,
-                image_url = EXCLUDED.image_url, resolution_source = EXCLUDED.resolution_source,
-                end_time = EXCLUDED.end_time, updated_at = now()
-            WHERE market_metadata.creator = EXCLUDED.creator
+                creator = EXCLUDED.creator, title = EXCLUDED.title,
+                description = EXCLUDED.description, category = EXCLUDED.category,
+                tags = EXCLUDED.tags, image_url = EXCLUDED.image_url,
+                resolution_source = EXCLUDED.resolution_source, end_time = EXCLUDED.end_time,
+                updated_at = now()
             RETURNING {_META_COLUMNS}
             """,
             market_id, creator, m.title, m.description, m.category, list(m.tags),
             m.image_url, m.resolution_source, m.end_time,
         )
-        if row is None:
-            raise NotPermitted("only the market's creator may edit its metadata")
-        return row
+        shown = None
+        if chain is not None:
+            shown = await con.fetchrow(
+                f"SELECT {_COLUMNS} FROM markets m LEFT JOIN market_metadata md "
+                "USING (market_id) WHERE m.market_id = $1::text",
+                market_id,
+            )
+        return row, shown
 
     try:
-        row = await db.run("markets.save_metadata", _run)
+        row, shown = await db.run("markets.edit_metadata", _run)
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise rejected(exc) from exc
-    return _metadata(row)
+    return _metadata(row), None if shown is None else _market(shown)
 
 
 async def import_metadata(

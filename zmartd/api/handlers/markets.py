@@ -42,6 +42,7 @@ from zmartd.storage.records import (
 
 __all__ = [
     "DEFAULT_CANDLES",
+    "aware_utc",
     "candles",
     "get",
     "holders",
@@ -117,9 +118,7 @@ async def candles(
     """YES-price candles over ``[start, end)``; ``end`` defaults to now and
     ``start`` to :data:`DEFAULT_CANDLES` intervals before ``end``."""
     step = price_store.INTERVALS[interval]
-    for name, value in (("from", start), ("to", end)):
-        if value is not None and value.tzinfo is None:
-            raise _field(name, "a time zone is required (e.g. 2026-01-01T00:00:00Z)")
+    start, end = aware_utc(start, "from"), aware_utc(end, "to")
     end = end or now()
     if start is None:
         try:
@@ -142,38 +141,53 @@ def _field(name: str, message: str) -> problems.Problem:
     return problems.validation([problems.FieldError(field=name, message=message)])
 
 
+def aware_utc(value: datetime | None, field: str) -> datetime | None:
+    """A client's datetime in UTC; 422 when it has no zone or leaves the datetime range.
+    The one time-zone rule of every market input (metadata ``end_time``, candle bounds)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise _field(field, "a time zone is required (e.g. 2026-01-01T00:00:00Z)")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise _field(field, "out of the supported time range") from None
+
+
 # ---------------------------------------------------------------- metadata
 
 
-async def _check_creator(db: Database, market_id: str, wallet: str) -> MarketRecord | None:
-    """403 unless ``wallet`` created the market (when it is on chain) and owns its
-    metadata (when registered); 409 once the market has left PROPOSED."""
-    market = await store.get_market(db, market_id)
-    if market is not None:
-        if market.creator != wallet:
-            raise problems.forbidden("only the market's creator may register or edit its "
-                                     "metadata")
-        if market.state != 0:
-            raise problems.conflict(
-                f"metadata is editable only while the market is PROPOSED (it is "
-                f"{views.STATE_NAMES[market.state]})")
-    return market
+def _check_creator(market: MarketRecord | None, wallet: str) -> None:
+    """403 unless ``wallet`` created the market (when it is on chain); 409 once the
+    market has left PROPOSED."""
+    if market is None:
+        return
+    if market.creator != wallet:
+        raise problems.forbidden("only the market's creator may register or edit its metadata")
+    if market.state != 0:
+        raise problems.conflict(
+            f"metadata is editable only while the market is PROPOSED (it is "
+            f"{views.STATE_NAMES[market.state]})")
 
 
 async def register_metadata(
     db: Database, bus: Bus, *, market_id: str, wallet: str, metadata: MarketMetadataInput,
 ) -> views.MarketMetadata:
     """First registration; 409 if the market already has metadata (use PATCH)."""
-    market = await _check_creator(db, market_id, wallet)
-    existing = await store.get_metadata(db, market_id)
-    if existing is not None:
-        if existing.creator != wallet:
-            raise problems.forbidden("another wallet registered this market's metadata")
-        raise problems.conflict("metadata is already registered; change it with PATCH")
-    saved = await store.save_metadata(db, market_id=market_id, creator=wallet,
-                                      metadata=metadata)
-    if market is not None:
-        await publish_market(db, bus, market_id)
+
+    def decide(market: MarketRecord | None,
+               existing: MarketMetadataRecord | None) -> MarketMetadataInput:
+        _check_creator(market, wallet)
+        if existing is not None:
+            if existing.creator != wallet:
+                raise problems.forbidden("another wallet registered this market's metadata")
+            raise problems.conflict("metadata is already registered; change it with PATCH")
+        return metadata
+
+    saved, shown = await store.edit_metadata(db, market_id=market_id, creator=wallet,
+                                             decide=decide)
+    if shown is not None:
+        await publish_market(bus, shown)
     return views.metadata_view(saved)
 
 
@@ -182,16 +196,21 @@ async def update_metadata(
 ) -> views.MarketMetadata:
     """Apply ``changes`` (only the fields given) to registered metadata."""
     market_id = ref if is_market_id(ref) else (await resolve(db, ref)).market_id
-    market = await _check_creator(db, market_id, wallet)
-    existing = await store.get_metadata(db, market_id)
-    if existing is None:
-        raise problems.not_found(f"market {market_id} has no metadata; register it with POST")
-    if existing.creator != wallet:
-        raise problems.forbidden("only the market's creator may edit its metadata")
-    merged = _merge(existing, changes)
-    saved = await store.save_metadata(db, market_id=market_id, creator=wallet, metadata=merged)
-    if market is not None:
-        await publish_market(db, bus, market_id)
+
+    def decide(market: MarketRecord | None,
+               existing: MarketMetadataRecord | None) -> MarketMetadataInput:
+        _check_creator(market, wallet)
+        if existing is None:
+            raise problems.not_found(
+                f"market {market_id} has no metadata; register it with POST")
+        if existing.creator != wallet:
+            raise problems.forbidden("only the market's creator may edit its metadata")
+        return _merge(existing, changes)
+
+    saved, shown = await store.edit_metadata(db, market_id=market_id, creator=wallet,
+                                             decide=decide)
+    if shown is not None:
+        await publish_market(bus, shown)
     return views.metadata_view(saved)
 
 
@@ -201,12 +220,9 @@ def _merge(existing: MarketMetadataRecord, changes: dict[str, object]) -> Market
     return MarketMetadataInput(**fields)
 
 
-async def publish_market(db: Database, bus: Bus, market_id: str) -> None:
+async def publish_market(bus: Bus, market: MarketRecord) -> None:
     """Tell caches and WebSocket clients that a market's visible fields changed."""
-    market = await store.get_market(db, market_id)
-    if market is None:
-        return
     await bus.publish("events", MarketStateChanged(
-        market_id=market_id, slot=market.slot, at=now().isoformat(),
+        market_id=market.market_id, slot=market.slot, at=now().isoformat(),
         data=views.to_builtins(views.market_view(market)),
     ))

@@ -10,14 +10,13 @@ the market lists, i.e. by every trade or state change).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Final, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
 from solders.pubkey import Pubkey
 
-from zmartd.api import problems
 from zmartd.api.cache import MARKETS, market_tag, wallet_tag
 from zmartd.api.handlers import markets as handlers
 from zmartd.api.handlers import quotes
@@ -36,7 +35,6 @@ __all__ = [
     "MarketRef",
     "QuoteQuery",
     "Text",
-    "aware_utc",
     "market_tags",
     "router",
 ]
@@ -72,20 +70,6 @@ Title = Annotated[str, Text(200, min_length=1)]
 Description = Annotated[str, Text(10_000)]
 Source = Annotated[str, Text(1000)]
 Tags = Annotated[list[Tag], msgspec.Meta(max_length=10)]
-
-
-def aware_utc(value: datetime | None, field: str) -> datetime | None:
-    """A client's datetime in UTC; 422 when it has no zone or leaves the datetime range."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise problems.validation([problems.FieldError(
-            field=field, message="a time zone is required (e.g. 2026-01-01T00:00:00Z)")])
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise problems.validation([problems.FieldError(
-            field=field, message="out of the supported time range")]) from None
 
 
 def market_tags(ref: str) -> list[str]:
@@ -160,7 +144,7 @@ async def market_prices(call: Call[None, CandleQuery]) -> views.Candles:
     """
     q = call.query
     return await handlers.candles(call.database(), call.path.market_id, interval=q.interval,
-                                  start=aware_utc(q.from_, "from"), end=aware_utc(q.to, "to"))
+                                  start=q.from_, end=q.to)
 
 
 @router.get("/<market_id>/holders", path_type=MarketPath, query=PageQuery,
@@ -246,7 +230,7 @@ async def register_metadata(call: Call[MarketMetadataBody, None]) -> views.Marke
     metadata = MarketMetadataInput(
         title=b.title, description=b.description, category=b.category, tags=tuple(b.tags),
         image_url=b.image_url, resolution_source=b.resolution_source,
-        end_time=aware_utc(b.end_time, "end_time"),
+        end_time=handlers.aware_utc(b.end_time, "end_time"),
     )
     return await handlers.register_metadata(
         call.database(), call.ctx.bus, market_id=b.market_id,
@@ -268,7 +252,7 @@ async def update_metadata(call: Call[MarketMetadataPatch, None]) -> views.Market
         if name == "tags":
             value = tuple(value)
         elif name == "end_time":
-            value = aware_utc(value, "end_time")
+            value = handlers.aware_utc(value, "end_time")
         changes[name] = value
     return await handlers.update_metadata(
         call.database(), call.ctx.bus, ref=call.path.market_id,
