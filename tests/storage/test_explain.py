@@ -67,8 +67,8 @@ class ExplainingDatabase:
         self.db = db
         self.plans: list[tuple[str, Any]] = []
 
-    async def run(self, fn: Any, *, transaction: bool = True) -> Any:
-        return await self.db.run("test", lambda con: fn(Explaining(con, self.plans)),
+    async def run(self, name: str, fn: Any, *, transaction: bool = True) -> Any:
+        return await self.db.run(name, lambda con: fn(Explaining(con, self.plans)),
                                  transaction=transaction)
 
 

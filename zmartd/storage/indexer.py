@@ -36,7 +36,7 @@ from zmartd.storage.records import (
     PositionRecord,
     TradeRecord,
     VoteRecord,
-    u64,
+    from_row,
 )
 
 __all__ = [
@@ -475,10 +475,8 @@ async def read_chain_markets(db: Database) -> dict[str, MarketChainState]:
         rows = await con.fetch(f"SELECT {', '.join(fields)} FROM markets")
         out = {}
         for r in rows:
-            data = dict(r)
-            for name in _markets._U64:
-                data[name] = u64(data[name])
-            out[data["market_id"]] = MarketChainState(**data)
+            state = from_row(MarketChainState, r)
+            out[state.market_id] = state
         return out
 
     return await db.run("indexer.read_chain_markets", _run, transaction=False)
@@ -492,10 +490,8 @@ async def read_chain_positions(db: Database) -> dict[tuple[str, str], PositionSt
         rows = await con.fetch(f"SELECT {', '.join(fields)} FROM positions")
         out = {}
         for r in rows:
-            data = dict(r)
-            for name in ("shares_yes", "shares_no", "total_invested", "claimed_amount"):
-                data[name] = u64(data[name])
-            out[(data["market_id"], data["wallet"])] = PositionState(**data)
+            position = from_row(PositionState, r)
+            out[(position.market_id, position.wallet)] = position
         return out
 
     return await db.run("indexer.read_chain_positions", _run, transaction=False)

@@ -32,8 +32,9 @@ from zmartd.storage.records import (
     check_limit,
     decode_cursor,
     encode_cursor,
+    from_row,
     rejected,
-    u64,
+    sql_columns,
 )
 
 __all__ = [
@@ -65,31 +66,19 @@ _SORTS: dict[str, tuple[str, str, type[int] | type[datetime]]] = {
 }
 _KEY_CAST = {datetime: "timestamptz", int: "numeric"}
 
-_COLUMNS = """
-    m.market_id, m.address, m.creator, m.state, m.b_parameter, m.initial_liquidity,
-    m.current_liquidity, m.shares_yes, m.shares_no, m.total_volume, m.price_yes, m.created_at,
-    m.approved_at, m.activated_at, m.resolution_proposed_at, m.resolved_at, m.finalized_at,
-    m.dispute_initiated_at, m.cancelled_at, m.resolver, m.proposed_outcome, m.final_outcome,
-    m.ipfs_question_hash, m.ipfs_evidence_hash, m.dispute_initiator,
-    m.accumulated_resolver_fees, m.accumulated_lp_fees, m.proposal_likes, m.proposal_dislikes,
-    m.proposal_total_votes, m.dispute_agree, m.dispute_disagree, m.dispute_total_votes,
-    m.was_disputed, m.slot, m.finalized, m.updated_at,
-    md.title, md.description, md.category, md.tags, md.image_url, md.resolution_source,
-    md.end_time
-"""
-
-_U64 = (
-    "b_parameter", "initial_liquidity", "current_liquidity", "shares_yes", "shares_no",
-    "total_volume", "accumulated_resolver_fees", "accumulated_lp_fees",
+# The market as shown: the chain mirror's columns, when the row last changed, and the
+# metadata's -- derived from MarketRecord, so a field added to the record is selected.
+_CHAIN_FIELDS = tuple(MarketChainState.__struct_fields__)
+_SHOWN_METADATA = tuple(
+    f for f in MarketRecord.__struct_fields__ if f not in _CHAIN_FIELDS and f != "updated_at"
+)
+_COLUMNS = ", ".join(
+    [f"m.{f}" for f in (*_CHAIN_FIELDS, "updated_at")] + [f"md.{f}" for f in _SHOWN_METADATA]
 )
 
 
 def _market(row: Mapping[str, Any]) -> MarketRecord:
-    data: dict[str, Any] = dict(row)
-    for name in _U64:
-        data[name] = u64(data[name])
-    data["tags"] = tuple(data["tags"] or ())
-    return MarketRecord(**data)
+    return from_row(MarketRecord, row)
 
 
 class MarketMetadataInput(msgspec.Struct, frozen=True, kw_only=True):
@@ -360,28 +349,12 @@ async def import_metadata(
 # ---------------------------------------------------------------- indexer writes
 
 
-_CHAIN_FIELDS = tuple(MarketChainState.__struct_fields__)
 _UPDATABLE = tuple(f for f in _CHAIN_FIELDS if f not in ("market_id", "created_at"))
-_U64_FIELDS = frozenset(_U64)
-
-def _pg_type(field: str) -> str:
-    if field in _U64_FIELDS:
-        return "numeric"
-    if field.endswith("_at"):
-        return "timestamptz"
-    if field in ("proposed_outcome", "final_outcome", "was_disputed", "finalized"):
-        return "boolean"
-    if field == "state":
-        return "smallint"
-    if field in ("market_id", "address", "creator", "resolver", "dispute_initiator",
-                 "ipfs_question_hash", "ipfs_evidence_hash"):
-        return "text"
-    return "bigint"
 
 
 _UPSERT = (
     f"INSERT INTO markets ({', '.join(_CHAIN_FIELDS)}) SELECT {', '.join(_CHAIN_FIELDS)} "
-    f"FROM {recordset(1, {f: _pg_type(f) for f in _CHAIN_FIELDS})}"
+    f"FROM {recordset(1, sql_columns(MarketChainState))}"
     + " ON CONFLICT (market_id) DO UPDATE SET "
     + ", ".join(f"{f} = EXCLUDED.{f}" if f != "ipfs_question_hash" else
                 # the account loses the question CID at resolution (docs/chain.md

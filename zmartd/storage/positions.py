@@ -16,13 +16,16 @@ import msgspec
 from zmartd.storage.bulk import recordset, rows_json
 from zmartd.storage.database import Database
 from zmartd.storage.records import (
+    U64,
     HolderRecord,
     Page,
     PositionRecord,
     check_limit,
     decode_cursor,
     encode_cursor,
+    from_row,
     rejected,
+    sql_columns,
     u64,
 )
 
@@ -49,22 +52,19 @@ class PositionState(msgspec.Struct, frozen=True, kw_only=True):
     market_id: str
     wallet: str
     address: str
-    shares_yes: int
-    shares_no: int
-    total_invested: int
+    shares_yes: U64
+    shares_no: U64
+    total_invested: U64
     trades_count: int
     last_trade_at: datetime
     slot: int
     has_claimed: bool = False
-    claimed_amount: int = 0
+    claimed_amount: U64 = 0
     finalized: bool = False
 
 
 def _position(row: asyncpg.Record) -> PositionRecord:
-    data: dict[str, Any] = dict(row)
-    for name in ("shares_yes", "shares_no", "total_invested", "claimed_amount"):
-        data[name] = u64(data[name])
-    return PositionRecord(**data)
+    return from_row(PositionRecord, row)
 
 
 async def list_user_positions(
@@ -146,15 +146,9 @@ async def list_holders(
 
 
 _FIELDS = tuple(PositionState.__struct_fields__)
-_TYPES = {
-    "market_id": "text", "wallet": "text", "address": "text", "shares_yes": "numeric",
-    "shares_no": "numeric", "total_invested": "numeric", "trades_count": "bigint",
-    "last_trade_at": "timestamptz", "slot": "bigint", "has_claimed": "boolean",
-    "claimed_amount": "numeric", "finalized": "boolean",
-}
 _UPSERT = (
     f"INSERT INTO positions ({', '.join(_FIELDS)}) SELECT {', '.join(_FIELDS)} "
-    f"FROM {recordset(1, {f: _TYPES[f] for f in _FIELDS})}"
+    f"FROM {recordset(1, sql_columns(PositionState))}"
     + " ON CONFLICT (market_id, wallet) DO UPDATE SET "
     + ", ".join(f"{f} = EXCLUDED.{f}" for f in _FIELDS if f not in ("market_id", "wallet"))
     + ", updated_at = now() WHERE positions.slot <= EXCLUDED.slot"

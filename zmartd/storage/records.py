@@ -18,14 +18,18 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Sequence
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
 
 __all__ = [
+    "U64",
     "AnchorRecord",
     "AuditEntry",
     "CandleRecord",
@@ -47,7 +51,10 @@ __all__ = [
     "PlatformStats",
     "PositionRecord",
     "SessionRecord",
+    "SmallInt",
+    "SqlType",
     "StorageError",
+    "TradeEvent",
     "TradeRecord",
     "UserRecord",
     "UserStats",
@@ -58,7 +65,9 @@ __all__ = [
     "check_limit",
     "decode_cursor",
     "encode_cursor",
+    "from_row",
     "rejected",
+    "sql_columns",
     "u64",
 ]
 
@@ -173,6 +182,74 @@ def u64(value: Decimal | int | None) -> int:
     return int(value)
 
 
+@dataclass(frozen=True, slots=True)
+class SqlType:
+    """``Annotated`` marker: the SQL type of a record field's column, where the Python
+    type does not say it (a u64 is an ``int`` in Python and an exact NUMERIC in SQL)."""
+
+    name: str
+
+
+#: an unsigned 64-bit chain quantity: ``int`` in Python, NUMERIC(20,0) in PostgreSQL
+U64 = Annotated[int, SqlType("numeric")]
+#: a small enumeration (MarketState 0..6)
+SmallInt = Annotated[int, SqlType("smallint")]
+
+_PLAIN_SQL: dict[Any, str] = {int: "bigint", bool: "boolean", str: "text",
+                              datetime: "timestamptz"}
+_COLUMNS_CACHE: dict[type, dict[str, str]] = {}
+
+
+def sql_columns(record: type) -> dict[str, str]:
+    """Field name -> SQL type of a record struct, from its annotations (``U64`` and
+    ``SmallInt`` markers, else int -> bigint, bool -> boolean, str -> text, datetime ->
+    timestamptz; ``X | None`` is X). The one place that maps records to columns."""
+    columns = _COLUMNS_CACHE.get(record)
+    if columns is None:
+        hints = typing.get_type_hints(record, include_extras=True)
+        columns = {}
+        for name in record.__struct_fields__:  # type: ignore[attr-defined]
+            hint = hints[name]
+            if typing.get_origin(hint) in (typing.Union, types.UnionType):
+                hint = next(a for a in typing.get_args(hint) if a is not type(None))
+            if typing.get_origin(hint) is Annotated:
+                marker = next((m for m in hint.__metadata__ if isinstance(m, SqlType)), None)
+                if marker is not None:
+                    columns[name] = marker.name
+                    continue
+                hint = typing.get_args(hint)[0]
+            if typing.get_origin(hint) is Literal:
+                hint = type(typing.get_args(hint)[0])
+            if typing.get_origin(hint) is tuple:
+                columns[name] = "text[]"
+            else:
+                columns[name] = _PLAIN_SQL[hint]
+        _COLUMNS_CACHE[record] = columns
+    return columns
+
+
+R = TypeVar("R")
+_ROW_PLANS: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def from_row(record: type[R], row: Mapping[str, Any]) -> R:
+    """A record struct from a database row: NUMERIC u64 columns become ``int``, arrays
+    become tuples, every other value is taken as asyncpg returns it."""
+    plan = _ROW_PLANS.get(record)
+    if plan is None:
+        columns = sql_columns(record)
+        plan = _ROW_PLANS[record] = (
+            tuple(n for n, t in columns.items() if t == "numeric"),
+            tuple(n for n, t in columns.items() if t.endswith("[]")),
+        )
+    data = dict(row)
+    for name in plan[0]:
+        data[name] = u64(data[name])
+    for name in plan[1]:
+        data[name] = tuple(data[name] or ())
+    return record(**data)
+
+
 # ---------------------------------------------------------------- markets
 
 
@@ -182,13 +259,13 @@ class MarketChainState(msgspec.Struct, frozen=True, kw_only=True):
     market_id: str
     address: str
     creator: str
-    state: int
-    b_parameter: int
-    initial_liquidity: int
-    current_liquidity: int
-    shares_yes: int
-    shares_no: int
-    total_volume: int
+    state: SmallInt
+    b_parameter: U64
+    initial_liquidity: U64
+    current_liquidity: U64
+    shares_yes: U64
+    shares_no: U64
+    total_volume: U64
     created_at: datetime
     slot: int
     price_yes: int = 500_000_000
@@ -205,8 +282,8 @@ class MarketChainState(msgspec.Struct, frozen=True, kw_only=True):
     ipfs_question_hash: str | None = None
     ipfs_evidence_hash: str | None = None
     dispute_initiator: str | None = None
-    accumulated_resolver_fees: int = 0
-    accumulated_lp_fees: int = 0
+    accumulated_resolver_fees: U64 = 0
+    accumulated_lp_fees: U64 = 0
     proposal_likes: int = 0
     proposal_dislikes: int = 0
     proposal_total_votes: int = 0
@@ -217,45 +294,10 @@ class MarketChainState(msgspec.Struct, frozen=True, kw_only=True):
     finalized: bool = False
 
 
-class MarketRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """A market: the chain mirror plus the creator's off-chain metadata (None if absent)."""
+class MarketRecord(MarketChainState, frozen=True, kw_only=True):
+    """A market: the chain mirror (:class:`MarketChainState`) plus when the row last
+    changed and the creator's off-chain metadata (None, tags empty, if absent)."""
 
-    market_id: str
-    address: str
-    creator: str
-    state: int
-    b_parameter: int
-    initial_liquidity: int
-    current_liquidity: int
-    shares_yes: int
-    shares_no: int
-    total_volume: int
-    price_yes: int
-    created_at: datetime
-    approved_at: datetime | None
-    activated_at: datetime | None
-    resolution_proposed_at: datetime | None
-    resolved_at: datetime | None
-    finalized_at: datetime | None
-    dispute_initiated_at: datetime | None
-    cancelled_at: datetime | None
-    resolver: str | None
-    proposed_outcome: bool | None
-    final_outcome: bool | None
-    ipfs_question_hash: str | None
-    ipfs_evidence_hash: str | None
-    dispute_initiator: str | None
-    accumulated_resolver_fees: int
-    accumulated_lp_fees: int
-    proposal_likes: int
-    proposal_dislikes: int
-    proposal_total_votes: int
-    dispute_agree: int
-    dispute_disagree: int
-    dispute_total_votes: int
-    was_disputed: bool
-    slot: int
-    finalized: bool
     updated_at: datetime
     title: str | None
     description: str | None
@@ -288,22 +330,30 @@ class CategoryCount(msgspec.Struct, frozen=True, kw_only=True):
 # ---------------------------------------------------------------- trading
 
 
-class TradeRecord(msgspec.Struct, frozen=True, kw_only=True):
-    id: int
+class TradeEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A decoded SharesBought/SharesSold, as the indexer writes it."""
+
     market_id: str
     wallet: str
     side: Side
     outcome: Outcome
-    shares: int
-    #: buy: cost incl. fees; sell: proceeds net of fees (lamports)
-    amount: int
+    shares: U64
+    #: buy: ``cost`` (incl. fees); sell: ``proceeds`` (net)
+    amount: U64
+    #: ``new_price_yes`` (scaled 1e9)
     price_yes: int
     block_time: datetime
     slot: int
     signature: str
-    instruction_index: int
-    event_index: int
-    finalized: bool
+    instruction_index: SmallInt
+    event_index: SmallInt = 0
+    finalized: bool = False
+
+
+class TradeRecord(TradeEvent, frozen=True, kw_only=True):
+    """A stored trade: the event as indexed plus its row id."""
+
+    id: int
 
 
 class PositionRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -312,16 +362,16 @@ class PositionRecord(msgspec.Struct, frozen=True, kw_only=True):
     market_id: str
     wallet: str
     address: str
-    shares_yes: int
-    shares_no: int
-    total_invested: int
+    shares_yes: U64
+    shares_no: U64
+    total_invested: U64
     trades_count: int
     last_trade_at: datetime
     has_claimed: bool
-    claimed_amount: int
+    claimed_amount: U64
     slot: int
     finalized: bool
-    market_state: int
+    market_state: SmallInt
     market_price_yes: int
     market_final_outcome: bool | None
     market_title: str | None

@@ -18,15 +18,15 @@ import msgspec
 from zmartd.storage.bulk import recordset, rows_json
 from zmartd.storage.database import Database
 from zmartd.storage.records import (
-    Outcome,
     Page,
-    Side,
+    TradeEvent,
     TradeRecord,
     check_limit,
     decode_cursor,
     encode_cursor,
+    from_row,
     rejected,
-    u64,
+    sql_columns,
 )
 
 __all__ = ["MAX_PAGE", "TradeEvent", "TradeFee", "insert_trades",
@@ -34,30 +34,7 @@ __all__ = ["MAX_PAGE", "TradeEvent", "TradeFee", "insert_trades",
 
 MAX_PAGE = 200
 
-_COLUMNS = (
-    "id, market_id, wallet, side, outcome, shares, amount, price_yes, block_time, slot, "
-    "signature, instruction_index, event_index, finalized"
-)
-
-
-class TradeEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """A decoded SharesBought/SharesSold, as the indexer writes it."""
-
-    market_id: str
-    wallet: str
-    side: Side
-    outcome: Outcome
-    shares: int
-    #: buy: ``cost`` (incl. fees); sell: ``proceeds`` (net)
-    amount: int
-    #: ``new_price_yes`` (scaled 1e9)
-    price_yes: int
-    block_time: datetime
-    slot: int
-    signature: str
-    instruction_index: int
-    event_index: int = 0
-    finalized: bool = False
+_COLUMNS = ", ".join(TradeRecord.__struct_fields__)
 
 
 class TradeFee(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,10 +50,7 @@ class TradeFee(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _trade(row: asyncpg.Record) -> TradeRecord:
-    data: dict[str, Any] = dict(row)
-    data["shares"] = u64(data["shares"])
-    data["amount"] = u64(data["amount"])
-    return TradeRecord(**data)
+    return from_row(TradeRecord, row)
 
 
 async def _list(
@@ -120,12 +94,7 @@ async def list_user_trades(
 
 
 #: TradeEvent fields in the column order of the trades INSERT, with their SQL types
-_TRADE_COLUMNS = {
-    "market_id": "text", "wallet": "text", "side": "text", "outcome": "text",
-    "shares": "numeric", "amount": "numeric", "price_yes": "bigint",
-    "block_time": "timestamptz", "slot": "bigint", "signature": "text",
-    "instruction_index": "smallint", "event_index": "smallint", "finalized": "boolean",
-}
+_TRADE_COLUMNS = sql_columns(TradeEvent)
 _TRADE_FIELDS = ", ".join(_TRADE_COLUMNS)
 _FEE_COLUMNS = {
     "signature": "text", "instruction_index": "smallint", "event_index": "smallint",
