@@ -39,7 +39,12 @@ from urllib.parse import quote
 import structlog
 import trio
 
-from zmartd.storage.pg_placement import EmbeddedPostgresRefused, Placement, place
+from zmartd.storage.pg_placement import (
+    EmbeddedPostgresError,
+    EmbeddedPostgresRefused,
+    Placement,
+    place,
+)
 
 if TYPE_CHECKING:
     from zmartd.config import Config
@@ -50,10 +55,6 @@ log = structlog.get_logger("zmartd.storage.embedded")
 
 START_TIMEOUT = 30  # pg_ctl -t: crash recovery after a kill can take a while
 _OWNERS = ".handle_pids.json"
-
-
-class EmbeddedPostgresError(RuntimeError):
-    """initdb or pg_ctl failed; the message carries its output."""
 
 
 async def database_dsn(config: Config, stack: AsyncExitStack) -> str:
@@ -138,8 +139,13 @@ def _run(placement: Placement, program: str, *args: str, timeout: float) -> None
     with tempfile.TemporaryFile("w+") as out:
         try:
             subprocess.run(
-                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                cwd="/", timeout=timeout, check=True,
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd="/",
+                timeout=timeout,
+                check=True,
                 user=account.uid if account else None,
                 group=account.gid if account else None,
                 extra_groups=sorted(account.groups) if account else None,
@@ -157,21 +163,45 @@ def _start_blocking(placement: Placement) -> tuple[Path, list[int]]:
     pgdata = placement.pgdata
     with _locked(placement.lock_file):
         if not (pgdata / "PG_VERSION").exists():
-            _run(placement, "initdb", "-D", str(pgdata), "--auth=trust", "--auth-local=trust",
-                 "--encoding=utf8", "-U", "postgres", timeout=120)
+            _run(
+                placement,
+                "initdb",
+                "-D",
+                str(pgdata),
+                "--auth=trust",
+                "--auth-local=trust",
+                "--encoding=utf8",
+                "-U",
+                "postgres",
+                timeout=120,
+            )
         dead = _forget_dead_owners(pgdata)
         running = _running_postmaster(pgdata)
         adopted = dead if running else []
         if running is None:
             options = f"-h '' -k {shlex.quote(str(placement.socket_dir))}"
-            _run(placement, "pg_ctl", "-D", str(pgdata), "-w", "-t", str(START_TIMEOUT),
-                 "-o", options, "-l", str(pgdata / "log"), "start", timeout=START_TIMEOUT + 5)
+            _run(
+                placement,
+                "pg_ctl",
+                "-D",
+                str(pgdata),
+                "-w",
+                "-t",
+                str(START_TIMEOUT),
+                "-o",
+                options,
+                "-l",
+                str(pgdata / "log"),
+                "start",
+                timeout=START_TIMEOUT + 5,
+            )
             deadline = time.monotonic() + 10
             while (running := _running_postmaster(pgdata)) is None:
                 if time.monotonic() > deadline:
                     raise EmbeddedPostgresError(
                         f"pg_ctl started PostgreSQL in {pgdata} but it is not ready; "
-                        f"see {pgdata / 'log'}")
+                        f"see {pgdata / 'log'}"
+                    )
                 time.sleep(0.05)
         _write_owners(pgdata, [*_read_owners(pgdata), os.getpid()])
         return running[1], adopted
@@ -188,8 +218,19 @@ def _stop_blocking(placement: Placement) -> bool:
         _write_owners(pgdata, owners)
         if owners or _running_postmaster(pgdata) is None:
             return False
-        _run(placement, "pg_ctl", "-D", str(pgdata), "-w", "-t", str(START_TIMEOUT),
-             "-m", "fast", "stop", timeout=START_TIMEOUT + 5)
+        _run(
+            placement,
+            "pg_ctl",
+            "-D",
+            str(pgdata),
+            "-w",
+            "-t",
+            str(START_TIMEOUT),
+            "-m",
+            "fast",
+            "stop",
+            timeout=START_TIMEOUT + 5,
+        )
         return True
 
 
@@ -218,9 +259,13 @@ class EmbeddedPostgres:
         socket_dir, dead = await trio.to_thread.run_sync(_start_blocking, placement)
         if dead:
             log.warning("adopting embedded postgres left by dead owner(s)", pids=dead)
-        log.info("embedded postgres started", pgdata=str(placement.pgdata),
-                 user=placement.run_as, bindir=str(placement.bindir),
-                 seconds=round(trio.current_time() - started, 3))
+        log.info(
+            "embedded postgres started",
+            pgdata=str(placement.pgdata),
+            user=placement.run_as,
+            bindir=str(placement.bindir),
+            seconds=round(trio.current_time() - started, 3),
+        )
         return cls(placement, socket_dir)
 
     async def stop(self) -> None:
@@ -229,5 +274,7 @@ class EmbeddedPostgres:
         except EmbeddedPostgresError as exc:  # the next start adopts what is left
             log.error("embedded postgres did not stop", pgdata=str(self.pgdata), error=str(exc))
             return
-        log.info("embedded postgres stopped" if stopped else "embedded postgres left running",
-                 pgdata=str(self.pgdata))
+        log.info(
+            "embedded postgres stopped" if stopped else "embedded postgres left running",
+            pgdata=str(self.pgdata),
+        )

@@ -45,6 +45,7 @@ __all__ = [
     "STATE_DIR",
     "SYSTEM_USER",
     "Account",
+    "EmbeddedPostgresError",
     "EmbeddedPostgresRefused",
     "Placement",
     "cluster_id",
@@ -69,7 +70,11 @@ WAYS_OUT = (
 )
 
 
-class EmbeddedPostgresRefused(RuntimeError):
+class EmbeddedPostgresError(RuntimeError):
+    """The embedded server cannot start (the message says why)."""
+
+
+class EmbeddedPostgresRefused(EmbeddedPostgresError):
     """The embedded server cannot be arranged without loosening permissions."""
 
     def __init__(self, reason: str, path: Path) -> None:
@@ -128,8 +133,9 @@ def place(data_dir: Path, *, state_dir: Path = STATE_DIR) -> Placement:
     if os.geteuid() != 0:
         pgdata = data_dir / "postgres"
         pgdata.mkdir(mode=0o700, exist_ok=True)
-        return Placement(pgdata, pginstall_dir() / "bin", _socket_dir(pgdata, None),
-                         _lock_file(pgdata), None)
+        return Placement(
+            pgdata, pginstall_dir() / "bin", _socket_dir(pgdata, None), _lock_file(pgdata), None
+        )
     account = _system_account()
     in_data_dir = data_dir / "postgres"
     in_state_dir = state_dir / "postgres" / cluster_id(data_dir)
@@ -159,7 +165,8 @@ def _as_owner(pgdata: Path, state_dir: Path) -> Placement:
     st = pgdata.stat()
     if st.st_uid == 0:
         raise EmbeddedPostgresRefused(
-            "the cluster directory is owned by root, and PostgreSQL cannot run as root", pgdata)
+            "the cluster directory is owned by root, and PostgreSQL cannot run as root", pgdata
+        )
     try:
         account = Account.of(pwd.getpwuid(st.st_uid))
     except KeyError:
@@ -169,7 +176,8 @@ def _as_owner(pgdata: Path, state_dir: Path) -> Placement:
     blocked = _first_untraversable(pgdata.parent, account)
     if blocked is not None:
         raise EmbeddedPostgresRefused(
-            f"user {account.name} (which runs PostgreSQL) cannot traverse", blocked)
+            f"user {account.name} (which runs PostgreSQL) cannot traverse", blocked
+        )
     bindir = _reachable_binaries(account, state_dir)
     return Placement(pgdata, bindir, _socket_dir(pgdata, account), _lock_file(pgdata), account)
 
@@ -183,9 +191,19 @@ def _system_account() -> Account:
         return Account.of(pwd.getpwnam(SYSTEM_USER))
     except KeyError:
         pass
-    cmd = ["useradd", "--system", "--user-group", "--no-create-home",
-           "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-           "--comment", "zmartd embedded PostgreSQL", SYSTEM_USER]
+    cmd = [
+        "useradd",
+        "--system",
+        "--user-group",
+        "--no-create-home",
+        "--home-dir",
+        "/nonexistent",
+        "--shell",
+        "/usr/sbin/nologin",
+        "--comment",
+        "zmartd embedded PostgreSQL",
+        SYSTEM_USER,
+    ]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     except OSError as exc:
@@ -197,7 +215,9 @@ def _system_account() -> Account:
     except KeyError:
         raise EmbeddedPostgresRefused(
             f"cannot create the system user {SYSTEM_USER} ({done.stderr.strip()}) to own "
-            "the cluster", STATE_DIR) from None
+            "the cluster",
+            STATE_DIR,
+        ) from None
 
 
 def _may(st: os.stat_result, account: Account, user: int, group: int, other: int) -> bool:
@@ -256,8 +276,13 @@ def _usable(path: Path, account: Account) -> bool:
 
 
 def _cache_key(site: Path) -> str:
-    out = subprocess.run([str(site / "pgserver/pginstall/bin/postgres"), "-V"],
-                         capture_output=True, text=True, check=True, timeout=30)
+    out = subprocess.run(
+        [str(site / "pgserver/pginstall/bin/postgres"), "-V"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
     pg_version = out.stdout.split()[-1]  # "postgres (PostgreSQL) 16.2"
     return f"pg{pg_version}-pgserver{importlib.metadata.version('pgserver')}"
 
@@ -290,13 +315,15 @@ def _cached_copy(site: Path, account: Account, state_dir: Path) -> Path:
         except OSError as exc:
             if not final.exists():
                 raise EmbeddedPostgresRefused(
-                    f"cannot copy the PostgreSQL binaries ({exc})", cache) from exc
+                    f"cannot copy the PostgreSQL binaries ({exc})", cache
+                ) from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     blocked = _first_untraversable(bindir, account)
     if blocked is not None:
         raise EmbeddedPostgresRefused(
-            f"user {account.name} (which runs PostgreSQL) cannot traverse", blocked)
+            f"user {account.name} (which runs PostgreSQL) cannot traverse", blocked
+        )
     return bindir
 
 
@@ -318,6 +345,7 @@ def _socket_dir(pgdata: Path, account: Account | None) -> Path:
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or stat.S_IMODE(st.st_mode) != 0o700:
         raise EmbeddedPostgresRefused(
             "the data directory's path is too long for a Unix socket, and the socket "
-            "directory in its place is not a private directory of the server's user", path)
+            "directory in its place is not a private directory of the server's user",
+            path,
+        )
     return path
-
