@@ -149,7 +149,7 @@ def place(data_dir: Path, *, state_dir: Path = STATE_DIR) -> Placement:
         os.chown(in_data_dir, account.uid, account.gid)
         pgdata = in_data_dir
     else:
-        _make_dirs(state_dir / "postgres", 0o755)
+        _make_dirs(state_dir / "postgres", 0o755, account)
         try:
             in_state_dir.mkdir(mode=0o700)
             os.chown(in_state_dir, account.uid, account.gid)
@@ -240,14 +240,22 @@ def _first_untraversable(directory: Path, account: Account) -> Path | None:
     return None
 
 
-def _make_dirs(path: Path, mode: int) -> None:
-    """Create ``path`` and missing parents with exactly ``mode``; existing
-    directories are left as they are (and must be usable as they are)."""
+def _make_dirs(path: Path, mode: int, account: Account) -> None:
+    """Create ``path`` and missing parents with exactly ``mode``.  Existing
+    directories are left as they are, so each must already be traversable by
+    ``account``; the first that is not is refused before anything is created
+    beneath it."""
     for directory in (*reversed(path.parents), path):
+        if directory.is_dir():
+            if not _traversable(directory, account):
+                raise EmbeddedPostgresRefused(
+                    f"user {account.name} (which runs PostgreSQL) cannot traverse", directory
+                )
+            continue
         try:
             directory.mkdir(mode=mode)
         except FileExistsError:
-            continue
+            continue  # a concurrent zmartd created it (its way)
         except OSError as exc:
             raise EmbeddedPostgresRefused(f"cannot create a directory ({exc})", directory) from exc
         directory.chmod(mode)  # created just now: the umask must not narrow it
@@ -296,7 +304,7 @@ def _cached_copy(site: Path, account: Account, state_dir: Path) -> Path:
     final = cache / _cache_key(site)
     bindir = final / "pgserver/pginstall/bin"
     if not final.exists():
-        _make_dirs(cache, 0o755)
+        _make_dirs(cache, 0o755, account)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=cache))
         try:
             for name in _BINARIES:
