@@ -123,7 +123,14 @@ def pginstall_dir() -> Path:
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the pgserver package (embedded PostgreSQL) is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+    pginstall = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+    missing = [b for b in _BINARIES if not (pginstall / "bin" / b).is_file()]
+    if missing:
+        raise EmbeddedPostgresError(
+            f"pgserver's wheel lacks {', '.join(missing)} in {pginstall / 'bin'} "
+            "(a pgserver version with another layout?)"
+        )
+    return pginstall
 
 
 def place(data_dir: Path, *, state_dir: Path = STATE_DIR) -> Placement:
