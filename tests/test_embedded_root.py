@@ -109,7 +109,7 @@ class Private:
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
         shutil.rmtree(self.cluster, ignore_errors=True)
-        for suffix in (".lock", ".data_dir"):
+        for suffix in (".lock", ".data_dir", ".owners"):
             self.cluster.with_name(self.cluster.name + suffix).unlink(missing_ok=True)
         shutil.rmtree(self.root, ignore_errors=True)
 

@@ -10,12 +10,14 @@ changes the permissions of a directory zmartd did not create.
 
 Several processes share one server: the daemon, and ``zmartd migrate`` or
 ``zmartd backfill`` run beside it.  Each registers its pid in
-``<pgdata>/.handle_pids.json`` (the file pgserver used, so clusters made by
-earlier versions are adopted as they are); the last one to leave stops the
+``<pgdata>.owners`` beside the cluster; the last one to leave stops the
 server.  If an owner is SIGKILLed, the postmaster keeps running and the dead
 pid stays in the file: the next starter drops dead pids, reattaches to the
-running server (the *orphan*) and so stops it on its own exit.  A file lock
-beside the cluster (``<pgdata>.lock``) serialises start and stop.
+running server (the *orphan*) and so stops it on its own exit.  A running
+server without any owner (left by a version that kept its owners elsewhere)
+is adopted the same way.  A file lock beside the cluster (``<pgdata>.lock``)
+serialises start and stop.  Files inside the cluster, which PostgreSQL's user
+controls, are only read, never followed through a symlink.
 
 All of this blocks (initdb takes about a second), so it runs in a thread.
 """
@@ -26,6 +28,7 @@ import fcntl
 import json
 import os
 import shlex
+import stat
 import subprocess
 import tempfile
 import time
@@ -54,7 +57,6 @@ __all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "EmbeddedPostgresRefused
 log = structlog.get_logger("zmartd.storage.embedded")
 
 START_TIMEOUT = 30  # pg_ctl -t: crash recovery after a kill can take a while
-_OWNERS = ".handle_pids.json"
 
 
 async def database_dsn(config: Config, stack: AsyncExitStack) -> str:
@@ -80,25 +82,25 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _read_owners(pgdata: Path) -> list[int]:
+def _read_owners(owners_file: Path) -> list[int]:
     try:
-        return [int(p) for p in json.loads((pgdata / _OWNERS).read_text())]
+        return [int(p) for p in json.loads(owners_file.read_text())]
     except FileNotFoundError:
         return []
     except (ValueError, TypeError):
         return []
 
 
-def _write_owners(pgdata: Path, pids: list[int]) -> None:
-    (pgdata / _OWNERS).write_text(json.dumps(pids))
+def _write_owners(owners_file: Path, pids: list[int]) -> None:
+    owners_file.write_text(json.dumps(pids))
 
 
-def _forget_dead_owners(pgdata: Path) -> list[int]:
+def _forget_dead_owners(owners_file: Path) -> list[int]:
     """Drop pids of processes that no longer exist from the owner list."""
-    pids = _read_owners(pgdata)
+    pids = _read_owners(owners_file)
     dead = [p for p in pids if p != os.getpid() and not _pid_alive(p)]
     if dead:
-        _write_owners(pgdata, [p for p in pids if p not in dead])
+        _write_owners(owners_file, [p for p in pids if p not in dead])
     return dead
 
 
@@ -114,10 +116,15 @@ def _locked(lock_file: Path) -> Iterator[None]:
 
 def _running_postmaster(pgdata: Path) -> tuple[int, Path] | None:
     """(pid, socket dir) of a ready server on ``pgdata``, from its pid file."""
-    try:
-        lines = (pgdata / "postmaster.pid").read_text().splitlines()
-    except FileNotFoundError:
+    try:  # written by PostgreSQL's user: no symlink, no FIFO, no huge file
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(pgdata / "postmaster.pid", flags)
+    except OSError:  # absent (or a symlink: not PostgreSQL's own pid file)
         return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        lines = f.read(4096).decode(errors="replace").splitlines()
     if len(lines) < 8 or lines[7].strip() != "ready" or not lines[0].strip().isdigit():
         return None
     pid = int(lines[0])
@@ -157,9 +164,10 @@ def _run(placement: Placement, program: str, *args: str, timeout: float) -> None
             ) from exc
 
 
-def _start_blocking(placement: Placement) -> tuple[Path, list[int]]:
-    """Initialise and start (or adopt) the server; returns the socket dir and
-    the dead owners whose orphan was adopted."""
+def _start_blocking(placement: Placement) -> tuple[Path, bool, list[int]]:
+    """Initialise and start (or adopt) the server; returns the socket dir,
+    whether a running server without live owners was adopted, and the dead
+    owners dropped from the list."""
     pgdata = placement.pgdata
     with _locked(placement.lock_file):
         if not (pgdata / "PG_VERSION").exists():
@@ -175,9 +183,10 @@ def _start_blocking(placement: Placement) -> tuple[Path, list[int]]:
                 "postgres",
                 timeout=120,
             )
-        dead = _forget_dead_owners(pgdata)
+        dead = _forget_dead_owners(placement.owners_file)
         running = _running_postmaster(pgdata)
-        adopted = dead if running else []
+        # a running server nobody (alive) owns is an orphan: ours to stop later
+        orphan = running is not None and not _read_owners(placement.owners_file)
         if running is None:
             options = f"-h '' -k {shlex.quote(str(placement.socket_dir))}"
             _run(
@@ -203,19 +212,20 @@ def _start_blocking(placement: Placement) -> tuple[Path, list[int]]:
                         f"see {pgdata / 'log'}"
                     )
                 time.sleep(0.05)
-        _write_owners(pgdata, [*_read_owners(pgdata), os.getpid()])
-        return running[1], adopted
+        owners = placement.owners_file
+        _write_owners(owners, [*_read_owners(owners), os.getpid()])
+        return running[1], orphan, dead
 
 
 def _stop_blocking(placement: Placement) -> bool:
     """Leave the owner list; the last owner stops the server.  True if stopped."""
     pgdata = placement.pgdata
     with _locked(placement.lock_file):
-        owners = _read_owners(pgdata)
+        owners = _read_owners(placement.owners_file)
         if os.getpid() in owners:
             owners.remove(os.getpid())  # one registration (a process may hold several)
         owners = [p for p in owners if p == os.getpid() or _pid_alive(p)]
-        _write_owners(pgdata, owners)
+        _write_owners(placement.owners_file, owners)
         if owners or _running_postmaster(pgdata) is None:
             return False
         _run(
@@ -256,8 +266,8 @@ class EmbeddedPostgres:
         when initdb or pg_ctl fail."""
         started = trio.current_time()
         placement = await trio.to_thread.run_sync(place, data_dir)
-        socket_dir, dead = await trio.to_thread.run_sync(_start_blocking, placement)
-        if dead:
+        socket_dir, orphan, dead = await trio.to_thread.run_sync(_start_blocking, placement)
+        if orphan:
             log.warning("adopting embedded postgres left by dead owner(s)", pids=dead)
         log.info(
             "embedded postgres started",

@@ -104,8 +104,18 @@ class Placement:
     pgdata: Path
     bindir: Path
     socket_dir: Path
-    lock_file: Path
     account: Account | None  # None: run as ourselves
+
+    # Beside the cluster, not in it: the directory above is zmartd's, while
+    # PostgreSQL's user could plant a symlink inside pgdata for root to write
+    # through.
+    @property
+    def lock_file(self) -> Path:
+        return self.pgdata.parent / f"{self.pgdata.name}.lock"
+
+    @property
+    def owners_file(self) -> Path:
+        return self.pgdata.parent / f"{self.pgdata.name}.owners"
 
     @property
     def run_as(self) -> str:
@@ -122,7 +132,7 @@ def pginstall_dir() -> Path:
     (its import creates a runtime directory and a lock file)."""
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the pgserver package (embedded PostgreSQL) is not installed")
+        raise EmbeddedPostgresError("the pgserver package (embedded PostgreSQL) is not installed")
     pginstall = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
     missing = [b for b in _BINARIES if not (pginstall / "bin" / b).is_file()]
     if missing:
@@ -140,9 +150,7 @@ def place(data_dir: Path, *, state_dir: Path = STATE_DIR) -> Placement:
     if os.geteuid() != 0:
         pgdata = data_dir / "postgres"
         pgdata.mkdir(mode=0o700, exist_ok=True)
-        return Placement(
-            pgdata, pginstall_dir() / "bin", _socket_dir(pgdata, None), _lock_file(pgdata), None
-        )
+        return Placement(pgdata, pginstall_dir() / "bin", _socket_dir(pgdata, None), None)
     account = _system_account()
     in_data_dir = data_dir / "postgres"
     in_state_dir = state_dir / "postgres" / cluster_id(data_dir)
@@ -186,11 +194,7 @@ def _as_owner(pgdata: Path, state_dir: Path) -> Placement:
             f"user {account.name} (which runs PostgreSQL) cannot traverse", blocked
         )
     bindir = _reachable_binaries(account, state_dir)
-    return Placement(pgdata, bindir, _socket_dir(pgdata, account), _lock_file(pgdata), account)
-
-
-def _lock_file(pgdata: Path) -> Path:
-    return pgdata.parent / f"{pgdata.name}.lock"
+    return Placement(pgdata, bindir, _socket_dir(pgdata, account), account)
 
 
 def _system_account() -> Account:
