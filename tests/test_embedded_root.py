@@ -14,6 +14,7 @@ file that existed before kept its mode and owner.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import shutil
@@ -302,3 +303,88 @@ def test_migrate_refuses_a_root_owned_cluster_cleanly(tmp_path: Path) -> None:
     assert f"owned by root, and PostgreSQL cannot run as root: {pgdata}." in out.stderr
     assert "Traceback" not in out.stderr
     assert_unchanged(before)
+
+
+NORMAL_USER_SCRIPT = """
+import site, sys
+site.addsitedir(sys.argv[2])  # the test virtualenv's packages, zmartd included
+import json, os, trio, trio_asyncio, asyncpg
+from pathlib import Path
+from zmartd.storage.embedded import EmbeddedPostgres
+
+async def main():
+    server = await EmbeddedPostgres.start(Path(sys.argv[1]))
+    try:
+        async with trio_asyncio.open_loop():
+            con = await trio_asyncio.aio_as_trio(asyncpg.connect)(server.dsn)
+            user = await trio_asyncio.aio_as_trio(con.fetchval)("SELECT current_user")
+            await trio_asyncio.aio_as_trio(con.close)()
+        pid = int((server.pgdata / "postmaster.pid").read_text().split()[0])
+        result = {"pgdata": str(server.pgdata), "bindir": str(server.placement.bindir),
+                  "pid": pid, "uid": os.stat(f"/proc/{pid}").st_uid, "role": user}
+        print("RESULT", json.dumps(result))
+    finally:
+        await server.stop()
+
+trio.run(main)
+"""
+
+
+def python_for(user: pwd.struct_passwd) -> str:
+    """This Python (its realpath, e.g. under /root/.pyenv, may be out of
+    reach), or the system's one of the same version."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (os.path.realpath(sys.executable), f"/usr/bin/{version}"):
+        try:
+            subprocess.run(
+                [candidate, "-c", "pass"],
+                user=user.pw_uid,
+                group=user.pw_gid,
+                extra_groups=[],
+                cwd="/",
+                check=True,
+                timeout=30,
+            )
+        except (OSError, subprocess.CalledProcessError):
+            continue
+        return candidate
+    pytest.skip(f"no {version} that {user.pw_name} can run")
+
+
+def test_normal_user_runs_the_cluster_in_the_data_dir_as_itself() -> None:
+    """As a normal user (``nobody`` here) nothing changes: the cluster is
+    ``<data_dir>/postgres``, the binaries run from the virtualenv, PostgreSQL
+    runs as that user, and nothing under /var/lib/zmartd is made for it."""
+    nobody = pwd.getpwnam("nobody")
+    site_packages = pginstall_dir().parent.parent
+    base = Path(tempfile.mkdtemp(prefix="zmartd-user-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        data_dir = base / "data"
+        data_dir.mkdir(mode=0o700)
+        os.chown(data_dir, nobody.pw_uid, nobody.pw_gid)
+        before = snapshot(base, *state_dirs())
+        state_before = {p.name for p in (STATE_DIR / "postgres").glob("*")}
+        out = subprocess.run(
+            [python_for(nobody), "-c", NORMAL_USER_SCRIPT, str(data_dir), str(site_packages)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd="/",
+            user=nobody.pw_uid,
+            group=nobody.pw_gid,
+            extra_groups=[],
+            env={**os.environ, "HOME": str(data_dir)},
+        )
+        assert out.returncode == 0, out.stderr
+        line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+        result = json.loads(line.removeprefix("RESULT "))
+        assert result["pgdata"] == str(data_dir / "postgres")
+        assert result["bindir"] == str(pginstall_dir() / "bin")
+        assert result["uid"] == nobody.pw_uid and result["role"] == "postgres"
+        assert (data_dir / "postgres").stat().st_uid == nobody.pw_uid
+        assert not (data_dir / "postgres" / "postmaster.pid").exists()
+        assert {p.name for p in (STATE_DIR / "postgres").glob("*")} == state_before
+        assert_unchanged(before)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
