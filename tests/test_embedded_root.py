@@ -26,8 +26,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 import trio
+import trio_asyncio
 
 from tests.test_e2e_daemon import Daemon, example_config, free_port
 from zmartd.storage.embedded import EmbeddedPostgres
@@ -231,8 +233,6 @@ def test_root_traversable_data_dir_keeps_the_cluster_there(tmp_path: Path) -> No
     traversable); the storage layer connects as usual."""
     data_dir = Path(tempfile.mkdtemp(prefix="zmartd-root-", dir="/tmp"))
     data_dir.chmod(0o755)
-    import asyncpg
-    import trio_asyncio
 
     async def main() -> tuple[str, int]:
         server = await EmbeddedPostgres.start(data_dir)
@@ -388,3 +388,36 @@ def test_normal_user_runs_the_cluster_in_the_data_dir_as_itself() -> None:
         assert_unchanged(before)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_root_long_data_dir_path_gets_a_private_socket_dir() -> None:
+    """A cluster path too long for a Unix socket puts the socket in a 0700
+    directory of the server's user in the temp dir; the server answers."""
+    base = Path(tempfile.mkdtemp(prefix="zmartd-root-", dir="/tmp"))
+    base.chmod(0o755)
+    data_dir = base / ("x" * 60) / ("y" * 40)
+
+    async def main() -> tuple[Path, int]:
+        server = await EmbeddedPostgres.start(data_dir)
+        try:
+            async with trio_asyncio.open_loop():
+                con = await trio_asyncio.aio_as_trio(asyncpg.connect)(server.dsn)
+                try:
+                    answer = await trio_asyncio.aio_as_trio(con.fetchval)("SELECT 42")
+                finally:
+                    await trio_asyncio.aio_as_trio(con.close)()
+            return server.socket_dir, answer
+        finally:
+            await server.stop()
+
+    socket_dir = None
+    try:
+        socket_dir, answer = trio.run(main)
+        assert answer == 42
+        assert socket_dir.parent == Path(tempfile.gettempdir())
+        st = socket_dir.lstat()
+        assert (st.st_mode & 0o777, pwd.getpwuid(st.st_uid).pw_name) == (0o700, SYSTEM_USER)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+        if socket_dir is not None:
+            shutil.rmtree(socket_dir, ignore_errors=True)

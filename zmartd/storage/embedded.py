@@ -157,7 +157,7 @@ def _run(placement: Placement, program: str, *args: str, timeout: float) -> None
                 group=account.gid if account else None,
                 extra_groups=sorted(account.groups) if account else None,
             )
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
             out.seek(0)
             raise EmbeddedPostgresError(
                 f"{program} failed ({exc}) as user {placement.run_as}:\n{out.read()}"

@@ -119,7 +119,12 @@ class Placement:
 
     @property
     def run_as(self) -> str:
-        return self.account.name if self.account else pwd.getpwuid(os.geteuid()).pw_name
+        if self.account:
+            return self.account.name
+        try:
+            return pwd.getpwuid(os.geteuid()).pw_name
+        except KeyError:  # containers may run an uid without a passwd entry
+            return str(os.geteuid())
 
 
 def cluster_id(data_dir: Path) -> str:
@@ -151,7 +156,7 @@ def place(data_dir: Path, *, state_dir: Path = STATE_DIR) -> Placement:
         pgdata = data_dir / "postgres"
         pgdata.mkdir(mode=0o700, exist_ok=True)
         return Placement(pgdata, pginstall_dir() / "bin", _socket_dir(pgdata, None), None)
-    account = _system_account()
+    account = _system_account(data_dir)
     in_data_dir = data_dir / "postgres"
     in_state_dir = state_dir / "postgres" / cluster_id(data_dir)
     for existing in (in_data_dir, in_state_dir):
@@ -159,20 +164,38 @@ def place(data_dir: Path, *, state_dir: Path = STATE_DIR) -> Placement:
             return _as_owner(existing, state_dir)
     if in_data_dir.exists() and in_data_dir.stat().st_uid != 0:
         return _as_owner(in_data_dir, state_dir)  # an earlier, unfinished initdb
-    if not in_data_dir.exists() and _first_untraversable(data_dir, account) is None:
-        in_data_dir.mkdir(mode=0o700)
-        os.chown(in_data_dir, account.uid, account.gid)
-        pgdata = in_data_dir
-    else:
-        _make_dirs(state_dir / "postgres", 0o755, account)
-        try:
-            in_state_dir.mkdir(mode=0o700)
-            os.chown(in_state_dir, account.uid, account.gid)
-        except FileExistsError:
-            pass
-        (in_state_dir.parent / f"{in_state_dir.name}.data_dir").write_text(f"{data_dir}\n")
-        pgdata = in_state_dir
+    try:
+        if not in_data_dir.exists() and _first_untraversable(data_dir, account) is None:
+            _create_owned(in_data_dir, account)
+            pgdata = in_data_dir
+        else:
+            _make_dirs(state_dir / "postgres", 0o755, account)
+            _create_owned(in_state_dir, account)
+            (in_state_dir.parent / f"{in_state_dir.name}.data_dir").write_text(f"{data_dir}\n")
+            pgdata = in_state_dir
+    except OSError as exc:  # e.g. no CAP_CHOWN in a container
+        raise EmbeddedPostgresRefused(
+            f"cannot prepare the cluster directory ({exc})", Path(exc.filename or data_dir)
+        ) from exc
     return _as_owner(pgdata, state_dir)
+
+
+def _create_owned(path: Path, account: Account) -> None:
+    """Create ``path`` (mode 700) owned by ``account``, atomically, so that a
+    concurrent zmartd never sees it root-owned; an existing one is kept."""
+    if path.exists():
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.mkdir(mode=0o700)
+    try:
+        os.chown(tmp, account.uid, account.gid)
+        os.rename(tmp, path)  # fails (non-empty) if another zmartd ran initdb there
+    except OSError:
+        if not path.exists():
+            raise
+    finally:
+        if tmp.exists():
+            tmp.rmdir()
 
 
 def _as_owner(pgdata: Path, state_dir: Path) -> Placement:
@@ -197,37 +220,26 @@ def _as_owner(pgdata: Path, state_dir: Path) -> Placement:
     return Placement(pgdata, bindir, _socket_dir(pgdata, account), account)
 
 
-def _system_account() -> Account:
+def _system_account(data_dir: Path) -> Account:
+    """:data:`SYSTEM_USER`, created when missing (no home, no login shell)."""
     try:
         return Account.of(pwd.getpwnam(SYSTEM_USER))
     except KeyError:
         pass
-    cmd = [
-        "useradd",
-        "--system",
-        "--user-group",
-        "--no-create-home",
-        "--home-dir",
-        "/nonexistent",
-        "--shell",
-        "/usr/sbin/nologin",
-        "--comment",
-        "zmartd embedded PostgreSQL",
-        SYSTEM_USER,
-    ]
+    cmd = ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir",
+           "/nonexistent", "--shell", "/usr/sbin/nologin", "--comment",
+           "zmartd embedded PostgreSQL", SYSTEM_USER]  # fmt: skip
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-    except OSError as exc:
-        raise EmbeddedPostgresRefused(
-            f"cannot create the system user {SYSTEM_USER} ({exc}) to own the cluster", STATE_DIR
-        ) from exc
-    try:  # a concurrent zmartd may have created it first
+        why = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stderr.strip()
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        why = str(exc)
+    try:  # also when a concurrent zmartd created it first
         return Account.of(pwd.getpwnam(SYSTEM_USER))
     except KeyError:
         raise EmbeddedPostgresRefused(
-            f"cannot create the system user {SYSTEM_USER} ({done.stderr.strip()}) to own "
-            "the cluster",
-            STATE_DIR,
+            f"cannot create the system user {SYSTEM_USER} ({why}; `{' '.join(cmd)}` "
+            "creates it) to run PostgreSQL for the data directory",
+            data_dir,
         ) from None
 
 
@@ -295,14 +307,13 @@ def _usable(path: Path, account: Account) -> bool:
 
 
 def _cache_key(site: Path) -> str:
-    out = subprocess.run(
-        [str(site / "pgserver/pginstall/bin/postgres"), "-V"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    pg_version = out.stdout.split()[-1]  # "postgres (PostgreSQL) 16.2"
+    postgres = site / "pgserver/pginstall/bin/postgres"
+    try:
+        out = subprocess.run([str(postgres), "-V"], capture_output=True, text=True, check=True,
+                             timeout=30).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise EmbeddedPostgresError(f"cannot run {postgres} -V: {exc}") from exc
+    pg_version = out.split()[-1]  # "postgres (PostgreSQL) 16.2"
     return f"pg{pg_version}-pgserver{importlib.metadata.version('pgserver')}"
 
 
@@ -354,12 +365,10 @@ def _socket_dir(pgdata: Path, account: Account | None) -> Path:
     uid = account.uid if account else os.geteuid()
     digest = hashlib.sha256(bytes(pgdata)).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / f"zmartd-pg-{digest}"
-    try:
-        path.mkdir(mode=0o700)
-        if account:
-            os.chown(path, account.uid, account.gid)
-    except FileExistsError:
-        pass
+    if account:
+        _create_owned(path, account)
+    else:
+        path.mkdir(mode=0o700, exist_ok=True)
     st = path.lstat()
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or stat.S_IMODE(st.st_mode) != 0o700:
         raise EmbeddedPostgresRefused(
