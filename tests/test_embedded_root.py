@@ -75,6 +75,12 @@ def assert_unchanged(before: Snapshot) -> None:
     assert not changed, f"pre-existing paths changed mode/owner: {changed}"
 
 
+def kill_postmaster(pgdata: Path) -> None:
+    """After a failed test: no postmaster may outlive its (deleted) cluster."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        os.kill(int((pgdata / "postmaster.pid").read_text().split()[0]), signal.SIGKILL)
+
+
 class Private:
     """``<root>/home/zmartd`` (data dir) and ``<root>/home/venv``, all 0700."""
 
@@ -107,10 +113,7 @@ class Private:
         self.cluster = STATE_DIR / "postgres" / cluster_id(self.data_dir)
 
     def cleanup(self) -> None:
-        pid_file = self.cluster / "postmaster.pid"
-        if pid_file.exists():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+        kill_postmaster(self.cluster)
         shutil.rmtree(self.cluster, ignore_errors=True)
         for suffix in (".lock", ".data_dir", ".owners"):
             self.cluster.with_name(self.cluster.name + suffix).unlink(missing_ok=True)
@@ -230,7 +233,8 @@ def test_root_orphan_after_sigkill_is_adopted_in_the_new_layout(
 def test_root_traversable_data_dir_keeps_the_cluster_there(tmp_path: Path) -> None:
     """A data dir every user can reach holds its own cluster, owned by
     zmartd-postgres, and the binaries run in place (the test venv is
-    traversable); the storage layer connects as usual."""
+    traversable); the storage layer connects as usual, and a stop while its
+    owner is being cancelled still stops the server."""
     data_dir = Path(tempfile.mkdtemp(prefix="zmartd-root-", dir="/tmp"))
     data_dir.chmod(0o755)
 
@@ -247,7 +251,9 @@ def test_root_traversable_data_dir_keeps_the_cluster_there(tmp_path: Path) -> No
                     await trio_asyncio.aio_as_trio(con.close)()
             return str(one), postmaster(server.pgdata)
         finally:
-            await server.stop()
+            with trio.CancelScope() as cancelled:
+                cancelled.cancel()
+                await server.stop()
 
     try:
         one, pid = trio.run(main)
@@ -260,6 +266,7 @@ def test_root_traversable_data_dir_keeps_the_cluster_there(tmp_path: Path) -> No
                 os.kill(pid, 0)
                 time.sleep(0.1)
     finally:
+        kill_postmaster(data_dir / "postgres")
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -418,6 +425,7 @@ def test_root_long_data_dir_path_gets_a_private_socket_dir() -> None:
         st = socket_dir.lstat()
         assert (st.st_mode & 0o777, pwd.getpwuid(st.st_uid).pw_name) == (0o700, SYSTEM_USER)
     finally:
+        kill_postmaster(data_dir / "postgres")
         shutil.rmtree(base, ignore_errors=True)
         if socket_dir is not None:
             shutil.rmtree(socket_dir, ignore_errors=True)

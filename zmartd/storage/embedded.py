@@ -279,11 +279,17 @@ class EmbeddedPostgres:
         return cls(placement, socket_dir)
 
     async def stop(self) -> None:
-        try:
-            stopped = await trio.to_thread.run_sync(_stop_blocking, self.placement)
-        except EmbeddedPostgresError as exc:  # the next start adopts what is left
-            log.error("embedded postgres did not stop", pgdata=str(self.pgdata), error=str(exc))
-            return
+        """Leave the server (stopping it if we were its last owner).  Shielded:
+        it runs while the owner is being cancelled, and a skipped stop would
+        leave the postmaster running until the next start adopts it."""
+        stopped = False
+        with trio.move_on_after(START_TIMEOUT + 10) as scope:
+            scope.shield = True
+            try:
+                stopped = await trio.to_thread.run_sync(_stop_blocking, self.placement)
+            except EmbeddedPostgresError as exc:  # the next start adopts what is left
+                log.error("embedded postgres did not stop", pgdata=str(self.pgdata), error=str(exc))
+                return
         log.info(
             "embedded postgres stopped" if stopped else "embedded postgres left running",
             pgdata=str(self.pgdata),
