@@ -394,6 +394,7 @@ def test_normal_user_runs_the_cluster_in_the_data_dir_as_itself() -> None:
         assert {p.name for p in (STATE_DIR / "postgres").glob("*")} == state_before
         assert_unchanged(before)
     finally:
+        kill_postmaster(base / "data" / "postgres")
         shutil.rmtree(base, ignore_errors=True)
 
 
