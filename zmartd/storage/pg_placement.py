@@ -25,6 +25,10 @@ the cluster 700); if one exists and is not usable, or the user cannot be
 created, :class:`EmbeddedPostgresRefused` names the directory and the two
 ways out.  As a normal user nothing of this applies: the cluster is
 ``<data_dir>/postgres`` and the binaries run in place.
+
+The socket lives in the cluster directory unless that path is too long for a
+Unix socket; then it goes to ``<tmp>/zmartd-pg-<hash>``, a 0700 directory of
+the server's user (refused if it exists otherwise).
 """
 
 from __future__ import annotations
