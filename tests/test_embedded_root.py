@@ -430,3 +430,41 @@ def test_root_long_data_dir_path_gets_a_private_socket_dir() -> None:
         shutil.rmtree(base, ignore_errors=True)
         if socket_dir is not None:
             shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+def test_root_runs_an_existing_cluster_as_its_owner() -> None:
+    """A cluster made earlier by another user (clusters of older versions are
+    owned by ``pgserver``; ``nobody`` stands in here) is used where it is, as
+    that user, not re-owned."""
+    nobody = pwd.getpwnam("nobody")
+    base = Path(tempfile.mkdtemp(prefix="zmartd-root-", dir="/tmp"))
+    pgdata = base / "postgres"
+    try:
+        base.chmod(0o755)
+        pgdata.mkdir(mode=0o700)
+        os.chown(pgdata, nobody.pw_uid, nobody.pw_gid)
+        initdb = pginstall_dir() / "bin" / "initdb"
+        subprocess.run([str(initdb), "-D", str(pgdata), "-U", "postgres", "--auth=trust"],
+                       user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[], cwd="/",
+                       capture_output=True, check=True, timeout=120)  # fmt: skip
+        before = snapshot(base)
+
+        async def main() -> int:
+            server = await EmbeddedPostgres.start(base)
+            try:
+                assert server.pgdata == pgdata and server.placement.run_as == "nobody"
+                return postmaster(pgdata)
+            finally:
+                await server.stop()
+
+        pid = trio.run(main)
+        assert not (pgdata / "postmaster.pid").exists()
+        with pytest.raises(ProcessLookupError):
+            for _ in range(50):
+                os.kill(pid, 0)
+                time.sleep(0.1)
+        # directories only: PostgreSQL itself rewrites and removes files in pgdata
+        assert_unchanged({k: v for k, v in before.items() if Path(k).is_dir()})
+    finally:
+        kill_postmaster(pgdata)
+        shutil.rmtree(base, ignore_errors=True)
