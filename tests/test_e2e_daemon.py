@@ -39,9 +39,9 @@ def free_port() -> int:
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
-    """A data dir outside pytest's tmp tree: pgserver runs PostgreSQL as the
-    ``pgserver`` user and needs every ancestor readable, but pytest resets
-    ``/tmp/pytest-of-<user>`` to mode 0700 whenever a pytest session starts."""
+    """A traversable data dir outside pytest's tmp tree (which pytest keeps at
+    mode 0700), so that as root the cluster lives in ``<data_dir>/postgres``
+    (tests/test_embedded_root.py covers untraversable ones)."""
     path = Path(tempfile.mkdtemp(prefix="zmartd-e2e-", dir="/tmp"))
     path.chmod(0o755)
     yield path
@@ -61,14 +61,14 @@ def example_config(tmp_path: Path, http_port: int, data_dir: Path) -> Path:
 
 
 class Daemon:
-    def __init__(self, config: Path, port: int) -> None:
+    def __init__(self, config: Path, port: int, python: str = sys.executable) -> None:
         self.config = config
         self.base = f"http://127.0.0.1:{port}"
         self.log = config.parent / "zmartd.log"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("XDG_RUNTIME_DIR", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "zmartd", "--config", str(config)],
+            [python, "-m", "zmartd", "--config", str(config)],
             stdout=subprocess.DEVNULL, stderr=self.log.open("wb"), env=env, cwd=config.parent,
         )
 

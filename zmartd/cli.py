@@ -195,11 +195,15 @@ async def _migrate_async(cfg: Config, *, status: bool, dry_run: bool) -> int:
     import trio_asyncio
 
     from zmartd.storage.database import Database
-    from zmartd.storage.embedded import database_dsn
+    from zmartd.storage.embedded import EmbeddedPostgresError, database_dsn
     from zmartd.storage.migrate import MigrationError, migrate, migration_status
 
     async with AsyncExitStack() as stack:
-        dsn = await database_dsn(cfg, stack)
+        try:
+            dsn = await database_dsn(cfg, stack)
+        except EmbeddedPostgresError as exc:
+            print(f"zmartd migrate: {exc}", file=sys.stderr)
+            return 1
         async with trio_asyncio.open_loop():
             try:
                 db = await Database.connect(

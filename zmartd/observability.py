@@ -69,8 +69,6 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     # hypercorn's access log is noisy and carries client IPs; keep it at warning.
     logging.getLogger("hypercorn.access").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
-    # pgserver narrates every initdb/pg_ctl call at info level.
-    logging.getLogger("pgserver").setLevel(max(logging.WARNING, root.level))
     logging.captureWarnings(True)
     structlog.configure(
         processors=[

@@ -64,7 +64,7 @@ async def _run(cfg: Config, from_slot: int | None, signature: str | None,
     from zmartd.indexer.pipeline import Indexer
     from zmartd.indexer.source import ChainSource
     from zmartd.storage.database import Database
-    from zmartd.storage.embedded import database_dsn
+    from zmartd.storage.embedded import EmbeddedPostgresError, database_dsn
     from zmartd.storage.migrate import MigrationError, migrate
 
     if signature is not None:
@@ -76,7 +76,11 @@ async def _run(cfg: Config, from_slot: int | None, signature: str | None,
             return 2
     endpoints = chain_endpoints(cfg)
     async with AsyncExitStack() as stack:
-        dsn = await database_dsn(cfg, stack)
+        try:
+            dsn = await database_dsn(cfg, stack)
+        except EmbeddedPostgresError as exc:
+            print(f"zmartd backfill: {exc}", file=sys.stderr)
+            return 1
         async with trio_asyncio.open_loop():
             try:
                 db = await Database.connect(dsn, min_size=1, max_size=4,
