@@ -15,9 +15,9 @@ from typing import Any
 
 import msgspec
 import pytest
-import trio
 
 from tests.api.conftest import make_config, make_ctx
+from tests.asgi import call
 from zmartd import clientip
 from zmartd.api.routing import Call, Router
 from zmartd.api.server import create_app
@@ -110,32 +110,10 @@ async def get_seen(call: Call[None, None]) -> Seen:
 
 
 async def _ask(app: Any, peer: str, lines: list[str]) -> str:
-    messages: list[dict[str, Any]] = []
-    done = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal done
-        if not done:
-            done = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await trio.sleep_forever()
-        raise AssertionError
-
-    async def send(message: dict[str, Any]) -> None:
-        messages.append(message)
-
-    scope = {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1", "method": "GET", "scheme": "http", "path": "/v1/seen",
-        "raw_path": b"/v1/seen", "query_string": b"", "root_path": "",
-        "headers": [(b"host", b"zmart.test"),
-                    *((b"x-forwarded-for", line.encode()) for line in lines)],
-        "client": (peer, 40000), "server": ("127.0.0.1", 8080), "extensions": {},
-    }
-    await app(scope, receive, send)
-    assert messages[0]["status"] == 200, messages
-    body = b"".join(m.get("body", b"") for m in messages[1:])
-    return str(msgspec.json.decode(body)["ip"])
+    answer = await call(app, "/v1/seen", headers=[("X-Forwarded-For", line) for line in lines],
+                        client=peer)
+    assert answer.status == 200, answer
+    return str(msgspec.json.decode(answer.body)["ip"])
 
 
 async def test_http_requests_resolve_by_the_same_table() -> None:
