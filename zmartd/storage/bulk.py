@@ -18,12 +18,13 @@ A statement selects ``FROM {recordset(1, COLUMNS)}`` and is called with
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
+import asyncpg
 import msgspec
 
-__all__ = ["recordset", "rows_json"]
+__all__ = ["recordset", "rows_json", "write_newest"]
 
 _encoder = msgspec.json.Encoder()
 
@@ -44,3 +45,33 @@ def recordset(param: int, columns: Mapping[str, str], *, alias: str = "x",
     names = ", ".join(columns)
     return (f"ROWS FROM (json_to_recordset(${param}::json) AS ({definition})) "
             f"WITH ORDINALITY AS {alias}({names}, ord)")
+
+
+class _Slotted(Protocol):
+    @property
+    def slot(self) -> int: ...
+
+
+S = TypeVar("S", bound=_Slotted)
+
+
+async def write_newest(
+    con: asyncpg.Connection, statement: str, states: Sequence[S], key: Callable[[S], Hashable]
+) -> int:
+    """Run an account upsert ``statement`` (``$1`` = the rows as JSON) with the newest
+    state (highest slot) of each ``key``; returns the rows written.
+
+    One row per key per statement (PostgreSQL refuses to update a row twice in one
+    ``INSERT ... ON CONFLICT``); the statement's own ``WHERE slot <= EXCLUDED.slot``
+    skips states older than the stored one, since account updates may arrive out of
+    order (backfill next to the live feed).
+    """
+    latest: dict[Hashable, S] = {}
+    for s in states:
+        k = key(s)
+        if k not in latest or latest[k].slot <= s.slot:
+            latest[k] = s
+    if not latest:
+        return 0
+    status: str = await con.execute(statement, rows_json(list(latest.values())))
+    return int(status.rsplit(" ", 1)[-1])

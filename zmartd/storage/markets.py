@@ -20,7 +20,7 @@ from typing import Any, Literal
 import asyncpg
 import msgspec
 
-from zmartd.storage.bulk import recordset, rows_json
+from zmartd.storage.bulk import recordset, write_newest
 from zmartd.storage.database import Database
 from zmartd.storage.records import (
     CategoryCount,
@@ -367,18 +367,9 @@ _UPSERT = (
 async def write_markets(con: asyncpg.Connection, states: Sequence[MarketChainState]) -> int:
     """Insert or update market accounts (asyncio side); returns rows written.
 
-    A state older (lower slot) than the stored one is skipped: account updates
-    may arrive out of order (backfill next to the live feed).
+    A state older (lower slot) than the stored one is skipped (:func:`write_newest`).
     """
-    latest: dict[str, MarketChainState] = {}
-    for s in states:  # one row per market per statement: keep the newest state
-        if s.market_id not in latest or latest[s.market_id].slot <= s.slot:
-            latest[s.market_id] = s
-    if not latest:
-        return 0
-    rows = list(latest.values())
-    status: str = await con.execute(_UPSERT, rows_json(rows))
-    return int(status.rsplit(" ", 1)[-1])
+    return await write_newest(con, _UPSERT, states, lambda s: s.market_id)
 
 
 async def upsert_markets(db: Database, states: Sequence[MarketChainState]) -> int:

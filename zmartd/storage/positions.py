@@ -11,15 +11,14 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import msgspec
 
-from zmartd.storage.bulk import recordset, rows_json
+from zmartd.storage.bulk import recordset, write_newest
 from zmartd.storage.database import Database
 from zmartd.storage.records import (
-    U64,
     HolderRecord,
     Page,
     PositionRecord,
+    PositionState,
     check_limit,
     decode_cursor,
     encode_cursor,
@@ -44,23 +43,6 @@ _FROM = """
     FROM positions p JOIN markets m ON m.market_id = p.market_id
     LEFT JOIN market_metadata md ON md.market_id = p.market_id
 """
-
-
-class PositionState(msgspec.Struct, frozen=True, kw_only=True):
-    """A decoded UserPosition account, as the indexer writes it."""
-
-    market_id: str
-    wallet: str
-    address: str
-    shares_yes: U64
-    shares_no: U64
-    total_invested: U64
-    trades_count: int
-    last_trade_at: datetime
-    slot: int
-    has_claimed: bool = False
-    claimed_amount: U64 = 0
-    finalized: bool = False
 
 
 def _position(row: asyncpg.Record) -> PositionRecord:
@@ -156,17 +138,9 @@ _UPSERT = (
 
 
 async def write_positions(con: asyncpg.Connection, states: Sequence[PositionState]) -> int:
-    """Insert or update position accounts (asyncio side); stale slots are skipped."""
-    latest: dict[tuple[str, str], PositionState] = {}
-    for s in states:
-        key = (s.market_id, s.wallet)
-        if key not in latest or latest[key].slot <= s.slot:
-            latest[key] = s
-    if not latest:
-        return 0
-    rows = list(latest.values())
-    status: str = await con.execute(_UPSERT, rows_json(rows))
-    return int(status.rsplit(" ", 1)[-1])
+    """Insert or update position accounts (asyncio side); stale slots are skipped
+    (:func:`write_newest`)."""
+    return await write_newest(con, _UPSERT, states, lambda s: (s.market_id, s.wallet))
 
 
 async def upsert_positions(db: Database, states: Sequence[PositionState]) -> int:

@@ -50,6 +50,7 @@ __all__ = [
     "Page",
     "PlatformStats",
     "PositionRecord",
+    "PositionState",
     "SessionRecord",
     "SmallInt",
     "SqlType",
@@ -356,8 +357,8 @@ class TradeRecord(TradeEvent, frozen=True, kw_only=True):
     id: int
 
 
-class PositionRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """A UserPosition plus what a portfolio needs of its market."""
+class PositionState(msgspec.Struct, frozen=True, kw_only=True):
+    """A decoded UserPosition account, as the indexer writes it."""
 
     market_id: str
     wallet: str
@@ -367,10 +368,15 @@ class PositionRecord(msgspec.Struct, frozen=True, kw_only=True):
     total_invested: U64
     trades_count: int
     last_trade_at: datetime
-    has_claimed: bool
-    claimed_amount: U64
     slot: int
-    finalized: bool
+    has_claimed: bool = False
+    claimed_amount: U64 = 0
+    finalized: bool = False
+
+
+class PositionRecord(PositionState, frozen=True, kw_only=True):
+    """A UserPosition plus what a portfolio needs of its market."""
+
     market_state: SmallInt
     market_price_yes: int
     market_final_outcome: bool | None
