@@ -212,7 +212,8 @@ async def test_metadata_register_and_patch_rules(db: Database) -> None:
         assert r.status_code == 201, r.text
         assert r.json()["creator"] == creator and r.json()["end_time"] == "2029-12-31T22:00:00Z"
         assert (await c.post("/v1/markets", json=body, headers=mine)).status_code == 409
-        assert (await c.post("/v1/markets", json=body, headers=theirs)).status_code == 403
+        # another wallet's registration for an id not indexed yet is only its own claim
+        assert (await c.post("/v1/markets", json=body, headers=theirs)).status_code == 201
         for bad in [{**body, "title": ""}, {**body, "category": "Not A Slug"},
                     {**body, "tags": ["x"] * 11}, {**body, "image_url": "ftp://x"},
                     {**body, "title": "a\u0000b"}, {**body, "end_time": "2030-01-01T00:00:00"},
@@ -254,7 +255,56 @@ async def test_metadata_register_and_patch_rules(db: Database) -> None:
             "market_id": onchain, "creator": creator})])
         r = await c.post("/v1/markets", json={**body, "market_id": onchain}, headers=theirs)
         assert r.status_code == 403
-        assert await market_store.get_metadata(db, onchain) is None
+        assert await market_store.get_metadata(db, onchain, other) is None
+
+
+async def _index_market(db: Database, market_id: str, creator: str) -> None:
+    state = f.market(fx.fresh(), state=0)
+    await market_store.upsert_markets(db, [type(state)(**{
+        **{k: getattr(state, k) for k in state.__struct_fields__},
+        "market_id": market_id, "creator": creator})])
+
+
+async def test_metadata_squatting_before_indexing_is_dropped(db: Database) -> None:
+    """An attacker registers metadata for a market id seen at `processed` before zmartd
+    indexes it; the real creator registers too, before and after indexing. The market
+    shows the creator's metadata, the creator can always edit it, and the squatter's claim
+    is gone (it used to win, and lock the creator out with 403)."""
+    creator, attacker = f.wallet(fx.fresh()), f.wallet(fx.fresh())
+    early, late = f.market_id(fx.fresh()), f.market_id(fx.fresh())
+    squat = {"title": "Squatted", "resolution_source": "https://evil.example"}
+    real = {"title": "Will it rain?", "resolution_source": "https://weather.example"}
+    async with live_api(fx.config(), db) as api:
+        c = api.client
+        mine = fx.headers(await fx.session(db, creator))
+        theirs = fx.headers(await fx.session(db, attacker))
+        # order 1: squatter first, creator second, then the market is indexed
+        assert (await c.post("/v1/markets", json={"market_id": early, **squat},
+                             headers=theirs)).status_code == 201
+        assert (await c.post("/v1/markets", json={"market_id": early, **real},
+                             headers=mine)).status_code == 201
+        await _index_market(db, early, creator)
+        shown = (await c.get(f"/v1/markets/{early}")).json()
+        assert shown["title"] == "Will it rain?"
+        assert shown["resolution_source"] == "https://weather.example"
+        assert (await c.patch(f"/v1/markets/{early}", json={"title": "Rain?"},
+                              headers=mine)).status_code == 200
+        assert (await c.patch(f"/v1/markets/{early}", json={"title": "x"},
+                              headers=theirs)).status_code == 403
+        assert await market_store.get_metadata(db, early, attacker) is None
+        # order 2: squatter first, market indexed, creator registers afterwards
+        assert (await c.post("/v1/markets", json={"market_id": late, **squat},
+                             headers=theirs)).status_code == 201
+        await _index_market(db, late, creator)
+        indexed = await market_store.get_market(db, late)
+        assert indexed is not None and indexed.title is None  # not the squatter's
+        assert await market_store.get_metadata(db, late, attacker) is None
+        r = await c.post("/v1/markets", json={"market_id": late, **real}, headers=mine)
+        assert r.status_code == 201, r.text
+        assert (await c.get(f"/v1/markets/{late}")).json()["title"] == "Will it rain?"
+        # and the squatter cannot register once the market is indexed
+        assert (await c.post("/v1/markets", json={"market_id": late, **squat},
+                             headers=theirs)).status_code == 403
 
 
 async def test_a_metadata_edit_is_one_database_unit(db: Database) -> None:

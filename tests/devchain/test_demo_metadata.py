@@ -36,7 +36,7 @@ async def test_demo_markets_get_their_titles_once(
         items = demo_metadata(devchain.seed)
         assert len(items) == 8
         for market_id, creator, meta in items:
-            stored = await market_storage.get_metadata(db, market_id)
+            stored = await market_storage.get_metadata(db, market_id, creator)
             assert stored is not None and stored.title == meta.title
             assert stored.creator == creator and stored.category
         # A second import (e.g. the next start) inserts nothing and overwrites nothing.

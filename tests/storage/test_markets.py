@@ -94,9 +94,15 @@ async def test_metadata_is_edited_in_one_unit_and_constrained_by_the_table(
         assert market is None and existing is not None and existing.title == "Will it rain?"
         raise NotPermitted("no")
 
+    # another wallet's claim on the same id is its own row, and blocks nothing
+    squat = MarketMetadataInput(title="Squatted", resolution_source="https://evil.example")
+    theirs, _ = await markets.edit_metadata(db, market_id=mid, creator=wallet(9),
+                                            decide=store(squat))
+    assert theirs.creator == wallet(9)
+
     with pytest.raises(NotPermitted):
-        await markets.edit_metadata(db, market_id=mid, creator=wallet(9), decide=refuse)
-    again = await markets.get_metadata(db, mid)
+        await markets.edit_metadata(db, market_id=mid, creator=wallet(0), decide=refuse)
+    again = await markets.get_metadata(db, mid, wallet(0))
     assert again is not None and again.creator == wallet(0) and again.title == "Will it rain?"
     # on chain: the decision sees the market, and the market as now shown comes back
     await markets.upsert_markets(db, [market(2, state=0, creator=0)])
@@ -116,6 +122,8 @@ async def test_metadata_is_edited_in_one_unit_and_constrained_by_the_table(
     assert got is not None and got.title == "Will it rain tomorrow?" and got.category == "weather"
     counts = await markets.category_counts(db)
     assert [(c.category, c.markets) for c in counts] == [("weather", 1)]
+    # indexing the market dropped wallet 9's claim
+    assert await markets.get_metadata(db, mid, wallet(9)) is None
 
 
 async def seed_list(db: Database) -> list[int]:

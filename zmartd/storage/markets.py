@@ -205,10 +205,19 @@ async def get_market_by_address(db: Database, address: str) -> MarketRecord | No
     return await _get_one(db, "address", address)
 
 
-async def get_metadata(db: Database, market_id: str) -> MarketMetadataRecord | None:
+async def get_metadata(
+    db: Database, market_id: str, creator: str
+) -> MarketMetadataRecord | None:
+    """``creator``'s registration for ``market_id``: the market's metadata when it is
+    indexed with that creator, else the claim still waiting for it; or None."""
+
     async def _run(con: asyncpg.Connection) -> asyncpg.Record | None:
         return await con.fetchrow(
-            f"SELECT {_META_COLUMNS} FROM market_metadata WHERE market_id = $1::text", market_id
+            f"SELECT {_META_COLUMNS} FROM market_metadata "
+            "WHERE market_id = $1::text AND creator = $2::text "
+            f"UNION ALL SELECT {_META_COLUMNS} FROM market_metadata_claims "
+            "WHERE market_id = $1::text AND creator = $2::text LIMIT 1",
+            market_id, creator,
         )
 
     row = await db.run("markets.get_metadata", _run, transaction=False)
@@ -248,63 +257,82 @@ def _metadata(row: asyncpg.Record) -> MarketMetadataRecord:
 
 
 #: A handler's decision, taken inside the unit with the rows locked: the metadata to
-#: store, given the market (None when not on chain yet) and the current metadata (None
-#: when unregistered). It raises to refuse; nothing is written then.
+#: store, given the market (None when not on chain yet) and the caller's current
+#: registration (None when there is none). It raises to refuse; nothing is written then.
 MetadataDecision = Callable[[MarketRecord | None, MarketMetadataRecord | None], MarketMetadataInput]
+
+_SHOWN = (
+    f"SELECT {_COLUMNS} FROM markets m LEFT JOIN market_metadata md "
+    "ON md.market_id = m.market_id WHERE m.market_id = $1::text"
+)
+_META_VALUES = "$1, $2, $3, $4, $5, $6, $7, $8, $9"
+_META_INSERT = (
+    "(market_id, creator, title, description, category, tags, image_url, resolution_source, "
+    "end_time)"
+)
+_META_SET = (
+    "title = EXCLUDED.title, description = EXCLUDED.description, "
+    "category = EXCLUDED.category, tags = EXCLUDED.tags, image_url = EXCLUDED.image_url, "
+    "resolution_source = EXCLUDED.resolution_source, end_time = EXCLUDED.end_time, "
+    "updated_at = now()"
+)
 
 
 async def edit_metadata(
     db: Database, *, market_id: str, creator: str, decide: MetadataDecision
 ) -> tuple[MarketMetadataRecord, MarketRecord | None]:
-    """Register or change a market's metadata as ``creator``, in one unit.
+    """Register or change ``creator``'s metadata of a market, in one unit.
 
-    The market row is read ``FOR SHARE`` (the indexer cannot move it out of PROPOSED
-    meanwhile) and the metadata row ``FOR UPDATE`` (two edits do not interleave); the
-    handler's ``decide`` applies its rules to what was read and returns what to store.
-    Returns the stored metadata and the market as now shown (None when not on chain),
-    for publishing. Raises :class:`InvalidArgument` when a value breaks a table
-    constraint.
+    For an indexed market the metadata itself is written (``market_metadata``); for a
+    market id the indexer has not seen, a claim bound to ``creator``
+    (``market_metadata_claims``) that becomes the market's metadata only if the market
+    is indexed with that creator (migration 0006). The market row is read ``FOR SHARE``
+    (the indexer cannot move it out of PROPOSED meanwhile) and the registration ``FOR
+    UPDATE`` (two edits do not interleave); the handler's ``decide`` applies its rules
+    to what was read and returns what to store. Returns the stored registration and the
+    market as now shown (None when not on chain), for publishing. Raises
+    :class:`InvalidArgument` when a value breaks a table constraint.
     """
 
     async def _run(con: asyncpg.Connection) -> tuple[asyncpg.Record, asyncpg.Record | None]:
-        chain = await con.fetchrow(
-            f"SELECT {_COLUMNS} FROM markets m LEFT JOIN market_metadata md "
-            "USING (market_id) WHERE m.market_id = $1::text FOR SHARE OF m",
-            market_id,
-        )
+        chain = await con.fetchrow(_SHOWN + " FOR SHARE OF m", market_id)
+        table = "market_metadata" if chain is not None else "market_metadata_claims"
         current = await con.fetchrow(
-            f"SELECT {_META_COLUMNS} FROM market_metadata WHERE market_id = $1::text "
-            "FOR UPDATE",
-            market_id,
+            f"SELECT {_META_COLUMNS} FROM {table} "
+            "WHERE market_id = $1::text AND creator = $2::text FOR UPDATE",
+            market_id, creator,
         )
         m = decide(
             None if chain is None else _market(chain),
             None if current is None else _metadata(current),
         )
+        conflict = "(market_id)" if chain is not None else "(market_id, creator)"
         row = await con.fetchrow(
-            f"""
-            INSERT INTO market_metadata (market_id, creator, title, description, category, tags,
-                                         image_url, resolution_source, end_time)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-            ON CONFLICT (market_id) DO UPDATE SET
-                creator = EXCLUDED.creator, title = EXCLUDED.title,
-                description = EXCLUDED.description, category = EXCLUDED.category,
-                tags = EXCLUDED.tags, image_url = EXCLUDED.image_url,
-                resolution_source = EXCLUDED.resolution_source, end_time = EXCLUDED.end_time,
-                updated_at = now()
-            RETURNING {_META_COLUMNS}
-            """,
+            f"INSERT INTO {table} {_META_INSERT} VALUES ({_META_VALUES}) "
+            f"ON CONFLICT {conflict} DO UPDATE SET {_META_SET} RETURNING {_META_COLUMNS}",
             market_id, creator, m.title, m.description, m.category, list(m.tags),
             m.image_url, m.resolution_source, m.end_time,
         )
-        shown = None
-        if chain is not None:
-            shown = await con.fetchrow(
-                f"SELECT {_COLUMNS} FROM markets m LEFT JOIN market_metadata md "
-                "USING (market_id) WHERE m.market_id = $1::text",
-                market_id,
+        if chain is None:
+            # Indexed meanwhile (committed after our first read)? Its trigger ran before
+            # this claim existed: attach it ourselves if it is the creator's, or drop it.
+            now = await con.fetchrow(
+                "SELECT creator FROM markets WHERE market_id = $1::text FOR SHARE", market_id
             )
-        return row, shown
+            if now is None:
+                return row, None
+            await con.execute(
+                "DELETE FROM market_metadata_claims WHERE market_id = $1::text "
+                "AND creator = $2::text", market_id, creator,
+            )
+            if now["creator"] == creator:
+                await con.execute(
+                    f"INSERT INTO market_metadata {_META_INSERT} VALUES ({_META_VALUES}) "
+                    f"ON CONFLICT (market_id) DO NOTHING",
+                    market_id, creator, m.title, m.description, m.category, list(m.tags),
+                    m.image_url, m.resolution_source, m.end_time,
+                )
+        return row, await con.fetchrow(_SHOWN, market_id)
 
     try:
         row, shown = await db.run("markets.edit_metadata", _run)
@@ -319,7 +347,7 @@ async def import_metadata(
     """Register metadata for ``(market_id, creator, metadata)`` items that have none yet.
 
     A trusted import (the local chain double's demo markets), so it skips the
-    creator/PROPOSED rules of :func:`save_metadata`; it never overwrites what a
+    creator/PROPOSED rules of the API's handlers; it never overwrites what a
     creator already registered.  Never call it with user input.  Returns how
     many rows were inserted.
     """

@@ -7,11 +7,15 @@ account address (what explorers and wallets show); :func:`resolve` accepts
 both and everything below works on the record it returns, so an unknown
 market is one 404 in one place.
 
-Metadata rules: ``POST`` registers metadata once, for a market the caller
-created on chain or is about to create (not on chain yet: the row is keyed
-by the ``market_id`` the creator chose); ``PATCH`` changes it while the
-market is PROPOSED (or not yet on chain).  Another wallet's market is 403,
-a market past PROPOSED is 409.  A change of a market that is on chain is
+Metadata rules: metadata belongs to the market's on-chain creator.  ``POST``
+registers it once per wallet: for a market the caller created on chain, or,
+for a ``market_id`` not indexed yet, as a *claim* bound to the caller that is
+shown only if the indexed market turns out to be the caller's (other wallets'
+claims never block it and are dropped when the market is indexed: market ids
+are visible at ``processed`` before zmartd indexes them at ``confirmed``).
+``PATCH`` changes the caller's own registration while the market is PROPOSED
+(or not yet on chain).  Another wallet's market is 403, a market past
+PROPOSED is 409.  A change of a market that is on chain is
 published as :class:`~zmartd.bus.MarketStateChanged` so that caches and
 WebSocket clients see it.
 """
@@ -178,9 +182,7 @@ async def register_metadata(
     def decide(market: MarketRecord | None,
                existing: MarketMetadataRecord | None) -> MarketMetadataInput:
         _check_creator(market, wallet)
-        if existing is not None:
-            if existing.creator != wallet:
-                raise problems.forbidden("another wallet registered this market's metadata")
+        if existing is not None:  # the caller's own registration (claims are per wallet)
             raise problems.conflict("metadata is already registered; change it with PATCH")
         return metadata
 
@@ -200,11 +202,9 @@ async def update_metadata(
     def decide(market: MarketRecord | None,
                existing: MarketMetadataRecord | None) -> MarketMetadataInput:
         _check_creator(market, wallet)
-        if existing is None:
+        if existing is None:  # the caller has registered nothing for this market
             raise problems.not_found(
-                f"market {market_id} has no metadata; register it with POST")
-        if existing.creator != wallet:
-            raise problems.forbidden("only the market's creator may edit its metadata")
+                f"market {market_id} has no metadata of yours; register it with POST")
         return _merge(existing, changes)
 
     saved, shown = await store.edit_metadata(db, market_id=market_id, creator=wallet,

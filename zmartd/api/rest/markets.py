@@ -222,9 +222,10 @@ async def register_metadata(call: Call[MarketMetadataBody, None]) -> views.Marke
     """Register the off-chain metadata of a market you create.
 
     The market may already be on chain (then it must be yours and PROPOSED)
-    or not yet (the row waits under the `market_id` you will create).  403:
-    someone else's market; 409: already registered (use PATCH) or past
-    PROPOSED.
+    or not yet: then it is a claim bound to your wallet, shown only if the
+    market is indexed with you as its creator (other wallets' claims on the
+    same id are dropped then).  403: someone else's market; 409: already
+    registered by you (use PATCH) or past PROPOSED.
     """
     b = call.body
     metadata = MarketMetadataInput(
