@@ -122,3 +122,19 @@ async def test_http_requests_resolve_by_the_same_table() -> None:
     async with app.test_app():
         for peer, lines, expected in CASES:
             assert await _ask(app, peer, lines) == expected, (peer, lines)
+
+
+async def test_by_default_no_peer_chooses_its_own_address() -> None:
+    """Regression: loopback used to be trusted by default, so any local process picked
+    its client IP with X-Forwarded-For (40 nonces with rotating addresses all passed the
+    per-IP limit; 20 WebSockets passed the per-address cap)."""
+    cfg = make_config()
+    assert cfg.http.trusted_proxies == ()
+    app = create_app(make_ctx(cfg), routers=[seen])
+    async with app.test_app():
+        for n in range(40):
+            assert await _ask(app, "127.0.0.1", [f"203.0.113.{n}"]) == "127.0.0.1"
+    hub = Hub(HubLimits(), ReplayBuffers(16, 300, lambda: 0.0),
+              trusted_proxies=cfg.http.trusted_proxies)
+    request: Any = _WsRequest(_Remote("127.0.0.1"), [(b"x-forwarded-for", b"203.0.113.9")])
+    assert hub.client_ip(request) == "127.0.0.1"

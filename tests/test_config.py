@@ -83,7 +83,7 @@ def test_defaults_run_everything_locally() -> None:
     assert not cfg.database.dsn and cfg.database.embedded
     assert not cfg.redis.url and cfg.redis.required is False
     assert cfg.chain.signer() is None
-    assert [str(n) for n in cfg.http.trusted_proxies] == ["127.0.0.1/32", "::1/128"]
+    assert cfg.http.trusted_proxies == ()  # no proxy is trusted unless configured
     assert cfg.database.dsn_file is None and cfg.devchain.state_file is None
     assert cfg.source_path is None
 

@@ -174,7 +174,8 @@ async def test_http_cache_etag_and_stale_answers(db: Database) -> None:
 
 
 async def test_forwarded_for_from_a_trusted_proxy_picks_the_bucket(db: Database) -> None:
-    cfg = make_config(ratelimit={"reads_ip_burst": 1, "reads_ip_per_minute": 1})
+    cfg = make_config(http={"trusted_proxies": ["127.0.0.1"]},
+                      ratelimit={"reads_ip_burst": 1, "reads_ip_per_minute": 1})
     async with live_api(cfg, db, routers=[cached]) as api:
         c = api.client
 

@@ -133,7 +133,7 @@ async def test_fast_answers_equal_quarts_byte_for_byte(db: Database, target: str
 async def test_the_rate_limit_still_applies(db: Database) -> None:
     market = await fx.seed_market(db)
     path = f"/v1/markets/{market.market_id}"
-    cfg = make_config(http={"cors_origins": [ORIGIN]},
+    cfg = make_config(http={"cors_origins": [ORIGIN], "trusted_proxies": ["127.0.0.1"]},
                       ratelimit={"reads_ip_burst": 3, "reads_ip_per_minute": 1})
     async with live_api(cfg, db) as api:
         fast = fast_path(api)

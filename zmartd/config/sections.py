@@ -151,8 +151,13 @@ class HttpConfig:
     trusted_proxies: tuple[IpNetwork, ...] = field(
         metadata=_m(
             ListKind(NetworkKind()),
-            ["127.0.0.1", "::1"],
-            "Peers whose X-Forwarded-For is believed (for client IPs in rate limits and logs).",
+            [],
+            "Peers whose X-Forwarded-For is believed (for client IPs in rate limits, the "
+            "WebSocket per-address cap and logs). [] = none: every peer is the client. Behind "
+            "a reverse proxy on the same host, list its address (e.g. [\"127.0.0.1\", \"::1\"] "
+            "for the bundled nginx site); trusting loopback by default would let any local "
+            "process choose its client IP.",
+            example=["127.0.0.1", "::1"],
         )
     )
     cors_origins: tuple[str, ...] = field(
