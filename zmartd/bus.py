@@ -48,6 +48,7 @@ __all__ = [
     "Policy",
     "PositionChanged",
     "ProgramLogs",
+    "SessionEnded",
     "Subscription",
     "Topic",
     "TopicSpec",
@@ -139,6 +140,13 @@ class DiscussionChanged(DomainEvent, frozen=True, kw_only=True):
     """A discussion post was created or deleted (``data`` = post)."""
 
 
+class SessionEnded(Message, frozen=True, kw_only=True):
+    """A sign-in session was revoked (logout): live ``user:<wallet>`` WebSocket
+    subscriptions opened with it must end now, not when the socket closes."""
+
+    wallet: str
+
+
 # --------------------------------------------------------------------------- daemon
 
 
@@ -204,6 +212,14 @@ TOPICS: dict[str, TopicSpec] = {
             why="caches and the WebSocket hub must see every change (the hub numbers "
             "events per channel, so a silently dropped one would be a hole); neither "
             "waits on clients, slow WebSocket clients are disconnected instead",
+        ),
+        TopicSpec(
+            "auth.sessions",
+            SessionEnded,
+            capacity=256,
+            policy=Policy.DROP_OLDEST,
+            why="a lost notice only delays the end of a subscription: the hub also "
+            "re-checks every session token it holds each heartbeat interval",
         ),
         TopicSpec(
             "daemon.config",

@@ -13,6 +13,7 @@ from solders.pubkey import Pubkey
 from tests.api.conftest import live_api, make_config
 from zmartd.api.auth import SiwsMessage, build_message, parse_message
 from zmartd.api.problems import type_uri
+from zmartd.bus import SessionEnded
 from zmartd.model.services import DATABASE
 from zmartd.storage import auth as store
 from zmartd.storage.database import Database
@@ -81,8 +82,11 @@ async def test_sign_in_session_logout(db: Database) -> None:
         assert "ETag" in r.headers and "RateLimit-Remaining" in r.headers
         # the token is stored hashed, never as is
         assert await store.get_session(db, s["token"]) is not None
+        notices = api.ctx.bus.topic("auth.sessions").subscribe("test")
         r = await c.post("/v1/auth/logout", headers=auth)
         assert r.status_code == 204 and r.content == b""
+        # the WebSocket hub hears of it and ends the token's user: subscriptions
+        assert notices.receive_nowait() == SessionEnded(wallet=str(kp.pubkey()))
         assert_problem(await c.get("/v1/auth/session", headers=auth), 401, "unauthorized")
         assert_problem(await c.post("/v1/auth/logout", headers=auth), 401, "unauthorized")
         s2 = await sign_in(c, admin)

@@ -293,3 +293,52 @@ async def test_close_all_says_going_away() -> None:
         with pytest.raises(ConnectionRejected):
             async with open_websocket_url(url):
                 pass
+
+
+async def test_a_revoked_session_ends_its_user_subscription() -> None:
+    """Regression: logout did not end the token's live ``user:<wallet>`` subscriptions."""
+    channel = f"user:{WALLET}"
+    TOKENS["short-lived"] = WALLET
+    try:
+        async with running_hub() as (hub, url), open_websocket_url(url) as ws:
+            await recv(ws)
+            await send(ws, action="subscribe", channel=channel, token="short-lived")
+            assert (await recv(ws))["type"] == "subscribed"
+            await send(ws, action="subscribe", channel="markets")
+            assert (await recv(ws))["type"] == "subscribed"
+            assert await hub.revalidate(WALLET) == 0  # still valid: nothing ends
+            del TOKENS["short-lived"]  # the session is revoked
+            assert await hub.revalidate(WALLET) == 1
+            ended = await recv(ws)
+            assert ended["type"] == "unsubscribed" and ended["channel"] == channel
+            assert ended["data"]["reason"] == "session ended"
+            await hub.publish(PositionChanged(market_id=MARKET, wallet=WALLET, at="x",
+                                              data={"shares_yes": 5}))
+            await hub.publish(state_event())  # the public subscription goes on
+            assert (await recv(ws))["type"] == "market_state"
+    finally:
+        TOKENS.pop("short-lived", None)
+
+
+async def test_the_actor_ends_sessions_on_logout_notices() -> None:
+    from zmartd.bus import Bus, SessionEnded
+    from zmartd.ws.actor import _end_sessions
+
+    calls: list[str | None] = []
+
+    class Recorder:
+        async def revalidate(self, wallet: str | None = None) -> int:
+            calls.append(wallet)
+            return 0
+
+    bus = Bus()
+    topic = bus.topic("auth.sessions")
+    sub = topic.subscribe("ws")
+    async with trio.open_nursery() as nursery:
+        recorder: Any = Recorder()
+        nursery.start_soon(_end_sessions, sub, recorder, 0.2)
+        topic.publish_nowait(SessionEnded(wallet=WALLET))
+        with trio.fail_after(2):
+            while WALLET not in calls or None not in calls:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()

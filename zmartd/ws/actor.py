@@ -14,7 +14,7 @@ from typing import Any
 import trio
 from trio_websocket import serve_websocket
 
-from zmartd.bus import DomainEvent
+from zmartd.bus import DomainEvent, SessionEnded
 from zmartd.context import ActorContext
 from zmartd.model.services import DATABASE, WS_URL
 from zmartd.model.sessions import resolve_session
@@ -60,6 +60,10 @@ async def run(
         subscription = events.subscribe("ws")
         stack.callback(events.unsubscribe, subscription)
         nursery.start_soon(_pump, subscription, hub)
+        sessions = ctx.bus.topic("auth.sessions")
+        ended = sessions.subscribe("ws")
+        stack.callback(sessions.unsubscribe, ended)
+        nursery.start_soon(_end_sessions, ended, hub, cfg.heartbeat_interval)
         server = await nursery.start(partial(
             serve_websocket, hub.handle, cfg.host, cfg.port, None,
             max_message_size=cfg.max_message_bytes, handler_nursery=nursery,
@@ -78,6 +82,18 @@ async def _pump(subscription: Any, hub: Hub) -> None:
     async for event in subscription:
         if isinstance(event, DomainEvent):
             await hub.publish(event)
+
+
+async def _end_sessions(ended: Any, hub: Hub, interval: float) -> None:
+    """End ``user:`` subscriptions whose session is gone: at once for a logout on this
+    instance, and by a re-check of every held token each ``interval`` (logouts on other
+    instances, expiry)."""
+    while True:
+        with trio.move_on_after(interval):
+            async for notice in ended:
+                if isinstance(notice, SessionEnded):
+                    await hub.revalidate(notice.wallet)
+        await hub.revalidate()
 
 
 def _session_authenticator(ctx: ActorContext) -> Authenticator:

@@ -137,6 +137,9 @@ class Connection:
     subs: dict[str, int] = field(default_factory=dict)
     errors: deque[float] = field(default_factory=deque)
     wallet: str | None = None
+    #: user channel -> the session token that authorized it (re-checked, see
+    #: :meth:`Hub.revalidate`)
+    tokens: dict[str, str] = field(default_factory=dict)
     closed: bool = False
     send: trio.MemorySendChannel[list[tuple[str, int, str]]] | None = None
     alive: bool = True
@@ -316,13 +319,7 @@ class Hub:
             return  # the legacy client's keep-alive: noted by conn.alive above
         channel = protocol.channel_of(msg)
         if msg.action == "unsubscribe":
-            if channel in conn.subs:
-                del conn.subs[channel]
-                subs = self._by_channel.get(channel)
-                if subs:
-                    subs.discard(conn)
-                    if not subs:
-                        del self._by_channel[channel]
+            self._unsubscribe(conn, channel)
             self._reply(conn, "unsubscribed", {"channel": channel}, channel=channel)
             return
         # subscribe
@@ -352,6 +349,46 @@ class Hub:
         if owner != wallet:
             raise ProtocolError("forbidden", "a session may only subscribe to its own wallet")
         conn.wallet = owner
+        conn.tokens[channel] = token
+
+    def _unsubscribe(self, conn: Connection, channel: str) -> None:
+        conn.tokens.pop(channel, None)
+        if channel in conn.subs:
+            del conn.subs[channel]
+            subs = self._by_channel.get(channel)
+            if subs:
+                subs.discard(conn)
+                if not subs:
+                    del self._by_channel[channel]
+
+    async def revalidate(self, wallet: str | None = None) -> int:
+        """Re-check the session token behind every ``user:`` subscription (of ``wallet``
+        only, when given) and end those whose session was revoked or expired: the
+        client gets ``unsubscribed`` with ``reason: "session ended"``. Called when this
+        instance sees a logout (:class:`~zmartd.bus.SessionEnded`) and every heartbeat
+        interval, which covers logouts on other instances and expiry. A failed check
+        (storage down) ends nothing. Returns how many subscriptions ended."""
+        if self.authenticate is None:
+            return 0
+        held = [(conn, channel, token) for conn in tuple(self._connections)
+                for channel, token in tuple(conn.tokens.items())
+                if wallet is None or channel == f"user:{wallet}"]
+        verdicts: dict[str, str | None] = {}
+        ended = 0
+        for conn, channel, token in held:
+            if token not in verdicts:
+                try:
+                    verdicts[token] = await self.authenticate(token)
+                except Exception as exc:
+                    log.warning("session re-check failed", error=str(exc))
+                    return ended
+            if verdicts[token] is None and conn.tokens.get(channel) == token:
+                self._unsubscribe(conn, channel)
+                self._reply(conn, "unsubscribed", {"channel": channel,
+                                                   "reason": "session ended"},
+                            channel=channel)
+                ended += 1
+        return ended
 
     def _subscribe(self, conn: Connection, channel: str, since: int | None) -> None:
         """Ack, replay and switch to live delivery, with no checkpoint in between."""

@@ -40,6 +40,7 @@ from zmartd.api.auth import (
     siws_uri,
     verify_signature,
 )
+from zmartd.bus import Bus, SessionEnded
 from zmartd.config import Config
 from zmartd.model.sessions import Session, is_admin
 from zmartd.storage import auth as store
@@ -155,6 +156,9 @@ async def sign_in(db: Database, cfg: Config, msg: SiwsMessage, *,
     return SignedIn(token=token, session=session, admin=is_admin(cfg, msg.address))
 
 
-async def sign_out(db: Database, session: Session) -> bool:
-    """Revoke the session used for this request; False if it was already gone."""
-    return await store.revoke_session(db, session.token)
+async def sign_out(db: Database, bus: Bus, session: Session) -> bool:
+    """Revoke the session used for this request; False if it was already gone. Live
+    WebSocket subscriptions opened with it end too (:class:`~zmartd.bus.SessionEnded`)."""
+    revoked = await store.revoke_session(db, session.token)
+    bus.topic("auth.sessions").publish_nowait(SessionEnded(wallet=session.wallet))
+    return revoked

@@ -123,4 +123,4 @@ async def session(call: Call[None, None]) -> SessionInfo:
 @router.post("/logout", auth="session", rate="auth")
 async def logout(call: Call[None, None]) -> None:
     """Revoke the session whose token authenticates this request."""
-    await handlers.sign_out(call.database(), call.require_session())
+    await handlers.sign_out(call.database(), call.ctx.bus, call.require_session())
