@@ -111,3 +111,27 @@ def test_bearer_token_parsing() -> None:
                 "Signature message=x&signature=y&wallet=z"):
         with pytest.raises(ValueError):
             bearer_token(bad)
+
+
+@pytest.mark.parametrize("hidden", ["\u202e", "\u2066", "\u200b", "\u2028", "\u2029", "\x07",
+                                    "\x00", "\ufeff"])
+def test_statements_with_hidden_characters_are_refused(hidden: str) -> None:
+    """Regression: bidi overrides, zero-width and control characters and line separators
+    passed in the statement, so a wallet could show the user a different text."""
+    text = build_message(msg(statement=f"Sign in to ZMART.{hidden}Transfer all"))
+    with pytest.raises(SiwsError, match="control or invisible character"):
+        parse_message(text)
+
+
+def test_an_expiration_far_after_issuance_is_refused() -> None:
+    """Regression: an Expiration Time 10 years ahead was accepted."""
+    cfg = make_config()
+    now = T0 + timedelta(seconds=1)
+    decade = msg(expiration_time=T0 + timedelta(days=3650))
+    text = build_message(decade)
+    sig = KP.sign_message(text.encode())
+    with pytest.raises(Problem) as info:
+        check_message(cfg, text, sig, now=now)
+    assert "auth.nonce_ttl" in str(info.value.detail)
+    ok = build_message(msg(expiration_time=T0 + timedelta(seconds=cfg.auth.nonce_ttl)))
+    assert check_message(cfg, ok, KP.sign_message(ok.encode()), now=now).nonce == "abcDEF123456"

@@ -29,6 +29,7 @@ generated and stored hashed by :mod:`zmartd.storage.auth`.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -129,6 +130,18 @@ def build_message(m: SiwsMessage) -> str:
     return "\n".join(lines)
 
 
+def _hidden_character(text: str) -> str | None:
+    """The first character a wallet may not display faithfully, as ``U+XXXX``: controls
+    other than the line feed, format characters (bidi overrides, zero-width joiners) and
+    line or paragraph separators. A message someone signs must read as it is."""
+    for ch in text:
+        if ch == "\n":
+            continue
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"):
+            return f"U+{ord(ch):04X}"
+    return None
+
+
 def parse_message(text: str) -> SiwsMessage:
     """Parse a SIWS message; raise :class:`SiwsError` unless it is well formed
     *and* canonical (re-building it gives back exactly ``text``)."""
@@ -136,6 +149,10 @@ def parse_message(text: str) -> SiwsMessage:
         raise SiwsError("message too long")
     if "\r" in text:
         raise SiwsError("lines must end with LF only")
+    hidden = _hidden_character(text)
+    if hidden is not None:
+        raise SiwsError(f"the message contains the control or invisible character {hidden} "
+                        "(wallets may not show what it changes)")
     lines = text.split("\n")
     if len(lines) < 4 or not lines[0].endswith(_HEADER_SUFFIX):
         raise SiwsError("first line must be '<domain> wants you to sign in with your "

@@ -120,6 +120,11 @@ def check_message(cfg: Config, text: str, signature: Signature,
         raise problems.unauthorized("the message has expired; request a new nonce")
     if msg.issued_at > now + CLOCK_SKEW:
         raise problems.unauthorized("the message is issued in the future")
+    lifetime = timedelta(seconds=cfg.auth.nonce_ttl)
+    if msg.expiration_time - msg.issued_at > lifetime + CLOCK_SKEW:
+        raise problems.unauthorized(
+            f"the message's Expiration Time is more than auth.nonce_ttl "
+            f"({cfg.auth.nonce_ttl:g} s) after its Issued At; request a new nonce")
     if msg.not_before is not None and msg.not_before > now + CLOCK_SKEW:
         raise problems.unauthorized("the message is not valid yet (Not Before)")
     try:
