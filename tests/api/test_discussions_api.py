@@ -27,23 +27,31 @@ async def test_threads_replies_and_deletion(db: Database) -> None:
         assert isinstance(event, DiscussionChanged) and event.data["id"] == root_id
         reply = await c.post(url, json={"content": "yes", "parent_id": root_id}, headers=ho)
         assert reply.status_code == 201 and reply.json()["parent_id"] == root_id
-        nested = await c.post(url, json={"content": "no", "parent_id": reply.json()["id"]},
-                              headers=ha)
+        nested = await c.post(
+            url, json={"content": "no", "parent_id": reply.json()["id"]}, headers=ha
+        )
         second = await c.post(url, json={"content": "another topic"}, headers=ho)
-        for bad in [{"content": ""}, {"content": "   \n"}, {"content": "x" * 2001},
-                    {"content": "a\u0000"}, {"content": "x", "parent_id": 0}]:
+        for bad in [
+            {"content": ""},
+            {"content": "   \n"},
+            {"content": "\u200b\u200d\ufeff"},
+            {"content": "x" * 2001},
+            {"content": "a\u0000"},
+            {"content": "x", "parent_id": 0},
+        ]:
             assert (await c.post(url, json=bad, headers=ha)).status_code == 422, bad
-        assert (await c.post(url, json={"content": "x", "parent_id": 2**62},
-                             headers=ha)).status_code == 404
-        assert (await c.post(f"/v1/markets/{'aa' * 32}/discussions", json={"content": "x"},
-                             headers=ha)).status_code == 404
+        assert (
+            await c.post(url, json={"content": "x", "parent_id": 2**62}, headers=ha)
+        ).status_code == 404
+        assert (
+            await c.post(f"/v1/markets/{'aa' * 32}/discussions", json={"content": "x"}, headers=ha)
+        ).status_code == 404
         page = (await c.get(url, params={"limit": "1"})).json()
         assert page["items"][0]["root"]["id"] == second.json()["id"]
         rest = (await c.get(url, params={"limit": "1", "cursor": page["next_cursor"]})).json()
         thread = rest["items"][0]
         assert thread["root"]["id"] == root_id and rest["next_cursor"] is None
-        assert [r["id"] for r in thread["replies"]] == [reply.json()["id"],
-                                                       nested.json()["id"]]
+        assert [r["id"] for r in thread["replies"]] == [reply.json()["id"], nested.json()["id"]]
         assert (await c.get(url, params={"limit": "51"})).status_code == 422
         # deletion: only the author or an admin; content hidden afterwards
         assert (await c.delete(f"/v1/discussions/{root_id}", headers=ho)).status_code == 403
@@ -62,4 +70,5 @@ async def test_threads_replies_and_deletion(db: Database) -> None:
         assert moderated.status_code == 204
         log = await audit.list_admin_actions(db, actor=admin)
         assert [(e.action, e.target_id) for e in log.items] == [
-            ("discussion.delete", str(second.json()["id"]))]
+            ("discussion.delete", str(second.json()["id"]))
+        ]

@@ -73,6 +73,18 @@ async def test_patch_me(db: Database) -> None:
         assert cleared.json()["twitter"] is None and cleared.json()["display_name"] == name
         taken = await c.patch("/v1/users/me", json={"display_name": name.upper()}, headers=ho)
         assert taken.status_code == 409
+        # look-alikes are the same name (regression: Cyrillic letters and zero-width
+        # characters passed the uniqueness check)
+        for twin in [name.replace("a", "\u0430"), name[:2] + "\u200b" + name[2:],
+                     name.replace("e", "\uff45"), " ".join(name.split())]:
+            r = await c.patch("/v1/users/me", json={"display_name": twin}, headers=ho)
+            assert r.status_code == 409, (twin, r.text)
+        invisible = await c.patch("/v1/users/me", json={"display_name": "\u200b\u2060 \u200d"},
+                                  headers=ho)
+        assert invisible.status_code == 422 and "visible" in invisible.text
+        wide = await c.patch("/v1/users/me", json={"display_name": f"\uff4e{fx.fresh()}"},
+                             headers=ho)
+        assert wide.status_code == 200 and wide.json()["display_name"].startswith("n")  # NFKC
         for bad in [{"twitter": "@nope"}, {"display_name": ""}, {"bio": "x" * 501},
                     {"avatar_url": "javascript:alert(1)"}, {"wallet": me}]:
             assert (await c.patch("/v1/users/me", json=bad, headers=h)).status_code == 422, bad

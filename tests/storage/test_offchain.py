@@ -89,14 +89,18 @@ async def test_sessions_store_only_the_hash_and_revoke(db: Database) -> None:
 
 async def test_profiles(db: Database) -> None:
     await truncate(db)
-    u = await users.update_profile(db, wallet(1), {"display_name": "Alice", "bio": "hi"})
+    u = await users.update_profile(db, wallet(1), {"display_name": "Alice",
+                                                   "display_name_key": "alice", "bio": "hi"})
     assert (u.display_name, u.bio, u.avatar_url) == ("Alice", "hi", None)
     u = await users.update_profile(db, wallet(1), {"avatar_url": "https://x.io/a.png"})
     assert (u.display_name, u.avatar_url) == ("Alice", "https://x.io/a.png")
     u = await users.update_profile(db, wallet(1), {"bio": None})
     assert u.bio is None
-    with pytest.raises(NotPermitted):
-        await users.update_profile(db, wallet(2), {"display_name": "ALICE"})
+    with pytest.raises(NotPermitted):  # the key is unique
+        await users.update_profile(db, wallet(2), {"display_name": "ALICE",
+                                                   "display_name_key": "alice"})
+    with pytest.raises(InvalidArgument):  # a name always comes with its key
+        await users.update_profile(db, wallet(2), {"display_name": "Bob"})
     with pytest.raises(InvalidArgument, match="unknown profile fields: admin"):
         await users.update_profile(db, wallet(2), {"admin": "yes"})
     with pytest.raises(InvalidArgument):
@@ -220,7 +224,7 @@ async def test_platform_and_user_stats(db: Database) -> None:
     await votes.cast_vote(db, kind="proposal", market_id=market_id(3), wallet=wallet(1),
                           vote=True)
     await discussions.post(db, market_id=market_id(0), wallet=wallet(1), content="gg")
-    await users.update_profile(db, wallet(1), {"display_name": "one"})
+    await users.update_profile(db, wallet(1), {"display_name": "one", "display_name_key": "one"})
 
     s = await stats.user_stats(db, wallet(1))
     assert (s.trades, s.bought, s.sold, s.volume, s.claimed) == (3, 150, 20, 170, 90)

@@ -13,6 +13,9 @@ __all__ = ["PROFILE_FIELDS", "get_user", "update_profile", "write_login"]
 
 #: the profile fields a user may set (None clears one)
 PROFILE_FIELDS = ("display_name", "bio", "avatar_url", "website_url", "twitter")
+#: what update_profile stores: the fields, and the display name's uniqueness key (set
+#: with the name by the API's text rules; unique in the table)
+_STORED = (*PROFILE_FIELDS, "display_name_key")
 _COLUMNS = ("wallet, display_name, bio, avatar_url, website_url, twitter, created_at, "
             "updated_at, last_login_at")
 
@@ -31,12 +34,12 @@ async def update_profile(
     """Set the given profile fields (others unchanged), creating the user if needed.
 
     Unknown fields and values a constraint rejects raise :class:`InvalidArgument`;
-    a display name already used (case-insensitively) raises ``NotPermitted``.
+    a ``display_name_key`` already used raises ``NotPermitted``.
     """
-    unknown = sorted(set(changes) - set(PROFILE_FIELDS))
+    unknown = sorted(set(changes) - set(_STORED))
     if unknown:
         raise InvalidArgument(f"unknown profile fields: {', '.join(unknown)}")
-    fields = [f for f in PROFILE_FIELDS if f in changes]
+    fields = [f for f in _STORED if f in changes]
     values = [changes[f] for f in fields]
     cols = ", ".join(["wallet", *fields])
     params = ", ".join(f"${i}" for i in range(1, len(fields) + 2))

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from ipaddress import ip_address
 from typing import Final
 
-from zmartd.api import problems
+from zmartd.api import problems, text
 from zmartd.api.handlers.markets import resolve
 from zmartd.bus import Bus, DiscussionChanged
 from zmartd.model import views
@@ -47,9 +47,10 @@ async def _publish(bus: Bus, view: views.Discussion) -> None:
 async def post(
     db: Database, bus: Bus, *, ref: str, wallet: str, content: str, parent_id: int | None,
 ) -> views.Discussion:
-    if not content.strip():
+    content = text.normalize(content)
+    if not text.shows_something(content):
         raise problems.validation([problems.FieldError(
-            field="content", message="must contain more than whitespace")])
+            field="content", message="must contain a visible character")])
     market = await resolve(db, ref)
     record = await store.post(db, market_id=market.market_id, wallet=wallet, content=content,
                               parent_id=parent_id)

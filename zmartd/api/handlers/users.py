@@ -22,13 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from zmartd.api import problems, text
 from zmartd.model import views
 from zmartd.storage import positions as position_store
 from zmartd.storage import stats as stats_store
 from zmartd.storage import trades as trade_store
 from zmartd.storage import users as store
 from zmartd.storage.database import Database
-from zmartd.storage.records import Page
+from zmartd.storage.records import NotPermitted, Page
 from zmartd.storage.stats import MarketFlows
 
 __all__ = ["pnl", "positions", "profile", "trades", "update_profile"]
@@ -70,8 +71,28 @@ async def profile(db: Database, wallet: str) -> views.UserProfile:
 
 async def update_profile(db: Database, wallet: str,
                          changes: Mapping[str, str | None]) -> views.UserProfile:
-    """Set the given fields (null clears one); 409 for a display name in use."""
-    return views.user_view(wallet, await store.update_profile(db, wallet, changes))
+    """Set the given fields (null clears one); 409 for a display name in use.
+
+    Display names are stored NFKC-normalised, must show something, and are unique by
+    their confusable skeleton (:mod:`zmartd.api.text`)."""
+    stored: dict[str, str | None] = dict(changes)
+    if "display_name" in changes:
+        name = changes["display_name"]
+        if name is None:
+            stored["display_name_key"] = None
+        else:
+            name = text.normalize(name)
+            if not text.shows_something(name):
+                raise problems.validation([problems.FieldError(
+                    field="display_name", message="must contain a visible character")])
+            stored["display_name"] = name
+            stored["display_name_key"] = text.name_key(name)
+    try:
+        record = await store.update_profile(db, wallet, stored)
+    except NotPermitted:
+        raise problems.conflict("that display name (or one that looks the same) is "
+                                "already taken") from None
+    return views.user_view(wallet, record)
 
 
 async def positions(db: Database, wallet: str, *, open_only: bool, limit: int,
