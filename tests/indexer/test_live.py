@@ -171,3 +171,77 @@ async def test_webhook_route_auth_and_body(db: Database) -> None:
         r = await api.client.post("/v1/webhooks/helius", json=[{"signature": sig}],
                                   headers={"Authorization": ""})
         assert r.status_code == 401  # no secret configured: webhooks refused
+
+
+async def test_forged_webhook_payloads_are_never_applied(db: Database,
+                                                         serve: Callable[..., Any]) -> None:
+    """Regression (attacker's probe): a copy of a real buy with a random signature and a
+    forged SharesBought event of 9*10^15 lamports, posted with the right secret, showed
+    in REST and on WebSockets until finality reverted it. Deliveries are now only hints:
+    the forged one is dead-lettered (not_found), and a real signature carrying forged
+    logs applies the chain's own transaction (mismatch)."""
+    import copy
+    import dataclasses
+
+    from solders.signature import Signature
+
+    from zmartd.chain.events import decode_event_base64, encode_event_base64
+    from zmartd.chain.types import SharesBought
+
+    secret = "Bearer test-secret-forgery-0123456789"
+    cfg = make_config(chain={"webhook_secret": secret})
+    async with live_api(cfg, db, routers=[webhooks.router]) as api:
+        chain: Devchain = await serve(confirmed_lag=1)
+        d = Driver(chain)
+        d.init_config()
+        users = [d.fund() for _ in range(2)]
+        market = d.active_market(d.fund(), 41, users[:1])
+        record = d.buy(users[0], market, True, SOL)
+        signature = str(record.signature)
+        async with RpcClient([chain.rpc_url], commitment="confirmed") as rpc:
+            with trio.fail_after(10):
+                while (real := await rpc.get_transaction(signature,
+                                                         commitment="confirmed")) is None:
+                    await trio.sleep(0.05)
+            metrics = IndexerMetrics(CollectorRegistry())
+            indexer = Indexer(db, ChainSource(rpc, chain.node.bank.program_id), api.ctx.bus,
+                              metrics)
+            service = actor.IndexerService()
+            api.ctx.services.provide(INDEXER, service)
+
+            def forge(doc: dict[str, Any], new_signature: str | None) -> dict[str, Any]:
+                fake = copy.deepcopy(doc)
+                if new_signature is not None:
+                    fake["transaction"]["signatures"][0] = new_signature
+                logs = fake["meta"]["logMessages"]
+                for i, line in enumerate(logs):
+                    if line.startswith("Program data: "):
+                        event = decode_event_base64(line.removeprefix("Program data: "))
+                        if isinstance(event, SharesBought):
+                            forged = dataclasses.replace(event, cost=9 * 10**15,
+                                                         new_price_yes=990_000_000)
+                            logs[i] = "Program data: " + encode_event_base64(forged)
+                return fake
+
+            forged_sig = str(Signature.from_bytes(bytes(range(64))))
+            headers = {"Authorization": secret}
+            for body in ([forge(real, forged_sig)], [forge(real, None)]):
+                r = await api.client.post("/v1/webhooks/helius", json=body, headers=headers)
+                assert r.status_code == 200, r.text
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(actor._webhooks, api.ctx, indexer, service)
+
+                async def drained() -> bool:
+                    return (await store.chain_table_counts(db))["webhook_inbox"] == 0
+
+                await _until(drained)
+                nursery.cancel_scope.cancel()
+        trades = await rows(db, "SELECT signature, amount FROM trades")
+        assert [t["signature"] for t in trades] == [signature]  # only the real buy
+        assert all(int(t["amount"]) < 9 * 10**15 for t in trades)
+        dead = await rows(db, "SELECT signature, reason FROM dead_letters ORDER BY signature")
+        reasons = {row["signature"]: row["reason"] for row in dead}
+        assert "no such transaction" in reasons[forged_sig]
+        assert "differs from the chain" in reasons[signature]
+        assert metrics.webhook_rejected.labels("not_found")._value.get() == 1
+        assert metrics.webhook_rejected.labels("mismatch")._value.get() == 1

@@ -220,14 +220,13 @@ async def _webhooks(ctx: ActorContext, indexer: Indexer, service: IndexerService
             if not items:
                 break
             known = await store.processed_signatures(indexer.db, [i.signature for i in items])
-            docs = []
+            fresh = []
             for item in items:
                 if item.signature in known or indexer.seen(item.signature):
                     continue
                 known.add(item.signature)  # a later duplicate in this batch is skipped
-                doc = item.body if item.body is not None else await indexer.fetch(item.signature)
-                if doc is not None:
-                    docs.append(doc)
+                fresh.append(item)
+            docs = await indexer.confirm_hints(fresh) if fresh else []
             await indexer.ingest(docs, path="webhook", stream="webhook",
                                  inbox_ids=[i.id for i in items])
 

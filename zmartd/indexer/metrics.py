@@ -21,6 +21,11 @@ class IndexerMetrics:
         self.dead_letters = Counter(
             "zmartd_indexer_dead_letters_total",
             "Transactions parked in dead_letters (undecodable or unappliable)", registry=r)
+        self.webhook_rejected = Counter(
+            "zmartd_indexer_webhook_rejected_total",
+            "Webhook deliveries not applied as sent, by reason: not_found (no such "
+            "transaction at confirmed), mismatch (the payload differs from the chain's "
+            "transaction; the chain's is applied)", ["reason"], registry=r)
         self.reverted = Counter(
             "zmartd_indexer_reverted_total",
             "Confirmed transactions that disappeared before finalization and were reverted",

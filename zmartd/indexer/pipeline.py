@@ -66,6 +66,17 @@ class Outcome:
 _DECODE_SLICE = 16
 
 
+def _fingerprint(doc: Any) -> Any:
+    """What must agree between a delivered transaction and the chain's: the signed
+    transaction itself, its slot, its error and its logs (which carry the events)."""
+    if not isinstance(doc, Mapping):
+        return None
+    meta = doc.get("meta")
+    if not isinstance(meta, Mapping):
+        meta = {}
+    return (doc.get("slot"), doc.get("transaction"), meta.get("err"), meta.get("logMessages"))
+
+
 def _signature_of(raw: Mapping[str, Any]) -> tuple[str | None, int | None]:
     try:
         doc = raw.get("result", raw) if "transaction" not in raw else raw
@@ -137,6 +148,42 @@ class Indexer:
         await chain_store.record_dead_letter(self.db, signature=signature, slot=slot,
                                              reason=reason, payload=raw)
         self._remember([signature])
+
+    async def confirm_hints(self, items: Sequence[store.InboxItem]) -> list[dict[str, Any]]:
+        """The chain's own version of each webhook delivery, for applying.
+
+        A webhook body is a hint, never chain data: anyone holding the webhook secret
+        could post a transaction with a forged signature or forged events, and it would
+        be shown (trades, prices, WebSocket) until finality reverted it. So every
+        delivered signature is fetched with ``getTransaction`` at confirmed (batched);
+        a delivery the node does not know after the usual wait, or whose body differs
+        from the node's transaction, is recorded in ``dead_letters`` with the reason
+        and counted in ``zmartd_indexer_webhook_rejected_total``. A forged body is not
+        applied; the real transaction, when there is one, is.
+        """
+        docs = await self.source.transactions([i.signature for i in items])
+        out: list[dict[str, Any]] = []
+        for item, doc in zip(items, docs, strict=True):
+            if doc is None:
+                doc = await self.fetch(item.signature, attempts=8)
+            if doc is None:
+                await self._reject_hint(item, "not_found", "webhook delivery: no such "
+                                        "transaction at confirmed (getTransaction)")
+                continue
+            if item.body is not None and _fingerprint(item.body) != _fingerprint(doc):
+                await self._reject_hint(item, "mismatch", "webhook delivery differs from the "
+                                        "chain's transaction; the chain's was applied")
+            out.append(doc)
+        return out
+
+    async def _reject_hint(self, item: store.InboxItem, reason: str, text: str) -> None:
+        # Not remembered as seen: the real transaction (if any) still applies when the
+        # live feed or a backfill brings it.
+        log.warning("webhook delivery rejected", signature=item.signature, reason=reason)
+        if self.metrics is not None:
+            self.metrics.webhook_rejected.labels(reason).inc()
+        await chain_store.record_dead_letter(self.db, signature=item.signature,
+                                             slot=item.slot, reason=text, payload=item.body)
 
     # ------------------------------------------------------------------ the pipeline
 
