@@ -30,7 +30,7 @@ __all__ = ["INDEPENDENT", "LAYERS", "Graph", "check", "load_graph", "main"]
 #: of layers below; never above. The first matching prefix decides a module's layer.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", (
-        "zmartd.clientip", "zmartd.concurrency", "zmartd.runtime", "zmartd.config",
+        "zmartd.clientip", "zmartd.sdnotify", "zmartd.concurrency", "zmartd.runtime", "zmartd.config",
         "zmartd.bus", "zmartd.observability", "zmartd.services",
         "zmartd.supervisor", "zmartd.context", "zmartd.__init__", "zmartd",
     )),

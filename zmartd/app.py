@@ -45,6 +45,7 @@ from zmartd.bus import ActorStatus, Bus, ConfigReloaded
 from zmartd.config import Config, ConfigError, changed_sections, load_config
 from zmartd.context import ActorContext, Health, readiness
 from zmartd.observability import Metrics, configure_logging
+from zmartd.sdnotify import Notifier
 from zmartd.services import Services
 from zmartd.supervisor import (
     ChildSpec,
@@ -90,6 +91,8 @@ class Daemon:
         self.bus = Bus(on_drop=self.metrics.on_bus_drop, on_publish=self.metrics.on_bus_publish)
         self.services = Services()
         self.health = Health()
+        #: systemd's notify socket (a no-op without NOTIFY_SOCKET)
+        self.systemd = Notifier()
         self.supervisor = Supervisor(
             "root",
             [self._child_spec(decl) for decl in enabled_actors(config, self.tree)],
@@ -142,8 +145,10 @@ class Daemon:
             return
         if readiness(self.supervisor.statuses(), self.health).ready:
             self.ready.set()
+            actors = [s.name for s in self.supervisor.statuses()]
             log.info("zmartd ready", seconds=round(time.time() - self.started_at, 3),
-                     actors=[s.name for s in self.supervisor.statuses()])
+                     actors=actors)
+            self.systemd.ready(f"ready: {len(actors)} actors")
 
     def facts(self) -> dict[str, Any]:
         return {
@@ -167,6 +172,8 @@ class Daemon:
         async with trio_asyncio.open_loop():
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._signal_loop, signals, nursery.cancel_scope)
+                if self.systemd.watchdog_interval is not None:
+                    nursery.start_soon(self._watchdog, self.systemd.watchdog_interval)
                 try:
                     await nursery.start(self._supervise)
                     task_status.started()
@@ -176,6 +183,13 @@ class Daemon:
             code = self._exit_code
         log.info("zmartd stopped", exit_code=code)
         return code
+
+    async def _watchdog(self, interval: float) -> None:
+        """``WATCHDOG=1`` while the supervisor runs and the event loop answers: a hung
+        loop stops pinging and systemd (``WatchdogSec``) restarts the process."""
+        while not self._done.is_set():
+            self.systemd.watchdog()
+            await trio.sleep(interval)
 
     async def _supervise(self, *, task_status: trio.TaskStatus[None]) -> None:
         try:
@@ -200,6 +214,7 @@ class Daemon:
                     await self.reload()
                 elif not shutting_down:
                     shutting_down = True
+                    self.systemd.stopping()
                     log.info("shutdown requested", signal=signal.Signals(signum).name,
                              timeout=self.config.daemon.shutdown_timeout)
                     nursery.start_soon(self.shutdown)
@@ -216,16 +231,27 @@ class Daemon:
     # ------------------------------------------------------------------ reload
 
     async def reload(self) -> bool:
-        """Re-read the config file; apply it if valid.  Returns success."""
+        """Re-read the config file; apply it if valid.  Returns success.
+
+        systemd hears ``RELOADING=1`` first and ``READY=1`` when the reload is done
+        (applied or rejected: either way the daemon runs on a valid config)."""
         if self.config_path is None:
             log.warning("reload requested but zmartd was started without a config file")
             return False
+        self.systemd.reloading()
         try:
-            new = await trio.to_thread.run_sync(load_config, self.config_path)
+            return await self._reload(self.config_path)
+        finally:
+            if self.ready.is_set():
+                self.systemd.ready(f"ready: config generation {self.generation}")
+
+    async def _reload(self, path: Path) -> bool:
+        try:
+            new = await trio.to_thread.run_sync(load_config, path)
         except ConfigError as exc:
             self.metrics.config_reload_failures.inc()
             log.error("config reload rejected; still running on the previous config",
-                      path=str(self.config_path), errors=exc.errors)
+                      path=str(path), errors=exc.errors)
             return False
         changed = changed_sections(self.config, new)
         old = self.config
