@@ -92,6 +92,9 @@ log = structlog.get_logger("zmartd.api")
 JSON: Final = "application/json"
 
 _PARAM = re.compile(r"<(?:[a-z_]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
+#: Cache-Control of public hot-cached answers: browsers revalidate, shared caches may
+#: keep them one second (see :func:`answer_headers`).
+SHARED_CACHE_CONTROL: Final = "public, max-age=0, s-maxage=1"
 #: Paths served without the API machinery and exempt from load shedding.
 OPS_PATHS: Final = frozenset({"/health", "/ready"})
 
@@ -431,7 +434,12 @@ def answer_headers(etag: str | None, cache_state: str | None) -> dict[str, str]:
     headers = {}
     if etag is not None:
         headers["ETag"] = etag
-        headers["Cache-Control"] = "no-cache"
+        # A public, hot-cached answer may be kept for a second by a shared cache (the
+        # nginx micro-cache of deploy/nginx/zmartd.conf, so a burst of identical reads
+        # costs one request); browsers revalidate every time (ETag -> 304). Anything
+        # else (authenticated answers) is revalidated by everyone.
+        headers["Cache-Control"] = (SHARED_CACHE_CONTROL if cache_state is not None
+                                    else "no-cache")
     if cache_state is not None:
         headers["X-Cache"] = cache_state
     return headers
