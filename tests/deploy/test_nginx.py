@@ -108,7 +108,7 @@ format = "json"
 def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, **kw: object) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert proc.poll() is None, f"{proc.args} exited"
+        assert proc.poll() is None, f"{proc.args!r} exited"
         try:
             httpx.get(url, timeout=1, **kw)  # type: ignore[arg-type]
             return
