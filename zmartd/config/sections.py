@@ -29,6 +29,7 @@ from zmartd.config.kinds import (
     SecretKind,
     StrKind,
     UrlKind,
+    check_cursor_secret,
     check_dsn,
     check_keypair,
     check_redis,
@@ -381,6 +382,19 @@ class DatabaseConfig:
         )
     )
     dsn_file: Path | None = field(metadata=_m(_OPT_FILE, "", _file_doc("database", "dsn")))
+    cursor_secret: Secret = field(
+        metadata=_m(
+            SecretKind("at least 16 characters", check_cursor_secret),
+            "",
+            "Key that signs pagination cursors (next_cursor), so that a client cannot forge "
+            "one. Instances sharing a database behind one proxy must share it. Changing it "
+            "only invalidates the cursors clients hold (they restart from the first page). "
+            '"" = a random secret generated once into <data_dir>/cursor_secret (mode 0600).',
+        )
+    )
+    cursor_secret_file: Path | None = field(
+        metadata=_m(_OPT_FILE, "", _file_doc("database", "cursor_secret"))
+    )
     pool_min: int = field(metadata=_m(IntKind(1, 100), 2, "Connections kept open."))
     pool_max: int = field(
         metadata=_m(IntKind(1, 1000), 10, "Connection limit; must be >= pool_min.")

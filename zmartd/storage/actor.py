@@ -14,6 +14,12 @@ instances starting at once do not race).  A :class:`MigrationError` (a changed
 or missing applied migration, a migration whose SQL fails) is not an outage:
 it is logged and the actor fails, so the supervisor's restart limit ends the
 daemon instead of serving on a schema it does not understand.
+
+The pool it provides carries the key that signs pagination cursors
+(:func:`zmartd.storage.cursors.cursors_for`: ``[database] cursor_secret``,
+or the secret generated into the data dir).  A data dir that cannot hold
+that secret is, like a failed migration, a configuration problem: logged,
+and the actor fails.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from contextlib import AsyncExitStack
 import trio
 
 from zmartd.context import ActorContext
+from zmartd.storage.cursors import cursors_for, secret_path
 from zmartd.storage.database import DATABASE, Database
 from zmartd.storage.embedded import database_dsn
 from zmartd.storage.migrate import MigrationError, migrate
@@ -38,6 +45,12 @@ async def run(
 ) -> None:
     cfg = ctx.config.database
     log = ctx.log
+    try:
+        cursors = await trio.to_thread.run_sync(cursors_for, ctx.config)
+    except OSError as exc:
+        log.error("cannot read or create the cursor secret; set [database] cursor_secret",
+                  path=str(secret_path(ctx.config)), error=str(exc))
+        raise
     async with AsyncExitStack() as stack:
         dsn = await database_dsn(ctx.config, stack)
         started = False
@@ -46,7 +59,7 @@ async def run(
             try:
                 db = await Database.connect(
                     dsn, min_size=cfg.pool_min, max_size=cfg.pool_max,
-                    statement_timeout=cfg.statement_timeout,
+                    statement_timeout=cfg.statement_timeout, cursors=cursors,
                 )
                 db.observe = ctx.metrics.observe_db_unit
                 try:
