@@ -96,6 +96,8 @@ async def test_ops_endpoints_report_actor_status(tmp_path: Path) -> None:
                                          "degraded": None, "last_error": None}]
             health = await client.get("/health")
             assert health.status_code == 200
+            assert "server" not in health.headers  # issue 22: was "hypercorn-h11"
+            assert "server" not in (await client.get("/v1/nope")).headers
             actors = {a["name"]: a for a in health.json()["actors"]}
             assert actors["http"]["state"] == "running"
             assert actors["worker"]["state"] == "starting"
