@@ -499,6 +499,7 @@ def test_secret_precedence_env_over_file_over_inline(tmp_path: Path) -> None:
 def test_every_secret_reads_env_and_file(tmp_path: Path) -> None:
     values = {
         "database.dsn": "postgresql://u:pw@db/x",
+        "database.cursor_secret": "a cursor secret of some length",
         "redis.url": "rediss://:pw@redis:6380/0",
         "chain.keypair": str(Keypair.from_seed(bytes(range(32)))),
         "chain.webhook_secret": "hook-secret",
@@ -761,6 +762,8 @@ _SECRET_VALUES: dict[str, st.SearchStrategy[str]] = {
     "database.dsn": _url(("postgresql", "postgres")),
     "redis.url": _url(("redis", "rediss")),
     "chain.keypair": _KEYPAIRS,
+    "database.cursor_secret": st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E),
+                                      min_size=16, max_size=40),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,8 @@ async def test_ops_endpoints_report_actor_status(tmp_path: Path) -> None:
                                          "degraded": None, "last_error": None}]
             health = await client.get("/health")
             assert health.status_code == 200
+            assert "server" not in health.headers  # issue 22: was "hypercorn-h11"
+            assert "server" not in (await client.get("/v1/nope")).headers
             actors = {a["name"]: a for a in health.json()["actors"]}
             assert actors["http"]["state"] == "running"
             assert actors["worker"]["state"] == "starting"
@@ -125,6 +128,11 @@ async def test_reload_restarts_only_changed_actors(tmp_path: Path) -> None:
         n.start_soon(daemon.run)
         await wait_for(lambda: daemon.supervisor.ready)
         old_url = await http_url(daemon)
+        async with httpx.AsyncClient(base_url=old_url) as client:
+            health = (await client.get("/health")).json()
+        # public in the bundled nginx site: no path of this host (issue 22, finding 8)
+        assert "config_path" not in health and str(tmp_path) not in json.dumps(health)
+        assert health["config_generation"] == 1
 
         # A section nobody depends on: nothing restarts.
         path.write_text(path.read_text() + "\n[devchain]\nslot_interval = 0.5\n")

@@ -151,11 +151,13 @@ class Daemon:
             self.systemd.ready(f"ready: {len(actors)} actors")
 
     def facts(self) -> dict[str, Any]:
+        """What ``/health`` shows beside the actors.  ``/health`` is public (the bundled
+        nginx site serves it), so nothing here may describe the host: no paths (the
+        config file's is in the "zmartd starting" log line)."""
         return {
             "version": __version__,
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "config_generation": self.generation,
-            "config_path": str(self.config_path) if self.config_path else None,
         }
 
     # ------------------------------------------------------------------ running

@@ -14,6 +14,7 @@ from typing import Any
 
 from tests.api.conftest import make_config
 from tests.storage import factories as f
+from zmartd.api.ratelimit import BUCKETS
 from zmartd.config import Config
 from zmartd.storage import auth as auth_store
 from zmartd.storage import markets, positions, trades
@@ -40,8 +41,7 @@ _COUNTER = itertools.count(secrets.randbelow(10**5) * 1000)
 
 #: rate limits no test run can reach
 LIMITS: dict[str, int] = {
-    f"{c}_{s}_{k}": 1_000_000
-    for c in ("reads", "writes", "auth") for s in ("ip", "wallet") for k in ("burst", "per_minute")
+    f"{c}_{s}_{k}": 1_000_000 for c, s in BUCKETS for k in ("burst", "per_minute")
 }
 
 

@@ -10,9 +10,10 @@ import trio
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from tests.api.conftest import live_api, make_config
+from tests.api.conftest import LiveApi, live_api, make_config
 from zmartd.api.auth import SiwsMessage, build_message, parse_message
 from zmartd.api.problems import type_uri
+from zmartd.api.ratelimit import MemoryBuckets
 from zmartd.bus import SessionEnded
 from zmartd.model.services import DATABASE
 from zmartd.storage import auth as store
@@ -236,22 +237,134 @@ async def test_bad_input_gets_typed_problems(db: Database) -> None:
         assert "POST" in r.headers["Allow"]
 
 
+#: the client IP is taken from X-Forwarded-For only behind a trusted proxy (here: loopback)
+BEHIND_PROXY = {"trusted_proxies": ["127.0.0.1", "::1"]}
+
+
+def from_ip(ip: str, token: str | None = None) -> dict[str, str]:
+    headers = {"X-Forwarded-For": ip}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+class Clock:
+    """The rate limiter's clock, moved by the test (minutes of an attack in milliseconds)."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def with_clock(api: LiveApi) -> Clock:
+    clock = Clock()
+    api.state.limiter.memory = MemoryBuckets(clock=clock)
+    return clock
+
+
+async def nonce_from(client: httpx.AsyncClient, kp: Keypair, ip: str) -> dict[str, Any]:
+    r = await client.post("/v1/auth/nonce", json={"wallet": str(kp.pubkey())},
+                          headers=from_ip(ip))
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def verify_from(client: httpx.AsyncClient, kp: Keypair, message: str,
+                      ip: str) -> httpx.Response:
+    return await client.post("/v1/auth/verify", headers=from_ip(ip),
+                             json={"message": message, "signature": sign(kp, message)})
+
+
 async def test_rate_limit_answers_429_with_headers(db: Database) -> None:
-    kp = Keypair()
-    cfg = make_config(ratelimit={"auth_ip_burst": 50, "auth_wallet_burst": 2,
-                                 "auth_wallet_per_minute": 1})
+    cfg = make_config(http=BEHIND_PROXY, ratelimit={"auth_ip_burst": 2, "auth_ip_per_minute": 1})
     async with live_api(cfg, db) as api:
-        for _ in range(2):
-            r = await api.client.post("/v1/auth/nonce", json={"wallet": str(kp.pubkey())})
+        c = api.client
+        for _ in range(2):  # nonces are charged to the client IP, whatever wallet they name
+            r = await c.post("/v1/auth/nonce", json={"wallet": str(Keypair().pubkey())},
+                             headers=from_ip("198.51.100.1"))
             assert r.status_code == 201
             assert r.headers["RateLimit-Limit"] == "2"
-        r = await api.client.post("/v1/auth/nonce", json={"wallet": str(kp.pubkey())})
+        r = await c.post("/v1/auth/nonce", json={"wallet": str(Keypair().pubkey())},
+                         headers=from_ip("198.51.100.1"))
         assert_problem(r, 429, "rate-limited")
         assert int(r.headers["Retry-After"]) >= 1
         assert r.headers["RateLimit-Remaining"] == "0"
-        # another wallet from the same IP still gets through
-        r = await api.client.post("/v1/auth/nonce", json={"wallet": str(Keypair().pubkey())})
+        # another IP still gets through
+        r = await c.post("/v1/auth/nonce", json={"wallet": str(Keypair().pubkey())},
+                         headers=from_ip("198.51.100.2"))
         assert r.status_code == 201
+
+
+async def test_nonces_requested_for_a_victim_do_not_lock_the_victim_out(db: Database) -> None:
+    """Issue 22, finding 3: nonces for the victim's wallet every 2 s from one IP made the
+    victim's own nonce/verify from other IPs answer 429, and the signed-in victim could not
+    log out.  Default limits; the limiter's clock follows the attack's 2-s cadence."""
+    victim = Keypair()
+    attacker_ip, victim_ip = "203.0.113.66", "198.51.100.7"
+    async with live_api(make_config(http=BEHIND_PROXY), db) as api:
+        clock = with_clock(api)
+        c = api.client
+        n = await nonce_from(c, victim, victim_ip)
+        first = await verify_from(c, victim, n["message"], victim_ip)
+        assert first.status_code == 201
+        token = first.json()["token"]
+        for i in range(1, 121):  # four minutes of attack: 120 nonces for the victim's wallet
+            clock.t += 2.0
+            r = await c.post("/v1/auth/nonce", json={"wallet": str(victim.pubkey())},
+                             headers=from_ip(attacker_ip))
+            assert r.status_code == 201, (i, r.text)  # 30/min: within the IP's own budget
+            if i % 20 == 0:  # meanwhile the victim signs in again from elsewhere
+                n = await nonce_from(c, victim, victim_ip)
+                r = await verify_from(c, victim, n["message"], victim_ip)
+                assert r.status_code == 201, (i, r.text)
+        # the signed-in victim checks and ends the first session, even from the attacker's
+        # IP (a shared NAT): sign-in traffic does not spend the session buckets
+        r = await c.get("/v1/auth/session", headers=from_ip(attacker_ip, token))
+        assert r.status_code == 200, r.text
+        r = await c.post("/v1/auth/logout", headers=from_ip(attacker_ip, token))
+        assert r.status_code == 204, r.text
+        assert (await store.get_session(db, token)) is None
+
+
+async def test_the_wallet_bucket_is_spent_only_by_valid_signatures(db: Database) -> None:
+    victim, mallory = Keypair(), Keypair()
+    cfg = make_config(http=BEHIND_PROXY, ratelimit={
+        "auth_ip_burst": 100, "auth_wallet_burst": 2, "auth_wallet_per_minute": 1})
+    async with live_api(cfg, db) as api:
+        with_clock(api)
+        c = api.client
+        n = await nonce_from(c, victim, "203.0.113.66")
+        for _ in range(10):  # signatures that do not verify cost the wallet nothing
+            r = await c.post("/v1/auth/verify", headers=from_ip("203.0.113.66"), json={
+                "message": n["message"], "signature": sign(mallory, n["message"])})
+            assert_problem(r, 401, "unauthorized")
+        for _ in range(2):
+            n = await nonce_from(c, victim, "198.51.100.7")
+            assert (await verify_from(c, victim, n["message"], "198.51.100.7")).status_code == 201
+        # the key's holder does spend it: a third sign-in within the minute is refused
+        n = await nonce_from(c, victim, "198.51.100.7")
+        assert_problem(await verify_from(c, victim, n["message"], "198.51.100.7"), 429,
+                       "rate-limited")
+
+
+async def test_nonces_for_all_clients_have_a_ceiling(db: Database) -> None:
+    kp = Keypair()
+    cfg = make_config(http=BEHIND_PROXY, ratelimit={
+        "auth_global_burst": 3, "auth_global_per_minute": 1})
+    async with live_api(cfg, db) as api:
+        with_clock(api)
+        c = api.client
+        n = await nonce_from(c, kp, "198.51.100.1")
+        for i in (2, 3):
+            await nonce_from(c, Keypair(), f"198.51.100.{i}")
+        r = await c.post("/v1/auth/nonce", json={"wallet": str(kp.pubkey())},
+                         headers=from_ip("198.51.100.4"))
+        assert_problem(r, 429, "rate-limited")
+        # verify is not charged to it: a nonce already issued can still be used
+        assert (await verify_from(c, kp, n["message"], "198.51.100.4")).status_code == 201
 
 
 async def test_database_down_is_503_and_recovers(db: Database) -> None:

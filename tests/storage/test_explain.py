@@ -65,6 +65,7 @@ class Explaining:
 class ExplainingDatabase:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.cursors = db.cursors
         self.plans: list[tuple[str, Any]] = []
 
     async def run(self, name: str, fn: Any, *, transaction: bool = True) -> Any:

@@ -115,11 +115,16 @@ def mount(
 
     @app.errorhandler(Exception)
     async def _any(exc: Exception) -> Response:
+        # Only a real 5xx (a bug) gets a traceback: anything a client can cause is
+        # at most one line, or any client could flood the logs.
         problem = problems.from_exception(exc)
         if problem is None:
             log.exception("unhandled error in a request", path=request.path,
                           method=request.method)
             problem = Problem("internal", "an internal error occurred; it has been logged")
+        elif problems.is_refused_parameter(exc):  # validation missed it: worth one line
+            log.warning("the database refused a request parameter", path=request.path,
+                        method=request.method, error=f"{type(exc).__name__}: {exc}"[:300])
         return problem_response(problem, request.path)
 
     app.asgi_app = middleware.LoadShedder(  # type: ignore[method-assign,assignment]

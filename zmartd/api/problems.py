@@ -36,6 +36,7 @@ __all__ = [
     "forbidden",
     "from_exception",
     "invalid_cursor",
+    "is_refused_parameter",
     "is_unavailable",
     "not_found",
     "type_uri",
@@ -211,6 +212,27 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, _UNAVAILABLE)
 
 
+#: SQLSTATEs of a text value PostgreSQL cannot store: a NUL (22021), a character the
+#: database encoding lacks (22P05).
+_BAD_TEXT: Final = frozenset({"22021", "22P05"})
+
+
+def is_refused_parameter(exc: BaseException) -> bool:
+    """Whether PostgreSQL, or asyncpg encoding it, refused a query *parameter*: a client's
+    value that validation let through (an integer beyond int64, a NUL in text).
+
+    That is the client's error, answered 422 and logged as one line; a 500 with a
+    traceback per request would let any client flood the logs.  Other data exceptions
+    (an overflow in the SQL's own arithmetic) are bugs and stay 500.
+    """
+    if not isinstance(exc, asyncpg.exceptions.DataError):
+        return False
+    # asyncpg raises DataError "invalid input for query argument $n" from the codec's error
+    if exc.__cause__ is not None and not isinstance(exc.__cause__, asyncpg.PostgresError):
+        return True
+    return getattr(exc, "sqlstate", None) in _BAD_TEXT
+
+
 def unavailable(detail: str = "the database is unavailable; retry later") -> Problem:
     return Problem("unavailable", detail,
                    headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
@@ -228,6 +250,9 @@ def from_exception(exc: BaseException) -> Problem | None:
         return unavailable()
     if isinstance(exc, records.InvalidCursor):
         return invalid_cursor()
+    if is_refused_parameter(exc):
+        return validation([FieldError(
+            field="", message="a parameter is out of range or not storable text")])
     if isinstance(exc, records.InvalidArgument):
         return validation([FieldError(field="", message=str(exc))])
     if isinstance(exc, records.NotFound):

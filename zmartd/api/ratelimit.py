@@ -1,13 +1,23 @@
 """Token-bucket rate limits per client IP and per wallet, per route class.
 
-Every route belongs to one class (``reads``, ``writes``, ``auth``); each
-class has an IP bucket and a wallet bucket (``[ratelimit]`` config: a rate
-in requests per minute and a burst).  A request takes one token from its IP
-bucket and, when the caller is known (a session, or the wallet a sign-in is
-for), one from that wallet's bucket; an empty bucket answers ``429`` with
+Every route belongs to one class (``reads``, ``writes``, ``auth``,
+``session``); each class has an IP bucket and a wallet bucket
+(``[ratelimit]`` config: a rate in requests per minute and a burst).  A
+request takes one token from its IP bucket and, when the caller is known,
+one from that wallet's bucket; an empty bucket answers ``429`` with
 ``Retry-After`` and the ``RateLimit-*`` headers of the IETF draft
 (``RateLimit-Limit``/``-Remaining``/``-Reset`` plus ``RateLimit-Policy``),
 which every response of a limited route carries.
+
+Who may spend a wallet's bucket matters as much as its size: a bucket that
+anyone can drain is a lockout switch.  So the wallet is "known" only once
+the caller proved they hold its key -- a session token, or (sign-in) a
+signature that verified -- never because a request *names* the wallet.
+Sign-in nonces, which anyone may request for any wallet, are charged to the
+client IP and to one ``global`` bucket (a ceiling on the unauthenticated
+rows they create); the session routes (``GET /v1/auth/session``, logout)
+have a class of their own, so that no amount of sign-in traffic keeps a
+signed-in wallet from logging out.
 
 Where the buckets live:
 
@@ -37,7 +47,10 @@ import trio
 from zmartd.config import Config
 
 __all__ = [
+    "BUCKETS",
+    "GLOBAL",
     "MAX_MEMORY_BUCKETS",
+    "RATE_CLASSES",
     "REDIS_TIMEOUT",
     "Decision",
     "LimitSpec",
@@ -49,9 +62,19 @@ __all__ = [
     "limits_from_config",
 ]
 
-RateClass = Literal["reads", "writes", "auth"]
-Scope = Literal["ip", "wallet"]
-RATE_CLASSES: Final[tuple[RateClass, ...]] = ("reads", "writes", "auth")
+RateClass = Literal["reads", "writes", "auth", "session"]
+Scope = Literal["ip", "wallet", "global"]
+RATE_CLASSES: Final[tuple[RateClass, ...]] = ("reads", "writes", "auth", "session")
+#: Every bucket there is, as (class, scope); each has ``[ratelimit]
+#: <class>_<scope>_per_minute`` and ``..._burst``.
+BUCKETS: Final[tuple[tuple[RateClass, Scope], ...]] = (
+    ("reads", "ip"), ("reads", "wallet"),
+    ("writes", "ip"), ("writes", "wallet"),
+    ("auth", "ip"), ("auth", "wallet"), ("auth", "global"),
+    ("session", "ip"), ("session", "wallet"),
+)
+#: The identity of a ``global`` bucket (one per class).
+GLOBAL: Final = "all"
 MAX_MEMORY_BUCKETS: Final = 100_000
 #: A Redis round trip slower than this counts as a Redis failure (fail open).
 REDIS_TIMEOUT: Final = 0.25
@@ -182,8 +205,7 @@ def limits_from_config(cfg: Config) -> dict[tuple[RateClass, Scope], LimitSpec]:
             per_minute=getattr(r, f"{cls}_{scope}_per_minute"),
             burst=getattr(r, f"{cls}_{scope}_burst"),
         )
-        for cls in RATE_CLASSES
-        for scope in ("ip", "wallet")
+        for cls, scope in BUCKETS
     }
 
 

@@ -56,7 +56,7 @@ from zmartd.api import cache as hot
 from zmartd.api import problems
 from zmartd.api.auth import bearer_token
 from zmartd.api.problems import CONTENT_TYPE, Problem
-from zmartd.api.ratelimit import Decision, RateClass, RateLimiter
+from zmartd.api.ratelimit import GLOBAL, Decision, RateClass, RateLimiter
 from zmartd.api.validation import decode_body, decode_path, decode_query, encode
 from zmartd.context import ActorContext
 from zmartd.model.services import DATABASE
@@ -279,10 +279,18 @@ class Call(Generic[B, Q]):
         return self.session
 
     async def limit_wallet(self, wallet: str) -> None:
-        """Take a token from ``wallet``'s bucket of this route's class (used by
-        sign-in, where the wallet is known before there is a session)."""
+        """Take a token from ``wallet``'s bucket of this route's class (sign-in, where
+        the wallet is known before there is a session).  Call it only once the caller
+        proved they hold the wallet's key: a bucket that a request merely *naming*
+        the wallet can spend lets anyone lock that wallet out."""
         if self.route.rate is not None:
             _add_decision(await self.api.limiter.take(self.route.rate, "wallet", wallet))
+
+    async def limit_global(self) -> None:
+        """Take a token from the one bucket of this route's class shared by all
+        clients (a ceiling on what unauthenticated requests can make the server do)."""
+        if self.route.rate is not None:
+            _add_decision(await self.api.limiter.take(self.route.rate, "global", GLOBAL))
 
 
 # ------------------------------------------------------------------ dispatch

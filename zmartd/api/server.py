@@ -254,6 +254,8 @@ def hypercorn_config(ctx: ActorContext) -> HypercornConfig:
     # hypercorn's errors go through our logging setup.
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")
+    # No "Server: hypercorn-h11": naming the server and its version only helps a scanner.
+    hc.include_server_header = False
     return hc
 
 

@@ -9,6 +9,11 @@ instances of them or raises a :class:`~zmartd.api.problems.Problem`:
   type: unknown fields (every request type forbids them), wrong types,
   out-of-range amounts, invalid base58 keys.  ``errors`` names the field.
 
+Query and path values are text, and no parameter of this API has a use for
+control characters: any of them (C0, DEL, C1 -- NUL above all, which
+PostgreSQL text cannot hold) is a 422 naming the parameter, before any type
+sees the value.
+
 Why the depth check happens before decoding: msgspec decodes nested JSON
 recursively, and a small body of ``[[[[...`` would otherwise cost a deep
 recursion before any type check could reject it.
@@ -225,6 +230,17 @@ def _query_fields(typ: type[Any]) -> dict[str, msgspec.structs.FieldInfo]:
     return found
 
 
+#: Control characters: C0 (NUL included), DEL and C1.
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _check_text(name: str, value: Any, where: str) -> None:
+    if isinstance(value, str) and _CONTROL.search(value) is not None:
+        message = "control characters (NUL, line breaks, ...) are not allowed"
+        raise validation([FieldError(field=name, message=message)],
+                         f"invalid {where} parameter {name}: {message}")
+
+
 def decode_query(args: Any, typ: type[T]) -> T:
     """Convert a query string (werkzeug MultiDict) into the ``typ`` struct.
 
@@ -235,6 +251,8 @@ def decode_query(args: Any, typ: type[T]) -> T:
     data: dict[str, Any] = {}
     for name in args:
         values: list[str] = args.getlist(name)
+        for value in values:
+            _check_text(name, value, "query")
         field = fields.get(name)
         if field is not None and _is_sequence(field.type):
             data[name] = values
@@ -246,6 +264,8 @@ def decode_query(args: Any, typ: type[T]) -> T:
 
 
 def decode_path(params: Mapping[str, Any], typ: type[T]) -> T:
+    for name, value in params.items():
+        _check_text(name, value, "path")
     return _convert(dict(params), typ, "path")
 
 

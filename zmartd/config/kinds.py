@@ -415,6 +415,10 @@ def check_dsn(text: str) -> str | None:
     return "not a postgresql:// URL with a host"
 
 
+def check_cursor_secret(text: str) -> str | None:
+    return None if len(text) >= 16 else "shorter than 16 characters"
+
+
 def check_redis(text: str) -> str | None:
     try:
         parts = urlsplit(text)

@@ -29,6 +29,7 @@ from zmartd.config.kinds import (
     SecretKind,
     StrKind,
     UrlKind,
+    check_cursor_secret,
     check_dsn,
     check_keypair,
     check_redis,
@@ -281,14 +282,49 @@ class RateLimitConfig:
     )
     writes_wallet_burst: int = field(metadata=_m(_RATE, 10, "Bucket size of writes per wallet."))
     auth_ip_per_minute: int = field(
-        metadata=_m(_RATE, 30, "Sign-in requests (nonce, verify, logout) per minute per client IP.")
+        metadata=_m(_RATE, 30, "Sign-in requests (nonce, verify) per minute per client IP.")
     )
     auth_ip_burst: int = field(metadata=_m(_RATE, 10, "Bucket size of sign-in requests per IP."))
     auth_wallet_per_minute: int = field(
-        metadata=_m(_RATE, 10, "Sign-in requests per minute per wallet signing in.")
+        metadata=_m(
+            _RATE,
+            10,
+            "Sign-ins per minute per wallet, counted only once the signature verified "
+            "(POST /v1/auth/verify): requesting nonces for a wallet does not spend it, so no "
+            "one but the key's holder can lock a wallet out of signing in.",
+        )
     )
-    auth_wallet_burst: int = field(
-        metadata=_m(_RATE, 5, "Bucket size of sign-in requests per wallet.")
+    auth_wallet_burst: int = field(metadata=_m(_RATE, 5, "Bucket size of sign-ins per wallet."))
+    auth_global_per_minute: int = field(
+        metadata=_m(
+            _RATE,
+            3000,
+            "Sign-in nonces issued per minute to all clients together (this instance, or all "
+            "instances sharing [redis] url): a ceiling on the database rows that "
+            "unauthenticated requests create. Sized so that ~100 IPs at auth_ip_per_minute are "
+            "needed to reach it.",
+        )
+    )
+    auth_global_burst: int = field(
+        metadata=_m(_RATE, 1000, "Bucket size of sign-in nonces for all clients together.")
+    )
+    session_ip_per_minute: int = field(
+        metadata=_m(
+            _RATE,
+            120,
+            "Session checks and logouts (GET /v1/auth/session, POST /v1/auth/logout) per "
+            "minute per client IP. Their own buckets: sign-in traffic never keeps a signed-in "
+            "wallet from logging out.",
+        )
+    )
+    session_ip_burst: int = field(
+        metadata=_m(_RATE, 30, "Bucket size of session checks and logouts per IP.")
+    )
+    session_wallet_per_minute: int = field(
+        metadata=_m(_RATE, 120, "Session checks and logouts per minute per signed-in wallet.")
+    )
+    session_wallet_burst: int = field(
+        metadata=_m(_RATE, 30, "Bucket size of session checks and logouts per wallet.")
     )
 
 
@@ -351,6 +387,19 @@ class DatabaseConfig:
         )
     )
     dsn_file: Path | None = field(metadata=_m(_OPT_FILE, "", _file_doc("database", "dsn")))
+    cursor_secret: Secret = field(
+        metadata=_m(
+            SecretKind("at least 16 characters", check_cursor_secret),
+            "",
+            "Key that signs pagination cursors (next_cursor), so that a client cannot forge "
+            "one. Instances sharing a database behind one proxy must share it. Changing it "
+            "only invalidates the cursors clients hold (they restart from the first page). "
+            '"" = a random secret generated once into <data_dir>/cursor_secret (mode 0600).',
+        )
+    )
+    cursor_secret_file: Path | None = field(
+        metadata=_m(_OPT_FILE, "", _file_doc("database", "cursor_secret"))
+    )
     pool_min: int = field(metadata=_m(IntKind(1, 100), 2, "Connections kept open."))
     pool_max: int = field(
         metadata=_m(IntKind(1, 1000), 10, "Connection limit; must be >= pool_min.")
@@ -632,9 +681,11 @@ SECTION_DOCS: Final[dict[str, str]] = {
     "daemon": "The process: where local state lives, shutdown and the supervisor's restart policy.",
     "http": "REST API, health/readiness, metrics and webhooks (quart-trio on hypercorn).",
     "auth": "Sign-In With Solana: the message wallets sign and the sessions it opens.",
-    "ratelimit": "Token buckets per route class (reads, writes, auth), per client IP and per "
-    "signed-in wallet; shared through Redis when [redis] url is set (in memory otherwise, and "
-    "while Redis fails). A full bucket answers 429 with Retry-After.",
+    "ratelimit": "Token buckets per route class (reads, writes, auth, session), per client IP "
+    "and per wallet (one that proved it holds its key: a session, or a verified sign-in "
+    "signature), plus one for all sign-in nonces together; shared through Redis when [redis] "
+    "url is set (in memory otherwise, and while Redis fails). A full bucket answers 429 with "
+    "Retry-After.",
     "ws": "WebSocket hub for live updates.",
     "database": "PostgreSQL, the source of truth for reads.",
     "redis": "Optional Redis, to share pub/sub between several zmartd processes.",

@@ -14,22 +14,38 @@ instances starting at once do not race).  A :class:`MigrationError` (a changed
 or missing applied migration, a migration whose SQL fails) is not an outage:
 it is logged and the actor fails, so the supervisor's restart limit ends the
 daemon instead of serving on a schema it does not understand.
+
+The pool it provides carries the key that signs pagination cursors
+(:func:`zmartd.storage.cursors.cursors_for`: ``[database] cursor_secret``,
+or the secret generated into the data dir).  A data dir that cannot hold
+that secret is, like a failed migration, a configuration problem: logged,
+and the actor fails.
+
+While connected it also deletes expired sign-in nonces and sessions every
+:data:`PURGE_INTERVAL` (:func:`zmartd.storage.auth.purge_expired`): anyone
+can make the server write a nonce, so without it ``auth_nonces`` grows with
+unauthenticated traffic.  Every instance does it; the deletes are idempotent.
 """
 
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from typing import Any
 
 import trio
 
 from zmartd.context import ActorContext
+from zmartd.storage import auth as auth_store
+from zmartd.storage.cursors import cursors_for, secret_path
 from zmartd.storage.database import DATABASE, Database
 from zmartd.storage.embedded import database_dsn
 from zmartd.storage.migrate import MigrationError, migrate
 
-__all__ = ["PING_INTERVAL", "run"]
+__all__ = ["PING_INTERVAL", "PURGE_INTERVAL", "run"]
 
 PING_INTERVAL = 5.0
+#: Seconds between purges of expired nonces and sessions (and one at each connect).
+PURGE_INTERVAL = 600.0
 RECONNECT_MAX = 15.0
 
 
@@ -38,6 +54,12 @@ async def run(
 ) -> None:
     cfg = ctx.config.database
     log = ctx.log
+    try:
+        cursors = await trio.to_thread.run_sync(cursors_for, ctx.config)
+    except OSError as exc:
+        log.error("cannot read or create the cursor secret; set [database] cursor_secret",
+                  path=str(secret_path(ctx.config)), error=str(exc))
+        raise
     async with AsyncExitStack() as stack:
         dsn = await database_dsn(ctx.config, stack)
         started = False
@@ -46,7 +68,7 @@ async def run(
             try:
                 db = await Database.connect(
                     dsn, min_size=cfg.pool_min, max_size=cfg.pool_max,
-                    statement_timeout=cfg.statement_timeout,
+                    statement_timeout=cfg.statement_timeout, cursors=cursors,
                 )
                 db.observe = ctx.metrics.observe_db_unit
                 try:
@@ -77,16 +99,39 @@ async def run(
                 task_status.started()
                 started = True
             try:
-                await _watch(db, stopping)
-            except Exception as exc:
-                ctx.set_degraded(f"database connection lost: {type(exc).__name__}: {exc}")
-                log.warning("database connection lost; reconnecting", error=str(exc))
+                lost: Exception | None = None
+                async with trio.open_nursery() as housekeeping:
+                    housekeeping.start_soon(_purge_expired, db, log)
+                    try:  # caught in here: through the nursery it would be an ExceptionGroup
+                        await _watch(db, stopping)
+                    except Exception as exc:
+                        lost = exc
+                    housekeeping.cancel_scope.cancel()
+                if lost is not None:
+                    reason = f"{type(lost).__name__}: {lost}"
+                    ctx.set_degraded(f"database connection lost: {reason}")
+                    log.warning("database connection lost; reconnecting", error=str(lost))
             finally:
                 ctx.services.withdraw(DATABASE, db)
                 with trio.move_on_after(2) as cleanup:
                     cleanup.shield = True
                     await db.close()
         ctx.set_degraded(None)
+
+
+async def _purge_expired(db: Database, log: Any) -> None:
+    """Purge now and every PURGE_INTERVAL; a failure is logged and retried next time
+    (the connection's health is :func:`_watch`'s business)."""
+    while True:
+        try:
+            removed = await auth_store.purge_expired(db)
+        except Exception as exc:
+            log.warning("purging expired sign-in nonces and sessions failed",
+                        error=f"{type(exc).__name__}: {exc}")
+        else:
+            if removed:
+                log.info("purged expired sign-in nonces and sessions", rows=removed)
+        await trio.sleep(PURGE_INTERVAL)
 
 
 async def _watch(db: Database, stopping: trio.Event) -> None:

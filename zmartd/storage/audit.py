@@ -6,20 +6,18 @@ action, so the action and its record commit or roll back together.
 
 from __future__ import annotations
 
-from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 import asyncpg
 import msgspec
 
+from zmartd.storage.cursors import BIGINT, TIME
 from zmartd.storage.database import Database
 from zmartd.storage.records import (
     AuditEntry,
     Page,
     check_limit,
-    decode_cursor,
-    encode_cursor,
     rejected,
 )
 
@@ -88,7 +86,7 @@ async def list_admin_actions(
         args.append(target_id)
         where.append(f"target_id = ${len(args)}")
     if cursor is not None:
-        at, last_id = decode_cursor(cursor, kind, (datetime, int))
+        at, last_id = db.cursors.decode(cursor, kind, (TIME, BIGINT))
         args += [at, last_id]
         where.append(f"(at, id) < (${len(args) - 1}::timestamptz, ${len(args)}::bigint)")
     args.append(limit + 1)
@@ -104,5 +102,5 @@ async def list_admin_actions(
     items = tuple(_entry(r) for r in rows[:limit])
     next_cursor = None
     if len(rows) > limit:
-        next_cursor = encode_cursor(kind, (items[-1].at, items[-1].id))
+        next_cursor = db.cursors.encode(kind, (items[-1].at, items[-1].id))
     return Page(items=items, next_cursor=next_cursor)

@@ -149,14 +149,21 @@ async def revoke_wallet_sessions(db: Database, wallet: str) -> int:
     return int((await db.run("auth.revoke_wallet_sessions", _run)).rsplit(" ", 1)[-1])
 
 
-async def purge_expired(db: Database, *, grace: timedelta = timedelta(days=1)) -> int:
-    """Delete nonces and sessions that expired more than ``grace`` ago; returns rows deleted."""
+async def purge_expired(
+    db: Database, *, session_grace: timedelta = timedelta(days=1)
+) -> int:
+    """Delete expired nonces, and sessions that expired more than ``session_grace`` ago;
+    returns the rows deleted.
+
+    An expired nonce can never be consumed (nor can the message that names it be
+    verified), so it goes at once: anyone can make the server write nonces, and the
+    table must not grow with them.  Both deletes use the ``expires_at`` indexes.
+    """
 
     async def _run(con: asyncpg.Connection) -> int:
-        a: str = await con.execute(
-            "DELETE FROM auth_nonces WHERE expires_at < now() - $1::interval", grace)
+        a: str = await con.execute("DELETE FROM auth_nonces WHERE expires_at < now()")
         b: str = await con.execute(
-            "DELETE FROM sessions WHERE expires_at < now() - $1::interval", grace)
+            "DELETE FROM sessions WHERE expires_at < now() - $1::interval", session_grace)
         return int(a.rsplit(" ", 1)[-1]) + int(b.rsplit(" ", 1)[-1])
 
     return await db.run("auth.purge_expired", _run)

@@ -23,6 +23,7 @@ import trio
 import trio_asyncio
 
 from zmartd.services import ServiceKey
+from zmartd.storage.cursors import Cursors
 
 __all__ = ["DATABASE", "Database", "UnitOfWork"]
 
@@ -41,9 +42,13 @@ async def _in_connection(pool: asyncpg.Pool, fn: UnitOfWork[T], transaction: boo
 class Database:
     """A pool plus the one-crossing-per-unit discipline."""
 
-    def __init__(self, pool: asyncpg.Pool, dsn_for_logs: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, dsn_for_logs: str, *,
+                 cursors: Cursors | None = None) -> None:
         self._pool = pool
         self.dsn_for_logs = dsn_for_logs
+        #: signs and checks the pagination cursors of list functions (the storage actor
+        #: passes the configured key; without one, cursors last as long as this object)
+        self.cursors = cursors or Cursors.ephemeral()
         # The pool belongs to the asyncio loop it was created on; remember it
         # so that any trio task (not only those spawned inside open_loop) can
         # cross into it.
@@ -55,7 +60,7 @@ class Database:
     @classmethod
     async def connect(
         cls, dsn: str, *, min_size: int, max_size: int, statement_timeout: float,
-        connect_timeout: float = 10.0,
+        connect_timeout: float = 10.0, cursors: Cursors | None = None,
     ) -> Database:
         # TimeZone UTC: a naive datetime in a JSON row set (storage/bulk.py)
         # means UTC, as it does for asyncpg's own timestamptz encoding here
@@ -64,7 +69,7 @@ class Database:
             dsn, min_size=min_size, max_size=max_size, server_settings=settings,
             timeout=connect_timeout,
         )
-        return cls(pool, _safe_dsn(dsn))
+        return cls(pool, _safe_dsn(dsn), cursors=cursors)
 
     async def run(self, name: str, fn: UnitOfWork[T], *, transaction: bool = True) -> T:
         """Run ``fn(connection)`` as the unit of work ``name``, in one bridge crossing.

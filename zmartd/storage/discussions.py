@@ -8,11 +8,11 @@ all its replies in creation order (one recursive query).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from zmartd.storage.cursors import BIGINT, TIME
 from zmartd.storage.database import Database
 from zmartd.storage.records import (
     DiscussionRecord,
@@ -21,8 +21,6 @@ from zmartd.storage.records import (
     NotPermitted,
     Page,
     check_limit,
-    decode_cursor,
-    encode_cursor,
     rejected,
 )
 
@@ -159,7 +157,7 @@ async def list_threads(
     args: list[Any] = [market_id, limit + 1]
     after = ""
     if cursor is not None:
-        at, last_id = decode_cursor(cursor, kind, (datetime, int))
+        at, last_id = db.cursors.decode(cursor, kind, (TIME, BIGINT))
         args += [at, last_id]
         after = "AND (created_at, id) < ($3::timestamptz, $4::bigint)"
     sql = _THREADS.replace("{after}", after)
@@ -184,5 +182,5 @@ async def list_threads(
     next_cursor = None
     if len(ordered) > limit:
         last = threads[-1].root
-        next_cursor = encode_cursor(kind, (last.created_at, last.id))
+        next_cursor = db.cursors.encode(kind, (last.created_at, last.id))
     return Page(items=threads, next_cursor=next_cursor)

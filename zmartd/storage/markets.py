@@ -21,6 +21,7 @@ import asyncpg
 import msgspec
 
 from zmartd.storage.bulk import recordset, write_newest
+from zmartd.storage.cursors import TEXT, TIME, U64
 from zmartd.storage.database import Database
 from zmartd.storage.records import (
     CategoryCount,
@@ -30,8 +31,6 @@ from zmartd.storage.records import (
     MarketRecord,
     Page,
     check_limit,
-    decode_cursor,
-    encode_cursor,
     from_row,
     rejected,
     sql_columns,
@@ -146,7 +145,8 @@ async def list_markets(
     if sort == "closing_soon":
         where.append("md.end_time > now()")
     if cursor is not None:
-        last_key, last_id = decode_cursor(cursor, kind, (key_type, str))
+        last_key, last_id = db.cursors.decode(
+            cursor, kind, (U64 if key_type is int else TIME, TEXT))
         op = "<" if direction == "DESC" else ">"
         where.append(
             f"({key_expr}, m.market_id) {op} "
@@ -172,8 +172,8 @@ async def list_markets(
     if more:
         last = rows[-1]
         key = last["sort_key"]
-        next_cursor = encode_cursor(kind, (int(key) if key_type is int else key,
-                                           last["market_id"]))
+        next_cursor = db.cursors.encode(kind, (int(key) if key_type is int else key,
+                                               last["market_id"]))
     items = []
     for row in rows:
         data = dict(row)

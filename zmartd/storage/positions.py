@@ -7,12 +7,12 @@ Rows are the chain's account state, written by the indexer with a slot guard
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from zmartd.storage.bulk import recordset, write_newest
+from zmartd.storage.cursors import TEXT, TIME, U64
 from zmartd.storage.database import Database
 from zmartd.storage.records import (
     HolderRecord,
@@ -20,8 +20,6 @@ from zmartd.storage.records import (
     PositionRecord,
     PositionState,
     check_limit,
-    decode_cursor,
-    encode_cursor,
     from_row,
     rejected,
     sql_columns,
@@ -61,7 +59,7 @@ async def list_user_positions(
     if open_only:
         where += " AND (p.shares_yes > 0 OR p.shares_no > 0)"
     if cursor is not None:
-        at, market_id = decode_cursor(cursor, kind, (datetime, str))
+        at, market_id = db.cursors.decode(cursor, kind, (TIME, TEXT))
         args += [at, market_id]
         where += " AND (p.last_trade_at, p.market_id) < ($2::timestamptz, $3::text)"
     args.append(limit + 1)
@@ -76,7 +74,7 @@ async def list_user_positions(
     items = tuple(_position(r) for r in rows[:limit])
     next_cursor = None
     if len(rows) > limit:
-        next_cursor = encode_cursor(kind, (items[-1].last_trade_at, items[-1].market_id))
+        next_cursor = db.cursors.encode(kind, (items[-1].last_trade_at, items[-1].market_id))
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -100,7 +98,7 @@ async def list_holders(
     args: list[Any] = [market_id]
     where = "market_id = $1::text AND (shares_yes > 0 OR shares_no > 0)"
     if cursor is not None:
-        total, wallet = decode_cursor(cursor, kind, (int, str))
+        total, wallet = db.cursors.decode(cursor, kind, (U64, TEXT))
         args += [total, wallet]
         # descending total, then ascending wallet
         where += (" AND ((shares_yes + shares_no) < $2::numeric"
@@ -123,7 +121,7 @@ async def list_holders(
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
-        next_cursor = encode_cursor(kind, (u64(last["total"]), last["wallet"]))
+        next_cursor = db.cursors.encode(kind, (u64(last["total"]), last["wallet"]))
     return Page(items=items, next_cursor=next_cursor)
 
 

@@ -7,20 +7,16 @@ database), prices are scaled by 1e9 like the chain's ``new_price_yes``, market
 states are the chain's integers 0..6, times are timezone-aware ``datetime``.
 
 Pagination is keyset-based: a :class:`Page` carries an opaque ``next_cursor``
-(base64url of a version byte, the list kind and the sort key of the last item,
-plus a checksum).  A cursor that does not decode, fails its checksum, or
-belongs to another list or sort raises :class:`InvalidCursor`, which the API
-turns into 400.
+(the sort key of the last item, signed by the server: :mod:`zmartd.storage.cursors`).
+A cursor that does not decode, fails its MAC, is out of range, or belongs to
+another list or sort raises :class:`InvalidCursor`, which the API turns into 422.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -64,8 +60,6 @@ __all__ = [
     "VoteRecord",
     "VoteTally",
     "check_limit",
-    "decode_cursor",
-    "encode_cursor",
     "from_row",
     "rejected",
     "sql_columns",
@@ -113,46 +107,6 @@ class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
     items: tuple[T, ...]
     #: pass back to get the next page; None on the last page
     next_cursor: str | None
-
-
-_CURSOR_VERSION = 1
-_CHECK_LEN = 6
-
-
-def encode_cursor(kind: str, key: Sequence[int | str | datetime]) -> str:
-    """Opaque cursor for the position after the item whose sort key is ``key``."""
-    body = bytes([_CURSOR_VERSION]) + msgspec.msgpack.encode((kind, tuple(key)))
-    check = hashlib.blake2b(body, digest_size=_CHECK_LEN).digest()
-    return base64.urlsafe_b64encode(body + check).rstrip(b"=").decode("ascii")
-
-
-def decode_cursor(
-    cursor: str, kind: str, types: Sequence[type[int] | type[str] | type[datetime]]
-) -> tuple[Any, ...]:
-    """The sort key in ``cursor``, checked against ``kind`` and the key's ``types``."""
-    if not cursor or len(cursor) > 512:
-        raise InvalidCursor("cursor is empty or too long")
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidCursor("cursor is not base64url") from exc
-    body, check = raw[:-_CHECK_LEN], raw[-_CHECK_LEN:]
-    if len(body) < 2 or hashlib.blake2b(body, digest_size=_CHECK_LEN).digest() != check:
-        raise InvalidCursor("cursor checksum mismatch")
-    if body[0] != _CURSOR_VERSION:
-        raise InvalidCursor(f"unsupported cursor version {body[0]}")
-    try:
-        got_kind, key = msgspec.msgpack.decode(body[1:], type=tuple[str, tuple[Any, ...]])
-    except msgspec.DecodeError as exc:
-        raise InvalidCursor("cursor body does not decode") from exc
-    if got_kind != kind:
-        raise InvalidCursor(f"cursor belongs to {got_kind!r}, not {kind!r}")
-    if len(key) != len(types):
-        raise InvalidCursor("cursor key has the wrong length")
-    for value, typ in zip(key, types, strict=True):
-        if isinstance(value, bool) or not isinstance(value, typ):
-            raise InvalidCursor("cursor key has the wrong types")
-    return tuple(key)
 
 
 def check_limit(limit: int, maximum: int) -> None:

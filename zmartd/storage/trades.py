@@ -9,21 +9,19 @@ instruction index, event index) is skipped, so replays are harmless.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 import msgspec
 
 from zmartd.storage.bulk import recordset, rows_json
+from zmartd.storage.cursors import BIGINT, TIME
 from zmartd.storage.database import Database
 from zmartd.storage.records import (
     Page,
     TradeEvent,
     TradeRecord,
     check_limit,
-    decode_cursor,
-    encode_cursor,
     from_row,
     rejected,
     sql_columns,
@@ -60,7 +58,7 @@ async def _list(
     args: list[Any] = [value]
     where = f"{column} = $1::text"
     if cursor is not None:
-        at, last_id = decode_cursor(cursor, kind, (datetime, int))
+        at, last_id = db.cursors.decode(cursor, kind, (TIME, BIGINT))
         args += [at, last_id]
         where += " AND (block_time, id) < ($2::timestamptz, $3::bigint)"
     args.append(limit + 1)
@@ -75,7 +73,7 @@ async def _list(
     items = tuple(_trade(r) for r in rows[:limit])
     next_cursor = None
     if len(rows) > limit:
-        next_cursor = encode_cursor(kind, (items[-1].block_time, items[-1].id))
+        next_cursor = db.cursors.encode(kind, (items[-1].block_time, items[-1].id))
     return Page(items=items, next_cursor=next_cursor)
 
 

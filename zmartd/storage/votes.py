@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from zmartd.storage.cursors import TEXT, TIME
 from zmartd.storage.database import Database
 from zmartd.storage.records import (
     InvalidArgument,
@@ -27,8 +28,6 @@ from zmartd.storage.records import (
     VoteRecord,
     VoteTally,
     check_limit,
-    decode_cursor,
-    encode_cursor,
     rejected,
 )
 
@@ -189,7 +188,7 @@ async def list_user_votes(
     args: list[Any] = [wallet]
     after = ""
     if cursor is not None:
-        at, market_id, last_kind = decode_cursor(cursor, "votes:wallet", (datetime, str, str))
+        at, market_id, last_kind = db.cursors.decode(cursor, "votes:wallet", (TIME, TEXT, TEXT))
         args += [at, market_id, last_kind]
         after = " AND (created_at, market_id, kind) < ($2::timestamptz, $3::text, $4::text)"
     args.append(limit + 1)
@@ -210,7 +209,8 @@ async def list_user_votes(
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        next_cursor = encode_cursor("votes:wallet", (last.created_at, last.market_id, last.kind))
+        next_cursor = db.cursors.encode("votes:wallet",
+                                        (last.created_at, last.market_id, last.kind))
     return Page(items=items, next_cursor=next_cursor)
 
 

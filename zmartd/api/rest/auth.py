@@ -5,6 +5,14 @@ sign; the wallet signs its UTF-8 bytes (``signMessage``); ``POST
 /v1/auth/verify {message, signature}`` returns a session token, sent from
 then on as ``Authorization: Bearer <token>``; ``GET /v1/auth/session``
 says who the token belongs to; ``POST /v1/auth/logout`` revokes it.
+
+Rate limits (see :mod:`zmartd.api.ratelimit`): a nonce costs a token of the
+client IP's ``auth`` bucket and of the ``auth`` bucket shared by all
+clients, never of the wallet's -- anyone may ask for a nonce naming any
+wallet, so charging the wallet would let a stranger lock it out.  The
+wallet's ``auth`` bucket is charged by ``verify`` once the signature
+verified.  ``session`` and ``logout`` are in the ``session`` class, whose
+buckets sign-in traffic does not touch.
 """
 
 from __future__ import annotations
@@ -85,7 +93,7 @@ async def nonce(call: Call[NonceRequest, None]) -> NonceResponse:
     The nonce is bound to the wallet and this server's domain and expires
     after `auth.nonce_ttl` seconds (default 300).
     """
-    await call.limit_wallet(str(call.body.wallet))
+    await call.limit_global()
     issued = await handlers.issue_nonce(call.database(), call.ctx.config, call.body.wallet)
     m = issued.message
     return NonceResponse(
@@ -106,21 +114,21 @@ async def verify(call: Call[VerifyRequest, None]) -> SessionToken:
     """
     cfg = call.ctx.config
     msg = handlers.check_message(cfg, call.body.message, call.body.signature)
-    await call.limit_wallet(msg.address)
+    await call.limit_wallet(msg.address)  # only now: the caller holds the wallet's key
     done = await handlers.sign_in(call.database(), cfg, msg, user_agent=call.user_agent,
                                   client_ip=call.client_ip)
     return SessionToken(token=done.token, token_type="Bearer", wallet=done.session.wallet,
                         expires_at=done.session.expires_at, admin=done.admin)
 
 
-@router.get("/session", response=SessionInfo, auth="session", rate="auth")
+@router.get("/session", response=SessionInfo, auth="session", rate="session")
 async def session(call: Call[None, None]) -> SessionInfo:
     """Who the bearer token belongs to, and until when it is valid."""
     s = call.require_session()
     return SessionInfo(wallet=s.wallet, expires_at=s.expires_at, admin=s.admin)
 
 
-@router.post("/logout", auth="session", rate="auth")
+@router.post("/logout", auth="session", rate="session")
 async def logout(call: Call[None, None]) -> None:
     """Revoke the session whose token authenticates this request."""
     await handlers.sign_out(call.database(), call.ctx.bus, call.require_session())
