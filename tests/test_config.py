@@ -66,6 +66,7 @@ def test_defaults_run_everything_locally() -> None:
         "redis",
         "chain",
         "devchain",
+        "votes",
         "aggregator",
         "log",
         "metrics",

@@ -78,7 +78,7 @@ TREE: tuple[ActorDecl, ...] = (
     ActorDecl(
         name="http",
         run=http_server.run,
-        sections=("http", "auth", "ratelimit", "redis", "metrics", "admin"),
+        sections=("http", "auth", "ratelimit", "redis", "metrics", "admin", "votes"),
         description="REST API and ops surface (/health, /ready, /metrics) on hypercorn",
         enabled=lambda cfg: cfg.http.enabled,
         required=lambda cfg: cfg.http.required,

@@ -50,7 +50,13 @@ def fresh() -> int:
     return next(_COUNTER)
 
 
+#: The vote policy off for tests of voting mechanics (tests/api/test_votes_api.py tests
+#: the policy itself): every signed-in wallet's vote counts, any number per address.
+OPEN_VOTES: dict[str, Any] = {"eligibility": "any", "max_per_address": 0}
+
+
 def config(**sections: dict[str, Any]) -> Config:
+    sections.setdefault("votes", OPEN_VOTES)
     return make_config(ratelimit=LIMITS, **sections)
 
 

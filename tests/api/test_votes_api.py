@@ -78,3 +78,56 @@ async def test_dispute_votes_and_deadline(db: Database) -> None:
         assert (await c.get(f"/v1/markets/{'0f' * 32}/votes")).status_code == 404
         by_kind = await c.get(f"/v1/users/{voter}/votes", params={"kind": "proposal"})
         assert by_kind.json()["items"] == []
+
+
+async def test_sybil_votes_are_kept_but_not_counted(db: Database) -> None:
+    """Regression (attacker's probe): 12 fresh keypairs with no history, from one address,
+    moved a PROPOSED market's tally from 3 votes / 66.7 % likes to 15 votes / 13.3 %, past
+    min_votes. With the default policy ([votes] eligibility = "history",
+    max_per_address = 3) they are kept, shown as excluded with the reason, and never
+    counted -- neither in the tally nor in an aggregation."""
+    m = await fx.seed_market(db, state=0)
+    other = await fx.seed_market(db)  # where the honest voters traded
+    honest = [f.wallet(fx.fresh()) for _ in range(3)]
+    for w in honest:
+        await fx.seed_trades(db, other.market_id, w, [{}])
+    cfg = fx.config(votes={}, aggregator={"min_votes": 10})  # the defaults
+    assert cfg.votes.eligibility == "history" and cfg.votes.max_per_address == 3
+    async with live_api(cfg, db) as api:
+        c = api.client
+        url = f"/v1/markets/{m.market_id}/votes/proposal"
+        for w, vote in zip(honest, ["like", "like", "dislike"], strict=True):
+            r = await c.post(url, json={"vote": vote},
+                             headers=fx.headers(await fx.session(db, w)))
+            assert r.status_code == 200 and r.json()["counted"] is True, r.text
+        for _ in range(12):
+            sybil = f.wallet(fx.fresh())
+            r = await c.post(url, json={"vote": "dislike"},
+                             headers=fx.headers(await fx.session(db, sybil)))
+            assert r.status_code == 200
+            assert (r.json()["counted"], r.json()["excluded"]) == (False, "no_history")
+        p = (await c.get(f"/v1/markets/{m.market_id}/votes")).json()["proposal"]
+        assert (p["yes"], p["no"], p["total"], p["approval_bps"]) == (2, 1, 3, 6666)
+        assert p["excluded"] == {"no_history": 12, "address_limit": 0}
+        assert p["meets_threshold"] is False  # 3 < min_votes: the sybils did not get it there
+        aggregated = await vote_store.aggregate(db, kind="proposal", market_id=m.market_id)
+        assert (aggregated.yes, aggregated.no) == (2, 1)
+
+
+async def test_votes_per_address_are_limited(db: Database) -> None:
+    m = await fx.seed_market(db, state=0)
+    other = await fx.seed_market(db)
+    voters = [f.wallet(fx.fresh()) for _ in range(5)]
+    for w in voters:
+        await fx.seed_trades(db, other.market_id, w, [{}])
+    cfg = fx.config(votes={"eligibility": "history", "max_per_address": 3})
+    async with live_api(cfg, db) as api:
+        url = f"/v1/markets/{m.market_id}/votes/proposal"
+        verdicts = []
+        for w in voters:  # all from this test's one address
+            r = await api.client.post(url, json={"vote": "like"},
+                                      headers=fx.headers(await fx.session(db, w)))
+            verdicts.append(r.json()["excluded"])
+        assert verdicts == [None, None, None, "address_limit", "address_limit"]
+        p = (await api.client.get(f"/v1/markets/{m.market_id}/votes")).json()["proposal"]
+        assert p["total"] == 3 and p["excluded"]["address_limit"] == 2

@@ -83,6 +83,7 @@ from zmartd.config.sections import (
     MetricsConfig,
     RateLimitConfig,
     RedisConfig,
+    VotesConfig,
     WsConfig,
     field_specs,
 )
@@ -121,6 +122,7 @@ __all__ = [
     "StrKind",
     "TimeKind",
     "UrlKind",
+    "VotesConfig",
     "WsConfig",
     "chain_endpoints",
     "changed_sections",

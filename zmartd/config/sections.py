@@ -581,6 +581,32 @@ class DevchainConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class VotesConfig:
+    eligibility: Literal["history", "any"] = field(
+        metadata=_m(
+            ChoiceKind("history", "any"),
+            "history",
+            'Which off-chain votes (POST /v1/markets/{id}/votes/*) count. "history" (default): '
+            "the voting wallet has a position or a trade in the indexed mirror, in any market "
+            "-- a fresh keypair costs nothing, a trade costs at least the program's minimum "
+            "trade plus fees and stays on chain, so sybil votes get expensive and visible. "
+            '"any": every signed-in wallet. A vote that does not qualify is kept, shown as '
+            "excluded with its reason, and never counted (tallies, aggregations). On-chain "
+            "votes always count.",
+        )
+    )
+    max_per_address: int = field(
+        metadata=_m(
+            IntKind(0, 1_000_000),
+            3,
+            "Off-chain votes counted per client address, market and kind; more from the same "
+            "address are kept as excluded (address_limit). 0 = no limit. Behind a proxy this "
+            "needs [http] trusted_proxies (else every vote comes from the proxy).",
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class AggregatorConfig:
     enabled: bool = field(metadata=_m(BoolKind(), True, "Run the vote aggregator (leader only)."))
     interval: float = field(metadata=_m(FloatKind(1, 86400), 300.0, "Seconds between tallies."))
@@ -647,6 +673,7 @@ SectionConfig = (
     | RedisConfig
     | ChainConfig
     | DevchainConfig
+    | VotesConfig
     | AggregatorConfig
     | LogConfig
     | MetricsConfig
@@ -663,6 +690,7 @@ SECTION_TYPES: Final[dict[str, type[Any]]] = {
     "redis": RedisConfig,
     "chain": ChainConfig,
     "devchain": DevchainConfig,
+    "votes": VotesConfig,
     "aggregator": AggregatorConfig,
     "log": LogConfig,
     "metrics": MetricsConfig,
@@ -691,6 +719,7 @@ SECTION_DOCS: Final[dict[str, str]] = {
     "redis": "Optional Redis, to share pub/sub between several zmartd processes.",
     "chain": "The Solana cluster and the ZMART program.",
     "devchain": 'The built-in local chain double, used when chain.mode = "local".',
+    "votes": "Which off-chain proposal and dispute votes count (the anti-sybil policy).",
     "aggregator": "Tallies proposal and dispute votes and turns them into transactions.",
     "log": "Logging.",
     "metrics": "Prometheus metrics.",
@@ -711,6 +740,7 @@ class Config:
     redis: RedisConfig
     chain: ChainConfig
     devchain: DevchainConfig
+    votes: VotesConfig
     aggregator: AggregatorConfig
     log: LogConfig
     metrics: MetricsConfig

@@ -464,6 +464,10 @@ class Vote(_View, frozen=True, kw_only=True):
     aggregated_at: datetime | None
     #: true once aggregated or cast on chain: it can no longer change
     locked: bool
+    #: false when the vote policy ([votes]) keeps this vote out of tallies
+    counted: bool = True
+    #: why it is not counted: no_history (no position or trade), address_limit
+    excluded: Literal["no_history", "address_limit"] | None = None
 
 
 def vote_view(v: VoteRecord) -> Vote:
@@ -472,6 +476,7 @@ def vote_view(v: VoteRecord) -> Vote:
         source=v.source, created_at=v.created_at, updated_at=v.updated_at,
         aggregated_at=v.aggregated_at,
         locked=v.source == "onchain" or v.aggregated_at is not None,
+        counted=v.excluded is None, excluded=v.excluded,
     )
 
 
@@ -499,6 +504,8 @@ class VoteTallyView(_View, frozen=True, kw_only=True):
     #: [aggregator] min_votes: fewer votes and the aggregator does not act
     min_votes: int
     meets_threshold: bool
+    #: votes kept but not counted, by reason ([votes] policy): no_history, address_limit
+    excluded: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 def tally_view(
@@ -513,6 +520,7 @@ def tally_view(
         last_aggregation_id=tally.last_aggregation_id, approval_bps=approval,
         threshold_bps=threshold, min_votes=minimum,
         meets_threshold=approval is not None and tally.total >= minimum and approval >= threshold,
+        excluded=dict(tally.excluded),
     )
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "DeadLetter",
     "DiscussionRecord",
     "DiscussionThread",
+    "ExcludedReason",
     "HolderRecord",
     "InvalidArgument",
     "InvalidCursor",
@@ -360,6 +361,10 @@ class CandleRecord(msgspec.Struct, frozen=True, kw_only=True):
 # ---------------------------------------------------------------- votes, discussions
 
 
+#: Why an off-chain vote does not count (see migration 0008 and the API's vote policy).
+ExcludedReason = Literal["no_history", "address_limit"]
+
+
 class VoteRecord(msgspec.Struct, frozen=True, kw_only=True):
     market_id: str
     wallet: str
@@ -371,9 +376,13 @@ class VoteRecord(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: datetime
     aggregated_at: datetime | None
     aggregation_id: int | None
+    #: why an off-chain vote is kept but not counted (None: counted)
+    excluded: ExcludedReason | None = None
 
 
 class VoteTally(msgspec.Struct, frozen=True, kw_only=True):
+    """Counted votes only; ``excluded`` says how many were kept out, by reason."""
+
     market_id: str
     kind: VoteKind
     yes: int
@@ -382,6 +391,7 @@ class VoteTally(msgspec.Struct, frozen=True, kw_only=True):
     #: votes not yet covered by an aggregation (still changeable if off-chain)
     pending: int
     last_aggregation_id: int | None
+    excluded: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class DiscussionRecord(msgspec.Struct, frozen=True, kw_only=True):

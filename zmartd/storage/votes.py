@@ -9,7 +9,7 @@ counts that zmartd submits on chain.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ import msgspec
 from zmartd.storage.cursors import TEXT, TIME
 from zmartd.storage.database import Database
 from zmartd.storage.records import (
+    ExcludedReason,
     InvalidArgument,
     NotFound,
     NotPermitted,
@@ -31,8 +32,8 @@ from zmartd.storage.records import (
     rejected,
 )
 
-__all__ = ["ChainVote", "aggregate", "cast_vote", "get_vote", "list_user_votes", "tally",
-           "write_chain_votes"]
+__all__ = ["ChainVote", "Eligibility", "VoterFacts", "aggregate", "cast_vote", "get_vote",
+           "list_user_votes", "tally", "write_chain_votes"]
 
 MAX_PAGE = 200
 
@@ -40,7 +41,18 @@ _TABLES: dict[str, str] = {"proposal": "proposal_votes", "dispute": "dispute_vot
 #: the market state in which each kind of vote is accepted (docs/chain.md §7)
 _OPEN_STATE = {"proposal": 0, "dispute": 4}
 _COLUMNS = ("market_id, wallet, kind, vote, source, created_at, updated_at, aggregated_at, "
-            "aggregation_id")
+            "aggregation_id, excluded")
+
+#: What a handler's eligibility rule sees about a vote being cast (read in the unit).
+class VoterFacts(msgspec.Struct, frozen=True, kw_only=True):
+    #: the wallet has a position or a trade in the mirror (any market)
+    has_history: bool
+    #: other wallets' off-chain votes on this market and kind from the same address
+    votes_from_address: int
+
+
+#: The rule: None to count the vote, or the reason it is kept but not counted.
+Eligibility = Callable[[VoterFacts], ExcludedReason | None]
 
 
 def _table(kind: str) -> str:
@@ -67,9 +79,11 @@ class ChainVote(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def cast_vote(
-    db: Database, *, kind: VoteKind, market_id: str, wallet: str, vote: bool
+    db: Database, *, kind: VoteKind, market_id: str, wallet: str, vote: bool,
+    client_ip: str | None = None, eligibility: Eligibility | None = None,
 ) -> VoteRecord:
-    """Cast or change an off-chain vote.
+    """Cast or change an off-chain vote, with the verdict of ``eligibility`` (taken in
+    the same unit, from :class:`VoterFacts`; without a rule every vote counts).
 
     Raises :class:`NotFound` (no such market), :class:`NotPermitted` (the
     market is not in the state that takes this kind of vote), or
@@ -85,15 +99,30 @@ async def cast_vote(
             raise NotFound(f"market {market_id} not found")
         if state != _OPEN_STATE[kind]:
             raise NotPermitted(f"market is not accepting {kind} votes (state {state})")
+        excluded = None
+        if eligibility is not None:
+            facts = await con.fetchrow(
+                f"""
+                SELECT EXISTS (SELECT 1 FROM positions WHERE wallet = $2::text)
+                       OR EXISTS (SELECT 1 FROM trades WHERE wallet = $2::text) AS history,
+                       (SELECT count(*) FROM {table}
+                         WHERE market_id = $1::text AND client_ip = $3::inet
+                           AND wallet <> $2::text AND source = 'offchain') AS same_address
+                """,
+                market_id, wallet, client_ip,
+            )
+            excluded = eligibility(VoterFacts(has_history=facts["history"],
+                                              votes_from_address=facts["same_address"]))
         row = await con.fetchrow(
             f"""
-            INSERT INTO {table} AS v (market_id, wallet, vote, source)
-            VALUES ($1, $2, $3, 'offchain')
-            ON CONFLICT (market_id, wallet) DO UPDATE SET vote = EXCLUDED.vote, updated_at = now()
+            INSERT INTO {table} AS v (market_id, wallet, vote, source, excluded, client_ip)
+            VALUES ($1, $2, $3, 'offchain', $4, $5::inet)
+            ON CONFLICT (market_id, wallet) DO UPDATE SET vote = EXCLUDED.vote,
+                excluded = EXCLUDED.excluded, client_ip = EXCLUDED.client_ip, updated_at = now()
             WHERE v.source = 'offchain' AND v.aggregated_at IS NULL
             RETURNING {_COLUMNS}
             """,
-            market_id, wallet, vote,
+            market_id, wallet, vote, excluded, client_ip,
         )
         if row is None:
             raise VoteLocked("this vote was already aggregated or cast on chain")
@@ -126,8 +155,14 @@ async def tally(db: Database, *, kind: VoteKind, market_id: str) -> VoteTally:
     async def _run(con: asyncpg.Connection) -> asyncpg.Record:
         row: asyncpg.Record = await con.fetchrow(
             f"""
-            SELECT count(*) FILTER (WHERE vote) AS yes, count(*) FILTER (WHERE NOT vote) AS no,
-                   count(*) AS total, count(*) FILTER (WHERE aggregated_at IS NULL) AS pending,
+            SELECT count(*) FILTER (WHERE vote AND excluded IS NULL) AS yes,
+                   count(*) FILTER (WHERE NOT vote AND excluded IS NULL) AS no,
+                   count(*) FILTER (WHERE excluded IS NULL) AS total,
+                   count(*) FILTER (WHERE aggregated_at IS NULL AND excluded IS NULL)
+                       AS pending,
+                   count(*) FILTER (WHERE excluded = 'no_history') AS excluded_no_history,
+                   count(*) FILTER (WHERE excluded = 'address_limit')
+                       AS excluded_address_limit,
                    (SELECT max(id) FROM vote_aggregations
                      WHERE market_id = $1::text AND kind = $2::text) AS last_aggregation_id
             FROM {table} WHERE market_id = $1::text
@@ -136,8 +171,10 @@ async def tally(db: Database, *, kind: VoteKind, market_id: str) -> VoteTally:
         )
         return row
 
-    row = await db.run("votes.tally", _run, transaction=False)
-    return VoteTally(market_id=market_id, kind=kind, **dict(row))
+    row = dict(await db.run("votes.tally", _run, transaction=False))
+    excluded = {reason: row.pop(f"excluded_{reason}") for reason in ("no_history",
+                                                                      "address_limit")}
+    return VoteTally(market_id=market_id, kind=kind, excluded=excluded, **row)
 
 
 async def aggregate(db: Database, *, kind: VoteKind, market_id: str) -> VoteTally:
@@ -157,7 +194,7 @@ async def aggregate(db: Database, *, kind: VoteKind, market_id: str) -> VoteTall
             raise NotFound(f"market {market_id} not found")
         counts = await con.fetchrow(
             f"SELECT count(*) FILTER (WHERE vote) AS yes, count(*) FILTER (WHERE NOT vote) AS no "
-            f"FROM {table} WHERE market_id = $1::text",
+            f"FROM {table} WHERE market_id = $1::text AND excluded IS NULL",
             market_id,
         )
         agg_id = await con.fetchval(

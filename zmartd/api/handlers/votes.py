@@ -19,17 +19,18 @@ Every accepted vote is published as :class:`~zmartd.bus.VoteChanged`.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
 from typing import Final
 
 from zmartd.api import problems
 from zmartd.api.handlers.markets import resolve
 from zmartd.bus import Bus, VoteChanged
-from zmartd.config import AggregatorConfig
+from zmartd.config import AggregatorConfig, VotesConfig
 from zmartd.model import views
 from zmartd.storage import indexer as indexer_store
 from zmartd.storage import votes as store
 from zmartd.storage.database import Database
-from zmartd.storage.records import Page, VoteKind, VoteRecord
+from zmartd.storage.records import ExcludedReason, Page, VoteKind, VoteRecord
 
 __all__ = ["DISPUTE_PERIOD", "OPEN_STATE", "cast", "summary", "user_votes"]
 
@@ -61,18 +62,45 @@ async def summary(db: Database, cfg: AggregatorConfig, ref: str) -> views.VoteSu
     )
 
 
+def _address(client_ip: str | None) -> str | None:
+    """The client address as PostgreSQL's inet takes it (None for a socket path)."""
+    if client_ip is None:
+        return None
+    try:
+        return str(ip_address(client_ip))
+    except ValueError:
+        return None
+
+
+def eligibility(policy: VotesConfig) -> store.Eligibility:
+    """The anti-sybil rule of ``[votes]``: which off-chain votes count (the vote is kept
+    either way, with the reason it does not count)."""
+
+    def decide(facts: store.VoterFacts) -> ExcludedReason | None:
+        if policy.eligibility == "history" and not facts.has_history:
+            return "no_history"
+        if policy.max_per_address and facts.votes_from_address >= policy.max_per_address:
+            return "address_limit"
+        return None
+
+    return decide
+
+
 async def cast(
     db: Database, bus: Bus, *, kind: VoteKind, ref: str, wallet: str, vote: bool,
+    client_ip: str | None = None, policy: VotesConfig | None = None,
 ) -> views.Vote:
-    """Cast or change ``wallet``'s vote; 404 unknown market, 409 wrong state or locked."""
+    """Cast or change ``wallet``'s vote; 404 unknown market, 409 wrong state or locked.
+    With a ``policy`` the answer says whether the vote counts (``counted``, ``excluded``)."""
     market = await resolve(db, ref)
     if market.state != OPEN_STATE[kind]:
         wanted = views.STATE_NAMES[OPEN_STATE[kind]]
         raise problems.conflict(
             f"{kind} votes are taken while the market is {wanted}; it is "
             f"{views.STATE_NAMES[market.state]}")
-    record: VoteRecord = await store.cast_vote(db, kind=kind, market_id=market.market_id,
-                                               wallet=wallet, vote=vote)
+    record: VoteRecord = await store.cast_vote(
+        db, kind=kind, market_id=market.market_id, wallet=wallet, vote=vote,
+        client_ip=_address(client_ip), eligibility=None if policy is None else eligibility(policy))
     view = views.vote_view(record)
     await bus.publish("events", VoteChanged(
         kind=kind, market_id=market.market_id, wallet=wallet,

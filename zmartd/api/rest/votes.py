@@ -50,7 +50,8 @@ async def vote_proposal(call: Call[ProposalVoteBody, None]) -> views.Vote:
     """Like or dislike a PROPOSED market (cast or change your vote)."""
     return await handlers.cast(call.database(), call.ctx.bus, kind="proposal",
                                ref=call.path.market_id, wallet=call.require_session().wallet,
-                               vote=call.body.vote == "like")
+                               vote=call.body.vote == "like", client_ip=call.client_ip,
+                               policy=call.ctx.config.votes)
 
 
 @router.post("/<market_id>/votes/dispute", path_type=MarketPath, body=DisputeVoteBody,
@@ -59,6 +60,7 @@ async def vote_dispute(call: Call[DisputeVoteBody, None]) -> views.Vote:
     """Agree or disagree with the dispute of a DISPUTED market (cast or change your vote)."""
     return await handlers.cast(call.database(), call.ctx.bus, kind="dispute",
                                ref=call.path.market_id, wallet=call.require_session().wallet,
-                               vote=call.body.vote == "agree")
+                               vote=call.body.vote == "agree", client_ip=call.client_ip,
+                               policy=call.ctx.config.votes)
 
 
