@@ -16,7 +16,7 @@ Tasks (all in one nursery, all feeding the same pipeline):
 * **reconcile** -- every ``chain.reconcile_interval`` seconds.
 
 Only one instance per database indexes: the actor first takes a session
-advisory lock (:func:`zmartd.storage.indexer.leader_lock`); followers wait
+advisory lock (:func:`zmartd.storage.leader.leader_lock`); followers wait
 for it (and stay ready: they serve the API from the leader's writes).
 """
 
@@ -40,6 +40,7 @@ from zmartd.indexer.reconcile import Reconciler
 from zmartd.indexer.source import ChainSource
 from zmartd.storage import indexer as store
 from zmartd.storage.database import Database
+from zmartd.storage.leader import leader_lock
 
 __all__ = ["IndexerService", "run", "serve_indexer"]
 
@@ -106,7 +107,7 @@ async def run(
                     ctx.set_degraded(None)
                     ctx.log.info("another instance holds the indexer lock; standing by")
 
-                async with store.leader_lock(db, on_wait=waiting):
+                async with leader_lock(db, store.LEADER_LOCK_KEY, on_wait=waiting):
                     service.leader = True
                     metrics.leader.set(1)
                     ctx.log.info("indexer lock acquired: this instance indexes")
