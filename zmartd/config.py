@@ -66,6 +66,7 @@ __all__ = [
     "RateLimitConfig",
     "RedisConfig",
     "Secret",
+    "SenderConfig",
     "SnapshotterConfig",
     "WsConfig",
     "chain_endpoints",
@@ -540,12 +541,18 @@ class _Meta:
     default: Any
     doc: str
     example: Any
+    first_run: tuple[Any, str] | None = None
 
 
-def _m(kind: Kind, default: Any, doc: str, *, example: Any = None) -> dict[str, _Meta]:
+def _m(
+    kind: Kind, default: Any, doc: str, *, example: Any = None,
+    first_run: tuple[Any, str] | None = None,
+) -> dict[str, _Meta]:
     """Field metadata: how the key is checked, its raw TOML default and its description.
+    ``first_run`` = (value, why): the example file sets this value instead of the default,
+    with the reason in a comment (a Quickstart needs e.g. a short aggregator interval).
     (Written as ``field(metadata=_m(...))`` so linters see an ordinary dataclass field.)"""
-    return {"spec": _Meta(kind, default, doc, example)}
+    return {"spec": _Meta(kind, default, doc, example, first_run)}
 
 
 _HOST: Final = StrKind("host name or IP address (no scheme, no port)", r"[A-Za-z0-9_.:%-]+")
@@ -940,7 +947,10 @@ class ChainConfig:
     )
     keypair_file: Path | None = field(
         metadata=_m(
-            _OPT_FILE, "", _file_doc("chain", "keypair") + " A solana-keygen JSON file works as is."
+            _OPT_FILE,
+            "",
+            _file_doc("chain", "keypair") + " A solana-keygen JSON file works as is; it must "
+            "not be readable by group or others (chmod 600), else zmartd refuses to start.",
         )
     )
     webhook_secret: Secret = field(
@@ -1024,18 +1034,82 @@ class DevchainConfig:
 @dataclass(frozen=True, slots=True)
 class AggregatorConfig:
     enabled: bool = field(metadata=_m(BoolKind(), True, "Run the vote aggregator (leader only)."))
-    interval: float = field(metadata=_m(FloatKind(1, 86400), 300.0, "Seconds between tallies."))
-    proposal_threshold_bps: int = field(
+    interval: float = field(
         metadata=_m(
-            IntKind(0, 10000), 7000, "Share of likes (basis points) that approves a proposal."
+            FloatKind(1, 86400),
+            300.0,
+            "Seconds between tallies. The approval and dispute thresholds are not set here: "
+            "they are the program's GlobalConfig values (the program re-checks them).",
+            first_run=(
+                5.0,
+                "FIRST RUN: 5 s so that the Quickstart's demo proposal is approved within "
+                "seconds; the default (and a sensible production value) is 300.",
+            ),
         )
     )
-    dispute_threshold_bps: int = field(
+    vote_source: Literal["chain", "api", "both"] = field(
         metadata=_m(
-            IntKind(0, 10000), 6000, "Share of agree votes (basis points) that upholds a dispute."
+            ChoiceKind("chain", "api", "both"),
+            "both",
+            'Votes counted: "chain" = VoteRecords (submit_*_vote), "api" = votes cast through '
+            '/v1/markets/{id}/votes, "both" = both, one per wallet (its on-chain vote wins).',
         )
     )
-    min_votes: int = field(metadata=_m(IntKind(0), 10, "Votes needed before a tally can act."))
+    min_votes: int = field(
+        metadata=_m(
+            IntKind(0), 10, "Votes a proposal needs before the aggregator approves it (off-chain "
+            "policy; the program has no minimum)."
+        )
+    )
+    dispute_voting_period: float = field(
+        metadata=_m(
+            FloatKind(0, 30 * 86400),
+            86400.0,
+            "Seconds a dispute is open for votes, from dispute_initiated_at (chain time); then "
+            "the aggregator finalizes the market with the tally (off-chain policy; the program "
+            "has no deadline).",
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SenderConfig:
+    enabled: bool = field(
+        metadata=_m(
+            BoolKind(),
+            True,
+            "Run the transaction sender (leader only): executes stored intents exactly once.",
+        )
+    )
+    rebroadcast_interval: float = field(
+        metadata=_m(
+            FloatKind(0.1, 60),
+            2.0,
+            "Seconds between rebroadcasts of the same signed transaction until it is confirmed "
+            "or its blockhash expired.",
+        )
+    )
+    compute_unit_margin: float = field(
+        metadata=_m(
+            FloatKind(0, 10, unit="fraction"),
+            0.2,
+            "Compute-unit limit = units the simulation consumed x (1 + this).",
+        )
+    )
+    priority_fee_percentile: int = field(
+        metadata=_m(
+            IntKind(0, 100),
+            50,
+            "Priority fee = this percentile of getRecentPrioritizationFees for the market.",
+        )
+    )
+    max_priority_fee: int = field(
+        metadata=_m(
+            IntKind(0, 1_000_000_000),
+            100_000,
+            "Cap of the priority fee, in micro-lamports per compute unit.",
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -1147,6 +1221,30 @@ class AdminConfig:
             example=["6s8bbbCS7oNYNnTUHgrPDHG4jqaSrD6MSxQSPVR1rxw"],
         )
     )
+    keypair: Secret = field(
+        metadata=_m(
+            SecretKind(
+                "Solana keypair (base58 secret key, or JSON array of 64 integers as written by "
+                "solana-keygen)",
+                _check_keypair,
+            ),
+            "",
+            "The program's admin key (GlobalConfig.admin): signs approve_proposal and "
+            'cancel_market. "" = those steps are left to a human (reported on /ready), unless '
+            "the [chain] keypair is itself the admin.",
+        )
+    )
+    keypair_file: Path | None = field(
+        metadata=_m(
+            _OPT_FILE,
+            "",
+            _file_doc("admin", "keypair") + " Same rules as chain.keypair_file (chmod 600).",
+        )
+    )
+
+    def signer(self) -> Keypair | None:
+        """The admin keypair, or None when approvals are left to a human."""
+        return parse_keypair(self.keypair.reveal()) if self.keypair else None
 
 
 SectionConfig = (
@@ -1160,6 +1258,7 @@ SectionConfig = (
     | ChainConfig
     | DevchainConfig
     | AggregatorConfig
+    | SenderConfig
     | SnapshotterConfig
     | MonitorConfig
     | LogConfig
@@ -1178,6 +1277,7 @@ _SECTION_TYPES: Final[dict[str, type[Any]]] = {
     "chain": ChainConfig,
     "devchain": DevchainConfig,
     "aggregator": AggregatorConfig,
+    "sender": SenderConfig,
     "snapshotter": SnapshotterConfig,
     "monitor": MonitorConfig,
     "log": LogConfig,
@@ -1199,11 +1299,13 @@ _SECTION_DOCS: Final[dict[str, str]] = {
     "chain": "The Solana cluster and the ZMART program.",
     "devchain": 'The built-in local chain double, used when chain.mode = "local".',
     "aggregator": "Tallies proposal and dispute votes and turns them into transactions.",
+    "sender": "Executes stored intents (aggregations, approvals, finalizations) on chain exactly "
+    "once, across crashes and restarts.",
     "snapshotter": "Daily content-addressed snapshots of discussions.",
     "monitor": "Deadline checks and operator alerts.",
     "log": "Logging.",
     "metrics": "Prometheus metrics.",
-    "admin": "Administration.",
+    "admin": "Administration: the /admin wallets and the program's admin key.",
 }
 
 
@@ -1221,6 +1323,7 @@ class Config:
     chain: ChainConfig
     devchain: DevchainConfig
     aggregator: AggregatorConfig
+    sender: SenderConfig
     snapshotter: SnapshotterConfig
     monitor: MonitorConfig
     log: LogConfig
@@ -1240,6 +1343,8 @@ class FieldSpec:
     doc: str
     example: Any  # raw TOML value shown commented-out in the example file, or None
     python_type: str
+    #: (value, why) the example file sets instead of the default, or None
+    first_run: tuple[Any, str] | None = None
 
     @property
     def path(self) -> str:
@@ -1261,7 +1366,7 @@ def _build_specs() -> dict[str, dict[str, FieldSpec]]:
         for f in dataclasses.fields(cls):
             m: _Meta = f.metadata["spec"]
             section[f.name] = FieldSpec(
-                name, f.name, m.kind, m.default, m.doc, m.example, str(f.type)
+                name, f.name, m.kind, m.default, m.doc, m.example, str(f.type), m.first_run
             )
         for key, spec in section.items():
             if spec.secret and f"{key}_file" not in section:
@@ -1397,6 +1502,22 @@ def _read_secret_file(path: Path) -> str:
         raise ValueError("a file that is not UTF-8 text") from None
 
 
+def _key_file_exposed(path: Path) -> str | None:
+    """Why a signing-key file is unsafe (readable by group or others), or None.
+    A key anyone on the host can read is a key anyone on the host can sign with."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return None  # reading it just worked; a vanished file is caught elsewhere
+    if mode & 0o077:
+        quoted = json.dumps(str(path))
+        return (
+            f"expected a key file readable by its owner only, got {quoted} with mode "
+            f"{mode:04o} (run: chmod 600 {quoted})"
+        )
+    return None
+
+
 def _resolve_secrets(parsed: _Parsed, env: Mapping[str, str], errors: list[str]) -> None:
     """Replace each secret's inline string by a Secret from env > K_file > inline."""
     for spec in field_specs():
@@ -1436,6 +1557,10 @@ def _resolve_secrets(parsed: _Parsed, env: Mapping[str, str], errors: list[str])
                 continue
             if not text:
                 errors.append(f"{label}: expected {spec.kind.content}, got an empty file")
+                vals[spec.key] = _BAD
+                continue
+            if spec.kind.check is _check_keypair and (problem := _key_file_exposed(fpath)):
+                errors.append(f"{spec.path}_file: {problem}")
                 vals[spec.key] = _BAD
                 continue
             source = f"file {fpath}"
@@ -1685,7 +1810,12 @@ def render_example() -> str:
             if key != next(iter(specs)):
                 lines.append("")
             lines += _wrap(note, "# ")
-            lines.append(f"{key} = {_toml_inline(spec.default)}")
+            if spec.first_run is not None:
+                value, why = spec.first_run
+                lines += _wrap(why, "# ")
+                lines.append(f"{key} = {_toml_inline(value)}")
+            else:
+                lines.append(f"{key} = {_toml_inline(spec.default)}")
             if spec.example is not None:
                 lines.append(f"# {key} = {_toml_inline(spec.example)}")
     return "\n".join(lines) + "\n"
