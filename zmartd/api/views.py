@@ -460,7 +460,7 @@ def vote_view(v: VoteRecord) -> Vote:
     )
 
 
-#: Off-chain aggregator defaults ([aggregator] in the config) when none are given.
+#: The program's default thresholds and the aggregator's default min_votes, when none are given.
 _DEFAULT_THRESHOLDS: Final = {"proposal": 7000, "dispute": 6000}
 _DEFAULT_MIN_VOTES: Final = 10
 
@@ -479,7 +479,7 @@ class VoteTallyView(_View, frozen=True, kw_only=True):
     last_aggregation_id: int | None
     #: yes x 10000 // total (the chain's integer floor); null without votes
     approval_bps: int | None
-    #: [aggregator] proposal_threshold_bps / dispute_threshold_bps (inclusive)
+    #: GlobalConfig proposal_approval_threshold / dispute_success_threshold (inclusive)
     threshold_bps: int
     #: [aggregator] min_votes: fewer votes and the aggregator does not act
     min_votes: int
@@ -489,7 +489,7 @@ class VoteTallyView(_View, frozen=True, kw_only=True):
 def tally_view(
     tally: VoteTally, *, threshold_bps: int | None = None, min_votes: int | None = None
 ) -> VoteTallyView:
-    """``threshold_bps``/``min_votes`` default to the ``[aggregator]`` defaults."""
+    """``threshold_bps``/``min_votes`` default to the program's and ``[aggregator]``'s defaults."""
     threshold = _DEFAULT_THRESHOLDS[tally.kind] if threshold_bps is None else threshold_bps
     minimum = _DEFAULT_MIN_VOTES if min_votes is None else min_votes
     approval = tally.yes * 10_000 // tally.total if tally.total else None
