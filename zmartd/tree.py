@@ -21,6 +21,7 @@ from zmartd.context import ActorContext
 from zmartd.devchain import actor as devchain_actor
 from zmartd.devchain import demo_metadata
 from zmartd.indexer import actor as indexer_actor
+from zmartd.sender import actor as sender_actor
 from zmartd.storage import actor as storage_actor
 from zmartd.supervisor import Restart
 from zmartd.ws import actor as ws_actor
@@ -79,6 +80,16 @@ TREE: tuple[ActorDecl, ...] = (
         "reconciliation) into PostgreSQL, leader-only via an advisory lock; provides 'indexer'",
         required=lambda cfg: cfg.chain.required,
         shutdown_timeout=lambda cfg: 5.0,
+    ),
+    ActorDecl(
+        name="sender",
+        run=sender_actor.run,
+        sections=("chain", "devchain", "database", "sender", "admin"),
+        description="transaction sender: executes stored intents exactly once (simulate, sign, "
+        "rebroadcast, prove expiry), leader-only via an advisory lock; provides 'sender'",
+        enabled=lambda cfg: cfg.sender.enabled,
+        required=lambda cfg: False,
+        shutdown_timeout=lambda cfg: 3.0,
     ),
     ActorDecl(
         name="http",

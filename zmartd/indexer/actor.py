@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import trio
 
 from zmartd.bus import ChainGap, ProgramLogs, Subscription
+from zmartd.chain.connect import chain_urls
 from zmartd.chain.rpc import RpcClient, RpcClientError
-from zmartd.config import chain_endpoints
 from zmartd.context import ActorContext
 from zmartd.indexer.backfill import BackfillProgress, backfill
 from zmartd.indexer.finality import finality_round
@@ -71,17 +71,6 @@ class IndexerService:
         self.backfill_requested.set()
 
 
-async def _endpoints(ctx: ActorContext) -> tuple[list[str], str]:
-    cfg = ctx.config
-    if cfg.chain.mode == "local":
-        from zmartd.devchain.actor import Devchain
-
-        chain = await ctx.services.get("devchain", Devchain)
-        return [chain.rpc_url], chain.ws_url
-    ep = chain_endpoints(cfg)
-    return list(ep.rpc_urls), ep.ws_url
-
-
 async def run(
     ctx: ActorContext, stopping: trio.Event, *, task_status: trio.TaskStatus[None]
 ) -> None:
@@ -97,7 +86,7 @@ async def run(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on, stopping, nursery.cancel_scope)
             db = await ctx.services.get("database", Database)
-            rpc_urls, ws_url = await _endpoints(ctx)
+            rpc_urls, ws_url = await chain_urls(ctx)
             cfg = ctx.config.chain
             async with RpcClient(rpc_urls, timeout=cfg.request_timeout,
                                  max_retries=cfg.max_retries, commitment="confirmed") as rpc:
