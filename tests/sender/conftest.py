@@ -82,9 +82,9 @@ async def control(chain: Devchain, method: str, *params: Any) -> Any:
 
 
 def executor(db: Database, rpc: RpcClient, chain: Devchain,
-             settings: SenderSettings = FAST) -> Executor:
+             tuning: SenderSettings = FAST) -> Executor:
     return Executor(db, rpc, Signers(backend=AUTHORITY, admin=AUTHORITY),
-                    program_id=chain.node.bank.program_id, settings=settings,
+                    program_id=chain.node.bank.program_id, settings=tuning,
                     metrics=SenderMetrics())
 
 
