@@ -39,6 +39,8 @@ DEMO_DETAILS: dict[str, tuple[str, tuple[str, ...], str, str, int]] = {
                   "before January 1, 2031.", "https://www.nasa.gov", 1500),
     "new-lang": ("tech", ("engineering",), "Resolves YES if the Rust rewrite ships to "
                  "production this quarter.", "https://github.com", 60),
+    "community-pick": ("community", ("hackathon",), "Resolves YES if the community picks ZMART "
+                       "for the next hackathon.", "https://github.com", 45),
     "dup-market": ("crypto", ("solana",), "A duplicate of sol-200, cancelled by the admin.",
                    "https://www.coingecko.com/en/coins/solana", 35),
 }

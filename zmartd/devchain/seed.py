@@ -44,6 +44,10 @@ DAY = 24 * HOUR
 B_PARAMETER = 100 * SOL
 INITIAL_LIQUIDITY = SOL // 10
 DEMO_WALLETS = ("admin", "treasury", "alice", "bob", "carol", "dave", "erin", "frank")
+#: community-pick's voters: enough votes (10 likes, 2 dislikes) for the aggregator to
+#: approve it on its first cycle -- the Quickstart shows zmartd's write side at work.
+COMMUNITY_VOTERS = tuple(f"voter{i:02d}" for i in range(1, 13))
+COMMUNITY_LIKES = 10
 
 #: slug -> (question, final state)
 DEMO_MARKETS: dict[str, tuple[str, MarketState]] = {
@@ -54,6 +58,8 @@ DEMO_MARKETS: dict[str, tuple[str, MarketState]] = {
     "btc-100k": ("Did BTC trade above $100k last month?", MarketState.FINALIZED),
     "mars-2030": ("Will humans land on Mars by 2030?", MarketState.APPROVED),
     "new-lang": ("Will the team ship the Rust rewrite this quarter?", MarketState.PROPOSED),
+    "community-pick": ("Will the community pick ZMART for the next hackathon?",
+                       MarketState.PROPOSED),
     "dup-market": ("Duplicate of sol-200 (cancelled by the admin)", MarketState.CANCELLED),
 }
 
@@ -133,7 +139,7 @@ class _Seeder:
                         global_config=global_config_pda(pid)[0], wallets=dict(w))
         creators = {"sol-200": "alice", "eth-etf": "bob", "rain-paris": "alice",
                     "world-cup": "bob", "btc-100k": "alice", "mars-2030": "carol",
-                    "new-lang": "dave", "dup-market": "erin"}
+                    "new-lang": "dave", "community-pick": "alice", "dup-market": "erin"}
         t = start + 10 * 60
         for slug, (question, state) in DEMO_MARKETS.items():
             market_id = hashlib.sha256(f"zmartd demo market {slug}".encode()).digest()
@@ -149,6 +155,14 @@ class _Seeder:
             if state is MarketState.CANCELLED:
                 self.send(admin, ix.cancel_market(admin=admin.pubkey(), market_id=market_id,
                                                   program_id=pid), f"cancel_market {slug}")
+                continue
+            if slug == "community-pick":  # voted on chain, left for zmartd to aggregate
+                for i, name in enumerate(COMMUNITY_VOTERS):
+                    voter = demo_keypair(name)
+                    node.faucet_transfer(voter.pubkey(), SOL)
+                    self.send(voter, ix.submit_proposal_vote(
+                        user=voter.pubkey(), market_id=market_id, vote=i < COMMUNITY_LIKES,
+                        program_id=pid), f"proposal vote {slug}")
                 continue
             likes = ["carol", "dave", "erin"] if state is not MarketState.PROPOSED else ["erin"]
             for voter in likes:
