@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import trio
 
+from zmartd.aggregator import actor as aggregator_actor
 from zmartd.api import server as http_server
 from zmartd.config import Config
 from zmartd.context import ActorContext
@@ -88,6 +89,16 @@ TREE: tuple[ActorDecl, ...] = (
         description="transaction sender: executes stored intents exactly once (simulate, sign, "
         "rebroadcast, prove expiry), leader-only via an advisory lock; provides 'sender'",
         enabled=lambda cfg: cfg.sender.enabled,
+        required=lambda cfg: False,
+        shutdown_timeout=lambda cfg: 3.0,
+    ),
+    ActorDecl(
+        name="aggregator",
+        run=aggregator_actor.run,
+        sections=("chain", "devchain", "database", "aggregator", "admin"),
+        description="vote aggregator: tallies votes in SQL every [aggregator] interval and "
+        "submits aggregate/approve/finalize intents to the sender, leader-only",
+        enabled=lambda cfg: cfg.aggregator.enabled,
         required=lambda cfg: False,
         shutdown_timeout=lambda cfg: 3.0,
     ),

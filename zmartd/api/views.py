@@ -30,6 +30,7 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 
 from zmartd.api.validation import enc_hook
+from zmartd.storage.aggregator import AggregationOutcome
 from zmartd.storage.records import (
     CandleRecord,
     DiscussionRecord,
@@ -501,6 +502,42 @@ def tally_view(
     )
 
 
+class IntentView(_View, frozen=True, kw_only=True):
+    """The on-chain transaction an aggregation became (see ``zmartd intents``)."""
+
+    id: int
+    kind: str
+    #: pending / signed (on the wire) / landed / failed
+    state: str
+    signature: str | None
+    #: the program error that failed it, if any
+    error_name: str | None
+
+
+class AggregationView(_View, frozen=True, kw_only=True):
+    """The aggregator's last decision for one kind of vote of a market."""
+
+    kind: Literal["proposal", "dispute"]
+    at: datetime
+    #: e.g. approved, not_approved, needs_admin, in_flight, voting_open, finalized, error
+    outcome: str
+    detail: str
+    #: the counts the decision was about (on chain, or frozen for sending)
+    yes: int
+    no: int
+    aggregation_id: int | None
+    intent: IntentView | None
+
+
+def aggregation_view(o: AggregationOutcome) -> AggregationView:
+    intent = None
+    if o.intent_id is not None and o.intent_kind is not None and o.intent_state is not None:
+        intent = IntentView(id=o.intent_id, kind=o.intent_kind, state=o.intent_state,
+                            signature=o.signature, error_name=o.error_name)
+    return AggregationView(kind=o.kind, at=o.at, outcome=o.outcome, detail=o.detail, yes=o.yes,
+                           no=o.no, aggregation_id=o.aggregation_id, intent=intent)
+
+
 class VoteSummary(_View, frozen=True, kw_only=True):
     """Both tallies of a market, which one is open, and the deadlines."""
 
@@ -518,6 +555,8 @@ class VoteSummary(_View, frozen=True, kw_only=True):
     #: resolution_proposed_at + dispute_period: disputes may be opened strictly before,
     #: an undisputed market may be finalized at or after it
     dispute_window_ends_at: datetime | None
+    #: the vote aggregator's last decision per kind, with the intent it submitted
+    aggregations: list[AggregationView] = []
 
 
 # ---------------------------------------------------------------- discussions

@@ -158,10 +158,10 @@ class _Seeder:
                 continue
             if slug == "community-pick":  # voted on chain, left for zmartd to aggregate
                 for i, name in enumerate(COMMUNITY_VOTERS):
-                    voter = demo_keypair(name)
-                    node.faucet_transfer(voter.pubkey(), SOL)
-                    self.send(voter, ix.submit_proposal_vote(
-                        user=voter.pubkey(), market_id=market_id, vote=i < COMMUNITY_LIKES,
+                    member = demo_keypair(name)
+                    node.faucet_transfer(member.pubkey(), SOL)
+                    self.send(member, ix.submit_proposal_vote(
+                        user=member.pubkey(), market_id=market_id, vote=i < COMMUNITY_LIKES,
                         program_id=pid), f"proposal vote {slug}")
                 continue
             likes = ["carol", "dave", "erin"] if state is not MarketState.PROPOSED else ["erin"]

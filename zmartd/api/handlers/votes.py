@@ -27,6 +27,7 @@ from zmartd.api import problems, views
 from zmartd.api.handlers.markets import resolve
 from zmartd.bus import Bus, VoteChanged
 from zmartd.config import AggregatorConfig
+from zmartd.storage import aggregator as aggregator_store
 from zmartd.storage import indexer as indexer_store
 from zmartd.storage import votes as store
 from zmartd.storage.database import Database
@@ -63,6 +64,8 @@ async def summary(db: Database, cfg: AggregatorConfig, ref: str) -> views.VoteSu
         dispute_period=int(period.total_seconds()),
         dispute_period_source="program_defaults" if config is None else "global_config",
         dispute_window_ends_at=None if proposed is None else proposed + period,
+        aggregations=[views.aggregation_view(o)
+                      for o in await aggregator_store.read_outcomes(db, market.market_id)],
     )
 
 
