@@ -47,3 +47,8 @@ def test_quickstart_approves_the_demo_proposal(
     votes = daemon.get(f"/v1/markets/{market}/votes").json()
     [proposal] = [a for a in votes["aggregations"] if a["kind"] == "proposal"]
     assert proposal["outcome"] == "approved" and proposal["intent"]["state"] == "landed"
+    metrics = daemon.get("/metrics").text
+    assert 'zmartd_sender_sends_total{kind="approve_proposal"} 1.0' in metrics
+    assert "zmartd_sender_confirmation_seconds_count" in metrics
+    assert 'zmartd_aggregator_market_outcomes_total{kind="proposal",outcome="approved"}' in metrics
+    assert "zmartd_aggregator_failed_cycle_ratio 0.0" in metrics
