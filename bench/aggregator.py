@@ -109,8 +109,10 @@ async def run(markets: int, votes: int, repeat: int) -> int:
                 await con.execute("VACUUM ANALYZE proposal_votes")
 
             await db.run(vacuum, transaction=False)
-            print(f"loaded {markets:,} markets and {votes:,} votes in "
-                  f"{time.perf_counter() - started:.1f} s")
+            print(
+                f"loaded {markets:,} markets and {votes:,} votes in "
+                f"{time.perf_counter() - started:.1f} s"
+            )
 
             async def baseline() -> int:
                 async def _count(con: asyncpg.Connection) -> int:
@@ -130,25 +132,33 @@ async def run(markets: int, votes: int, repeat: int) -> int:
             only_chain = await store.candidates(db, "proposal", "chain")
             assert sum(r.yes + r.no for r in only_chain) == votes // 5 + (votes % 5 > 0)
             print(f"{'':<34}{'best':>10}{'median':>10}")
-            print(f"{'plain count(*) over the table':<34}{min(count_times):>9.3f}s"
-                  f"{statistics.median(count_times):>9.3f}s")
-            print(f"{'aggregator tally (all markets)':<34}{min(tally_times):>9.3f}s"
-                  f"{statistics.median(tally_times):>9.3f}s")
+            print(
+                f"{'plain count(*) over the table':<34}{min(count_times):>9.3f}s"
+                f"{statistics.median(count_times):>9.3f}s"
+            )
+            print(
+                f"{'aggregator tally (all markets)':<34}{min(tally_times):>9.3f}s"
+                f"{statistics.median(tally_times):>9.3f}s"
+            )
             ratio = statistics.median(tally_times) / statistics.median(count_times)
-            print(f"tally / count(*): {ratio:.2f}x; "
-                  f"{'PASS' if statistics.median(tally_times) < 1.0 else 'FAIL'} (< 1 s)")
+            print(
+                f"tally / count(*): {ratio:.2f}x; "
+                f"{'PASS' if statistics.median(tally_times) < 1.0 else 'FAIL'} (< 1 s)"
+            )
             return 0 if statistics.median(tally_times) < 1.0 else 1
         finally:
             await db.close()
     finally:
         await trio_asyncio.aio_as_trio(admin.execute)(
-            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        )
         await trio_asyncio.aio_as_trio(admin.close)()
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--markets", type=int, default=1000)
     parser.add_argument("--votes", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)

@@ -17,6 +17,7 @@ from solders.keypair import Keypair
 
 from tests.devchain.conftest import serve, settings  # noqa: F401  (fixtures)
 from tests.storage.conftest import create_schema, schema_dsn
+from tests.test_e2e_daemon import daemon_factory, data_dir  # noqa: F401  (fixtures)
 from zmartd.chain import instructions as ix
 from zmartd.chain.pda import market_pda
 from zmartd.chain.rpc import RpcClient
@@ -55,8 +56,7 @@ def module_dsn(pg_dsn: str, request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def db(module_dsn: str) -> AsyncIterator[Database]:
     async with trio_asyncio.open_loop():
-        database = await Database.connect(module_dsn, min_size=2, max_size=6,
-                                          statement_timeout=30)
+        database = await Database.connect(module_dsn, min_size=2, max_size=6, statement_timeout=30)
 
         async def _empty(con: asyncpg.Connection) -> None:
             await con.execute("TRUNCATE intents, vote_aggregations, aggregator_outcomes CASCADE")
@@ -70,8 +70,9 @@ async def db(module_dsn: str) -> AsyncIterator[Database]:
 
 @pytest.fixture
 async def demo_chain(serve: Callable[..., Any]) -> Devchain:  # noqa: F811
-    chain: Devchain = await serve(seed="demo", authority=AUTHORITY, slot_interval=SLOT,
-                                  finalized_lag=8)
+    chain: Devchain = await serve(
+        seed="demo", authority=AUTHORITY, slot_interval=SLOT, finalized_lag=8
+    )
     return chain
 
 
@@ -81,17 +82,28 @@ async def control(chain: Devchain, method: str, *params: Any) -> Any:
         return result
 
 
-def executor(db: Database, rpc: RpcClient, chain: Devchain,
-             tuning: SenderSettings = FAST) -> Executor:
-    return Executor(db, rpc, Signers(backend=AUTHORITY, admin=AUTHORITY),
-                    program_id=chain.node.bank.program_id, settings=tuning,
-                    metrics=SenderMetrics())
+def executor(
+    db: Database, rpc: RpcClient, chain: Devchain, tuning: SenderSettings = FAST
+) -> Executor:
+    return Executor(
+        db,
+        rpc,
+        Signers(backend=AUTHORITY, admin=AUTHORITY),
+        program_id=chain.node.bank.program_id,
+        settings=tuning,
+        metrics=SenderMetrics(),
+    )
 
 
 def aggregate_data(likes: int, dislikes: int) -> bytes:
-    return bytes(ix.aggregate_proposal_votes(
-        backend_authority=AUTHORITY.pubkey(), market_id=NEW_LANG, final_likes=likes,
-        final_dislikes=dislikes).data)
+    return bytes(
+        ix.aggregate_proposal_votes(
+            backend_authority=AUTHORITY.pubkey(),
+            market_id=NEW_LANG,
+            final_likes=likes,
+            final_dislikes=dislikes,
+        ).data
+    )
 
 
 def executions(chain: Devchain, data: bytes, *, market_id: bytes = NEW_LANG) -> list[Any]:

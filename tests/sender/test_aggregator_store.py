@@ -5,7 +5,6 @@ program's integer threshold."""
 from __future__ import annotations
 
 from tests.api import factories as fx
-from tests.sender.conftest import db  # noqa: F401  (fixture)
 from tests.storage import factories as f
 from zmartd.aggregator.policy import approval_bps, approves, dispute_flips
 from zmartd.storage import aggregator as store
@@ -14,19 +13,29 @@ from zmartd.storage.database import Database
 from zmartd.storage.votes import ChainVote
 
 
-async def test_tally_by_source_and_idempotent_freeze(db: Database) -> None:  # noqa: F811
+async def test_tally_by_source_and_idempotent_freeze(db: Database) -> None:
     m = await fx.seed_market(db, state=0)
     api_voters = [f.wallet(fx.fresh()) for _ in range(5)]
     for i, w in enumerate(api_voters):
-        await vote_store.cast_vote(db, kind="proposal", market_id=m.market_id, wallet=w,
-                                   vote=i < 4)
+        await vote_store.cast_vote(db, kind="proposal", market_id=m.market_id, wallet=w, vote=i < 4)
     chain_voter = f.wallet(fx.fresh())
 
     async def on_chain(con: object) -> None:
-        await vote_store.write_chain_votes(con, [  # type: ignore[arg-type]
-            ChainVote(kind="proposal", market_id=m.market_id, wallet=w, vote=False,
-                      signature=f.signature(fx.fresh()), slot=5, voted_at=fx.T0)
-            for w in (chain_voter, api_voters[0])])  # api_voters[0] re-votes on chain
+        await vote_store.write_chain_votes(
+            con,
+            [  # type: ignore[arg-type]
+                ChainVote(
+                    kind="proposal",
+                    market_id=m.market_id,
+                    wallet=w,
+                    vote=False,
+                    signature=f.signature(fx.fresh()),
+                    slot=5,
+                    voted_at=fx.T0,
+                )
+                for w in (chain_voter, api_voters[0])
+            ],
+        )  # api_voters[0] re-votes on chain
 
     await db.run(on_chain)
 
@@ -39,24 +48,39 @@ async def test_tally_by_source_and_idempotent_freeze(db: Database) -> None:  # n
     assert counts(await store.candidates(db, "proposal", "api")) == (3, 1)
     assert counts(await store.candidates(db, "proposal", "chain")) == (0, 2)
     first = await store.freeze_and_submit(
-        db, kind="proposal", market_id=m.market_id, source="api",
+        db,
+        kind="proposal",
+        market_id=m.market_id,
+        source="api",
         intent_kind="aggregate_proposal_votes",
-        args_for=lambda y, n: {"likes": y, "dislikes": n})
+        args_for=lambda y, n: {"likes": y, "dislikes": n},
+    )
     agg_id, yes, no, intent = first
     assert (yes, no) == (3, 1) and intent.args == {"likes": 3, "dislikes": 1}
     assert intent.idempotency_key.endswith(":3:1:after:0")
-    [row] = [r for r in await store.candidates(db, "proposal", "api")
-             if r.market_id == m.market_id]
+    [row] = [r for r in await store.candidates(db, "proposal", "api") if r.market_id == m.market_id]
     assert row.last_aggregation_id == agg_id and row.last_intent_state == "pending"
     # frozen: those API votes can no longer change
     again = await store.freeze_and_submit(
-        db, kind="proposal", market_id=m.market_id, source="api",
+        db,
+        kind="proposal",
+        market_id=m.market_id,
+        source="api",
         intent_kind="aggregate_proposal_votes",
-        args_for=lambda y, n: {"likes": y, "dislikes": n})
+        args_for=lambda y, n: {"likes": y, "dislikes": n},
+    )
     assert again[3].id != intent.id and again[3].idempotency_key.endswith(f":after:{agg_id}")
-    await store.record_outcome(db, market_id=m.market_id, kind="proposal", outcome="approved",
-                               detail="x", yes=3, no=1, aggregation_id=agg_id,
-                               intent_id=intent.id)
+    await store.record_outcome(
+        db,
+        market_id=m.market_id,
+        kind="proposal",
+        outcome="approved",
+        detail="x",
+        yes=3,
+        no=1,
+        aggregation_id=agg_id,
+        intent_id=intent.id,
+    )
     [outcome] = await store.read_outcomes(db, m.market_id)
     assert outcome.outcome == "approved" and outcome.intent_kind == "aggregate_proposal_votes"
 

@@ -49,8 +49,9 @@ def sql(dsn: str, query: str, *args: Any) -> list[dict[str, Any]]:
 
 
 def rpc(url: str, method: str, *params: Any) -> Any:
-    doc = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method,
-                                "params": list(params)}, timeout=10).json()
+    doc = httpx.post(
+        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}, timeout=10
+    ).json()
     assert "error" not in doc, doc
     return doc["result"]
 
@@ -59,13 +60,17 @@ def executions_on_chain(url: str) -> Counter[str]:
     """base58 instruction data -> successful transactions carrying it (new-lang)."""
     market = str(market_pda(NEW_LANG, PROGRAM_ID)[0])
     found: Counter[str] = Counter()
-    for entry in rpc(url, "getSignaturesForAddress", market,
-                     {"limit": 1000, "commitment": "confirmed"}):
+    for entry in rpc(
+        url, "getSignaturesForAddress", market, {"limit": 1000, "commitment": "confirmed"}
+    ):
         if entry["err"] is not None:
             continue
-        tx = rpc(url, "getTransaction", entry["signature"],
-                 {"encoding": "json", "maxSupportedTransactionVersion": 0,
-                  "commitment": "confirmed"})
+        tx = rpc(
+            url,
+            "getTransaction",
+            entry["signature"],
+            {"encoding": "json", "maxSupportedTransactionVersion": 0, "commitment": "confirmed"},
+        )
         for ins in tx["transaction"]["message"]["instructions"]:
             found[ins["data"]] += 1
     return found
@@ -73,12 +78,18 @@ def executions_on_chain(url: str) -> Counter[str]:
 
 def spawn(args: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "zmartd", *args], cwd=cwd, env=env,
-                            stdout=subprocess.DEVNULL, stderr=log.open("ab"))
+    return subprocess.Popen(
+        [sys.executable, "-m", "zmartd", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("ab"),
+    )
 
 
 def test_kill_9_at_random_points_never_executes_an_intent_twice(
-        tmp_path: Path, module_dsn: str) -> None:
+    tmp_path: Path, module_dsn: str
+) -> None:
     rng = random.Random(int(os.environ.get("ZMARTD_KILL_SEED", "1404")))
     key_file = tmp_path / "authority.json"
     key_file.write_text(json.dumps(list(bytes(AUTHORITY))))
@@ -86,15 +97,29 @@ def test_kill_9_at_random_points_never_executes_an_intent_twice(
     chain_port, chain_ws = free_port(), free_port()
     (tmp_path / "chain.toml").write_text('[chain]\nkeypair_file = "authority.json"\n')
     chain_log = tmp_path / "devchain.log"
-    chain = spawn(["devchain", "--config", str(tmp_path / "chain.toml"), "--port",
-                   str(chain_port), "--ws-port", str(chain_ws), "--seed", "demo",
-                   "--slot-interval", "0.1"], chain_log, tmp_path)
+    chain = spawn(
+        [
+            "devchain",
+            "--config",
+            str(tmp_path / "chain.toml"),
+            "--port",
+            str(chain_port),
+            "--ws-port",
+            str(chain_ws),
+            "--seed",
+            "demo",
+            "--slot-interval",
+            "0.1",
+        ],
+        chain_log,
+        tmp_path,
+    )
     url = f"http://127.0.0.1:{chain_port}"
     http_port = free_port()
     config = tmp_path / "zmartd.toml"
     config.write_text(f"""
 [daemon]
-data_dir = "{tmp_path / 'var'}"
+data_dir = "{tmp_path / "var"}"
 [http]
 port = {http_port}
 [ws]
@@ -139,9 +164,14 @@ format = "json"
             for _ in range(INTENTS_PER_ROUND):
                 n = next(likes)
                 key = f"kill-test:{n}"
-                sql(module_dsn, "INSERT INTO intents (kind, market_id, args, idempotency_key) "
+                sql(
+                    module_dsn,
+                    "INSERT INTO intents (kind, market_id, args, idempotency_key) "
                     "VALUES ('aggregate_proposal_votes', $1, $2::jsonb, $3)",
-                    NEW_LANG.hex(), json.dumps({"likes": n, "dislikes": 1}), key)
+                    NEW_LANG.hex(),
+                    json.dumps({"likes": n, "dislikes": 1}),
+                    key,
+                )
                 expected[key] = n
             if rng.random() < 0.4:
                 rpc(url, "zmart_dropSends", rng.randint(1, 3))
@@ -157,8 +187,11 @@ format = "json"
         assert seen_states["signed"] > 0 and seen_states["pending"] > 0, seen_states
         deadline = time.monotonic() + 90
         while True:
-            rows = sql(module_dsn, "SELECT idempotency_key, state, signature, attempts, "
-                       "last_error FROM intents ORDER BY id")
+            rows = sql(
+                module_dsn,
+                "SELECT idempotency_key, state, signature, attempts, "
+                "last_error FROM intents ORDER BY id",
+            )
             if all(r["state"] == "landed" for r in rows) and len(rows) == len(expected):
                 break
             assert daemon is not None and daemon.poll() is None, daemon_log.read_text()[-5000:]

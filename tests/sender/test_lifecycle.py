@@ -14,7 +14,6 @@ from tests.sender.conftest import (
     aggregate_data,
     assert_landed_once,
     control,
-    demo_chain,  # noqa: F401  (fixture)
     executions,
     executor,
 )
@@ -29,26 +28,42 @@ MARKET = NEW_LANG.hex()
 
 async def submit(db: Database, likes: int, dislikes: int = 0) -> int:
     intent, created = await store.submit_intent(
-        db, kind="aggregate_proposal_votes", market_id=MARKET,
-        args={"likes": likes, "dislikes": dislikes}, key=f"test:{likes}:{dislikes}")
+        db,
+        kind="aggregate_proposal_votes",
+        market_id=MARKET,
+        args={"likes": likes, "dislikes": dislikes},
+        key=f"test:{likes}:{dislikes}",
+    )
     assert created
     return intent.id
 
 
-async def drive(db: Database, chain: Devchain, intent_id: int, *, timeout: float = 1.0,
-                limit: float = 30.0) -> store.IntentRecord | None:
-    async with RpcClient([chain.rpc_url], timeout=timeout, max_retries=2,
-                         backoff_initial=0.05, backoff_max=0.2, cooldown=0.5) as rpc:
+async def drive(
+    db: Database, chain: Devchain, intent_id: int, *, timeout: float = 1.0, limit: float = 30.0
+) -> store.IntentRecord | None:
+    async with RpcClient(
+        [chain.rpc_url],
+        timeout=timeout,
+        max_retries=2,
+        backoff_initial=0.05,
+        backoff_max=0.2,
+        cooldown=0.5,
+    ) as rpc:
         with trio.fail_after(limit):
             return await executor(db, rpc, chain).drive(intent_id)
 
 
 async def test_an_intent_lands_once_and_its_key_is_idempotent(
-        db: Database, demo_chain: Devchain) -> None:  # noqa: F811
+    db: Database, demo_chain: Devchain
+) -> None:
     intent_id = await submit(db, 101, 2)
     again, created = await store.submit_intent(
-        db, kind="aggregate_proposal_votes", market_id=MARKET,
-        args={"likes": 101, "dislikes": 2}, key="test:101:2")
+        db,
+        kind="aggregate_proposal_votes",
+        market_id=MARKET,
+        args={"likes": 101, "dislikes": 2},
+        key="test:101:2",
+    )
     assert again.id == intent_id and not created
     intent = await drive(db, demo_chain, intent_id)
     assert_landed_once(demo_chain, intent, aggregate_data(101, 2))
@@ -60,7 +75,8 @@ async def test_an_intent_lands_once_and_its_key_is_idempotent(
 
 
 async def test_dropped_sends_are_rebroadcast_with_the_same_bytes(
-        db: Database, demo_chain: Devchain) -> None:  # noqa: F811
+    db: Database, demo_chain: Devchain
+) -> None:
     await control(demo_chain, "zmart_dropSends", 3)
     intent = await drive(db, demo_chain, await submit(db, 102))
     assert_landed_once(demo_chain, intent, aggregate_data(102, 0))
@@ -69,7 +85,8 @@ async def test_dropped_sends_are_rebroadcast_with_the_same_bytes(
 
 
 async def test_a_send_that_landed_but_timed_out_is_not_sent_twice(
-        db: Database, demo_chain: Devchain) -> None:  # noqa: F811
+    db: Database, demo_chain: Devchain
+) -> None:
     await control(demo_chain, "zmart_timeoutSends", 1, 3)
     intent = await drive(db, demo_chain, await submit(db, 103), timeout=0.5)
     assert_landed_once(demo_chain, intent, aggregate_data(103, 0))
@@ -77,10 +94,9 @@ async def test_a_send_that_landed_but_timed_out_is_not_sent_twice(
     assert (await control(demo_chain, "zmart_faults"))["timedOut"] == 1
 
 
-async def test_429_and_503_bursts(db: Database, demo_chain: Devchain) -> None:  # noqa: F811
+async def test_429_and_503_bursts(db: Database, demo_chain: Devchain) -> None:
     for status, likes in ((429, 104), (503, 105)):
-        await control(demo_chain, "zmart_httpErrors", {"status": status, "rate": 0.6,
-                                                       "count": 60})
+        await control(demo_chain, "zmart_httpErrors", {"status": status, "rate": 0.6, "count": 60})
         intent = await drive(db, demo_chain, await submit(db, likes))
         assert_landed_once(demo_chain, intent, aggregate_data(likes, 0))
     faults = await control(demo_chain, "zmart_faults")
@@ -88,7 +104,8 @@ async def test_429_and_503_bursts(db: Database, demo_chain: Devchain) -> None:  
 
 
 async def test_expired_blockhash_is_proven_then_signed_again(
-        db: Database, demo_chain: Devchain) -> None:  # noqa: F811
+    db: Database, demo_chain: Devchain
+) -> None:
     # every send of the first transaction is dropped until its blockhash (valid for 4
     # blocks here) expires; only then is a second transaction signed, and it lands
     await control(demo_chain, "zmart_blockhashExpiry", 4)
@@ -103,7 +120,8 @@ async def test_expired_blockhash_is_proven_then_signed_again(
 
 
 async def test_delayed_landing_waits_instead_of_re_signing(
-        db: Database, demo_chain: Devchain) -> None:  # noqa: F811
+    db: Database, demo_chain: Devchain
+) -> None:
     await control(demo_chain, "zmart_delayLanding", 12)
     intent_id = await submit(db, 107)
     intent = await drive(db, demo_chain, intent_id)
@@ -112,10 +130,12 @@ async def test_delayed_landing_waits_instead_of_re_signing(
 
 
 async def test_a_deterministic_program_error_fails_the_intent_without_a_send(
-        db: Database, demo_chain: Devchain) -> None:  # noqa: F811
+    db: Database, demo_chain: Devchain
+) -> None:
     # new-lang has 1 like / 1 dislike on chain: 50 % < 70 %, approve_proposal must fail
-    intent, _ = await store.submit_intent(db, kind="approve_proposal", market_id=MARKET,
-                                          args={}, key="approve:new-lang")
+    intent, _ = await store.submit_intent(
+        db, kind="approve_proposal", market_id=MARKET, args={}, key="approve:new-lang"
+    )
     final = await drive(db, demo_chain, intent.id)
     assert final is not None and final.state == "failed"
     assert final.error_name == "InsufficientVotes" and final.signatures == ()
@@ -130,7 +150,8 @@ async def test_a_deterministic_program_error_fails_the_intent_without_a_send(
 
 
 async def test_a_stored_signature_is_resumed_not_re_signed(
-        db: Database, demo_chain: Devchain) -> None:  # noqa: F811
+    db: Database, demo_chain: Devchain
+) -> None:
     """A sender killed right after storing its signed transaction (before any
     send): the next one finds the stored bytes and sends exactly those."""
     intent_id = await submit(db, 108)

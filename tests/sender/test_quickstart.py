@@ -12,20 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_e2e_daemon import (  # noqa: F401  (fixtures)
-    Daemon,
-    daemon_factory,
-    data_dir,
-    example_config,
-    free_port,
-)
+from tests.test_e2e_daemon import Daemon, example_config, free_port
 from zmartd.devchain.seed import demo_keypair
 
 pytestmark = pytest.mark.slow
 
 
 def test_quickstart_approves_the_demo_proposal(
-        tmp_path: Path, data_dir: Path, daemon_factory: list[Daemon]) -> None:  # noqa: F811
+    tmp_path: Path, data_dir: Path, daemon_factory: list[Daemon]
+) -> None:
     port = free_port()
     daemon = Daemon(example_config(tmp_path, port, data_dir), port)
     daemon_factory.append(daemon)

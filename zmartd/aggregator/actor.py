@@ -61,8 +61,9 @@ _OPEN: Final = ("pending", "signed")
 class Aggregator:
     """One leader's aggregation cycles (see the module docstring)."""
 
-    def __init__(self, ctx: ActorContext, db: Database, rpc: RpcClient,
-                 metrics: SenderMetrics) -> None:
+    def __init__(
+        self, ctx: ActorContext, db: Database, rpc: RpcClient, metrics: SenderMetrics
+    ) -> None:
         self.ctx = ctx
         self.db = db
         self.rpc = rpc
@@ -91,10 +92,12 @@ class Aggregator:
                 intent = found
         return intent
 
-    async def _submit(self, *, kind: intents_store.IntentKind, market_id: str,
-                      args: dict[str, int], key: str) -> IntentRecord:
-        intent, _ = await intents_store.submit_intent(self.db, kind=kind, market_id=market_id,
-                                                      args=args, key=key)
+    async def _submit(
+        self, *, kind: intents_store.IntentKind, market_id: str, args: dict[str, int], key: str
+    ) -> IntentRecord:
+        intent, _ = await intents_store.submit_intent(
+            self.db, kind=kind, market_id=market_id, args=args, key=key
+        )
         return intent
 
     async def chain_time(self) -> int:
@@ -103,13 +106,29 @@ class Aggregator:
         result, _ = await self.rpc.request("getBlockTime", [slot])
         return int(result)
 
-    async def _outcome(self, c: Candidate, kind: str, outcome: str, detail: str, *,
-                       yes: int | None = None, no: int | None = None,
-                       aggregation_id: int | None = None, intent_id: int | None = None) -> None:
+    async def _outcome(
+        self,
+        c: Candidate,
+        kind: str,
+        outcome: str,
+        detail: str,
+        *,
+        yes: int | None = None,
+        no: int | None = None,
+        aggregation_id: int | None = None,
+        intent_id: int | None = None,
+    ) -> None:
         await store.record_outcome(
-            self.db, market_id=c.market_id, kind="proposal" if kind == "proposal" else "dispute",
-            outcome=outcome, detail=detail, yes=c.yes if yes is None else yes,
-            no=c.no if no is None else no, aggregation_id=aggregation_id, intent_id=intent_id)
+            self.db,
+            market_id=c.market_id,
+            kind="proposal" if kind == "proposal" else "dispute",
+            outcome=outcome,
+            detail=detail,
+            yes=c.yes if yes is None else yes,
+            no=c.no if no is None else no,
+            aggregation_id=aggregation_id,
+            intent_id=intent_id,
+        )
         self.metrics.aggregator_markets.labels(kind, outcome).inc()
 
     # ------------------------------------------------------------------ the cycle
@@ -133,8 +152,7 @@ class Aggregator:
                     await step()
                 except Exception as exc:  # one market's failure must not stop the others
                     failures.append(c.market_id)
-                    self.ctx.log.exception("aggregation step failed", market=c.market_id,
-                                           kind=kind)
+                    self.ctx.log.exception("aggregation step failed", market=c.market_id, kind=kind)
                     try:
                         await self._outcome(c, kind, "error", f"{type(exc).__name__}: {exc}")
                     except Exception:  # the database itself is failing
@@ -146,8 +164,9 @@ class Aggregator:
         self.metrics.aggregator_tally.observe(trio.current_time() - started)
         async with trio.open_nursery() as nursery:
             for c in proposals:
-                nursery.start_soon(guard, "proposal", c,
-                                   lambda c=c: self._proposal(c, config, signers))
+                nursery.start_soon(
+                    guard, "proposal", c, lambda c=c: self._proposal(c, config, signers)
+                )
             for c in disputes:
                 nursery.start_soon(guard, "dispute", c, lambda c=c: self._dispute(c, config, now))
         self.cycles += 1
@@ -159,18 +178,19 @@ class Aggregator:
             self.ctx.set_degraded(
                 f"{len(self.needs_admin)} proposal(s) meet the approval threshold but no admin "
                 "key is configured ([admin] keypair): approve_proposal must be sent by a human "
-                f"(markets: {', '.join(sorted(self.needs_admin)[:5])})")
+                f"(markets: {', '.join(sorted(self.needs_admin)[:5])})"
+            )
         else:
             self.ctx.set_degraded(None)
         return not failures
 
     # ------------------------------------------------------------------ proposals
 
-    async def _proposal(self, c: Candidate, config: GlobalConfigState,
-                        signers: Signers) -> None:
+    async def _proposal(self, c: Candidate, config: GlobalConfigState, signers: Signers) -> None:
         if c.yes > U32_MAX or c.no > U32_MAX or c.yes + c.no > U32_MAX:
-            await self._outcome(c, "proposal", "too_many_votes",
-                                "the counts do not fit the program's u32")
+            await self._outcome(
+                c, "proposal", "too_many_votes", "the counts do not fit the program's u32"
+            )
             return
         on_chain = (c.chain_yes, c.chain_no)
         agg_id = c.last_aggregation_id
@@ -179,24 +199,45 @@ class Aggregator:
             if last is not None and last.state in _OPEN:
                 last = await self._wait(last)
             if last is not None and last.state in _OPEN:
-                await self._outcome(c, "proposal", "in_flight",
-                                    f"intent {last.id} is still being sent", intent_id=last.id)
+                await self._outcome(
+                    c,
+                    "proposal",
+                    "in_flight",
+                    f"intent {last.id} is still being sent",
+                    intent_id=last.id,
+                )
                 return
             if last is not None and last.state == "landed":
                 on_chain = (int(last.args["likes"]), int(last.args["dislikes"]))
         if (c.yes, c.no) != on_chain:
             agg_id, yes, no, intent = await store.freeze_and_submit(
-                self.db, kind="proposal", market_id=c.market_id, source=self.cfg.vote_source,
+                self.db,
+                kind="proposal",
+                market_id=c.market_id,
+                source=self.cfg.vote_source,
                 intent_kind="aggregate_proposal_votes",
-                args_for=lambda y, n: {"likes": y, "dislikes": n})
-            self.ctx.log.info("proposal votes aggregated; sending the counts", market=c.market_id,
-                              likes=yes, dislikes=no, intent=intent.id)
+                args_for=lambda y, n: {"likes": y, "dislikes": n},
+            )
+            self.ctx.log.info(
+                "proposal votes aggregated; sending the counts",
+                market=c.market_id,
+                likes=yes,
+                dislikes=no,
+                intent=intent.id,
+            )
             intent = await self._wait(intent)
             if intent.state != "landed":
                 what = "aggregate_failed" if intent.state == "failed" else "in_flight"
-                await self._outcome(c, "proposal", what,
-                                    intent.last_error or f"intent {intent.id} is {intent.state}",
-                                    yes=yes, no=no, aggregation_id=agg_id, intent_id=intent.id)
+                await self._outcome(
+                    c,
+                    "proposal",
+                    what,
+                    intent.last_error or f"intent {intent.id} is {intent.state}",
+                    yes=yes,
+                    no=no,
+                    aggregation_id=agg_id,
+                    intent_id=intent.id,
+                )
                 return
             on_chain = (yes, no)
         likes, dislikes = on_chain
@@ -204,33 +245,72 @@ class Aggregator:
         bps = approval_bps(likes, likes + dislikes)
         counts = f"{likes} likes / {dislikes} dislikes on chain = {bps} bps"
         if not approves(likes, dislikes, threshold_bps=threshold, min_votes=self.cfg.min_votes):
-            why = (f"fewer than min_votes ({self.cfg.min_votes})"
-                   if likes + dislikes < self.cfg.min_votes else f"below {threshold} bps")
-            await self._outcome(c, "proposal", "not_approved", f"{counts}: {why}",
-                                yes=likes, no=dislikes, aggregation_id=agg_id)
+            why = (
+                f"fewer than min_votes ({self.cfg.min_votes})"
+                if likes + dislikes < self.cfg.min_votes
+                else f"below {threshold} bps"
+            )
+            await self._outcome(
+                c,
+                "proposal",
+                "not_approved",
+                f"{counts}: {why}",
+                yes=likes,
+                no=dislikes,
+                aggregation_id=agg_id,
+            )
             return
         if signers.admin is None:
             self.needs_admin.add(c.market_id)
-            await self._outcome(c, "proposal", "needs_admin",
-                                f"{counts} >= {threshold}: approve_proposal needs the admin key "
-                                "([admin] keypair is unset); a human must send it",
-                                yes=likes, no=dislikes, aggregation_id=agg_id)
+            await self._outcome(
+                c,
+                "proposal",
+                "needs_admin",
+                f"{counts} >= {threshold}: approve_proposal needs the admin key "
+                "([admin] keypair is unset); a human must send it",
+                yes=likes,
+                no=dislikes,
+                aggregation_id=agg_id,
+            )
             return
-        intent = await self._submit(kind="approve_proposal", market_id=c.market_id, args={},
-                                    key=f"approve_proposal:{c.market_id}:{agg_id or 'chain'}")
+        intent = await self._submit(
+            kind="approve_proposal",
+            market_id=c.market_id,
+            args={},
+            key=f"approve_proposal:{c.market_id}:{agg_id or 'chain'}",
+        )
         intent = await self._wait(intent)
         if intent.state == "landed":
-            self.ctx.log.info("proposal approved", market=c.market_id, likes=likes,
-                              dislikes=dislikes, approval_bps=bps, signature=intent.signature)
-            await self._outcome(c, "proposal", "approved", f"{counts} >= {threshold}",
-                                yes=likes, no=dislikes, aggregation_id=agg_id,
-                                intent_id=intent.id)
+            self.ctx.log.info(
+                "proposal approved",
+                market=c.market_id,
+                likes=likes,
+                dislikes=dislikes,
+                approval_bps=bps,
+                signature=intent.signature,
+            )
+            await self._outcome(
+                c,
+                "proposal",
+                "approved",
+                f"{counts} >= {threshold}",
+                yes=likes,
+                no=dislikes,
+                aggregation_id=agg_id,
+                intent_id=intent.id,
+            )
         else:
             what = "approve_failed" if intent.state == "failed" else "in_flight"
-            await self._outcome(c, "proposal", what,
-                                intent.last_error or f"intent {intent.id} is {intent.state}",
-                                yes=likes, no=dislikes, aggregation_id=agg_id,
-                                intent_id=intent.id)
+            await self._outcome(
+                c,
+                "proposal",
+                what,
+                intent.last_error or f"intent {intent.id} is {intent.state}",
+                yes=likes,
+                no=dislikes,
+                aggregation_id=agg_id,
+                intent_id=intent.id,
+            )
 
     # ------------------------------------------------------------------ disputes
 
@@ -251,41 +331,78 @@ class Aggregator:
                 await self._finalized(c, config, last, c.last_aggregation_id)
                 return
         if c.yes + c.no == 0:
-            await self._outcome(c, "dispute", "no_votes",
-                                "voting ended without votes; finalize_market needs at least one "
-                                "(a human decides)")
+            await self._outcome(
+                c,
+                "dispute",
+                "no_votes",
+                "voting ended without votes; finalize_market needs at least one (a human decides)",
+            )
             return
         if c.yes + c.no > U32_MAX:
-            await self._outcome(c, "dispute", "too_many_votes",
-                                "the counts do not fit the program's u32")
+            await self._outcome(
+                c, "dispute", "too_many_votes", "the counts do not fit the program's u32"
+            )
             return
         agg_id, yes, no, intent = await store.freeze_and_submit(
-            self.db, kind="dispute", market_id=c.market_id, source=self.cfg.vote_source,
-            intent_kind="finalize_market", args_for=lambda y, n: {"agree": y, "disagree": n})
-        self.ctx.log.info("dispute votes tallied; finalizing", market=c.market_id, agree=yes,
-                          disagree=no, intent=intent.id)
+            self.db,
+            kind="dispute",
+            market_id=c.market_id,
+            source=self.cfg.vote_source,
+            intent_kind="finalize_market",
+            args_for=lambda y, n: {"agree": y, "disagree": n},
+        )
+        self.ctx.log.info(
+            "dispute votes tallied; finalizing",
+            market=c.market_id,
+            agree=yes,
+            disagree=no,
+            intent=intent.id,
+        )
         await self._finalized(c, config, await self._wait(intent), agg_id)
 
-    async def _finalized(self, c: Candidate, config: GlobalConfigState, intent: IntentRecord,
-                         agg_id: int | None) -> None:
+    async def _finalized(
+        self, c: Candidate, config: GlobalConfigState, intent: IntentRecord, agg_id: int | None
+    ) -> None:
         agree, disagree = int(intent.args["agree"]), int(intent.args["disagree"])
         threshold = config.dispute_success_threshold
         flips = dispute_flips(agree, disagree, threshold_bps=threshold)
-        counts = (f"{agree} agree / {disagree} disagree = "
-                  f"{approval_bps(agree, agree + disagree)} bps "
-                  f"({'>=' if flips else '<'} {threshold})")
+        counts = (
+            f"{agree} agree / {disagree} disagree = "
+            f"{approval_bps(agree, agree + disagree)} bps "
+            f"({'>=' if flips else '<'} {threshold})"
+        )
         if intent.state == "landed":
             result = "flipped" if flips else "kept"
-            self.ctx.log.info("disputed market finalized", market=c.market_id, agree=agree,
-                              disagree=disagree, outcome=result, signature=intent.signature)
-            await self._outcome(c, "dispute", "finalized", f"{counts}: outcome {result}",
-                                yes=agree, no=disagree, aggregation_id=agg_id,
-                                intent_id=intent.id)
+            self.ctx.log.info(
+                "disputed market finalized",
+                market=c.market_id,
+                agree=agree,
+                disagree=disagree,
+                outcome=result,
+                signature=intent.signature,
+            )
+            await self._outcome(
+                c,
+                "dispute",
+                "finalized",
+                f"{counts}: outcome {result}",
+                yes=agree,
+                no=disagree,
+                aggregation_id=agg_id,
+                intent_id=intent.id,
+            )
             return
         what = "finalize_failed" if intent.state == "failed" else "in_flight"
-        await self._outcome(c, "dispute", what,
-                            intent.last_error or f"intent {intent.id} is {intent.state}",
-                            yes=agree, no=disagree, aggregation_id=agg_id, intent_id=intent.id)
+        await self._outcome(
+            c,
+            "dispute",
+            what,
+            intent.last_error or f"intent {intent.id} is {intent.state}",
+            yes=agree,
+            no=disagree,
+            aggregation_id=agg_id,
+            intent_id=intent.id,
+        )
 
 
 async def run(
@@ -300,23 +417,30 @@ async def run(
             db = await ctx.services.get("database", Database)
             rpc_urls, _ = await chain_urls(ctx)
             cfg = ctx.config.chain
-            async with RpcClient(rpc_urls, timeout=cfg.request_timeout,
-                                 max_retries=cfg.max_retries, commitment="confirmed") as rpc:
+            async with RpcClient(
+                rpc_urls,
+                timeout=cfg.request_timeout,
+                max_retries=cfg.max_retries,
+                commitment="confirmed",
+            ) as rpc:
 
                 def waiting() -> None:
                     ctx.log.info("another instance holds the aggregator lock; standing by")
 
                 async with leader_lock(db, lock_key("aggregator"), on_wait=waiting):
-                    ctx.log.info("aggregator lock acquired: this instance aggregates votes",
-                                 interval=ctx.config.aggregator.interval,
-                                 vote_source=ctx.config.aggregator.vote_source)
+                    ctx.log.info(
+                        "aggregator lock acquired: this instance aggregates votes",
+                        interval=ctx.config.aggregator.interval,
+                        vote_source=ctx.config.aggregator.vote_source,
+                    )
                     aggregator = Aggregator(ctx, db, rpc, metrics)
                     while True:
                         try:
                             await aggregator.cycle()
                         except (RpcClientError, OSError) as exc:
-                            ctx.log.warning("aggregator cycle skipped: chain unreachable",
-                                            error=str(exc))
+                            ctx.log.warning(
+                                "aggregator cycle skipped: chain unreachable", error=str(exc)
+                            )
                         await trio.sleep(ctx.config.aggregator.interval)
     finally:
         ctx.set_degraded(None)

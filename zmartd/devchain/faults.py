@@ -66,13 +66,19 @@ class Faults:
 
     def state(self) -> dict[str, Any]:
         return {
-            "dropSends": self.drop_sends, "timeoutSends": self.timeout_sends,
-            "timeoutSeconds": self.timeout_seconds, "httpStatus": self.http_status,
-            "httpRate": self.http_rate, "httpRemaining": self.http_remaining,
-            "landingDelay": self.landing_delay, "delayedPending": len(self.delayed),
+            "dropSends": self.drop_sends,
+            "timeoutSends": self.timeout_sends,
+            "timeoutSeconds": self.timeout_seconds,
+            "httpStatus": self.http_status,
+            "httpRate": self.http_rate,
+            "httpRemaining": self.http_remaining,
+            "landingDelay": self.landing_delay,
+            "delayedPending": len(self.delayed),
             "blockhashExpiry": self.node.max_processing_age,
-            "dropped": self.dropped, "timedOut": self.timed_out,
-            "httpErrors": self.http_errors, "delayedLanded": self.delayed_landed,
+            "dropped": self.dropped,
+            "timedOut": self.timed_out,
+            "httpErrors": self.http_errors,
+            "delayedLanded": self.delayed_landed,
         }
 
     def clear(self) -> None:

@@ -55,8 +55,7 @@ def sender_settings(cfg: Config) -> SenderSettings:
 
 async def chain_admin(rpc: RpcClient, program_id: Pubkey) -> GlobalConfig | None:
     """The program's GlobalConfig as the chain has it now (None before initialization)."""
-    account = await rpc.get_account_info(global_config_pda(program_id)[0],
-                                         commitment="confirmed")
+    account = await rpc.get_account_info(global_config_pda(program_id)[0], commitment="confirmed")
     if account is None or account.owner != program_id:
         return None
     try:
@@ -68,8 +67,12 @@ async def chain_admin(rpc: RpcClient, program_id: Pubkey) -> GlobalConfig | None
 def _log_keys(ctx: ActorContext, signers: Signers) -> None:
     backend = str(signers.backend.pubkey()) if signers.backend else None
     admin = str(signers.admin.pubkey()) if signers.admin else None
-    ctx.log.info("sender keys (public keys only)", backend_authority=backend, admin=admin,
-                 demo_key=uses_demo_key(ctx.config))
+    ctx.log.info(
+        "sender keys (public keys only)",
+        backend_authority=backend,
+        admin=admin,
+        demo_key=uses_demo_key(ctx.config),
+    )
 
 
 async def run(
@@ -89,9 +92,12 @@ async def run(
             ctx.services.provide("sender", service)
             rpc_urls, _ = await chain_urls(ctx)
             cfg = ctx.config.chain
-            async with RpcClient(rpc_urls, timeout=cfg.request_timeout,
-                                 max_retries=min(cfg.max_retries, 2),
-                                 commitment="confirmed") as rpc:
+            async with RpcClient(
+                rpc_urls,
+                timeout=cfg.request_timeout,
+                max_retries=min(cfg.max_retries, 2),
+                commitment="confirmed",
+            ) as rpc:
 
                 def waiting() -> None:
                     ctx.log.info("another instance holds the sender lock; standing by")
@@ -100,8 +106,14 @@ async def run(
                     service.leader = True
                     metrics.leader.set(1)
                     ctx.log.info("sender lock acquired: this instance sends transactions")
-                    executor = Executor(db, rpc, signers, program_id=cfg.program_id,
-                                        settings=sender_settings(ctx.config), metrics=metrics)
+                    executor = Executor(
+                        db,
+                        rpc,
+                        signers,
+                        program_id=cfg.program_id,
+                        settings=sender_settings(ctx.config),
+                        metrics=metrics,
+                    )
                     await _schedule(ctx, service, executor, metrics)
     finally:
         metrics.leader.set(0)
@@ -130,12 +142,15 @@ async def _resolve_admin(ctx: ActorContext, service: SenderService, executor: Ex
     if signers.admin is not None:
         executor.signers = service.signers = signers
         service.needs_human.clear()
-        ctx.log.info("the backend key is also the program's admin: it signs approvals",
-                     admin=str(config.admin))
+        ctx.log.info(
+            "the backend key is also the program's admin: it signs approvals",
+            admin=str(config.admin),
+        )
 
 
-async def _schedule(ctx: ActorContext, service: SenderService, executor: Executor,
-                    metrics: SenderMetrics) -> None:
+async def _schedule(
+    ctx: ActorContext, service: SenderService, executor: Executor, metrics: SenderMetrics
+) -> None:
     running: set[int] = set()
 
     async def worker(intent_id: int) -> None:

@@ -30,22 +30,41 @@ __all__ = ["add_arguments", "main"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--state", action="append", choices=store.INTENT_STATES,
-                        help="only intents in this state (repeatable)")
+    parser.add_argument(
+        "--state",
+        action="append",
+        choices=store.INTENT_STATES,
+        help="only intents in this state (repeatable)",
+    )
     parser.add_argument("--limit", type=int, default=50, help="newest N (default 50, max 1000)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     sub = parser.add_subparsers(dest="intents_command", metavar="SUBCOMMAND")
     retry = sub.add_parser("retry", help="re-queue a failed intent after fixing its cause")
     retry.add_argument("id", type=int, help="the intent id (first column of the list)")
-    retry.add_argument("-c", "--config", metavar="PATH", default=argparse.SUPPRESS,
-                       help="configuration file (default: $ZMARTD_CONFIG or ./zmartd.toml)")
+    retry.add_argument(
+        "-c",
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="configuration file (default: $ZMARTD_CONFIG or ./zmartd.toml)",
+    )
 
 
 def _row(i: IntentRecord) -> dict[str, Any]:
-    return {"id": i.id, "kind": i.kind, "market_id": i.market_id, "args": i.args,
-            "state": i.state, "attempts": i.attempts, "sends": i.sends,
-            "signature": i.signature, "error_name": i.error_name, "last_error": i.last_error,
-            "created_at": i.created_at.isoformat(), "updated_at": i.updated_at.isoformat()}
+    return {
+        "id": i.id,
+        "kind": i.kind,
+        "market_id": i.market_id,
+        "args": i.args,
+        "state": i.state,
+        "attempts": i.attempts,
+        "sends": i.sends,
+        "signature": i.signature,
+        "error_name": i.error_name,
+        "last_error": i.last_error,
+        "created_at": i.created_at.isoformat(),
+        "updated_at": i.updated_at.isoformat(),
+    }
 
 
 def _print_table(items: list[IntentRecord]) -> None:
@@ -54,8 +73,10 @@ def _print_table(items: list[IntentRecord]) -> None:
         note = i.signature or ""
         if i.state == "failed" or (i.state == "pending" and i.last_error):
             note = f"{i.error_name or ''} {i.last_error or ''}".strip()
-        print(f"{i.id:>6}  {i.state:<7}  {i.kind:<24}  {i.market_id[:12]:<12}  "
-              f"{i.attempts:>3}  {note}")
+        print(
+            f"{i.id:>6}  {i.state:<7}  {i.kind:<24}  {i.market_id[:12]:<12}  "
+            f"{i.attempts:>3}  {note}"
+        )
 
 
 async def _run(cfg: Any, args: argparse.Namespace) -> int:
@@ -66,11 +87,14 @@ async def _run(cfg: Any, args: argparse.Namespace) -> int:
         dsn = await database_dsn(cfg, stack)
         async with trio_asyncio.open_loop():
             try:
-                db = await Database.connect(dsn, min_size=1, max_size=1,
-                                            statement_timeout=cfg.database.statement_timeout)
+                db = await Database.connect(
+                    dsn, min_size=1, max_size=1, statement_timeout=cfg.database.statement_timeout
+                )
             except Exception as exc:
-                print(f"zmartd intents: cannot connect to the database: "
-                      f"{type(exc).__name__}: {exc}", file=sys.stderr)
+                print(
+                    f"zmartd intents: cannot connect to the database: {type(exc).__name__}: {exc}",
+                    file=sys.stderr,
+                )
                 return 2
             try:
                 if getattr(args, "intents_command", None) == "retry":
@@ -79,11 +103,14 @@ async def _run(cfg: Any, args: argparse.Namespace) -> int:
                     except (NotFound, NotPermitted) as exc:
                         print(f"zmartd intents retry: {exc}", file=sys.stderr)
                         return 1
-                    print(f"intent {intent.id} ({intent.kind}) re-queued; the sender signs it "
-                          "again at its next scan")
+                    print(
+                        f"intent {intent.id} ({intent.kind}) re-queued; the sender signs it "
+                        "again at its next scan"
+                    )
                     return 0
-                items = await store.list_intents(db, states=tuple(args.state or ()),
-                                                 limit=args.limit)
+                items = await store.list_intents(
+                    db, states=tuple(args.state or ()), limit=args.limit
+                )
             finally:
                 await db.close()
     if args.json:

@@ -37,7 +37,11 @@ def configured_signers(cfg: Config) -> Signers:
 def effective_signers(signers: Signers, chain_admin: str | None) -> Signers:
     """``signers`` with the backend key also signing as admin when the chain's
     GlobalConfig.admin (``chain_admin``, base58) is that key."""
-    if signers.admin is None and signers.backend is not None and chain_admin is not None \
-            and str(signers.backend.pubkey()) == chain_admin:
+    if (
+        signers.admin is None
+        and signers.backend is not None
+        and chain_admin is not None
+        and str(signers.backend.pubkey()) == chain_admin
+    ):
         return replace(signers, admin=signers.backend)
     return signers

@@ -116,16 +116,23 @@ def build_instruction(intent: IntentRecord, signer: Pubkey, program_id: Pubkey) 
     a = intent.args
     if intent.kind == "aggregate_proposal_votes":
         return ix.aggregate_proposal_votes(
-            backend_authority=signer, market_id=market_id, final_likes=int(a["likes"]),
-            final_dislikes=int(a["dislikes"]), program_id=program_id)
+            backend_authority=signer,
+            market_id=market_id,
+            final_likes=int(a["likes"]),
+            final_dislikes=int(a["dislikes"]),
+            program_id=program_id,
+        )
     if intent.kind == "approve_proposal":
         return ix.approve_proposal(admin=signer, market_id=market_id, program_id=program_id)
     if intent.kind == "finalize_market":
         agree, disagree = a.get("agree"), a.get("disagree")
         return ix.finalize_market(
-            backend_authority=signer, market_id=market_id,
+            backend_authority=signer,
+            market_id=market_id,
             dispute_agree=None if agree is None else int(agree),
-            dispute_disagree=None if disagree is None else int(disagree), program_id=program_id)
+            dispute_disagree=None if disagree is None else int(disagree),
+            program_id=program_id,
+        )
     if intent.kind == "cancel_market":
         return ix.cancel_market(admin=signer, market_id=market_id, program_id=program_id)
     raise ValueError(f"unknown intent kind {intent.kind!r}")
@@ -136,8 +143,9 @@ def effect_present(intent: IntentRecord, market: MarketAccount | None) -> bool:
     if market is None:
         return False
     if intent.kind == "aggregate_proposal_votes":
-        return (market.proposal_likes == int(intent.args["likes"])
-                and market.proposal_dislikes == int(intent.args["dislikes"]))
+        return market.proposal_likes == int(
+            intent.args["likes"]
+        ) and market.proposal_dislikes == int(intent.args["dislikes"])
     if intent.kind == "approve_proposal":
         return market.approved_at != 0
     if intent.kind == "finalize_market":
@@ -157,15 +165,25 @@ def priority_fee(fees: Sequence[int], percentile: int, cap: int) -> int:
     return min(cap, ordered[rank - 1])
 
 
-_CONFIRMED: Final = (TransactionConfirmationStatus.Confirmed,
-                     TransactionConfirmationStatus.Finalized)
+_CONFIRMED: Final = (
+    TransactionConfirmationStatus.Confirmed,
+    TransactionConfirmationStatus.Finalized,
+)
 
 
 class Executor:
     """Drives intents over one RPC client and one database."""
 
-    def __init__(self, db: Database, rpc: RpcClient, signers: Signers, *, program_id: Pubkey,
-                 settings: SenderSettings, metrics: SenderMetrics) -> None:
+    def __init__(
+        self,
+        db: Database,
+        rpc: RpcClient,
+        signers: Signers,
+        *,
+        program_id: Pubkey,
+        settings: SenderSettings,
+        metrics: SenderMetrics,
+    ) -> None:
         self.db = db
         self.rpc = rpc
         self.signers = signers
@@ -196,8 +214,9 @@ class Executor:
                 if isinstance(exc, SimulationFailed):
                     raise  # handled in _sign; reaching here is a bug
                 text = f"{type(exc).__name__}: {exc}"
-                log.warning("intent step failed; retrying", intent=intent.id, error=text,
-                            retry_in=delay)
+                log.warning(
+                    "intent step failed; retrying", intent=intent.id, error=text, retry_in=delay
+                )
                 await store.record_error(self.db, intent.id, text)
                 await trio.sleep(delay)
                 delay = min(delay * 2, self.settings.max_backoff)
@@ -207,10 +226,15 @@ class Executor:
     def _signer(self, intent: IntentRecord) -> Keypair:
         signer = self.signers.for_kind(intent.kind)
         if signer is None:
-            role = "admin ([admin] keypair)" if intent.kind in ADMIN_KINDS else \
-                "backend authority ([chain] keypair)"
-            raise NeedsKey(f"intent {intent.id} ({intent.kind}) must be signed by the {role}, "
-                           "which is not configured: a human must sign it")
+            role = (
+                "admin ([admin] keypair)"
+                if intent.kind in ADMIN_KINDS
+                else "backend authority ([chain] keypair)"
+            )
+            raise NeedsKey(
+                f"intent {intent.id} ({intent.kind}) must be signed by the {role}, "
+                "which is not configured: a human must sign it"
+            )
         return signer
 
     async def _market(self, intent: IntentRecord) -> MarketAccount | None:
@@ -224,8 +248,9 @@ class Executor:
         signer = self._signer(intent)
         market = await self._market(intent)
         if effect_present(intent, market):
-            await store.record_landed(self.db, intent.id, slot=None,
-                                      note="its effect was already on chain; nothing sent")
+            await store.record_landed(
+                self.db, intent.id, slot=None, note="its effect was already on chain; nothing sent"
+            )
             log.info("intent already effective on chain", intent=intent.id, kind=intent.kind)
             return
         instruction = build_instruction(intent, signer.pubkey(), self.program_id)
@@ -233,53 +258,76 @@ class Executor:
         units = await self._simulate(intent, signer.pubkey(), instruction, latest.blockhash)
         if units is None:
             return  # failed deterministically
-        limit = min(MAX_COMPUTE_UNITS,
-                    math.ceil(units * (1 + self.settings.compute_unit_margin)) + _BUDGET_UNITS)
+        limit = min(
+            MAX_COMPUTE_UNITS,
+            math.ceil(units * (1 + self.settings.compute_unit_margin)) + _BUDGET_UNITS,
+        )
         market_key = market_pda(bytes.fromhex(intent.market_id), self.program_id)[0]
         fees = await self.rpc.get_recent_prioritization_fees([market_key])
-        price = priority_fee([f.prioritization_fee for f in fees],
-                             self.settings.priority_fee_percentile,
-                             self.settings.max_priority_fee)
+        price = priority_fee(
+            [f.prioritization_fee for f in fees],
+            self.settings.priority_fee_percentile,
+            self.settings.max_priority_fee,
+        )
         message = MessageV0.try_compile(
             signer.pubkey(),
             [set_compute_unit_limit(limit), set_compute_unit_price(price), instruction],
-            [], latest.blockhash)
+            [],
+            latest.blockhash,
+        )
         tx = VersionedTransaction(message, [signer])
         signature = str(tx.signatures[0])
         stored = await store.record_signed(
-            self.db, intent.id, signature=signature, signed_tx=bytes(tx),
-            last_valid_block_height=latest.last_valid_block_height)
+            self.db,
+            intent.id,
+            signature=signature,
+            signed_tx=bytes(tx),
+            last_valid_block_height=latest.last_valid_block_height,
+        )
         if stored is not None:
             self._signed_at[intent.id] = trio.current_time()
-            log.info("intent signed", intent=intent.id, kind=intent.kind, signature=signature,
-                     attempt=stored.attempts, compute_units=limit, priority_fee=price,
-                     last_valid_block_height=latest.last_valid_block_height)
+            log.info(
+                "intent signed",
+                intent=intent.id,
+                kind=intent.kind,
+                signature=signature,
+                attempt=stored.attempts,
+                compute_units=limit,
+                priority_fee=price,
+                last_valid_block_height=latest.last_valid_block_height,
+            )
 
-    async def _simulate(self, intent: IntentRecord, payer: Pubkey, instruction: Instruction,
-                        blockhash: Hash) -> int | None:
+    async def _simulate(
+        self, intent: IntentRecord, payer: Pubkey, instruction: Instruction, blockhash: Hash
+    ) -> int | None:
         """Units consumed, or None after recording a deterministic failure."""
         message = MessageV0.try_compile(
-            payer, [set_compute_unit_limit(MAX_COMPUTE_UNITS), instruction], [], blockhash)
+            payer, [set_compute_unit_limit(MAX_COMPUTE_UNITS), instruction], [], blockhash
+        )
         unsigned = VersionedTransaction.populate(message, [Signature.default()])
         try:
-            result = await self.rpc.simulate_transaction(unsigned, sig_verify=False,
-                                                         commitment="confirmed")
+            result = await self.rpc.simulate_transaction(
+                unsigned, sig_verify=False, commitment="confirmed"
+            )
         except SimulationFailed as exc:
             if exc.instruction_index is None:
                 raise RpcClientError(f"simulation could not run: {exc}") from exc
-            name = exc.program_error.name if exc.program_error is not None else \
-                f"instruction error {exc.failure.err['InstructionError'][1]}"
+            name = (
+                exc.program_error.name
+                if exc.program_error is not None
+                else f"instruction error {exc.failure.err['InstructionError'][1]}"
+            )
             await self._fail(intent, name, f"simulation failed: {exc.failure.describe()}")
             return None
         units = result.get("unitsConsumed")
         return int(units) if isinstance(units, int) and units > 0 else 200_000
 
-    async def _fail(self, intent: IntentRecord, name: str, message: str,
-                    slot: int | None = None) -> None:
+    async def _fail(
+        self, intent: IntentRecord, name: str, message: str, slot: int | None = None
+    ) -> None:
         await store.record_failed(self.db, intent.id, error_name=name, message=message, slot=slot)
         self.metrics.failures.labels(name).inc()
-        log.warning("intent failed", intent=intent.id, kind=intent.kind, error=name,
-                    detail=message)
+        log.warning("intent failed", intent=intent.id, kind=intent.kind, error=name, detail=message)
 
     async def _follow(self, intent: IntentRecord) -> None:
         """Confirm, rebroadcast or prove expiry of the stored transaction;
@@ -305,18 +353,21 @@ class Executor:
                     await self.rpc.send_transaction(raw, skip_preflight=True, max_retries=0)
                 except (RpcClientError, OSError) as exc:
                     # the bytes may or may not have reached the node: the status decides
-                    log.info("send failed; the status check decides", intent=intent.id,
-                             error=str(exc))
+                    log.info(
+                        "send failed; the status check decides", intent=intent.id, error=str(exc)
+                    )
                 else:
                     (self.metrics.rebroadcasts if sent_before else self.metrics.sends).labels(
-                        intent.kind).inc()
+                        intent.kind
+                    ).inc()
                     await store.record_sends(self.db, intent.id)
                 sent_before = True
             await trio.sleep(self.settings.poll_interval)
 
     async def _settled(self, intent: IntentRecord, signature: Signature) -> bool:
-        status = (await self.rpc.get_signature_statuses(
-            [signature], search_transaction_history=True))[0]
+        status = (
+            await self.rpc.get_signature_statuses([signature], search_transaction_history=True)
+        )[0]
         if status is None or status.confirmation_status not in _CONFIRMED:
             return False
         started = self._signed_at.pop(intent.id, None)
@@ -324,40 +375,56 @@ class Executor:
             await store.record_landed(self.db, intent.id, slot=status.slot)
             if started is not None:
                 self.metrics.confirmation.observe(trio.current_time() - started)
-            log.info("intent landed", intent=intent.id, kind=intent.kind,
-                     signature=str(signature), slot=status.slot)
+            log.info(
+                "intent landed",
+                intent=intent.id,
+                kind=intent.kind,
+                signature=str(signature),
+                slot=status.slot,
+            )
             return True
         doc = await self.rpc.get_transaction(signature, commitment="confirmed")
         meta: dict[str, Any] = (doc or {}).get("meta") or {}
-        failure = decode_tx_error(meta.get("err", str(status.err)),
-                                  meta.get("logMessages") or ())
-        name = failure.program_error.name if failure.program_error is not None else \
-            failure.describe()
-        await self._fail(intent, name, f"landed with an error: {failure.describe()}",
-                         slot=status.slot)
+        failure = decode_tx_error(meta.get("err", str(status.err)), meta.get("logMessages") or ())
+        name = (
+            failure.program_error.name if failure.program_error is not None else failure.describe()
+        )
+        await self._fail(
+            intent, name, f"landed with an error: {failure.describe()}", slot=status.slot
+        )
         return True
 
     async def _expired(self, intent: IntentRecord, signature: Signature, height: int) -> bool:
         """Called once the confirmed height passed the last valid one: the
         transaction is void when, asked *after* that, the chain does not know
         its signature; then the effect decides between landed and re-sign."""
-        status = (await self.rpc.get_signature_statuses(
-            [signature], search_transaction_history=True))[0]
+        status = (
+            await self.rpc.get_signature_statuses([signature], search_transaction_history=True)
+        )[0]
         if status is not None:
             return False  # it landed in time; the next status check settles it
         market = await self._market(intent)
         self._signed_at.pop(intent.id, None)
         if effect_present(intent, market):
             await store.record_landed(
-                self.db, intent.id, slot=None,
-                note=f"{signature} expired unseen, but its effect is on chain")
+                self.db,
+                intent.id,
+                slot=None,
+                note=f"{signature} expired unseen, but its effect is on chain",
+            )
             return True
-        note = (f"{signature} expired: block height {height} > last valid "
-                f"{intent.last_valid_block_height}, unknown to the chain, no effect on the "
-                "market; signing again")
+        note = (
+            f"{signature} expired: block height {height} > last valid "
+            f"{intent.last_valid_block_height}, unknown to the chain, no effect on the "
+            "market; signing again"
+        )
         if await store.record_expired(self.db, intent.id, note=note) is not None:
             self.metrics.expiries.labels(intent.kind).inc()
-            log.info("signed transaction expired; re-signing", intent=intent.id,
-                     signature=str(signature), height=height,
-                     last_valid=intent.last_valid_block_height)
+            log.info(
+                "signed transaction expired; re-signing",
+                intent=intent.id,
+                signature=str(signature),
+                height=height,
+                last_valid=intent.last_valid_block_height,
+            )
         return True

@@ -45,11 +45,17 @@ class SenderService:
         self.progress = trio.Event()
 
     async def submit(
-        self, *, kind: IntentKind, market_id: str, args: dict[str, Any], key: str,
+        self,
+        *,
+        kind: IntentKind,
+        market_id: str,
+        args: dict[str, Any],
+        key: str,
     ) -> IntentRecord:
         """Store the intent (or find the one stored under ``key``) and wake the sender."""
-        intent, created = await store.submit_intent(self.db, kind=kind, market_id=market_id,
-                                                    args=args, key=key)
+        intent, created = await store.submit_intent(
+            self.db, kind=kind, market_id=market_id, args=args, key=key
+        )
         if created or not intent.final:
             self.wake()
         return intent

@@ -68,8 +68,11 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True):
 
 def _sql(kind: str, source: str) -> str:
     table = _TABLES[kind]
-    chain = ("m.proposal_likes", "m.proposal_dislikes") if kind == "proposal" else \
-        ("m.dispute_agree", "m.dispute_disagree")
+    chain = (
+        ("m.proposal_likes", "m.proposal_dislikes")
+        if kind == "proposal"
+        else ("m.dispute_agree", "m.dispute_disagree")
+    )
     return f"""
         WITH open AS (
             SELECT market_id, {chain[0]} AS chain_yes, {chain[1]} AS chain_no,
@@ -109,7 +112,12 @@ async def candidates(db: Database, kind: VoteKind, source: str) -> list[Candidat
 
 
 async def freeze_and_submit(
-    db: Database, *, kind: VoteKind, market_id: str, source: str, intent_kind: IntentKind,
+    db: Database,
+    *,
+    kind: VoteKind,
+    market_id: str,
+    source: str,
+    intent_kind: IntentKind,
     args_for: Any,
 ) -> tuple[int | None, int, int, IntentRecord]:
     """In one transaction: recount the market's eligible votes (its row locked,
@@ -128,32 +136,53 @@ async def freeze_and_submit(
         counts = await con.fetchrow(
             f"SELECT count(*) FILTER (WHERE v.vote) AS yes, "
             f"count(*) FILTER (WHERE NOT v.vote) AS no FROM {table} v "
-            f"WHERE v.market_id = $1 AND {where}", market_id)
+            f"WHERE v.market_id = $1 AND {where}",
+            market_id,
+        )
         yes, no = int(counts["yes"]), int(counts["no"])
         previous = await con.fetchval(
             "SELECT max(id) FROM vote_aggregations WHERE market_id = $1 AND kind = $2",
-            market_id, kind)
+            market_id,
+            kind,
+        )
         key = f"{intent_kind}:{market_id}:{yes}:{no}:after:{previous or 0}"
         found = await con.fetchval("SELECT id FROM intents WHERE idempotency_key = $1", key)
-        intent, _ = await insert_intent(con, kind=intent_kind, market_id=market_id,
-                                        args=args_for(yes, no), key=key)
+        intent, _ = await insert_intent(
+            con, kind=intent_kind, market_id=market_id, args=args_for(yes, no), key=key
+        )
         if found is not None:
             return previous, yes, no, intent
         agg_id = await con.fetchval(
             "INSERT INTO vote_aggregations (market_id, kind, yes_count, no_count, intent_id) "
-            "VALUES ($1, $2, $3, $4, $5) RETURNING id", market_id, kind, yes, no, intent.id)
+            "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            market_id,
+            kind,
+            yes,
+            no,
+            intent.id,
+        )
         await con.execute(
             f"UPDATE {table} v SET aggregation_id = $2, aggregated_at = now() "
             f"WHERE v.market_id = $1 AND v.aggregated_at IS NULL AND {where}",
-            market_id, agg_id)
+            market_id,
+            agg_id,
+        )
         return agg_id, yes, no, intent
 
     return await db.run(_run)
 
 
 async def record_outcome(
-    db: Database, *, market_id: str, kind: VoteKind, outcome: str, detail: str, yes: int,
-    no: int, aggregation_id: int | None = None, intent_id: int | None = None,
+    db: Database,
+    *,
+    market_id: str,
+    kind: VoteKind,
+    outcome: str,
+    detail: str,
+    yes: int,
+    no: int,
+    aggregation_id: int | None = None,
+    intent_id: int | None = None,
 ) -> None:
     """The aggregator's last decision for a market (replaces the previous one)."""
 
@@ -165,7 +194,15 @@ async def record_outcome(
             "detail = $4, yes_count = $5, no_count = $6, "
             "aggregation_id = coalesce($7, o.aggregation_id), "
             "intent_id = coalesce($8, o.intent_id)",
-            market_id, kind, outcome, detail[:2000], yes, no, aggregation_id, intent_id)
+            market_id,
+            kind,
+            outcome,
+            detail[:2000],
+            yes,
+            no,
+            aggregation_id,
+            intent_id,
+        )
 
     await db.run(_run)
 
@@ -188,11 +225,15 @@ class AggregationOutcome(msgspec.Struct, frozen=True, kw_only=True):
 
 async def read_outcomes(db: Database, market_id: str) -> list[AggregationOutcome]:
     async def _run(con: asyncpg.Connection) -> list[asyncpg.Record]:
-        return list(await con.fetch(
-            "SELECT o.market_id, o.kind, o.at, o.outcome, o.detail, o.yes_count AS yes, "
-            "o.no_count AS no, o.aggregation_id, o.intent_id, i.kind AS intent_kind, "
-            "i.state AS intent_state, i.signature, i.error_name "
-            "FROM aggregator_outcomes o LEFT JOIN intents i ON i.id = o.intent_id "
-            "WHERE o.market_id = $1 ORDER BY o.kind DESC", market_id))
+        return list(
+            await con.fetch(
+                "SELECT o.market_id, o.kind, o.at, o.outcome, o.detail, o.yes_count AS yes, "
+                "o.no_count AS no, o.aggregation_id, o.intent_id, i.kind AS intent_kind, "
+                "i.state AS intent_state, i.signature, i.error_name "
+                "FROM aggregator_outcomes o LEFT JOIN intents i ON i.id = o.intent_id "
+                "WHERE o.market_id = $1 ORDER BY o.kind DESC",
+                market_id,
+            )
+        )
 
     return [AggregationOutcome(**dict(r)) for r in await db.run(_run, transaction=False)]

@@ -42,11 +42,16 @@ __all__ = [
     "submit_intent",
 ]
 
-IntentKind = Literal["aggregate_proposal_votes", "approve_proposal", "finalize_market",
-                     "cancel_market"]
+IntentKind = Literal[
+    "aggregate_proposal_votes", "approve_proposal", "finalize_market", "cancel_market"
+]
 IntentState = Literal["pending", "signed", "landed", "failed"]
-INTENT_KINDS: Final[tuple[str, ...]] = ("aggregate_proposal_votes", "approve_proposal",
-                                        "finalize_market", "cancel_market")
+INTENT_KINDS: Final[tuple[str, ...]] = (
+    "aggregate_proposal_votes",
+    "approve_proposal",
+    "finalize_market",
+    "cancel_market",
+)
 INTENT_STATES: Final[tuple[str, ...]] = ("pending", "signed", "landed", "failed")
 FINAL_STATES: Final = frozenset({"landed", "failed"})
 MAX_PAGE: Final = 1000
@@ -101,7 +106,11 @@ def _check(kind: str, key: str) -> None:
 
 
 async def insert_intent(
-    con: asyncpg.Connection, *, kind: IntentKind, market_id: str, args: dict[str, Any],
+    con: asyncpg.Connection,
+    *,
+    kind: IntentKind,
+    market_id: str,
+    args: dict[str, Any],
     key: str,
 ) -> tuple[IntentRecord, bool]:
     """Store a new intent, or return the one already stored under ``key``
@@ -111,7 +120,10 @@ async def insert_intent(
         f"INSERT INTO intents (kind, market_id, args, idempotency_key) "
         f"VALUES ($1, $2, $3::jsonb, $4) ON CONFLICT (idempotency_key) DO NOTHING "
         f"RETURNING {_COLUMNS}",
-        kind, market_id, msgspec.json.encode(args).decode(), key,
+        kind,
+        market_id,
+        msgspec.json.encode(args).decode(),
+        key,
     )
     if row is not None:
         return _record(row), True
@@ -121,12 +133,18 @@ async def insert_intent(
     if existing.kind != kind or existing.market_id != market_id or existing.args != args:
         raise InvalidArgument(
             f"idempotency key {key!r} already names intent {existing.id} "
-            f"({existing.kind} {existing.market_id} {existing.args}), not this one")
+            f"({existing.kind} {existing.market_id} {existing.args}), not this one"
+        )
     return existing, False
 
 
 async def submit_intent(
-    db: Database, *, kind: IntentKind, market_id: str, args: dict[str, Any], key: str,
+    db: Database,
+    *,
+    kind: IntentKind,
+    market_id: str,
+    args: dict[str, Any],
+    key: str,
 ) -> tuple[IntentRecord, bool]:
     """:func:`insert_intent` as its own unit of work."""
 
@@ -145,22 +163,32 @@ async def get_intent(db: Database, intent_id: int) -> IntentRecord | None:
 
 
 async def list_intents(
-    db: Database, *, states: tuple[str, ...] = (), limit: int = 100,
+    db: Database,
+    *,
+    states: tuple[str, ...] = (),
+    limit: int = 100,
 ) -> list[IntentRecord]:
     """Newest first, optionally only those in ``states``."""
     check_limit(limit, MAX_PAGE)
     for s in states:
         if s not in INTENT_STATES:
-            raise InvalidArgument(f"intent state must be one of {', '.join(INTENT_STATES)}, "
-                                  f"got {s!r}")
+            raise InvalidArgument(
+                f"intent state must be one of {', '.join(INTENT_STATES)}, got {s!r}"
+            )
 
     async def _run(con: asyncpg.Connection) -> list[asyncpg.Record]:
         if states:
-            return list(await con.fetch(
-                f"SELECT {_COLUMNS} FROM intents WHERE state = ANY($1::text[]) "
-                "ORDER BY id DESC LIMIT $2", list(states), limit))
-        return list(await con.fetch(
-            f"SELECT {_COLUMNS} FROM intents ORDER BY id DESC LIMIT $1", limit))
+            return list(
+                await con.fetch(
+                    f"SELECT {_COLUMNS} FROM intents WHERE state = ANY($1::text[]) "
+                    "ORDER BY id DESC LIMIT $2",
+                    list(states),
+                    limit,
+                )
+            )
+        return list(
+            await con.fetch(f"SELECT {_COLUMNS} FROM intents ORDER BY id DESC LIMIT $1", limit)
+        )
 
     return [_record(r) for r in await db.run(_run, transaction=False)]
 
@@ -169,16 +197,21 @@ async def open_intent_ids(db: Database) -> list[int]:
     """Every intent not in a final state, oldest first (what a starting sender resumes)."""
 
     async def _run(con: asyncpg.Connection) -> list[int]:
-        return [r["id"] for r in await con.fetch(
-            "SELECT id FROM intents WHERE state IN ('pending', 'signed') ORDER BY id")]
+        return [
+            r["id"]
+            for r in await con.fetch(
+                "SELECT id FROM intents WHERE state IN ('pending', 'signed') ORDER BY id"
+            )
+        ]
 
     return await db.run(_run, transaction=False)
 
 
 async def count_by_kind_state(db: Database) -> dict[tuple[str, str], int]:
     async def _run(con: asyncpg.Connection) -> list[asyncpg.Record]:
-        return list(await con.fetch(
-            "SELECT kind, state, count(*) AS n FROM intents GROUP BY kind, state"))
+        return list(
+            await con.fetch("SELECT kind, state, count(*) AS n FROM intents GROUP BY kind, state")
+        )
 
     return {(r["kind"], r["state"]): r["n"] for r in await db.run(_run, transaction=False)}
 
@@ -192,30 +225,40 @@ async def _transition(db: Database, sql: str, *args: Any) -> IntentRecord | None
 
 
 async def record_signed(
-    db: Database, intent_id: int, *, signature: str, signed_tx: bytes,
+    db: Database,
+    intent_id: int,
+    *,
+    signature: str,
+    signed_tx: bytes,
     last_valid_block_height: int,
 ) -> IntentRecord | None:
     """pending → signed: the signed bytes are durable before the first send."""
     return await _transition(
         db,
-        "UPDATE intents SET state = 'signed', signature = $2, signed_tx = $3, "
+        "UPDATE intents SET state = 'signed', signature = $2::text, signed_tx = $3, "
         "last_valid_block_height = $4, signatures = signatures || $2::text, "
         "attempts = attempts + 1, signed_at = now(), updated_at = now() "
         "WHERE id = $1 AND state = 'pending'",
-        intent_id, signature, signed_tx, last_valid_block_height,
+        intent_id,
+        signature,
+        signed_tx,
+        last_valid_block_height,
     )
 
 
 async def record_sends(db: Database, intent_id: int, count: int = 1) -> None:
     async def _run(con: asyncpg.Connection) -> None:
-        await con.execute("UPDATE intents SET sends = sends + $2 WHERE id = $1",
-                          intent_id, count)
+        await con.execute("UPDATE intents SET sends = sends + $2 WHERE id = $1", intent_id, count)
 
     await db.run(_run)
 
 
 async def record_landed(
-    db: Database, intent_id: int, *, slot: int | None, note: str | None = None,
+    db: Database,
+    intent_id: int,
+    *,
+    slot: int | None,
+    note: str | None = None,
 ) -> IntentRecord | None:
     """signed/pending → landed (``note``: e.g. the effect was found on chain)."""
     return await _transition(
@@ -223,12 +266,19 @@ async def record_landed(
         "UPDATE intents SET state = 'landed', landed_slot = $2, last_error = $3, "
         "error_name = NULL, signed_tx = NULL, landed_at = now(), updated_at = now() "
         "WHERE id = $1 AND state IN ('pending', 'signed')",
-        intent_id, slot, note,
+        intent_id,
+        slot,
+        note,
     )
 
 
 async def record_failed(
-    db: Database, intent_id: int, *, error_name: str, message: str, slot: int | None = None,
+    db: Database,
+    intent_id: int,
+    *,
+    error_name: str,
+    message: str,
+    slot: int | None = None,
 ) -> IntentRecord | None:
     """pending/signed → failed with a deterministic error (named when the
     program named it)."""
@@ -237,7 +287,10 @@ async def record_failed(
         "UPDATE intents SET state = 'failed', error_name = $2, last_error = $3, "
         "landed_slot = $4, signed_tx = NULL, updated_at = now() "
         "WHERE id = $1 AND state IN ('pending', 'signed')",
-        intent_id, error_name, message, slot,
+        intent_id,
+        error_name,
+        message,
+        slot,
     )
 
 
@@ -250,7 +303,8 @@ async def record_expired(db: Database, intent_id: int, *, note: str) -> IntentRe
         "UPDATE intents SET state = 'pending', signature = NULL, signed_tx = NULL, "
         "last_valid_block_height = NULL, last_error = $2, updated_at = now() "
         "WHERE id = $1 AND state = 'signed'",
-        intent_id, note,
+        intent_id,
+        note,
     )
 
 
@@ -260,7 +314,10 @@ async def record_error(db: Database, intent_id: int, message: str) -> None:
     async def _run(con: asyncpg.Connection) -> None:
         await con.execute(
             "UPDATE intents SET last_error = $2, updated_at = now() "
-            "WHERE id = $1 AND state IN ('pending', 'signed')", intent_id, message[:2000])
+            "WHERE id = $1 AND state IN ('pending', 'signed')",
+            intent_id,
+            message[:2000],
+        )
 
     await db.run(_run)
 
@@ -274,13 +331,15 @@ async def retry_intent(db: Database, intent_id: int) -> IntentRecord:
             f"last_valid_block_height = NULL, error_name = NULL, "
             f"last_error = 're-queued by an operator after: ' || coalesce(last_error, '?'), "
             f"updated_at = now() WHERE id = $1 AND state = 'failed' RETURNING {_COLUMNS}",
-            intent_id)
+            intent_id,
+        )
         if row is None:
             state = await con.fetchval("SELECT state FROM intents WHERE id = $1", intent_id)
             if state is None:
                 raise NotFound(f"intent {intent_id} not found")
-            raise NotPermitted(f"intent {intent_id} is {state}; only a failed intent can be "
-                               "retried")
+            raise NotPermitted(
+                f"intent {intent_id} is {state}; only a failed intent can be retried"
+            )
         return row
 
     return _record(await db.run(_run))

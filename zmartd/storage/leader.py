@@ -60,8 +60,12 @@ async def _release(pool: asyncpg.Pool, con: asyncpg.Connection, key: int) -> Non
 
 @asynccontextmanager
 async def leader_lock(
-    db: Database, key: int, *, retry_interval: float = 2.0,
-    check_interval: float = 5.0, on_wait: Callable[[], None] | None = None,
+    db: Database,
+    key: int,
+    *,
+    retry_interval: float = 2.0,
+    check_interval: float = 5.0,
+    on_wait: Callable[[], None] | None = None,
 ) -> AsyncIterator[None]:
     """Hold a session-level advisory lock on a dedicated pool connection.
 
@@ -89,8 +93,12 @@ async def leader_lock(
                     try:
                         with trio.fail_after(max(check_interval, 1.0)):
                             await loop.run_aio_coroutine(con.fetchval("SELECT 1"))
-                    except (asyncpg.PostgresError, OSError, trio.TooSlowError,
-                            asyncpg.InterfaceError) as exc:
+                    except (
+                        asyncpg.PostgresError,
+                        OSError,
+                        trio.TooSlowError,
+                        asyncpg.InterfaceError,
+                    ) as exc:
                         raise LeaderLost(f"leader lock connection lost: {exc!r}") from exc
 
             nursery.start_soon(_watch)
