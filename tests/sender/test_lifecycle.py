@@ -6,6 +6,8 @@ each intent's instruction exactly once."""
 from __future__ import annotations
 
 import trio
+from solders.message import MessageV0
+from solders.transaction import VersionedTransaction
 
 from tests.sender.conftest import (
     AUTHORITY,
@@ -17,6 +19,7 @@ from tests.sender.conftest import (
     executions,
     executor,
 )
+from zmartd.chain import instructions as ix
 from zmartd.chain.rpc import RpcClient
 from zmartd.devchain.actor import Devchain
 from zmartd.sender.lifecycle import priority_fee
@@ -177,3 +180,30 @@ def test_priority_fee_is_a_capped_percentile() -> None:
     assert priority_fee([5, 1, 3, 2, 4], 0, 1000) == 1
     assert priority_fee([5000, 9000], 90, 1000) == 1000
     assert FAST.rebroadcast_interval < 1 and AUTHORITY is not None
+
+
+async def test_a_transaction_that_lands_with_an_error_fails_the_intent_by_name(
+    db: Database, demo_chain: Devchain
+) -> None:
+    """Simulation passed, but the chain changed before landing (the market was
+    cancelled meanwhile): the landed transaction's program error names the failure,
+    and nothing is signed again."""
+    await control(demo_chain, "zmart_delayLanding", 6)
+    intent_id = await submit(db, 109)
+    async with RpcClient([demo_chain.rpc_url], timeout=1, max_retries=1) as rpc:
+        sender = executor(db, rpc, demo_chain)
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sender.drive, intent_id)
+                while (await store.get_intent(db, intent_id)).state != "signed":  # type: ignore[union-attr]
+                    await trio.sleep(0.02)
+                node = demo_chain.node
+                cancel = ix.cancel_market(admin=AUTHORITY.pubkey(), market_id=NEW_LANG)
+                message = MessageV0.try_compile(AUTHORITY.pubkey(), [cancel], [], node.blockhash)
+                assert node.submit(VersionedTransaction(message, [AUTHORITY])).err is None
+    intent = await store.get_intent(db, intent_id)
+    assert intent is not None and intent.state == "failed", intent
+    assert intent.error_name == "InvalidStateForVoting" and intent.attempts == 1
+    assert "landed with an error" in (intent.last_error or "")
+    runs = executions(demo_chain, aggregate_data(109, 0))
+    assert [sig for sig, err in runs] == [intent.signature] and runs[0][1] is not None

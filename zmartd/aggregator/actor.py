@@ -24,7 +24,6 @@ every market's outcome (``GET /v1/markets/{id}/votes``).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Final
@@ -75,17 +74,23 @@ class Aggregator:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _wake_sender(self) -> None:
-        # on another instance the sender finds the intent on its next scan
-        with contextlib.suppress(ServiceUnavailable):
-            self.ctx.services.get_nowait("sender", SenderService).wake()
+    def _sender(self) -> SenderService | None:
+        """The local sender's service; None when this instance runs no sender (the
+        leading sender, wherever it runs, finds stored intents on its next scan)."""
+        try:
+            return self.ctx.services.get_nowait("sender", SenderService)
+        except ServiceUnavailable:
+            return None
 
     async def _wait(self, intent: IntentRecord) -> IntentRecord:
         """The intent once final (or as it stands after :data:`INTENT_WAIT`)."""
-        self._wake_sender()
+        sender = self._sender()
+        if sender is not None:
+            sender.wake()
+            return await sender.wait(intent.id, INTENT_WAIT) or intent
         with trio.move_on_after(INTENT_WAIT):
             while not intent.final:
-                await trio.sleep(0.2)
+                await trio.sleep(0.5)
                 found = await intents_store.get_intent(self.db, intent.id)
                 if found is None:
                     break
@@ -95,6 +100,9 @@ class Aggregator:
     async def _submit(
         self, *, kind: intents_store.IntentKind, market_id: str, args: dict[str, int], key: str
     ) -> IntentRecord:
+        sender = self._sender()
+        if sender is not None:
+            return await sender.submit(kind=kind, market_id=market_id, args=args, key=key)
         intent, _ = await intents_store.submit_intent(
             self.db, kind=kind, market_id=market_id, args=args, key=key
         )
