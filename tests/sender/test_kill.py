@@ -197,6 +197,10 @@ format = "json"
             assert daemon is not None and daemon.poll() is None, daemon_log.read_text()[-5000:]
             assert time.monotonic() < deadline, rows
             time.sleep(0.3)
+        attempts = Counter(r["attempts"] for r in rows)
+        print(
+            f"states seen at the kills: {dict(seen_states)}; attempts per intent: {dict(attempts)}"
+        )
         found = executions_on_chain(url)
         for key, n in expected.items():
             data = b58encode(aggregate_data(n, 1))
