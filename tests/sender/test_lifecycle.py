@@ -5,8 +5,12 @@ each intent's instruction exactly once."""
 
 from __future__ import annotations
 
+import json
+
+import httpx
 import trio
 from solders.message import MessageV0
+from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from tests.sender.conftest import (
@@ -22,7 +26,8 @@ from tests.sender.conftest import (
 from zmartd.chain import instructions as ix
 from zmartd.chain.rpc import RpcClient
 from zmartd.devchain.actor import Devchain
-from zmartd.sender.lifecycle import priority_fee
+from zmartd.sender.lifecycle import Executor, Signers, priority_fee
+from zmartd.sender.metrics import SenderMetrics
 from zmartd.storage import intents as store
 from zmartd.storage.database import Database
 
@@ -207,3 +212,39 @@ async def test_a_transaction_that_lands_with_an_error_fails_the_intent_by_name(
     assert "landed with an error" in (intent.last_error or "")
     runs = executions(demo_chain, aggregate_data(109, 0))
     assert [sig for sig, err in runs] == [intent.signature] and runs[0][1] is not None
+
+
+async def test_an_unknown_signature_from_a_lagging_node_proves_nothing(db: Database) -> None:
+    """Expiry is proven only by a status answer from a node at least as current as
+    the one that showed the block height (several endpoints may disagree)."""
+    answers = {"getSlot": 100, "getSignatureStatuses": {"context": {"slot": 90}, "value": [None]}}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        doc = json.loads(request.content)
+        return httpx.Response(
+            200, json={"jsonrpc": "2.0", "id": doc["id"], "result": answers[doc["method"]]}
+        )
+
+    intent_id = await submit(db, 110)
+    await store.record_signed(
+        db,
+        intent_id,
+        signature=str(Signature.new_unique()),
+        signed_tx=b"\x01",
+        last_valid_block_height=50,
+    )
+    intent = await store.get_intent(db, intent_id)
+    assert intent is not None and intent.signature is not None
+    async with RpcClient(["http://lagging.test"], transport=httpx.MockTransport(handler)) as rpc:
+        sender = Executor(
+            db,
+            rpc,
+            Signers(backend=AUTHORITY, admin=None),
+            program_id=AUTHORITY.pubkey(),
+            settings=FAST,
+            metrics=SenderMetrics(),
+        )
+        signature = Signature.from_string(intent.signature)
+        assert await sender._expired(intent, signature, height=60) is False
+    after = await store.get_intent(db, intent_id)
+    assert after is not None and after.state == "signed" and after.signature == intent.signature

@@ -397,11 +397,19 @@ class Executor:
     async def _expired(self, intent: IntentRecord, signature: Signature, height: int) -> bool:
         """Called once the confirmed height passed the last valid one: the
         transaction is void when, asked *after* that, the chain does not know
-        its signature; then the effect decides between landed and re-sign."""
-        status = (
-            await self.rpc.get_signature_statuses([signature], search_transaction_history=True)
-        )[0]
-        if status is not None:
+        its signature; then the effect decides between landed and re-sign.
+
+        With several RPC endpoints the answers may come from different nodes,
+        so the status answer must be from a node at least at the confirmed
+        slot seen after the height (its ``context.slot``); a lagging node's
+        "unknown" proves nothing and the check is repeated."""
+        seen = await self.rpc.get_slot("confirmed")
+        result, _ = await self.rpc.request(
+            "getSignatureStatuses", [[str(signature)], {"searchTransactionHistory": True}]
+        )
+        if not isinstance(result, dict) or int(result.get("context", {}).get("slot", -1)) < seen:
+            return False  # answered by a node behind the one that showed the height
+        if result.get("value", [None])[0] is not None:
             return False  # it landed in time; the next status check settles it
         market = await self._market(intent)
         self._signed_at.pop(intent.id, None)
