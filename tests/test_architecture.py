@@ -80,7 +80,7 @@ def test_layers_and_independent_siblings(tmp_path: Path) -> None:
         "y/m.py": "",
     })
     layers = (("low", ("pkg.low",)), ("high", ("pkg.high", "pkg.x", "pkg.y")))
-    problems = tool.check(tool.load_graph(root), layers, ("pkg.x", "pkg.y"))
+    problems = tool.check(tool.load_graph(root), layers, (("pkg.x",), ("pkg.y",)))
     assert len(problems) == 2
     assert "pkg.low:1: imports pkg.high, a layer above (low -> high)" in problems
     assert any("pkg.x and pkg.y are independent" in p for p in problems)

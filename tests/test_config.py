@@ -68,6 +68,7 @@ def test_defaults_run_everything_locally() -> None:
         "devchain",
         "votes",
         "aggregator",
+        "sender",
         "log",
         "metrics",
         "admin",
@@ -98,7 +99,13 @@ def test_example_file_runs_as_is_on_the_embedded_defaults() -> None:
     example = ROOT / "zmartd.toml.example"
     cfg = load_config(example, env={})
     assert cfg.source_path == example
-    assert cfg == default_config(base_dir=ROOT)
+    # the example differs from the defaults only in its documented first-run values
+    first_run = {(f.section, f.key): f.first_run[0] for f in field_specs() if f.first_run}
+    assert first_run == {("aggregator", "interval"): 5.0}
+    assert cfg.aggregator.interval == 5.0
+    assert cfg == dataclasses.replace(
+        default_config(base_dir=ROOT),
+        aggregator=dataclasses.replace(default_config().aggregator, interval=5.0))
     assert cfg.daemon.data_dir == ROOT / "var"
     assert cfg.chain.mode == "local" and not cfg.database.dsn and not cfg.redis.url
     # every key of the schema is written out (not left to defaults), each under its section
@@ -106,7 +113,9 @@ def test_example_file_runs_as_is_on_the_embedded_defaults() -> None:
     assert {s: set(v) for s, v in raw.items()} == {
         s: {f.key for f in field_specs() if f.section == s} for s in SECTIONS
     }
-    assert raw == tomllib.loads((ROOT / "config" / "defaults.toml").read_text("utf-8"))
+    defaults = tomllib.loads((ROOT / "config" / "defaults.toml").read_text("utf-8"))
+    defaults["aggregator"]["interval"] = 5.0
+    assert raw == defaults
 
 
 def test_example_comments_every_key() -> None:
@@ -330,8 +339,8 @@ BAD: list[tuple[dict[str, Any], str]] = [
         'devchain.program_variant: expected one of "deployed", "patched", got "fixed"',
     ),
     (
-        {"aggregator": {"proposal_threshold_bps": 10001}},
-        "aggregator.proposal_threshold_bps: expected integer 0..10000, got 10001",
+        {"aggregator": {"vote_source": "twitter"}},
+        'aggregator.vote_source: expected one of "chain", "api", "both", got "twitter"',
     ),
     ({"aggregator": {"min_votes": -1}}, "aggregator.min_votes: expected integer >= 0, got -1"),
     (
@@ -503,6 +512,7 @@ def test_every_secret_reads_env_and_file(tmp_path: Path) -> None:
         "database.cursor_secret": "a cursor secret of some length",
         "redis.url": "rediss://:pw@redis:6380/0",
         "chain.keypair": str(Keypair.from_seed(bytes(range(32)))),
+        "admin.keypair": str(Keypair.from_seed(bytes(range(1, 33)))),
         "chain.webhook_secret": "hook-secret",
         "devchain.webhook_auth_header": "Bearer abc",
     }
@@ -513,6 +523,7 @@ def test_every_secret_reads_env_and_file(tmp_path: Path) -> None:
     data: dict[str, dict[str, Any]] = {}
     for s in secrets:
         (tmp_path / s.path).write_text(values[s.path] + "\n", "utf-8")
+        (tmp_path / s.path).chmod(0o600)
         data.setdefault(s.section, {})[f"{s.key}_file"] = s.path
     cfg_files = parse(data, base=tmp_path)
     for s in secrets:
@@ -562,6 +573,7 @@ def errors_of_base(
 
 def test_invalid_secret_from_env_or_file_names_its_origin(tmp_path: Path) -> None:
     (tmp_path / "kp.json").write_text("[1, 2]", "utf-8")
+    (tmp_path / "kp.json").chmod(0o600)
     errors = errors_of_base(
         {"chain": {"keypair_file": "kp.json"}},
         tmp_path,
@@ -579,6 +591,7 @@ def test_keypair_formats_and_solana_keygen_file(tmp_path: Path) -> None:
     kp = Keypair.from_seed(bytes(range(1, 33)))
     as_json = json.dumps(list(bytes(kp)))
     (tmp_path / "id.json").write_text(as_json, "utf-8")  # what solana-keygen writes
+    (tmp_path / "id.json").chmod(0o600)
     for data in (
         {"chain": {"keypair": str(kp)}},
         {"chain": {"keypair": as_json}},
@@ -591,6 +604,28 @@ def test_keypair_formats_and_solana_keygen_file(tmp_path: Path) -> None:
         parse_keypair(json.dumps([256] * 64))
     with pytest.raises(ValueError, match="does not parse"):
         parse_keypair("[1, 2")
+
+
+def test_key_files_readable_by_group_or_others_are_refused(tmp_path: Path) -> None:
+    kp = Keypair.from_seed(bytes(range(1, 33)))
+    for section, name in (("chain", "backend.json"), ("admin", "admin.json")):
+        path = tmp_path / name
+        path.write_text(json.dumps(list(bytes(kp))), "utf-8")
+        for mode in (0o644, 0o640, 0o604):
+            path.chmod(mode)
+            [error] = errors_of_base({section: {"keypair_file": name}}, tmp_path)
+            assert error == (
+                f'{section}.keypair_file: expected a key file readable by its owner only, got '
+                f'"{path}" with mode {mode:04o} (run: chmod 600 "{path}")')
+            assert str(list(bytes(kp))[:4])[1:-1] not in error
+        path.chmod(0o600)
+        cfg = parse({section: {"keypair_file": name}}, base=tmp_path)
+        signer = cfg.chain.signer() if section == "chain" else cfg.admin.signer()
+        assert signer is not None and signer.pubkey() == kp.pubkey()
+    # other secret files (a DSN, a webhook secret) keep the usual rules
+    (tmp_path / "secret.txt").write_text("hook", "utf-8")
+    (tmp_path / "secret.txt").chmod(0o644)
+    assert parse({"chain": {"webhook_secret_file": "secret.txt"}}, base=tmp_path).chain
 
 
 def test_env_may_only_carry_secrets() -> None:
@@ -765,6 +800,7 @@ _SECRET_VALUES: dict[str, st.SearchStrategy[str]] = {
     "chain.keypair": _KEYPAIRS,
     "database.cursor_secret": st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E),
                                       min_size=16, max_size=40),
+    "admin.keypair": _KEYPAIRS,
 }
 
 

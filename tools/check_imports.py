@@ -37,13 +37,19 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("chain", ("zmartd.chain",)),
     ("storage", ("zmartd.storage",)),
     ("model", ("zmartd.model",)),
-    ("actors", ("zmartd.devchain", "zmartd.indexer", "zmartd.api", "zmartd.ws")),
+    ("actors", ("zmartd.devchain", "zmartd.indexer", "zmartd.api", "zmartd.ws", "zmartd.sender",
+                "zmartd.aggregator")),
     ("app", ("zmartd.tree", "zmartd.app", "zmartd.cli", "zmartd.__main__")),
 )
 
-#: Packages of one layer that must not import each other (actors talk over the bus and
-#: services, and share types through the foundation layer, never reach into each other).
-INDEPENDENT: tuple[str, ...] = ("zmartd.devchain", "zmartd.indexer", "zmartd.api", "zmartd.ws")
+#: Groups of packages of one layer that must not import each other (actors talk over the
+#: bus and services, and share types through the model layer, never reach into each
+#: other). The write side is one group: the aggregator builds on the sender's keys and
+#: intents.
+INDEPENDENT: tuple[tuple[str, ...], ...] = (
+    ("zmartd.devchain",), ("zmartd.indexer",), ("zmartd.api",), ("zmartd.ws",),
+    ("zmartd.sender", "zmartd.aggregator"),
+)
 
 LAZY_MARK = "# lazy:"
 
@@ -257,14 +263,18 @@ def _layer(module: str, layers: Sequence[tuple[str, tuple[str, ...]]]) -> int | 
     return None
 
 
-def _owner(module: str, independent: Sequence[str]) -> str | None:
-    return next((p for p in independent if module == p or module.startswith(p + ".")), None)
+def _owner(module: str, independent: Sequence[Sequence[str]]) -> str | None:
+    """The group (named by its first package) that ``module`` belongs to, if any."""
+    for group in independent:
+        if any(module == p or module.startswith(p + ".") for p in group):
+            return group[0]
+    return None
 
 
 def check(
     graph: Graph,
     layers: Sequence[tuple[str, tuple[str, ...]]] = (),
-    independent: Sequence[str] = (),
+    independent: Sequence[Sequence[str]] = (),
 ) -> list[str]:
     """Every problem found, one line each (empty: all good)."""
     problems = [" -> ".join(c) + "  (import cycle)" for c in cycles(graph.adjacency())]

@@ -14,6 +14,8 @@ Commands (``run`` is the default)::
                                              run the local chain double (JSON-RPC + PubSub)
     zmartd backfill --from-slot N | --signature SIG [--batch-size N] --config FILE
                                              re-scan the chain history into the database once
+    zmartd intents [--state STATE] --config FILE  list the sender's intents (newest first)
+    zmartd intents retry ID --config FILE    re-queue a failed intent after fixing its cause
     zmartd --version
 
 Results go to stdout, diagnostics to stderr; exit status 0 means success.
@@ -81,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     from zmartd.indexer.cli import add_arguments as add_backfill_arguments
 
     add_backfill_arguments(backfill)
+    intents_help = "list the transaction sender's intents, or re-queue a failed one"
+    intents = sub.add_parser("intents", help=intents_help, description=intents_help)
+    _add_config_arg(intents, top=False)
+    # lazy: start-up time (see above)
+    from zmartd.sender.cli import add_arguments as add_intents_arguments
+
+    add_intents_arguments(intents)
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
     _add_config_arg(config_sub.add_parser("dump", help="print the effective config as TOML"),
@@ -111,6 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from zmartd.devchain.cli import main as devchain_main
 
         return devchain_main(args, path)
+    if command == "intents":
+        # lazy: start-up time
+        from zmartd.sender.cli import main as intents_main
+
+        return intents_main(args, path)
     if command == "backfill":
         # lazy: start-up time
         from zmartd.indexer.cli import main as backfill_main

@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+from zmartd.aggregator import actor as aggregator_actor
 from zmartd.api import server as http_server
 from zmartd.config import Config
 from zmartd.devchain import actor as devchain_actor
 from zmartd.devchain import demo_metadata
 from zmartd.indexer import actor as indexer_actor
+from zmartd.sender import actor as sender_actor
 from zmartd.storage import actor as storage_actor
 from zmartd.supervisor import Restart
 from zmartd.ws import actor as ws_actor
@@ -74,6 +76,26 @@ TREE: tuple[ActorDecl, ...] = (
         "reconciliation) into PostgreSQL, leader-only via an advisory lock; provides 'indexer'",
         required=lambda cfg: cfg.chain.required,
         shutdown_timeout=lambda cfg: 5.0,
+    ),
+    ActorDecl(
+        name="sender",
+        run=sender_actor.run,
+        sections=("chain", "devchain", "database", "sender", "admin"),
+        description="transaction sender: executes stored intents exactly once (simulate, sign, "
+        "rebroadcast, prove expiry), leader-only via an advisory lock; provides 'sender'",
+        enabled=lambda cfg: cfg.sender.enabled,
+        required=lambda cfg: False,
+        shutdown_timeout=lambda cfg: 3.0,
+    ),
+    ActorDecl(
+        name="aggregator",
+        run=aggregator_actor.run,
+        sections=("chain", "devchain", "database", "aggregator", "admin"),
+        description="vote aggregator: tallies votes in SQL every [aggregator] interval and "
+        "submits aggregate/approve/finalize intents to the sender, leader-only",
+        enabled=lambda cfg: cfg.aggregator.enabled,
+        required=lambda cfg: False,
+        shutdown_timeout=lambda cfg: 3.0,
     ),
     ActorDecl(
         name="http",

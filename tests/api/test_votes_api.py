@@ -4,11 +4,13 @@ wallet until aggregated, tallies with thresholds, the dispute deadline, events."
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from tests.api import factories as fx
 from tests.api.conftest import live_api
 from tests.storage import factories as f
 from zmartd.bus import VoteChanged
+from zmartd.storage import indexer as indexer_store
 from zmartd.storage import votes as vote_store
 from zmartd.storage.database import Database
 
@@ -16,7 +18,7 @@ from zmartd.storage.database import Database
 async def test_proposal_votes_change_until_aggregated(db: Database) -> None:
     m = await fx.seed_market(db, state=0)
     voters = [f.wallet(fx.fresh()) for _ in range(3)]
-    cfg = fx.config(aggregator={"min_votes": 3, "proposal_threshold_bps": 6000})
+    cfg = fx.config(aggregator={"min_votes": 3})
     async with live_api(cfg, db) as api:
         c = api.client
         url = f"/v1/markets/{m.market_id}/votes/proposal"
@@ -36,10 +38,18 @@ async def test_proposal_votes_change_until_aggregated(db: Database) -> None:
         summary = (await c.get(f"/v1/markets/{m.market_id}/votes")).json()
         p = summary["proposal"]
         assert (p["yes"], p["no"], p["total"], p["pending"]) == (2, 1, 3, 3)
-        assert p["approval_bps"] == 6666 and p["threshold_bps"] == 6000
-        assert p["min_votes"] == 3 and p["meets_threshold"] is True
+        # the program's default threshold while no GlobalConfig is indexed: 66.66 % < 70 %
+        assert p["approval_bps"] == 6666 and p["threshold_bps"] == 7000
+        assert p["min_votes"] == 3 and p["meets_threshold"] is False
         assert summary["accepting"] == "proposal" and summary["dispute"]["approval_bps"] is None
         assert summary["dispute"]["threshold_bps"] == 6000
+        # once the indexer has seen the GlobalConfig, its thresholds are the ones shown
+        await indexer_store_config(db, proposal_bps=6000, dispute_bps=5000)
+        summary = (await c.get(f"/v1/markets/{m.market_id}/votes")).json()
+        assert summary["proposal"]["threshold_bps"] == 6000
+        assert summary["proposal"]["meets_threshold"] is True
+        assert summary["dispute"]["threshold_bps"] == 5000
+        assert summary["dispute_period_source"] == "global_config"
         # wrong kind for the state, wrong body, unknown market
         r = await c.post(f"/v1/markets/{m.market_id}/votes/dispute", json={"vote": "agree"},
                          headers=tokens[0])
@@ -55,6 +65,21 @@ async def test_proposal_votes_change_until_aggregated(db: Database) -> None:
         mine = (await c.get(f"/v1/users/{voters[0]}/votes")).json()["items"]
         assert [(v["kind"], v["vote"], v["locked"]) for v in mine] == [
             ("proposal", "dislike", True)]
+
+
+async def indexer_store_config(db: Database, *, proposal_bps: int, dispute_bps: int) -> None:
+    state = indexer_store.GlobalConfigState(
+        address=f.wallet(fx.fresh()), admin=f.wallet(fx.fresh()),
+        backend_authority=f.wallet(fx.fresh()), protocol_fee_wallet=f.wallet(fx.fresh()),
+        protocol_fee_bps=300, resolver_reward_bps=200, liquidity_provider_fee_bps=500,
+        proposal_approval_threshold=proposal_bps, dispute_success_threshold=dispute_bps,
+        min_resolution_delay=86_400, dispute_period=259_200, is_paused=False, slot=1)
+
+    async def _run(con: Any) -> None:
+        await con.execute("DELETE FROM global_config")
+        await indexer_store.write_global_config(con, state)
+
+    await db.run("test", _run)
 
 
 async def test_dispute_votes_and_deadline(db: Database) -> None:

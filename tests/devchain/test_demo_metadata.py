@@ -10,6 +10,7 @@ from zmartd.app import Daemon
 from zmartd.config import load_config
 from zmartd.devchain.actor import DEVCHAIN
 from zmartd.devchain.demo_metadata import demo_metadata
+from zmartd.devchain.seed import DEMO_MARKETS
 from zmartd.model.services import DATABASE
 from zmartd.storage import markets as market_storage
 from zmartd.tree import TREE
@@ -34,7 +35,7 @@ async def test_demo_markets_get_their_titles_once(
         devchain = await daemon.services.get(DEVCHAIN)
         db = await daemon.services.get(DATABASE)
         items = demo_metadata(devchain.seed)
-        assert len(items) == 8
+        assert len(items) == len(DEMO_MARKETS)
         for market_id, creator, meta in items:
             stored = await market_storage.get_metadata(db, market_id, creator)
             assert stored is not None and stored.title == meta.title

@@ -66,7 +66,12 @@ def render_example() -> str:
             if key != next(iter(specs)):
                 lines.append("")
             lines += _wrap(note, "# ")
-            lines.append(f"{key} = {toml_inline(spec.default)}")
+            if spec.first_run is not None:
+                value, why = spec.first_run
+                lines += _wrap(why, "# ")
+                lines.append(f"{key} = {toml_inline(value)}")
+            else:
+                lines.append(f"{key} = {toml_inline(spec.default)}")
             if spec.example is not None:
                 lines.append(f"# {key} = {toml_inline(spec.example)}")
     return "\n".join(lines) + "\n"

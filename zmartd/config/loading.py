@@ -26,6 +26,7 @@ from zmartd.config.kinds import (
     Ctx,
     Secret,
     SecretKind,
+    check_keypair,
     show,
 )
 from zmartd.config.rules import RULES, Parsed
@@ -52,6 +53,22 @@ def _read_secret_file(path: Path) -> str:
         return data.decode("utf-8").strip()
     except UnicodeDecodeError:
         raise ValueError("a file that is not UTF-8 text") from None
+
+
+def _key_file_exposed(path: Path) -> str | None:
+    """Why a signing-key file is unsafe (readable by group or others), or None.
+    A key anyone on the host can read is a key anyone on the host can sign with."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return None  # reading it just worked; a vanished file is caught elsewhere
+    if mode & 0o077:
+        quoted = json.dumps(str(path))
+        return (
+            f"expected a key file readable by its owner only, got {quoted} with mode "
+            f"{mode:04o} (run: chmod 600 {quoted})"
+        )
+    return None
 
 
 def _resolve_secrets(parsed: Parsed, env: Mapping[str, str], errors: list[str]) -> None:
@@ -93,6 +110,10 @@ def _resolve_secrets(parsed: Parsed, env: Mapping[str, str], errors: list[str]) 
                 continue
             if not text:
                 errors.append(f"{label}: expected {spec.kind.content}, got an empty file")
+                vals[spec.key] = BAD
+                continue
+            if spec.kind.check is check_keypair and (problem := _key_file_exposed(fpath)):
+                errors.append(f"{spec.path}_file: {problem}")
                 vals[spec.key] = BAD
                 continue
             source = f"file {fpath}"

@@ -46,12 +46,22 @@ class _Meta:
     default: Any
     doc: str
     example: Any
+    first_run: tuple[Any, str] | None = None
 
 
-def _m(kind: Kind, default: Any, doc: str, *, example: Any = None) -> dict[str, _Meta]:
+def _m(
+    kind: Kind,
+    default: Any,
+    doc: str,
+    *,
+    example: Any = None,
+    first_run: tuple[Any, str] | None = None,
+) -> dict[str, _Meta]:
     """Field metadata: how the key is checked, its raw TOML default and its description.
+    ``first_run`` = (value, why): the example file sets this value instead of the default,
+    with the reason in a comment (a Quickstart needs e.g. a short aggregator interval).
     (Written as ``field(metadata=_m(...))`` so linters see an ordinary dataclass field.)"""
-    return {"spec": _Meta(kind, default, doc, example)}
+    return {"spec": _Meta(kind, default, doc, example, first_run)}
 
 
 _HOST: Final = StrKind("host name or IP address (no scheme, no port)", r"[A-Za-z0-9_.:%-]+")
@@ -499,7 +509,10 @@ class ChainConfig:
     )
     keypair_file: Path | None = field(
         metadata=_m(
-            _OPT_FILE, "", _file_doc("chain", "keypair") + " A solana-keygen JSON file works as is."
+            _OPT_FILE,
+            "",
+            _file_doc("chain", "keypair") + " A solana-keygen JSON file works as is; it must "
+            "not be readable by group or others (chmod 600), else zmartd refuses to start.",
         )
     )
     webhook_secret: Secret = field(
@@ -609,18 +622,84 @@ class VotesConfig:
 @dataclass(frozen=True, slots=True)
 class AggregatorConfig:
     enabled: bool = field(metadata=_m(BoolKind(), True, "Run the vote aggregator (leader only)."))
-    interval: float = field(metadata=_m(FloatKind(1, 86400), 300.0, "Seconds between tallies."))
-    proposal_threshold_bps: int = field(
+    interval: float = field(
         metadata=_m(
-            IntKind(0, 10000), 7000, "Share of likes (basis points) that approves a proposal."
+            FloatKind(1, 86400),
+            300.0,
+            "Seconds between tallies. The approval and dispute thresholds are not set here: "
+            "they are the program's GlobalConfig values (the program re-checks them).",
+            first_run=(
+                5.0,
+                "FIRST RUN: 5 s so that the Quickstart's demo proposal is approved within "
+                "seconds; the default (and a sensible production value) is 300.",
+            ),
         )
     )
-    dispute_threshold_bps: int = field(
+    vote_source: Literal["chain", "api", "both"] = field(
         metadata=_m(
-            IntKind(0, 10000), 6000, "Share of agree votes (basis points) that upholds a dispute."
+            ChoiceKind("chain", "api", "both"),
+            "both",
+            'Votes counted: "chain" = VoteRecords (submit_*_vote), "api" = votes cast through '
+            '/v1/markets/{id}/votes, "both" = both, one per wallet (its on-chain vote wins).',
         )
     )
-    min_votes: int = field(metadata=_m(IntKind(0), 10, "Votes needed before a tally can act."))
+    min_votes: int = field(
+        metadata=_m(
+            IntKind(0),
+            10,
+            "Votes a proposal needs before the aggregator approves it (off-chain "
+            "policy; the program has no minimum).",
+        )
+    )
+    dispute_voting_period: float = field(
+        metadata=_m(
+            FloatKind(0, 30 * 86400),
+            86400.0,
+            "Seconds a dispute is open for votes, from dispute_initiated_at (chain time); then "
+            "the aggregator finalizes the market with the tally (off-chain policy; the program "
+            "has no deadline).",
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SenderConfig:
+    enabled: bool = field(
+        metadata=_m(
+            BoolKind(),
+            True,
+            "Run the transaction sender (leader only): executes stored intents exactly once.",
+        )
+    )
+    rebroadcast_interval: float = field(
+        metadata=_m(
+            FloatKind(0.1, 60),
+            2.0,
+            "Seconds between rebroadcasts of the same signed transaction until it is confirmed "
+            "or its blockhash expired.",
+        )
+    )
+    compute_unit_margin: float = field(
+        metadata=_m(
+            FloatKind(0, 10, unit="fraction"),
+            0.2,
+            "Compute-unit limit = units the simulation consumed x (1 + this).",
+        )
+    )
+    priority_fee_percentile: int = field(
+        metadata=_m(
+            IntKind(0, 100),
+            50,
+            "Priority fee = this percentile of getRecentPrioritizationFees for the market.",
+        )
+    )
+    max_priority_fee: int = field(
+        metadata=_m(
+            IntKind(0, 1_000_000_000),
+            100_000,
+            "Cap of the priority fee, in micro-lamports per compute unit.",
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -661,6 +740,30 @@ class AdminConfig:
             example=["6s8bbbCS7oNYNnTUHgrPDHG4jqaSrD6MSxQSPVR1rxw"],
         )
     )
+    keypair: Secret = field(
+        metadata=_m(
+            SecretKind(
+                "Solana keypair (base58 secret key, or JSON array of 64 integers as written by "
+                "solana-keygen)",
+                check_keypair,
+            ),
+            "",
+            "The program's admin key (GlobalConfig.admin): signs approve_proposal and "
+            'cancel_market. "" = those steps are left to a human (reported on /ready), unless '
+            "the [chain] keypair is itself the admin.",
+        )
+    )
+    keypair_file: Path | None = field(
+        metadata=_m(
+            _OPT_FILE,
+            "",
+            _file_doc("admin", "keypair") + " Same rules as chain.keypair_file (chmod 600).",
+        )
+    )
+
+    def signer(self) -> Keypair | None:
+        """The admin keypair, or None when approvals are left to a human."""
+        return parse_keypair(self.keypair.reveal()) if self.keypair else None
 
 
 SectionConfig = (
@@ -675,6 +778,7 @@ SectionConfig = (
     | DevchainConfig
     | VotesConfig
     | AggregatorConfig
+    | SenderConfig
     | LogConfig
     | MetricsConfig
     | AdminConfig
@@ -692,6 +796,7 @@ SECTION_TYPES: Final[dict[str, type[Any]]] = {
     "devchain": DevchainConfig,
     "votes": VotesConfig,
     "aggregator": AggregatorConfig,
+    "sender": SenderConfig,
     "log": LogConfig,
     "metrics": MetricsConfig,
     "admin": AdminConfig,
@@ -721,9 +826,11 @@ SECTION_DOCS: Final[dict[str, str]] = {
     "devchain": 'The built-in local chain double, used when chain.mode = "local".',
     "votes": "Which off-chain proposal and dispute votes count (the anti-sybil policy).",
     "aggregator": "Tallies proposal and dispute votes and turns them into transactions.",
+    "sender": "Executes stored intents (aggregations, approvals, finalizations) on chain exactly "
+    "once, across crashes and restarts.",
     "log": "Logging.",
     "metrics": "Prometheus metrics.",
-    "admin": "Administration.",
+    "admin": "Administration: the /admin wallets and the program's admin key.",
 }
 
 
@@ -742,6 +849,7 @@ class Config:
     devchain: DevchainConfig
     votes: VotesConfig
     aggregator: AggregatorConfig
+    sender: SenderConfig
     log: LogConfig
     metrics: MetricsConfig
     admin: AdminConfig
@@ -759,6 +867,8 @@ class FieldSpec:
     doc: str
     example: Any  # raw TOML value shown commented-out in the example file, or None
     python_type: str
+    #: (value, why) the example file sets instead of the default, or None
+    first_run: tuple[Any, str] | None = None
 
     @property
     def path(self) -> str:
@@ -780,7 +890,7 @@ def _build_specs() -> dict[str, dict[str, FieldSpec]]:
         for f in dataclasses.fields(cls):
             m: _Meta = f.metadata["spec"]
             section[f.name] = FieldSpec(
-                name, f.name, m.kind, m.default, m.doc, m.example, str(f.type)
+                name, f.name, m.kind, m.default, m.doc, m.example, str(f.type), m.first_run
             )
         for key, spec in section.items():
             if spec.secret and f"{key}_file" not in section:

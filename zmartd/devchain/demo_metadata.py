@@ -16,7 +16,8 @@ import trio
 
 from zmartd.context import ActorContext
 from zmartd.devchain.actor import DEVCHAIN
-from zmartd.devchain.seed import DemoSeed, demo_keypair
+from zmartd.devchain.seed import DemoSeed
+from zmartd.model.demo import demo_keypair
 from zmartd.storage import markets as market_storage
 from zmartd.storage.database import DATABASE
 from zmartd.storage.markets import MarketMetadataInput
@@ -39,6 +40,8 @@ DEMO_DETAILS: dict[str, tuple[str, tuple[str, ...], str, str, int]] = {
                   "before January 1, 2031.", "https://www.nasa.gov", 1500),
     "new-lang": ("tech", ("engineering",), "Resolves YES if the Rust rewrite ships to "
                  "production this quarter.", "https://github.com", 60),
+    "community-pick": ("community", ("hackathon",), "Resolves YES if the community picks ZMART "
+                       "for the next hackathon.", "https://github.com", 45),
     "dup-market": ("crypto", ("solana",), "A duplicate of sol-200, cancelled by the admin.",
                    "https://www.coingecko.com/en/coins/solana", 35),
 }

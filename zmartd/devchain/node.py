@@ -293,6 +293,8 @@ class Node:
         self._clock = clock
         self.clock_offset = 0.0
         self.paused = False
+        #: blocks a blockhash stays valid for; a test control (zmart_blockhashExpiry) lowers it
+        self.max_processing_age = MAX_PROCESSING_AGE
         self.faucet = faucet or Keypair.from_seed(_seed32(b"zmartd devchain faucet"))
         self.genesis_hash = Hash(hashlib.sha256(_GENESIS_SEED).digest())
         self.identity = Keypair.from_seed(_seed32(b"zmartd devchain identity"))
@@ -315,6 +317,8 @@ class Node:
             maxlen=PRIORITIZATION_FEE_SLOTS
         )
         self._observers: list[NodeObserver] = []
+        #: called with the new slot once it is fully produced (may submit transactions)
+        self.slot_hooks: list[Callable[[int], None]] = []
         self.transaction_count = 0
         #: bumped by every change, so savers know whether to write
         self.generation = 0
@@ -366,14 +370,15 @@ class Node:
         """(blockhash, lastValidBlockHeight) of the block at that commitment."""
         slot = self.commitment_slot(level)
         height = self.block_height_at(slot)
+        age = self.max_processing_age
         for h, bh in reversed(self._blockhash_order):
             if h == height:
-                return bh, height + MAX_PROCESSING_AGE
-        return self._blockhash, self.block_height + MAX_PROCESSING_AGE  # pragma: no cover
+                return bh, height + age
+        return self._blockhash, self.block_height + age  # pragma: no cover
 
     def is_blockhash_valid(self, blockhash: Hash) -> bool:
         height = self._blockhashes.get(blockhash)
-        return height is not None and self.block_height <= height + MAX_PROCESSING_AGE
+        return height is not None and self.block_height <= height + self.max_processing_age
 
     def block_time(self, slot: int) -> int | None:
         if 0 <= slot <= self.slot:
@@ -394,6 +399,8 @@ class Node:
         of everything that reached confirmed / finalized."""
         for _ in range(count):
             self._advance_one()
+            for hook in list(self.slot_hooks):
+                hook(self.slot)
 
     def _advance_one(self) -> None:
         old_confirmed = self._upto("confirmed")

@@ -37,6 +37,7 @@ from solders.transaction import VersionedTransaction
 
 from zmartd.chain.borsh import DecodeError, b58decode
 from zmartd.devchain.bank import Account, Bank
+from zmartd.devchain.faults import Faults
 from zmartd.devchain.node import COMMITMENTS, Commitment, Node, Rejected
 from zmartd.devchain.rpc_wire import (
     ACCOUNT_ENCODINGS,
@@ -80,6 +81,13 @@ CONTROL_METHODS = (
     "zmart_status",
     "zmart_dropConnections",
     "zmart_snapshot",
+    "zmart_dropSends",
+    "zmart_timeoutSends",
+    "zmart_httpErrors",
+    "zmart_delayLanding",
+    "zmart_blockhashExpiry",
+    "zmart_faults",
+    "zmart_clearFaults",
 )
 
 _log = logging.getLogger("zmartd.devchain.rpc")
@@ -178,6 +186,7 @@ class JsonRpc:
     ) -> None:
         self.node = node
         self.requests = 0
+        self.faults = Faults(node)
         self._methods: dict[str, Callable[[list[Any]], Any]] = {
             name[4:]: getattr(self, name) for name in dir(self) if name.startswith("rpc_")
         }
@@ -507,10 +516,13 @@ class JsonRpc:
         cfg = _config(params, 1)
         tx = self._decode_tx(_param(params, 0, "transaction"), cfg)
         signature = str(tx.signatures[0])
+        if self.faults.intercept_send(tx):
+            return signature  # dropped or delayed (fault injection)
         skip = _bool(cfg, "skipPreflight")
         if skip:
             with contextlib.suppress(Rejected):
                 self.node.submit(tx, verify=True)
+                self.faults.after_send()
             return signature
         self._level(cfg)
         try:
@@ -528,6 +540,7 @@ class JsonRpc:
             self.node.submit(tx, checked=True)
         except Rejected as rej:  # pragma: no cover - the simulation just passed
             raise self._rejection(rej) from None
+        self.faults.after_send()
         return signature
 
     def _rejection(self, rej: Rejected) -> RpcFault:
@@ -770,6 +783,65 @@ class JsonRpc:
         self.node.advance_slot(count)
         return {"slot": self.node.slot, "blockHeight": self.node.block_height}
 
+    # ------------------------------------------------------------------ fault injection
+
+    def rpc_zmart_dropSends(self, params: list[Any]) -> dict[str, Any]:
+        """The next ``n`` sendTransaction calls answer the signature but never
+        execute the transaction (the same bytes sent again do)."""
+        self.faults.drop_sends = _int(params[0] if params else 1, "n")
+        return self.faults.state()
+
+    def rpc_zmart_timeoutSends(self, params: list[Any]) -> dict[str, Any]:
+        """The next ``n`` sendTransaction calls execute the transaction, then
+        hold the HTTP answer ``seconds`` (default 30) so the client times out."""
+        self.faults.timeout_sends = _int(params[0] if params else 1, "n")
+        if len(params) > 1:
+            seconds = params[1]
+            if not isinstance(seconds, int | float) or isinstance(seconds, bool) \
+                    or not 0 < seconds <= 600:
+                raise _invalid("seconds must be a number in (0, 600]")
+            self.faults.timeout_seconds = float(seconds)
+        return self.faults.state()
+
+    def rpc_zmart_httpErrors(self, params: list[Any]) -> dict[str, Any]:
+        """``{status: 429|503, rate: 0..1, count?: n}``: answer each other
+        request with that HTTP status at that rate (for ``count`` requests, or
+        until cleared); ``rate`` 0 switches it off."""
+        spec = _param(params, 0, "settings")
+        if not isinstance(spec, dict):
+            raise _invalid("settings must be {status, rate, count}")
+        status = spec.get("status", 429)
+        if status not in (429, 500, 502, 503, 504):
+            raise _invalid("status must be 429, 500, 502, 503 or 504")
+        rate = spec.get("rate", 1.0)
+        if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 <= rate <= 1:
+            raise _invalid("rate must be a number 0..1")
+        count = spec.get("count")
+        self.faults.http_status = int(status) if rate > 0 else 0
+        self.faults.http_rate = float(rate)
+        self.faults.http_remaining = None if count is None else _int(count, "count")
+        return self.faults.state()
+
+    def rpc_zmart_delayLanding(self, params: list[Any]) -> dict[str, Any]:
+        """Accepted transactions execute ``k`` slots later (0 = at once)."""
+        self.faults.landing_delay = _int(params[0] if params else 0, "k")
+        return self.faults.state()
+
+    def rpc_zmart_blockhashExpiry(self, params: list[Any]) -> dict[str, Any]:
+        """A blockhash stays valid for ``n`` blocks (Solana: 150; null = 150)."""
+        value = params[0] if params else None
+        self.node.max_processing_age = 150 if value is None else _int(value, "n", lo=1)
+        return self.faults.state()
+
+    def rpc_zmart_faults(self, params: list[Any]) -> dict[str, Any]:
+        """The active faults and how often each fired."""
+        return self.faults.state()
+
+    def rpc_zmart_clearFaults(self, params: list[Any]) -> dict[str, Any]:
+        """Every fault off (already delayed transactions still land on time)."""
+        self.faults.clear()
+        return self.faults.state()
+
     def rpc_zmart_status(self, params: list[Any]) -> dict[str, Any]:
         node = self.node
         return {
@@ -925,7 +997,17 @@ def asgi_app(rpc: JsonRpc, *, max_body: int = MAX_BODY_BYTES) -> Any:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        await respond(send, 200, rpc.handle(b"".join(chunks)), b"application/json")
+        body = b"".join(chunks)
+        status = rpc.faults.http_error(body)
+        if status is not None:
+            text = b"Too Many Requests" if status == 429 else b"Service Unavailable"
+            await respond(send, status, text, b"text/plain")
+            return
+        answer = rpc.handle(body)
+        hang = rpc.faults.take_hang()
+        if hang:
+            await trio.sleep(hang)  # the transaction landed; the client times out first
+        await respond(send, 200, answer, b"application/json")
 
     return app
 

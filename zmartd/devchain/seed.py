@@ -33,6 +33,7 @@ from zmartd.chain import instructions as ix
 from zmartd.chain.pda import global_config_pda, market_pda
 from zmartd.chain.types import MarketState
 from zmartd.devchain.node import Node, Rejected
+from zmartd.model.demo import demo_keypair
 
 __all__ = ["DEMO_MARKETS", "DEMO_WALLETS", "DemoMarket", "DemoSeed", "SeedError", "demo_keypair",
            "seed_demo"]
@@ -44,6 +45,10 @@ DAY = 24 * HOUR
 B_PARAMETER = 100 * SOL
 INITIAL_LIQUIDITY = SOL // 10
 DEMO_WALLETS = ("admin", "treasury", "alice", "bob", "carol", "dave", "erin", "frank")
+#: community-pick's voters: enough votes (10 likes, 2 dislikes) for the aggregator to
+#: approve it on its first cycle -- the Quickstart shows zmartd's write side at work.
+COMMUNITY_VOTERS = tuple(f"voter{i:02d}" for i in range(1, 13))
+COMMUNITY_LIKES = 10
 
 #: slug -> (question, final state)
 DEMO_MARKETS: dict[str, tuple[str, MarketState]] = {
@@ -54,17 +59,14 @@ DEMO_MARKETS: dict[str, tuple[str, MarketState]] = {
     "btc-100k": ("Did BTC trade above $100k last month?", MarketState.FINALIZED),
     "mars-2030": ("Will humans land on Mars by 2030?", MarketState.APPROVED),
     "new-lang": ("Will the team ship the Rust rewrite this quarter?", MarketState.PROPOSED),
+    "community-pick": ("Will the community pick ZMART for the next hackathon?",
+                       MarketState.PROPOSED),
     "dup-market": ("Duplicate of sol-200 (cancelled by the admin)", MarketState.CANCELLED),
 }
 
 
 class SeedError(RuntimeError):
     """A demo seeding step failed (the program or the node rejected it)."""
-
-
-def demo_keypair(name: str) -> Keypair:
-    """The deterministic demo wallet called ``name``."""
-    return Keypair.from_seed(hashlib.sha256(f"zmartd demo {name}".encode()).digest())
 
 
 def _question_hash(slug: str) -> bytes:
@@ -133,7 +135,7 @@ class _Seeder:
                         global_config=global_config_pda(pid)[0], wallets=dict(w))
         creators = {"sol-200": "alice", "eth-etf": "bob", "rain-paris": "alice",
                     "world-cup": "bob", "btc-100k": "alice", "mars-2030": "carol",
-                    "new-lang": "dave", "dup-market": "erin"}
+                    "new-lang": "dave", "community-pick": "alice", "dup-market": "erin"}
         t = start + 10 * 60
         for slug, (question, state) in DEMO_MARKETS.items():
             market_id = hashlib.sha256(f"zmartd demo market {slug}".encode()).digest()
@@ -149,6 +151,14 @@ class _Seeder:
             if state is MarketState.CANCELLED:
                 self.send(admin, ix.cancel_market(admin=admin.pubkey(), market_id=market_id,
                                                   program_id=pid), f"cancel_market {slug}")
+                continue
+            if slug == "community-pick":  # voted on chain, left for zmartd to aggregate
+                for i, name in enumerate(COMMUNITY_VOTERS):
+                    member = demo_keypair(name)
+                    node.faucet_transfer(member.pubkey(), SOL)
+                    self.send(member, ix.submit_proposal_vote(
+                        user=member.pubkey(), market_id=market_id, vote=i < COMMUNITY_LIKES,
+                        program_id=pid), f"proposal vote {slug}")
                 continue
             likes = ["carol", "dave", "erin"] if state is not MarketState.PROPOSED else ["erin"]
             for voter in likes:

@@ -16,7 +16,7 @@ Tasks (all in one nursery, all feeding the same pipeline):
 * **reconcile** -- every ``chain.reconcile_interval`` seconds.
 
 Only one instance per database indexes: the actor first takes a session
-advisory lock (:func:`zmartd.storage.indexer.leader_lock`); followers wait
+advisory lock (:func:`zmartd.storage.leader.leader_lock`); followers wait
 for it (and stay ready: they serve the API from the leader's writes).
 """
 
@@ -29,7 +29,6 @@ import trio
 
 from zmartd.bus import ChainGap, ProgramLogs, Subscription
 from zmartd.chain.rpc import RpcClient, RpcClientError
-from zmartd.config import chain_endpoints
 from zmartd.context import ActorContext
 from zmartd.indexer.backfill import BackfillProgress, backfill
 from zmartd.indexer.finality import finality_round
@@ -38,8 +37,9 @@ from zmartd.indexer.metrics import indexer_metrics
 from zmartd.indexer.pipeline import Indexer
 from zmartd.indexer.reconcile import Reconciler
 from zmartd.indexer.source import ChainSource
-from zmartd.model.services import DATABASE, INDEXER, LOCAL_CHAIN
+from zmartd.model.services import DATABASE, INDEXER, chain_urls
 from zmartd.storage import indexer as store
+from zmartd.storage.leader import leader_lock
 
 __all__ = ["IndexerService", "run", "serve_indexer"]
 
@@ -70,15 +70,6 @@ class IndexerService:
         self.backfill_requested.set()
 
 
-async def _endpoints(ctx: ActorContext) -> tuple[list[str], str]:
-    cfg = ctx.config
-    if cfg.chain.mode == "local":
-        chain = await ctx.services.get(LOCAL_CHAIN)
-        return [chain.rpc_url], chain.ws_url
-    ep = chain_endpoints(cfg)
-    return list(ep.rpc_urls), ep.ws_url
-
-
 async def run(
     ctx: ActorContext, stopping: trio.Event, *, task_status: trio.TaskStatus[None]
 ) -> None:
@@ -94,7 +85,7 @@ async def run(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on, stopping, nursery.cancel_scope)
             db = await ctx.services.get(DATABASE)
-            rpc_urls, ws_url = await _endpoints(ctx)
+            rpc_urls, ws_url = await chain_urls(ctx)
             cfg = ctx.config.chain
             async with RpcClient(rpc_urls, timeout=cfg.request_timeout,
                                  max_retries=cfg.max_retries, commitment="confirmed") as rpc:
@@ -104,7 +95,7 @@ async def run(
                     ctx.set_degraded(None)
                     ctx.log.info("another instance holds the indexer lock; standing by")
 
-                async with store.leader_lock(db, on_wait=waiting):
+                async with leader_lock(db, store.LEADER_LOCK_KEY, on_wait=waiting):
                     service.leader = True
                     metrics.leader.set(1)
                     ctx.log.info("indexer lock acquired: this instance indexes")

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from zmartd.config import chain_endpoints
+from zmartd.context import ActorContext
 from zmartd.services import ServiceKey
 from zmartd.storage.database import DATABASE
 
 __all__ = ["DATABASE", "HTTP_URLS", "INDEXER", "LOCAL_CHAIN", "WS_URL", "IndexerControl",
-           "LocalChain"]
+           "LocalChain", "chain_urls"]
 
 
 @runtime_checkable
@@ -51,3 +53,15 @@ LOCAL_CHAIN: ServiceKey[LocalChain] = ServiceKey(
 HTTP_URLS: ServiceKey[list[str]] = ServiceKey("http.urls", list)
 #: the WebSocket hub's listening URL
 WS_URL = ServiceKey("ws.url", str)
+
+
+async def chain_urls(ctx: ActorContext) -> tuple[list[str], str]:
+    """Where an actor reaches the chain: ``(rpc_urls, ws_url)``; in local mode the chain
+    double's bound URLs (its ports may be picked at start: waits for the service),
+    otherwise the configured endpoints."""
+    cfg = ctx.config
+    if cfg.chain.mode == "local":
+        chain = await ctx.services.get(LOCAL_CHAIN)
+        return [chain.rpc_url], chain.ws_url
+    ep = chain_endpoints(cfg)
+    return list(ep.rpc_urls), ep.ws_url

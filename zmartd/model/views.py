@@ -32,6 +32,7 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 import msgspec
 
 from zmartd.model.wire import enc_hook
+from zmartd.storage.aggregator import AggregationOutcome
 from zmartd.storage.records import (
     CandleRecord,
     DiscussionRecord,
@@ -480,7 +481,7 @@ def vote_view(v: VoteRecord) -> Vote:
     )
 
 
-#: Off-chain aggregator defaults ([aggregator] in the config) when none are given.
+#: The program's default thresholds and the aggregator's default min_votes, when none are given.
 _DEFAULT_THRESHOLDS: Final = {"proposal": 7000, "dispute": 6000}
 _DEFAULT_MIN_VOTES: Final = 10
 
@@ -499,7 +500,7 @@ class VoteTallyView(_View, frozen=True, kw_only=True):
     last_aggregation_id: int | None
     #: yes x 10000 // total (the chain's integer floor); null without votes
     approval_bps: int | None
-    #: [aggregator] proposal_threshold_bps / dispute_threshold_bps (inclusive)
+    #: GlobalConfig proposal_approval_threshold / dispute_success_threshold (inclusive)
     threshold_bps: int
     #: [aggregator] min_votes: fewer votes and the aggregator does not act
     min_votes: int
@@ -511,7 +512,7 @@ class VoteTallyView(_View, frozen=True, kw_only=True):
 def tally_view(
     tally: VoteTally, *, threshold_bps: int | None = None, min_votes: int | None = None
 ) -> VoteTallyView:
-    """``threshold_bps``/``min_votes`` default to the ``[aggregator]`` defaults."""
+    """``threshold_bps``/``min_votes`` default to the program's and ``[aggregator]``'s defaults."""
     threshold = _DEFAULT_THRESHOLDS[tally.kind] if threshold_bps is None else threshold_bps
     minimum = _DEFAULT_MIN_VOTES if min_votes is None else min_votes
     approval = tally.yes * 10_000 // tally.total if tally.total else None
@@ -522,6 +523,42 @@ def tally_view(
         meets_threshold=approval is not None and tally.total >= minimum and approval >= threshold,
         excluded=dict(tally.excluded),
     )
+
+
+class IntentView(_View, frozen=True, kw_only=True):
+    """The on-chain transaction an aggregation became (see ``zmartd intents``)."""
+
+    id: int
+    kind: str
+    #: pending / signed (on the wire) / landed / failed
+    state: str
+    signature: str | None
+    #: the program error that failed it, if any
+    error_name: str | None
+
+
+class AggregationView(_View, frozen=True, kw_only=True):
+    """The aggregator's last decision for one kind of vote of a market."""
+
+    kind: Literal["proposal", "dispute"]
+    at: datetime
+    #: e.g. approved, not_approved, needs_admin, in_flight, voting_open, finalized, error
+    outcome: str
+    detail: str
+    #: the counts the decision was about (on chain, or frozen for sending)
+    yes: int
+    no: int
+    aggregation_id: int | None
+    intent: IntentView | None
+
+
+def aggregation_view(o: AggregationOutcome) -> AggregationView:
+    intent = None
+    if o.intent_id is not None and o.intent_kind is not None and o.intent_state is not None:
+        intent = IntentView(id=o.intent_id, kind=o.intent_kind, state=o.intent_state,
+                            signature=o.signature, error_name=o.error_name)
+    return AggregationView(kind=o.kind, at=o.at, outcome=o.outcome, detail=o.detail, yes=o.yes,
+                           no=o.no, aggregation_id=o.aggregation_id, intent=intent)
 
 
 class VoteSummary(_View, frozen=True, kw_only=True):
@@ -541,6 +578,8 @@ class VoteSummary(_View, frozen=True, kw_only=True):
     #: resolution_proposed_at + dispute_period: disputes may be opened strictly before,
     #: an undisputed market may be finalized at or after it
     dispute_window_ends_at: datetime | None
+    #: the vote aggregator's last decision per kind, with the intent it submitted
+    aggregations: list[AggregationView] = []
 
 
 # ---------------------------------------------------------------- discussions

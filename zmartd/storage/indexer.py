@@ -9,19 +9,18 @@ transaction, what the bus events must carry (the REST shapes).
 
 Also here: the webhook inbox (durable before the HTTP 200), the finality
 bookkeeping, reverting a transaction that disappeared, reconciliation reads,
-and the leader lock that keeps the indexer to one instance per database.
+and the key of the leader lock that keeps the indexer to one instance per database
+(:mod:`zmartd.storage.leader`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 import msgspec
-import trio
 
 from zmartd.storage import markets as _markets
 from zmartd.storage import positions as _positions
@@ -29,6 +28,7 @@ from zmartd.storage import trades as _trades
 from zmartd.storage import votes as _votes
 from zmartd.storage.bulk import recordset, rows_json
 from zmartd.storage.database import Database
+from zmartd.storage.leader import LeaderLost, leader_lock, lock_key
 from zmartd.storage.positions import PositionState
 from zmartd.storage.records import (
     MarketChainState,
@@ -71,9 +71,8 @@ __all__ = [
     "write_global_config",
 ]
 
-#: ``pg_try_advisory_lock`` key of the indexer leader ("zmartd" + 0x0002; the
-#: migration runner uses 0x0001).
-LEADER_LOCK_KEY = int.from_bytes(b"zmartd\x00\x02", "big")
+#: ``pg_try_advisory_lock`` key of the indexer leader (see :mod:`zmartd.storage.leader`).
+LEADER_LOCK_KEY = lock_key("indexer")
 
 
 def _count(status: str) -> int:
@@ -514,74 +513,3 @@ async def chain_table_counts(db: Database) -> dict[str, int]:
     return await db.run("indexer.chain_table_counts", _run, transaction=False)
 
 
-# ---------------------------------------------------------------- leader lock
-
-
-class LeaderLost(Exception):
-    """The connection holding the leader lock died: another instance may lead now."""
-
-
-async def _acquire(pool: asyncpg.Pool, key: int) -> asyncpg.Connection | None:
-    con = await pool.acquire()
-    try:
-        if await con.fetchval("SELECT pg_try_advisory_lock($1)", key):
-            return con
-    except BaseException:
-        await pool.release(con)
-        raise
-    await pool.release(con)
-    return None
-
-
-async def _release(pool: asyncpg.Pool, con: asyncpg.Connection, key: int) -> None:
-    try:
-        await con.execute("SELECT pg_advisory_unlock($1)", key)
-    except (TimeoutError, asyncpg.PostgresError, OSError):
-        pass  # a dead session released the lock with itself
-    finally:
-        await pool.release(con)
-
-
-@asynccontextmanager
-async def leader_lock(
-    db: Database, key: int = LEADER_LOCK_KEY, *, retry_interval: float = 2.0,
-    check_interval: float = 5.0, on_wait: Any = None,
-) -> AsyncIterator[None]:
-    """Hold a session-level advisory lock on a dedicated pool connection.
-
-    Waits (retrying every ``retry_interval`` s, calling ``on_wait()`` each
-    time) while another session holds it.  While held, the connection is
-    pinged every ``check_interval`` s; if it dies the lock is gone with it
-    and :class:`LeaderLost` is raised into the body, so two instances never
-    both believe they lead.  A killed process's session ends, which frees
-    the lock for a follower.
-    """
-    pool, loop = db._pool, db._loop
-    while True:
-        con = await loop.run_aio_coroutine(_acquire(pool, key))
-        if con is not None:
-            break
-        if on_wait is not None:
-            on_wait()
-        await trio.sleep(retry_interval)
-    try:
-        async with trio.open_nursery() as nursery:
-
-            async def _watch() -> None:
-                while True:
-                    await trio.sleep(check_interval)
-                    try:
-                        with trio.fail_after(max(check_interval, 1.0)):
-                            await loop.run_aio_coroutine(con.fetchval("SELECT 1"))
-                    except (asyncpg.PostgresError, OSError, trio.TooSlowError,
-                            asyncpg.InterfaceError) as exc:
-                        raise LeaderLost(f"leader lock connection lost: {exc!r}") from exc
-
-            nursery.start_soon(_watch)
-            try:
-                yield
-            finally:
-                nursery.cancel_scope.cancel()
-    finally:
-        with trio.CancelScope(shield=True):
-            await loop.run_aio_coroutine(_release(pool, con, key))

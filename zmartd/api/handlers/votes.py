@@ -9,9 +9,11 @@ Rules (docs/chain.md §7 and the ``[aggregator]`` config):
   aggregation covers it (or it was cast on chain): then 409;
 * a tally "meets the threshold" when it has at least ``min_votes`` votes and
   ``yes x 10000 // total >= threshold`` (the chain's integer floor, inclusive);
+  the thresholds are the indexed GlobalConfig's (the program re-checks them),
+  ``min_votes`` is the aggregator's off-chain policy;
 * the dispute window ends at ``resolution_proposed_at + dispute_period``
-  (the indexed GlobalConfig; the program default 72 h until the indexer has
-  seen that account, which ``dispute_period_source`` tells).
+  (the indexed GlobalConfig; the program defaults -- 7000/6000 bps, 72 h --
+  until the indexer has seen that account, which ``dispute_period_source`` tells).
 
 Every accepted vote is published as :class:`~zmartd.bus.VoteChanged`.
 """
@@ -27,6 +29,7 @@ from zmartd.api.handlers.markets import resolve
 from zmartd.bus import Bus, VoteChanged
 from zmartd.config import AggregatorConfig, VotesConfig
 from zmartd.model import views
+from zmartd.storage import aggregator as aggregator_store
 from zmartd.storage import indexer as indexer_store
 from zmartd.storage import votes as store
 from zmartd.storage.database import Database
@@ -34,8 +37,10 @@ from zmartd.storage.records import ExcludedReason, Page, VoteKind, VoteRecord
 
 __all__ = ["DISPUTE_PERIOD", "OPEN_STATE", "cast", "summary", "user_votes"]
 
-#: GlobalConfig.dispute_period as initialize_global_config writes it (259,200 s).
+#: GlobalConfig values as initialize_global_config writes them.
 DISPUTE_PERIOD: Final = timedelta(hours=72)
+PROPOSAL_THRESHOLD: Final = 7000
+DISPUTE_THRESHOLD: Final = 6000
 #: the market state in which each kind of vote is accepted
 OPEN_STATE: Final[dict[VoteKind, int]] = {"proposal": 0, "dispute": 4}
 
@@ -48,17 +53,21 @@ async def summary(db: Database, cfg: AggregatorConfig, ref: str) -> views.VoteSu
     proposed = market.resolution_proposed_at
     config = await indexer_store.read_global_config(db)
     period = DISPUTE_PERIOD if config is None else timedelta(seconds=config.dispute_period)
+    proposal_bps = PROPOSAL_THRESHOLD if config is None else config.proposal_approval_threshold
+    dispute_bps = DISPUTE_THRESHOLD if config is None else config.dispute_success_threshold
     return views.VoteSummary(
         market_id=market.market_id, state=market.state,
         status=views.STATE_NAMES[market.state], accepting=accepting,
-        proposal=views.tally_view(proposal, threshold_bps=cfg.proposal_threshold_bps,
+        proposal=views.tally_view(proposal, threshold_bps=proposal_bps,
                                   min_votes=cfg.min_votes),
-        dispute=views.tally_view(dispute, threshold_bps=cfg.dispute_threshold_bps,
+        dispute=views.tally_view(dispute, threshold_bps=dispute_bps,
                                  min_votes=cfg.min_votes),
         resolution_proposed_at=proposed,
         dispute_period=int(period.total_seconds()),
         dispute_period_source="program_defaults" if config is None else "global_config",
         dispute_window_ends_at=None if proposed is None else proposed + period,
+        aggregations=[views.aggregation_view(o)
+                      for o in await aggregator_store.read_outcomes(db, market.market_id)],
     )
 
 

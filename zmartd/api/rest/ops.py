@@ -52,7 +52,9 @@ async def ready() -> Any:
         "problems": [
             {"actor": a["name"], "state": a["state"], "degraded": a["degraded"],
              "last_error": a["last_error"]}
-            for a in actors if a["required"] and not a["ok"]
+            # an optional actor's degraded reason (e.g. "an approval waits for a human")
+            # is listed too, but does not make the instance unready
+            for a in actors if not a["ok"] and (a["required"] or a["degraded"] is not None)
         ],
     }
     response = jsonify(body)

@@ -37,8 +37,8 @@ async def market_votes(call: Call[None, None]) -> views.VoteSummary:
 
     `approval_bps` is `yes x 10000 // total` (the chain's floor); a tally
     `meets_threshold` with at least `min_votes` votes and `approval_bps >=
-    threshold_bps` (`[aggregator]` config).  `dispute_window_ends_at` =
-    `resolution_proposed_at + dispute_period`.
+    threshold_bps` (the indexed GlobalConfig's thresholds; `min_votes` from
+    `[aggregator]`).  `dispute_window_ends_at` = `resolution_proposed_at + dispute_period`.
     """
     return await handlers.summary(call.database(), call.ctx.config.aggregator,
                                   call.path.market_id)

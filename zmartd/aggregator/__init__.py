@@ -1,0 +1,2 @@
+"""The vote aggregator: tallies votes in SQL and turns them into intents
+(:mod:`.policy` the arithmetic, :mod:`.actor` the cycle)."""
