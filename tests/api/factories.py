@@ -41,7 +41,8 @@ _COUNTER = itertools.count(secrets.randbelow(10**5) * 1000)
 #: rate limits no test run can reach
 LIMITS: dict[str, int] = {
     f"{c}_{s}_{k}": 1_000_000
-    for c in ("reads", "writes", "auth") for s in ("ip", "wallet") for k in ("burst", "per_minute")
+    for c in ("reads", "writes", "auth", "legacy") for s in ("ip", "wallet")
+    for k in ("burst", "per_minute")
 }
 
 

@@ -1,6 +1,7 @@
 """Token-bucket rate limits per client IP and per wallet, per route class.
 
-Every route belongs to one class (``reads``, ``writes``, ``auth``); each
+Every route belongs to one class (``reads``, ``writes``, ``auth``, and
+``legacy`` for the reads of the original frontend's ``/api`` surface); each
 class has an IP bucket and a wallet bucket (``[ratelimit]`` config: a rate
 in requests per minute and a burst).  A request takes one token from its IP
 bucket and, when the caller is known (a session, or the wallet a sign-in is
@@ -49,9 +50,9 @@ __all__ = [
     "limits_from_config",
 ]
 
-RateClass = Literal["reads", "writes", "auth"]
+RateClass = Literal["reads", "writes", "auth", "legacy"]
 Scope = Literal["ip", "wallet"]
-RATE_CLASSES: Final[tuple[RateClass, ...]] = ("reads", "writes", "auth")
+RATE_CLASSES: Final[tuple[RateClass, ...]] = ("reads", "writes", "auth", "legacy")
 MAX_MEMORY_BUCKETS: Final = 100_000
 #: A Redis round trip slower than this counts as a Redis failure (fail open).
 REDIS_TIMEOUT: Final = 0.25

@@ -290,6 +290,31 @@ class RateLimitConfig:
     auth_wallet_burst: int = field(
         metadata=_m(_RATE, 5, "Bucket size of sign-in requests per wallet.")
     )
+    legacy_ip_per_minute: int = field(
+        metadata=_m(
+            _RATE,
+            600,
+            "Reads of the legacy /api surface (the original web frontend's polling) per "
+            "minute per client IP. One tab polls about 4 times a minute (activity every 30 s, "
+            "trending every 2 min, topics every 5 min, plus page loads and React Query's 3 "
+            "retries); behind its proxy mode every user shares the proxy's IP unless the "
+            "proxy is in http.trusted_proxies.",
+        )
+    )
+    legacy_ip_burst: int = field(
+        metadata=_m(_RATE, 200, "Bucket size of legacy /api reads per client IP.")
+    )
+    legacy_wallet_per_minute: int = field(
+        metadata=_m(
+            _RATE,
+            120,
+            "Legacy /api requests per minute per wallet that signed them (Authorization: "
+            "Signature; only writes verify it).",
+        )
+    )
+    legacy_wallet_burst: int = field(
+        metadata=_m(_RATE, 60, "Bucket size of legacy /api requests per signing wallet.")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -632,9 +657,9 @@ SECTION_DOCS: Final[dict[str, str]] = {
     "daemon": "The process: where local state lives, shutdown and the supervisor's restart policy.",
     "http": "REST API, health/readiness, metrics and webhooks (quart-trio on hypercorn).",
     "auth": "Sign-In With Solana: the message wallets sign and the sessions it opens.",
-    "ratelimit": "Token buckets per route class (reads, writes, auth), per client IP and per "
-    "signed-in wallet; shared through Redis when [redis] url is set (in memory otherwise, and "
-    "while Redis fails). A full bucket answers 429 with Retry-After.",
+    "ratelimit": "Token buckets per route class (reads, writes, auth, legacy), per client IP "
+    "and per signed-in wallet; shared through Redis when [redis] url is set (in memory "
+    "otherwise, and while Redis fails). A full bucket answers 429 with Retry-After.",
     "ws": "WebSocket hub for live updates.",
     "database": "PostgreSQL, the source of truth for reads.",
     "redis": "Optional Redis, to share pub/sub between several zmartd processes.",
