@@ -360,6 +360,15 @@ class WsConfig:
     replay_buffer_age: float = field(
         metadata=_m(FloatKind(0, 86400, lo_open=True), 300.0, "Age limit of replayable messages.")
     )
+    legacy_firehose: bool = field(
+        metadata=_m(
+            BoolKind(),
+            True,
+            "Send connections that have not subscribed yet every trade and market_state in "
+            "the original web frontend's event shapes (it never subscribes); a connection's "
+            "first subscribe switches it to the channel protocol.",
+        )
+    )
     required: bool = field(
         metadata=_m(BoolKind(), True, "/ready answers 503 while this actor is down.")
     )
