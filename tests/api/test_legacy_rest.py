@@ -269,3 +269,22 @@ async def test_portfolio_and_user_calls(db: Database) -> None:
         assert stats["totalTrades"] == 1 and stats["totalVolume"] == "2400000000"
         assert stats["activePositions"] == 1 and stats["winRate"] is None
         assert stats["totalPnL"] == "-300000000"
+
+
+async def test_openapi_documents_legacy_routes_as_deprecated(db: Database) -> None:
+    async with live_api(fx.config(), db) as api:
+        doc = (await api.client.get("/openapi.json")).json()
+    legacy = {
+        (m, p): op
+        for p, ops in doc["paths"].items()
+        for m, op in ops.items()
+        if p.startswith("/api/")
+    }
+    assert ("get", "/api/markets") in legacy and ("get", "/api/users/{wallet}/positions") in legacy
+    assert len(legacy) == 16
+    for (_method, path), op in legacy.items():
+        assert op["tags"] == ["legacy"] and op["deprecated"] is True, path
+        assert "/v1" in op["description"], path
+    for path, ops in doc["paths"].items():
+        if path.startswith("/v1/"):
+            assert all(not op.get("deprecated") for op in ops.values()), path

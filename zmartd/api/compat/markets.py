@@ -42,19 +42,19 @@ def Limit(default_max: int) -> object:
     return msgspec.Meta(ge=1, le=default_max, description=f"1..{default_max}")
 
 
-class MarketRef(Query, frozen=True, kw_only=True):
+class LegacyMarketPath(Query, frozen=True, kw_only=True):
     #: 64-hex market id or base58 account address (anything else: 404)
     id: Annotated[str, msgspec.Meta(max_length=128)]
 
 
-class ListQuery(LegacyQuery, frozen=True, kw_only=True, forbid_unknown_fields=False):
+class LegacyMarketListQuery(LegacyQuery, frozen=True, kw_only=True, forbid_unknown_fields=False):
     state: Annotated[str, msgspec.Meta(pattern=_STATE)] | None = None
     category: Category | None = None
     limit: Annotated[int, Limit(MARKET_PAGE)] = 20
     offset: Offset = 0
 
 
-class MarketList(msgspec.Struct, frozen=True, kw_only=True):
+class LegacyMarketList(msgspec.Struct, frozen=True, kw_only=True):
     markets: list[shapes.LegacyMarket]
     #: markets matching the filters, all pages
     count: int
@@ -70,13 +70,13 @@ def _state(value: str | None) -> int | None:
 
 @router.get(
     "",
-    query=ListQuery,
-    response=MarketList,
+    query=LegacyMarketListQuery,
+    response=LegacyMarketList,
     cache=[MARKETS],
     summary="Markets, newest first (R1, R2)",
     v1="GET /v1/markets",
 )
-async def list_markets(call: Call[None, ListQuery]) -> MarketList:
+async def list_markets(call: Call[None, LegacyMarketListQuery]) -> LegacyMarketList:
     """`state` is the integer 0..6 or its name; `count` is the total."""
     q = call.query
     db = call.database()
@@ -97,80 +97,80 @@ async def list_markets(call: Call[None, ListQuery]) -> MarketList:
 
     rows = await window(fetch, offset=q.offset, limit=q.limit, page_size=MARKET_PAGE)
     total = await feeds.count_markets(db, state=state, category=q.category)
-    return MarketList(
+    return LegacyMarketList(
         markets=[shapes.market(m) for m in rows], count=total, offset=q.offset, limit=q.limit
     )
 
 
-class CategoryList(msgspec.Struct, frozen=True, kw_only=True):
+class LegacyCategoryList(msgspec.Struct, frozen=True, kw_only=True):
     categories: list[shapes.LegacyCategory]
     count: int
 
 
 @router.get(
     "/categories",
-    response=CategoryList,
+    response=LegacyCategoryList,
     cache=[MARKETS],
     summary="The five most used categories (R6)",
     v1=None,
 )
-async def categories(call: Call[None, None]) -> CategoryList:
+async def categories(call: Call[None, None]) -> LegacyCategoryList:
     """`trend` is the growth of the category's market count over the last 7 days."""
     rows = await feeds.categories(call.database(), limit=5)
     items = [shapes.category(c, before, recent) for c, before, recent in rows]
-    return CategoryList(categories=items, count=len(items))
+    return LegacyCategoryList(categories=items, count=len(items))
 
 
-class FeedQuery(LegacyQuery, frozen=True, kw_only=True, forbid_unknown_fields=False):
+class LegacyTrendingQuery(LegacyQuery, frozen=True, kw_only=True, forbid_unknown_fields=False):
     limit: Annotated[int, Limit(MAX_FEED)] = 10
 
 
-class TrendingList(msgspec.Struct, frozen=True, kw_only=True):
+class LegacyTrendingList(msgspec.Struct, frozen=True, kw_only=True):
     trending: list[shapes.LegacyTrending]
     count: int
 
 
 @router.get(
     "/trending",
-    query=FeedQuery,
-    response=TrendingList,
+    query=LegacyTrendingQuery,
+    response=LegacyTrendingList,
     cache=[MARKETS],
     summary="ACTIVE markets by 24 h volume (R7)",
     v1=None,
 )
-async def trending(call: Call[None, FeedQuery]) -> TrendingList:
+async def trending(call: Call[None, LegacyTrendingQuery]) -> LegacyTrendingList:
     """`change24h` is the YES price change over 24 h in percentage points, `volume24h`
     the SOL traded in 24 h (both from indexed trades)."""
     rows = await feeds.trending(call.database(), limit=call.query.limit)
-    return TrendingList(trending=[shapes.trending(t) for t in rows], count=len(rows))
+    return LegacyTrendingList(trending=[shapes.trending(t) for t in rows], count=len(rows))
 
 
-class ActivityQuery(LegacyQuery, frozen=True, kw_only=True, forbid_unknown_fields=False):
+class LegacyActivityQuery(LegacyQuery, frozen=True, kw_only=True, forbid_unknown_fields=False):
     limit: Annotated[int, Limit(MAX_FEED)] = 20
 
 
-class ActivityList(msgspec.Struct, frozen=True, kw_only=True):
+class LegacyActivityList(msgspec.Struct, frozen=True, kw_only=True):
     activities: list[shapes.LegacyActivity]
     count: int
 
 
 @router.get(
     "/activity",
-    query=ActivityQuery,
-    response=ActivityList,
+    query=LegacyActivityQuery,
+    response=LegacyActivityList,
     cache=[MARKETS],
     summary="Newest trades, creations and resolutions (R8)",
     v1=None,
 )
-async def activity(call: Call[None, ActivityQuery]) -> ActivityList:
+async def activity(call: Call[None, LegacyActivityQuery]) -> LegacyActivityList:
     """Everything newest first: trades, market creations and final resolutions."""
     rows = await feeds.activity(call.database(), limit=call.query.limit)
-    return ActivityList(activities=[shapes.activity(a) for a in rows], count=len(rows))
+    return LegacyActivityList(activities=[shapes.activity(a) for a in rows], count=len(rows))
 
 
 @router.get(
     "/<id>",
-    path_type=MarketRef,
+    path_type=LegacyMarketPath,
     response=shapes.LegacyMarket,
     errors=[404],
     cache=lambda call: market_tags(call.path.id),
@@ -182,12 +182,12 @@ async def get_market(call: Call[None, None]) -> shapes.LegacyMarket:
     return shapes.market(await handlers.get(call.database(), call.path.id))
 
 
-class TradeQuery(LegacyQuery, frozen=True, kw_only=True, forbid_unknown_fields=False):
+class LegacyTradeQuery(LegacyQuery, frozen=True, kw_only=True, forbid_unknown_fields=False):
     limit: Annotated[int, Limit(TRADE_PAGE)] = 50
     offset: Offset = 0
 
 
-class TradeList(msgspec.Struct, frozen=True, kw_only=True):
+class LegacyTradeList(msgspec.Struct, frozen=True, kw_only=True):
     trades: list[shapes.LegacyTrade]
     #: trades in this answer
     count: int
@@ -196,14 +196,14 @@ class TradeList(msgspec.Struct, frozen=True, kw_only=True):
 
 @router.get(
     "/<id>/trades",
-    path_type=MarketRef,
-    query=TradeQuery,
-    response=TradeList,
+    path_type=LegacyMarketPath,
+    query=LegacyTradeQuery,
+    response=LegacyTradeList,
     errors=[404],
     summary="The market's trades, newest first (R4, D2)",
     v1="GET /v1/markets/{market_id}/trades",
 )
-async def market_trades(call: Call[None, TradeQuery]) -> TradeList:
+async def market_trades(call: Call[None, LegacyTradeQuery]) -> LegacyTradeList:
     """`outcome` is "YES"/"NO", `shares` share-units, `cost` lamports."""
     db = call.database()
     market = await handlers.resolve(db, call.path.id)
@@ -214,16 +214,16 @@ async def market_trades(call: Call[None, TradeQuery]) -> TradeList:
     rows = await window(
         fetch, offset=call.query.offset, limit=call.query.limit, page_size=TRADE_PAGE
     )
-    return TradeList(
+    return LegacyTradeList(
         trades=[shapes.trade(t) for t in rows], count=len(rows), market_id=market.market_id
     )
 
 
-class HistoryQuery(LegacyQuery, frozen=True, kw_only=True, forbid_unknown_fields=False):
+class LegacyHistoryQuery(LegacyQuery, frozen=True, kw_only=True, forbid_unknown_fields=False):
     limit: Annotated[int, Limit(1000)] = 50
 
 
-class PriceHistory(msgspec.Struct, frozen=True, kw_only=True):
+class LegacyPriceHistory(msgspec.Struct, frozen=True, kw_only=True):
     market_id: str
     price_history: list[shapes.LegacyPricePoint]
     count: int
@@ -231,50 +231,50 @@ class PriceHistory(msgspec.Struct, frozen=True, kw_only=True):
 
 @router.get(
     "/<id>/price-history",
-    path_type=MarketRef,
-    query=HistoryQuery,
-    response=PriceHistory,
+    path_type=LegacyMarketPath,
+    query=LegacyHistoryQuery,
+    response=LegacyPriceHistory,
     errors=[404],
     cache=lambda call: market_tags(call.path.id),
     summary="The newest YES/NO price points, oldest first (R5)",
     v1="GET /v1/markets/{market_id}/prices",
 )
-async def price_history(call: Call[None, HistoryQuery]) -> PriceHistory:
+async def price_history(call: Call[None, LegacyHistoryQuery]) -> LegacyPriceHistory:
     """`yes`/`no` in percent 0..100: the market's creation price and every trade's."""
     market, points = await feeds.price_points(call.database(), call.path.id, limit=call.query.limit)
-    return PriceHistory(
+    return LegacyPriceHistory(
         market_id=market.market_id,
         price_history=[shapes.price_point(p) for p in points],
         count=len(points),
     )
 
 
-class RelatedList(msgspec.Struct, frozen=True, kw_only=True):
+class LegacyRelatedList(msgspec.Struct, frozen=True, kw_only=True):
     related: list[shapes.LegacyRelated]
     count: int
 
 
-class RelatedQuery(LegacyQuery, frozen=True, kw_only=True, forbid_unknown_fields=False):
+class LegacyRelatedQuery(LegacyQuery, frozen=True, kw_only=True, forbid_unknown_fields=False):
     limit: Annotated[int, Limit(MAX_FEED)] = 3
 
 
 @router.get(
     "/<id>/related",
-    path_type=MarketRef,
-    query=RelatedQuery,
-    response=RelatedList,
+    path_type=LegacyMarketPath,
+    query=LegacyRelatedQuery,
+    response=LegacyRelatedList,
     cache=[MARKETS],
     summary="Other ACTIVE markets, same category first (R9)",
     v1=None,
 )
-async def related_markets(call: Call[None, RelatedQuery]) -> RelatedList:
+async def related_markets(call: Call[None, LegacyRelatedQuery]) -> LegacyRelatedList:
     """An unknown market has no related markets (200, `related: []`)."""
     db = call.database()
     rows = await feeds.related(db, call.path.id, limit=call.query.limit)
     category = None
     if rows:
         category = (await handlers.resolve(db, call.path.id)).category
-    return RelatedList(related=[shapes.related(r, category) for r in rows], count=len(rows))
+    return LegacyRelatedList(related=[shapes.related(r, category) for r in rows], count=len(rows))
 
 
 # ---------------------------------------------------------------- discussions (D4, D5)
@@ -282,7 +282,7 @@ async def related_markets(call: Call[None, RelatedQuery]) -> RelatedList:
 
 @router.get(
     "/<id>/discussions",
-    path_type=MarketRef,
+    path_type=LegacyMarketPath,
     response=list[shapes.LegacyDiscussion],
     errors=[404],
     summary="Discussion threads, newest first (D4)",
@@ -294,22 +294,22 @@ async def discussions(call: Call[None, None]) -> list[shapes.LegacyDiscussion]:
     return [shapes.discussion(t.root, t.replies) for t in page.items]
 
 
-class PostBody(Body, frozen=True, kw_only=True):
+class LegacyPostBody(Body, frozen=True, kw_only=True):
     content: Annotated[str, Text(discussion_handlers.MAX_CONTENT, min_length=1)]
     parentId: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)] | None = None
 
 
 @router.post(
     "/<id>/discussions",
-    path_type=MarketRef,
-    body=PostBody,
+    path_type=LegacyMarketPath,
+    body=LegacyPostBody,
     response=shapes.LegacyDiscussion,
     status=201,
     errors=[401, 404, 409],
     summary="Post in a market's discussion (D5; wallet signature)",
     v1="POST /v1/markets/{market_id}/discussions",
 )
-async def post_discussion(call: Call[PostBody, None]) -> shapes.LegacyDiscussion:
+async def post_discussion(call: Call[LegacyPostBody, None]) -> shapes.LegacyDiscussion:
     """Needs `Authorization: Signature ...` (single use)."""
     wallet = await signature.authenticate(call)
     view = await discussion_handlers.post(
@@ -326,24 +326,24 @@ async def post_discussion(call: Call[PostBody, None]) -> shapes.LegacyDiscussion
 # ---------------------------------------------------------------- votes (D9, D10)
 
 
-class ProposalVote(Body, frozen=True, kw_only=True):
+class LegacyProposalVote(Body, frozen=True, kw_only=True):
     approve: bool
 
 
-class DisputeVote(Body, frozen=True, kw_only=True):
+class LegacyDisputeVote(Body, frozen=True, kw_only=True):
     supportDispute: bool
 
 
 @router.post(
     "/<id>/vote",
-    path_type=MarketRef,
-    body=ProposalVote,
+    path_type=LegacyMarketPath,
+    body=LegacyProposalVote,
     response=shapes.LegacyVote,
     errors=[401, 404, 409],
     summary="Approve or reject a PROPOSED market (D9; wallet signature)",
     v1="POST /v1/markets/{market_id}/votes/proposal",
 )
-async def proposal_vote(call: Call[ProposalVote, None]) -> shapes.LegacyVote:
+async def proposal_vote(call: Call[LegacyProposalVote, None]) -> shapes.LegacyVote:
     """Needs `Authorization: Signature ...` (single use); cast or change your vote."""
     wallet = await signature.authenticate(call)
     return shapes.vote(
@@ -360,14 +360,14 @@ async def proposal_vote(call: Call[ProposalVote, None]) -> shapes.LegacyVote:
 
 @router.post(
     "/<id>/dispute/vote",
-    path_type=MarketRef,
-    body=DisputeVote,
+    path_type=LegacyMarketPath,
+    body=LegacyDisputeVote,
     response=shapes.LegacyVote,
     errors=[401, 404, 409],
     summary="Support or oppose a dispute (D10; wallet signature)",
     v1="POST /v1/markets/{market_id}/votes/dispute",
 )
-async def dispute_vote(call: Call[DisputeVote, None]) -> shapes.LegacyVote:
+async def dispute_vote(call: Call[LegacyDisputeVote, None]) -> shapes.LegacyVote:
     """Needs `Authorization: Signature ...` (single use); cast or change your vote."""
     wallet = await signature.authenticate(call)
     return shapes.vote(

@@ -46,14 +46,14 @@ async def positions(call: Call[None, None]) -> list[shapes.LegacyPosition]:
     return [shapes.position(p) for p in rows]
 
 
-class PositionPath(Query, frozen=True, kw_only=True):
+class LegacyPositionPath(Query, frozen=True, kw_only=True):
     wallet: Pubkey
     market_id: Annotated[str, msgspec.Meta(max_length=128)]
 
 
 @router.get(
     "/<wallet>/positions/<market_id>",
-    path_type=PositionPath,
+    path_type=LegacyPositionPath,
     response=shapes.LegacyPosition,
     errors=[404],
     summary="The wallet's position in one market (D1)",
@@ -66,12 +66,12 @@ async def position(call: Call[None, None]) -> shapes.LegacyPosition:
     )
 
 
-class TradeQuery(LegacyQuery, frozen=True, kw_only=True, forbid_unknown_fields=False):
+class LegacyUserTradeQuery(LegacyQuery, frozen=True, kw_only=True, forbid_unknown_fields=False):
     limit: Annotated[int, msgspec.Meta(ge=1, le=TRADE_PAGE)] = 50
     offset: Annotated[int, msgspec.Meta(ge=0, le=MAX_WINDOW - 1)] = 0
 
 
-class UserTrades(msgspec.Struct, frozen=True, kw_only=True):
+class LegacyUserTrades(msgspec.Struct, frozen=True, kw_only=True):
     trades: list[shapes.LegacyTrade]
     count: int
     wallet: str
@@ -80,12 +80,12 @@ class UserTrades(msgspec.Struct, frozen=True, kw_only=True):
 @router.get(
     "/<wallet>/trades",
     path_type=UserPath,
-    query=TradeQuery,
-    response=UserTrades,
+    query=LegacyUserTradeQuery,
+    response=LegacyUserTrades,
     summary="The wallet's trades, newest first (D3)",
     v1="GET /v1/users/{wallet}/trades",
 )
-async def trades(call: Call[None, TradeQuery]) -> UserTrades:
+async def trades(call: Call[None, LegacyUserTradeQuery]) -> LegacyUserTrades:
     db = call.database()
     wallet = str(call.path.wallet)
 
@@ -95,7 +95,7 @@ async def trades(call: Call[None, TradeQuery]) -> UserTrades:
     rows = await window(
         fetch, offset=call.query.offset, limit=call.query.limit, page_size=TRADE_PAGE
     )
-    return UserTrades(trades=[shapes.trade(t) for t in rows], count=len(rows), wallet=wallet)
+    return LegacyUserTrades(trades=[shapes.trade(t) for t in rows], count=len(rows), wallet=wallet)
 
 
 @router.get(
