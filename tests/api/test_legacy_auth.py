@@ -118,6 +118,10 @@ async def test_discussions_d4_d5(db: Database) -> None:
         assert [x["content"] for x in posts[0]["replies"]] == ["reply"]
         unknown = f"/api/markets/{f.market_id(fx.fresh())}/discussions"
         assert (await c.get(unknown)).status_code == 404
+        # D6/D7 (post votes, flags): zmartd has neither, so they are not routes
+        for tail in ("vote", "flag"):
+            r = await c.post(f"{path}/{root['id']}/{tail}", json={"vote": "up"}, headers=signed(me))
+            assert r.status_code in (404, 405) and r.json()["message"]
 
 
 async def test_cors_preflight_no_compression(db: Database) -> None:
@@ -153,6 +157,9 @@ async def test_cors_preflight_no_compression(db: Database) -> None:
         )
         assert r.status_code == 200 and "content-encoding" not in r.headers
         assert r.headers["access-control-allow-origin"] == ORIGIN
+        # a client that sends Content-Type on a GET is not refused either
+        r = await c.get("/api/markets", headers={"Content-Type": "application/json"})
+        assert r.status_code == 200
         r = await c.get("/api/nothing-here", follow_redirects=False)
         assert r.status_code == 404 and r.json()["message"]
 

@@ -269,11 +269,7 @@ class LegacyRelatedQuery(LegacyQuery, frozen=True, kw_only=True, forbid_unknown_
 )
 async def related_markets(call: Call[None, LegacyRelatedQuery]) -> LegacyRelatedList:
     """An unknown market has no related markets (200, `related: []`)."""
-    db = call.database()
-    rows = await feeds.related(db, call.path.id, limit=call.query.limit)
-    category = None
-    if rows:
-        category = (await handlers.resolve(db, call.path.id)).category
+    category, rows = await feeds.related(call.database(), call.path.id, limit=call.query.limit)
     return LegacyRelatedList(related=[shapes.related(r, category) for r in rows], count=len(rows))
 
 

@@ -47,15 +47,19 @@ async def activity(db: Database, *, limit: int) -> tuple[ActivityRecord, ...]:
     return await store.activity(db, limit=limit)
 
 
-async def related(db: Database, ref: str, *, limit: int) -> tuple[MarketBrief, ...]:
-    """Markets related to ``ref``; none when ``ref`` names no market."""
+async def related(
+    db: Database, ref: str, *, limit: int
+) -> tuple[str | None, tuple[MarketBrief, ...]]:
+    """The category of ``ref`` and the markets related to it; none when ``ref`` names no
+    market."""
     try:
         market = await resolve(db, ref)
     except problems.Problem:
-        return ()
-    return await store.related(
+        return None, ()
+    rows = await store.related(
         db, market_id=market.market_id, category=market.category, limit=limit
     )
+    return market.category, rows
 
 
 async def price_points(
