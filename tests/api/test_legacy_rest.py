@@ -92,6 +92,9 @@ async def test_market_list_detail_and_not_found(db: Database) -> None:
         # no redirects, trailing slash or not
         r = await c.get("/api/markets/", follow_redirects=False)
         assert r.status_code < 300 or r.status_code >= 400
+        # parameters the original did not know are ignored, as Express did
+        r = await c.get("/api/markets", params={"foo": "1", "state": "1"})
+        assert r.status_code == 200 and all(m["state"] == 1 for m in r.json()["markets"])
         r = await c.get("/api/markets?limit=0")
         assert r.status_code == 422 and "limit" in r.json()["message"]
 
