@@ -9,7 +9,7 @@ which the frontend's sidebar expects to answer ``related: []``.
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated
 
 import msgspec
 
@@ -22,7 +22,7 @@ from zmartd.api.handlers import feeds
 from zmartd.api.handlers import markets as handlers
 from zmartd.api.handlers import votes as vote_handlers
 from zmartd.api.pagination import Page
-from zmartd.api.rest.markets import Category, Text, market_tags
+from zmartd.api.rest.markets import Category, StateParam, Text, market_tags, state_index
 from zmartd.api.routing import Call
 from zmartd.api.validation import Body, Query
 from zmartd.model import views
@@ -34,7 +34,6 @@ __all__ = ["router"]
 
 router = legacy_router("legacy-markets", "/api/markets")
 
-_STATE: Final = r"^(?:[0-6]|PROPOSED|APPROVED|ACTIVE|RESOLVING|DISPUTED|FINALIZED|CANCELLED)$"
 Offset = Annotated[int, msgspec.Meta(ge=0, le=MAX_WINDOW - 1)]
 
 
@@ -48,7 +47,7 @@ class LegacyMarketPath(Query, frozen=True, kw_only=True):
 
 
 class LegacyMarketListQuery(LegacyQuery, frozen=True, kw_only=True, forbid_unknown_fields=False):
-    state: Annotated[str, msgspec.Meta(pattern=_STATE)] | None = None
+    state: StateParam | None = None
     category: Category | None = None
     limit: Annotated[int, Limit(MARKET_PAGE)] = 20
     offset: Offset = 0
@@ -60,12 +59,6 @@ class LegacyMarketList(msgspec.Struct, frozen=True, kw_only=True):
     count: int
     offset: int
     limit: int
-
-
-def _state(value: str | None) -> int | None:
-    if value is None:
-        return None
-    return int(value) if value.isdigit() else views.STATE_NAMES.index(value)
 
 
 @router.get(
@@ -80,7 +73,7 @@ async def list_markets(call: Call[None, LegacyMarketListQuery]) -> LegacyMarketL
     """`state` is the integer 0..6 or its name; `count` is the total."""
     q = call.query
     db = call.database()
-    state = _state(q.state)
+    state = state_index(q.state)
 
     async def fetch(limit: int, cursor: str | None) -> Page[views.Market]:
         return await handlers.list_markets(
