@@ -38,7 +38,19 @@ def legacy_error(body: bytes) -> bytes:
 
 
 def install(app: QuartTrio) -> None:
-    """Give the error answers of ``/api/*`` paths the legacy members."""
+    """Serve ``/api/*`` without redirects, and give its error answers the legacy members.
+
+    Werkzeug redirects (308) a path with a doubled slash to the merged one; the
+    frontend's proxy mode forwards with ``redirect: manual``, so a redirect would reach
+    the browser as an error.  Legacy rules therefore match a trailing slash as if it
+    were absent (``/api/markets/`` is ``/api/markets``, as Express routed it) and never
+    merge slashes (``/api//markets`` is a 404).  Call it before the first request
+    (the rule map is compiled then).
+    """
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith(PREFIX):
+            rule.strict_slashes = False
+            rule.merge_slashes = False
 
     @app.after_request
     async def _legacy_errors(response: Response) -> Response:
