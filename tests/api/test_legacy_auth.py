@@ -206,3 +206,38 @@ async def test_legacy_rate_limits_key_on_forwarded_ip_and_wallet(db: Database) -
             for n in range(3)
         ]
         assert codes == [200, 200, 429]
+
+
+async def test_proxy_mode_requests(db: Database) -> None:
+    """What the frontend's Vercel Edge proxy forwards: the browser's headers (minus host,
+    origin and referer; Authorization and X-Forwarded-For included), Origin set to the
+    backend's own URL, redirects not followed. The answer must be usable as is."""
+    m = await fx.seed_market(db)
+    me = Keypair()
+    cfg = make_config(ratelimit=fx.LIMITS, http={"trusted_proxies": ["127.0.0.1"]})
+    async with live_api(cfg, db) as api:
+        forwarded = {
+            **axios_headers(me),
+            "Origin": api.url,
+            "X-Forwarded-For": "203.0.113.7",
+            "Accept-Encoding": "gzip, deflate, br, zstd",
+            "Accept-Language": "en-US",
+            "User-Agent": "Mozilla/5.0",
+            "Cookie": "theme=dark",
+        }
+        for path in (
+            "/api/markets",
+            f"/api/markets/{m.market_id}",
+            f"/api/users/{me.pubkey()}/positions",
+            "/api/markets/activity?limit=20",
+        ):
+            r = await api.client.get(path, headers=forwarded, follow_redirects=False)
+            assert r.status_code == 200, (path, r.text)
+            assert "content-encoding" not in r.headers and "location" not in r.headers
+            assert r.headers["content-type"] == "application/json"
+        vote = await api.client.post(
+            f"/api/markets/{m.market_id}/vote",
+            json={"approve": True},
+            headers={**forwarded, **signed(me)},
+        )
+        assert vote.status_code == 409  # ACTIVE, not PROPOSED: reached the handler
