@@ -170,8 +170,8 @@ async def test_legacy_rate_limits_key_on_forwarded_ip_and_wallet(db: Database) -
         **fx.LIMITS,
         "legacy_ip_burst": 2,
         "legacy_ip_per_minute": 1,
-        "writes_wallet_burst": 1,
-        "writes_wallet_per_minute": 1,
+        "legacy_wallet_burst": 1,
+        "legacy_wallet_per_minute": 1,
     }
     cfg = make_config(ratelimit=limits, http={"trusted_proxies": ["127.0.0.1"]})
     async with live_api(cfg, db) as api:

@@ -307,13 +307,13 @@ class RateLimitConfig:
     legacy_wallet_per_minute: int = field(
         metadata=_m(
             _RATE,
-            120,
-            "Legacy /api requests per minute per wallet that signed them (Authorization: "
-            "Signature; only writes verify it).",
+            30,
+            "Signed legacy /api writes (Authorization: Signature: discussion posts, votes) per "
+            "minute per signing wallet, whatever address they come from.",
         )
     )
     legacy_wallet_burst: int = field(
-        metadata=_m(_RATE, 60, "Bucket size of legacy /api requests per signing wallet.")
+        metadata=_m(_RATE, 10, "Bucket size of signed legacy /api writes per wallet.")
     )
 
 

@@ -34,7 +34,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from zmartd.api.problems import Problem
-from zmartd.api.routing import Call
+from zmartd.api.routing import Call, rate_limited
 from zmartd.storage import legacy_signatures
 
 __all__ = ["MESSAGE", "WINDOW", "LegacyCredential", "authenticate", "parse"]
@@ -103,7 +103,8 @@ def parse(header: str | None) -> LegacyCredential:
 
 async def authenticate(call: Call[Any, Any], *, now: datetime | None = None) -> str:
     """The wallet that signed this request's header (401 otherwise); takes a token
-    from that wallet's bucket of the route's rate class."""
+    from that wallet's ``legacy`` bucket (429 when empty), whatever address the
+    request came from."""
     credential = parse(call_header(call))
     now = now or datetime.now(UTC)
     if abs(now - credential.signed_at) > WINDOW:
@@ -111,7 +112,9 @@ async def authenticate(call: Call[Any, Any], *, now: datetime | None = None) -> 
             "the signature has expired: sign a fresh message "
             f"(its timestamp must be within {int(WINDOW.total_seconds())} s)"
         )
-    await call.limit_wallet(credential.wallet)
+    decision = await call.api.limiter.take("legacy", "wallet", credential.wallet)
+    if decision is not None and not decision.allowed:
+        raise rate_limited(decision)
     fresh = await legacy_signatures.consume(
         call.database(),
         signature=credential.signature,
