@@ -126,6 +126,12 @@ def test_example_config_reaches_ready_fast_reloads_and_drains(
     health = d.get("/health").json()
     assert health["ready"] is True
     storage_started = {a["name"]: a for a in health["actors"]}["storage"]["started_at"]
+    # The Quickstart serves /v1 and the original frontend's /api side by side.
+    assert d.get("/v1/markets").status_code == 200
+    legacy = d.get("/api/markets")
+    assert legacy.status_code == 200 and set(legacy.json()) == {"markets", "count", "offset",
+                                                                "limit"}
+    assert "categories" in d.get("/api/markets/categories").json()
 
     # SIGHUP with a changed, valid file: http moves to a new port; storage untouched.
     new_port = free_port()

@@ -1,7 +1,8 @@
 """Token-bucket rate limits per client IP and per wallet, per route class.
 
 Every route belongs to one class (``reads``, ``writes``, ``auth``,
-``session``); each class has an IP bucket and a wallet bucket
+``session``, and ``legacy`` for the reads of the original frontend's ``/api``
+surface); each class has an IP bucket and a wallet bucket
 (``[ratelimit]`` config: a rate in requests per minute and a burst).  A
 request takes one token from its IP bucket and, when the caller is known,
 one from that wallet's bucket; an empty bucket answers ``429`` with
@@ -62,9 +63,9 @@ __all__ = [
     "limits_from_config",
 ]
 
-RateClass = Literal["reads", "writes", "auth", "session"]
+RateClass = Literal["reads", "writes", "auth", "session", "legacy"]
 Scope = Literal["ip", "wallet", "global"]
-RATE_CLASSES: Final[tuple[RateClass, ...]] = ("reads", "writes", "auth", "session")
+RATE_CLASSES: Final[tuple[RateClass, ...]] = ("reads", "writes", "auth", "session", "legacy")
 #: Every bucket there is, as (class, scope); each has ``[ratelimit]
 #: <class>_<scope>_per_minute`` and ``..._burst``.
 BUCKETS: Final[tuple[tuple[RateClass, Scope], ...]] = (
@@ -72,6 +73,7 @@ BUCKETS: Final[tuple[tuple[RateClass, Scope], ...]] = (
     ("writes", "ip"), ("writes", "wallet"),
     ("auth", "ip"), ("auth", "wallet"), ("auth", "global"),
     ("session", "ip"), ("session", "wallet"),
+    ("legacy", "ip"), ("legacy", "wallet"),
 )
 #: The identity of a ``global`` bucket (one per class).
 GLOBAL: Final = "all"

@@ -58,6 +58,7 @@ from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr, wra
 from quart import Response, g, request
 from quart_trio import QuartTrio
 
+from zmartd.api import compat
 from zmartd.api.cache import HotCache, RedisInvalidation, run_invalidator
 from zmartd.api.middleware import observe_request, overloaded_http11
 from zmartd.api.mount import mount
@@ -70,7 +71,7 @@ from zmartd.model.services import HTTP_URLS
 #: Every router of the REST API, in the order their routes are registered.
 ROUTERS: tuple[Router, ...] = (
     auth.router, markets.router, votes.router, discussions.router, users.router, stats.router,
-    webhooks.router,
+    webhooks.router, *compat.ROUTERS,
 )
 
 __all__ = ["LISTEN_BACKLOG", "ConnectionCap", "DrainingListener", "create_app",
@@ -225,6 +226,7 @@ def create_app(
         cache=cache or HotCache(ctx.config.http.cache_max_entries, ctx.config.http.cache_ttl),
         resolve_session=auth.session_resolver,
     )
+    compat.install(app)
     if ctx.config.metrics.enabled:
         app.add_url_rule(ctx.config.metrics.path, "metrics", ops.metrics, methods=["GET"])
 

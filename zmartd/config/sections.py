@@ -336,6 +336,31 @@ class RateLimitConfig:
     session_wallet_burst: int = field(
         metadata=_m(_RATE, 30, "Bucket size of session checks and logouts per wallet.")
     )
+    legacy_ip_per_minute: int = field(
+        metadata=_m(
+            _RATE,
+            600,
+            "Reads of the legacy /api surface (the original web frontend's polling) per "
+            "minute per client IP. One tab polls about 4 times a minute (activity every 30 s, "
+            "trending every 2 min, topics every 5 min, plus page loads and React Query's 3 "
+            "retries); behind its proxy mode every user shares the proxy's IP unless the "
+            "proxy is in http.trusted_proxies.",
+        )
+    )
+    legacy_ip_burst: int = field(
+        metadata=_m(_RATE, 200, "Bucket size of legacy /api reads per client IP.")
+    )
+    legacy_wallet_per_minute: int = field(
+        metadata=_m(
+            _RATE,
+            30,
+            "Signed legacy /api writes (Authorization: Signature: discussion posts, votes) per "
+            "minute per signing wallet, whatever address they come from.",
+        )
+    )
+    legacy_wallet_burst: int = field(
+        metadata=_m(_RATE, 10, "Bucket size of signed legacy /api writes per wallet.")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +405,15 @@ class WsConfig:
     )
     replay_buffer_age: float = field(
         metadata=_m(FloatKind(0, 86400, lo_open=True), 300.0, "Age limit of replayable messages.")
+    )
+    legacy_firehose: bool = field(
+        metadata=_m(
+            BoolKind(),
+            True,
+            "Send connections that have not subscribed yet every trade and market_state in "
+            "the original web frontend's event shapes (it never subscribes); a connection's "
+            "first subscribe switches it to the channel protocol.",
+        )
     )
     required: bool = field(
         metadata=_m(BoolKind(), True, "/ready answers 503 while this actor is down.")
@@ -814,11 +848,11 @@ SECTION_DOCS: Final[dict[str, str]] = {
     "daemon": "The process: where local state lives, shutdown and the supervisor's restart policy.",
     "http": "REST API, health/readiness, metrics and webhooks (quart-trio on hypercorn).",
     "auth": "Sign-In With Solana: the message wallets sign and the sessions it opens.",
-    "ratelimit": "Token buckets per route class (reads, writes, auth, session), per client IP "
-    "and per wallet (one that proved it holds its key: a session, or a verified sign-in "
-    "signature), plus one for all sign-in nonces together; shared through Redis when [redis] "
-    "url is set (in memory otherwise, and while Redis fails). A full bucket answers 429 with "
-    "Retry-After.",
+    "ratelimit": "Token buckets per route class (reads, writes, auth, session, legacy), per "
+    "client IP and per wallet (one that proved it holds its key: a session, or a verified "
+    "sign-in signature), plus one for all sign-in nonces together; shared through Redis when "
+    "[redis] url is set (in memory otherwise, and while Redis fails). A full bucket answers "
+    "429 with Retry-After.",
     "ws": "WebSocket hub for live updates.",
     "database": "PostgreSQL, the source of truth for reads.",
     "redis": "Optional Redis, to share pub/sub between several zmartd processes.",

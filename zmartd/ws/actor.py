@@ -18,6 +18,7 @@ from zmartd.bus import DomainEvent, SessionEnded
 from zmartd.context import ActorContext
 from zmartd.model.services import DATABASE, WS_URL
 from zmartd.model.sessions import resolve_session
+from zmartd.ws import legacy
 from zmartd.ws.fanout import RedisSequencer, RedisTransport
 from zmartd.ws.hub import Authenticator, Hub, HubLimits
 from zmartd.ws.replay import ReplayBuffers
@@ -36,7 +37,8 @@ def build_hub(ctx: ActorContext, authenticate: Authenticator | None = None) -> H
     )
     replay = ReplayBuffers(cfg.replay_buffer_size, cfg.replay_buffer_age, trio.current_time)
     return Hub(limits, replay, authenticate=authenticate,
-               trusted_proxies=ctx.config.http.trusted_proxies)
+               trusted_proxies=ctx.config.http.trusted_proxies,
+               legacy=legacy.adapt if cfg.legacy_firehose else None)
 
 
 async def run(

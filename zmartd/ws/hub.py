@@ -13,6 +13,10 @@ Two properties matter and are kept by construction:
   numbers.  Subscribing with ``since`` replays from the buffer (or answers
   ``gap``), and the replay and the switch to live delivery happen without a
   checkpoint in between, so no event can fall between them.
+* **Legacy connections get the firehose.**  A connection that has not
+  subscribed yet receives every ``trade`` and ``market_state`` in the original
+  frontend's shapes (given by the ``legacy`` adapter, :mod:`zmartd.ws.legacy`),
+  through the same bounded queue; its first ``subscribe`` ends that.
 * **A slow client never slows anyone else.**  Delivery only ever does a
   non-blocking put into a connection's bounded queue; a connection whose
   queue is full is closed with 1013 and told where to resume.
@@ -155,6 +159,7 @@ class Hub:
         authenticate: Authenticator | None = None,
         trusted_proxies: Iterable[clientip.IpNetwork] = (),
         on_close: Callable[[int], None] | None = None,
+        legacy: Callable[[Sequenced], str | None] | None = None,
     ) -> None:
         self.limits = limits
         self.replay = replay
@@ -163,6 +168,9 @@ class Hub:
         self.authenticate = authenticate
         self.trusted = tuple(trusted_proxies)
         self.on_close = on_close
+        #: frame adapter for connections that never subscribed (None: they get nothing)
+        self.legacy = legacy
+        self._firehose: set[Connection] = set()
         self._ids = itertools.count(1)
         self._by_channel: dict[str, set[Connection]] = {}
         self._connections: set[Connection] = set()
@@ -190,6 +198,11 @@ class Hub:
         self.replay.add(item)
         for conn in tuple(self._by_channel.get(item.channel, ())):
             self._enqueue(conn, [(item.channel, item.seq, item.frame)])
+        if self._firehose and self.legacy is not None:
+            frame = self.legacy(item)
+            if frame is not None:
+                for conn in tuple(self._firehose):
+                    self._enqueue(conn, [("", 0, frame)])
 
     def _enqueue(self, conn: Connection, frames: list[tuple[str, int, str]]) -> None:
         if conn.closed or conn.send is None:
@@ -241,6 +254,8 @@ class Hub:
                 {"client_id": conn.id, "message": "Connected to ZMART WebSocket server",
                  "channels": sorted(protocol.CHANNEL_KINDS)},
             )))])
+            if self.legacy is not None:
+                self._firehose.add(conn)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._sender, conn, recv)
                 nursery.start_soon(self._heartbeat, conn, nursery.cancel_scope)
@@ -252,6 +267,7 @@ class Hub:
 
     def _forget(self, conn: Connection) -> None:
         self._connections.discard(conn)
+        self._firehose.discard(conn)
         for channel in conn.subs:
             subs = self._by_channel.get(channel)
             if subs is not None:
@@ -329,6 +345,7 @@ class Hub:
             raise ProtocolError("too_many_subscriptions",
                                 f"at most {self.limits.max_subscriptions} subscriptions "
                                 "per connection")
+        self._firehose.discard(conn)  # from now on, the channel protocol
         self._subscribe(conn, channel, msg.since)
 
     async def _authorize(self, conn: Connection, channel: str, token: str | None) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "Text",
     "market_tags",
     "router",
+    "state_index",
 ]
 
 router = Router("markets", prefix="/v1/markets", tags=["markets"])
@@ -91,7 +92,8 @@ class MarketListQuery(PageQuery, frozen=True, kw_only=True):
     sort: Literal["newest", "volume", "closing_soon", "liquidity"] = "newest"
 
 
-def _state(value: str | None) -> int | None:
+def state_index(value: str | None) -> int | None:
+    """A ``StateParam`` (0..6 or a name) as the chain's integer."""
     if value is None:
         return None
     return int(value) if value.isdigit() else views.STATE_NAMES.index(value)
@@ -107,7 +109,7 @@ async def list_markets(call: Call[None, MarketListQuery]) -> Page[views.Market]:
     """
     q = call.query
     return await handlers.list_markets(
-        call.database(), state=_state(q.state), category=q.category,
+        call.database(), state=state_index(q.state), category=q.category,
         creator=str(q.creator) if q.creator is not None else None, tag=q.tag, q=q.q,
         sort=q.sort, limit=q.limit, cursor=q.cursor,
     )
