@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["one_error"]
+import trio
+
+__all__ = ["cancel_on", "one_error"]
 
 
 @contextmanager
@@ -26,3 +28,10 @@ def one_error() -> Iterator[None]:
             if isinstance(exc, Exception) and not isinstance(exc, BaseExceptionGroup):
                 raise exc from None
         raise
+
+
+async def cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
+    """Cancel ``scope`` once ``event`` is set: an actor starts this in its nursery with its
+    ``stopping`` event, so everything it runs ends when the supervisor stops it."""
+    await event.wait()
+    scope.cancel()

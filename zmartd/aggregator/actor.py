@@ -32,6 +32,7 @@ import trio
 
 from zmartd.aggregator.policy import U32_MAX, approval_bps, approves, dispute_flips
 from zmartd.chain.rpc import RpcClient, RpcClientError
+from zmartd.concurrency import cancel_on
 from zmartd.context import ActorContext
 from zmartd.model.services import chain_urls
 from zmartd.sender.keys import configured_signers, effective_signers
@@ -421,7 +422,7 @@ async def run(
     task_status.started()
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_stop_on, stopping, nursery.cancel_scope)
+            nursery.start_soon(cancel_on, stopping, nursery.cancel_scope)
             db = await ctx.services.get(DATABASE)
             rpc_urls, _ = await chain_urls(ctx)
             cfg = ctx.config.chain
@@ -453,7 +454,3 @@ async def run(
     finally:
         ctx.set_degraded(None)
 
-
-async def _stop_on(stopping: trio.Event, scope: trio.CancelScope) -> None:
-    await stopping.wait()
-    scope.cancel()

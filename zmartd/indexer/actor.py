@@ -29,6 +29,7 @@ import trio
 
 from zmartd.bus import ChainGap, ProgramLogs, Subscription
 from zmartd.chain.rpc import RpcClient, RpcClientError
+from zmartd.concurrency import cancel_on
 from zmartd.context import ActorContext
 from zmartd.indexer.backfill import BackfillProgress, backfill
 from zmartd.indexer.finality import finality_round
@@ -83,7 +84,7 @@ async def run(
     task_status.started()
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_stop_on, stopping, nursery.cancel_scope)
+            nursery.start_soon(cancel_on, stopping, nursery.cancel_scope)
             db = await ctx.services.get(DATABASE)
             rpc_urls, ws_url = await chain_urls(ctx)
             cfg = ctx.config.chain
@@ -108,10 +109,6 @@ async def run(
         ctx.set_degraded(None)
         ctx.services.withdraw(INDEXER, service)
 
-
-async def _stop_on(stopping: trio.Event, scope: trio.CancelScope) -> None:
-    await stopping.wait()
-    scope.cancel()
 
 
 async def serve_indexer(

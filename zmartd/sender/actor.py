@@ -26,6 +26,7 @@ from zmartd.chain.borsh import DecodeError
 from zmartd.chain.pda import global_config_pda
 from zmartd.chain.rpc import RpcClient, RpcClientError
 from zmartd.chain.types import GlobalConfig
+from zmartd.concurrency import cancel_on
 from zmartd.config import Config
 from zmartd.context import ActorContext
 from zmartd.model.services import chain_urls
@@ -86,7 +87,7 @@ async def run(
     service: SenderService | None = None
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_stop_on, stopping, nursery.cancel_scope)
+            nursery.start_soon(cancel_on, stopping, nursery.cancel_scope)
             db = await ctx.services.get(DATABASE)
             service = SenderService(db, signers)
             ctx.services.provide(SENDER, service)
@@ -122,10 +123,6 @@ async def run(
             service.leader = False
             ctx.services.withdraw(SENDER, service)
 
-
-async def _stop_on(stopping: trio.Event, scope: trio.CancelScope) -> None:
-    await stopping.wait()
-    scope.cancel()
 
 
 async def _resolve_admin(ctx: ActorContext, service: SenderService, executor: Executor) -> None:
