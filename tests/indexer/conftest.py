@@ -12,7 +12,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-import trio
 import trio_asyncio
 from solders.instruction import Instruction
 from solders.keypair import Keypair
@@ -20,7 +19,7 @@ from solders.message import MessageV0
 from solders.transaction import VersionedTransaction
 
 from tests.devchain.conftest import serve, settings  # noqa: F401  (fixtures)
-from tests.storage.conftest import create_schema, schema_dsn
+from tests.storage.conftest import migrated_schema
 from zmartd.bus import Bus
 from zmartd.chain import instructions as ix
 from zmartd.chain import types as t
@@ -32,7 +31,6 @@ from zmartd.devchain.node import TxRecord
 from zmartd.indexer.pipeline import Indexer
 from zmartd.indexer.source import ChainSource
 from zmartd.storage.database import Database
-from zmartd.storage.migrate import migrate
 
 SOL = 1_000_000_000
 B = 100 * SOL
@@ -46,20 +44,7 @@ CHAIN_TABLES = (
 
 @pytest.fixture(scope="module")
 def module_dsn(pg_dsn: str, request: pytest.FixtureRequest) -> str:
-    schema = "ix_" + request.module.__name__.rsplit(".", 1)[-1]
-    create_schema(pg_dsn, schema)
-    dsn = schema_dsn(pg_dsn, schema)
-
-    async def _migrate() -> None:
-        async with trio_asyncio.open_loop():
-            database = await Database.connect(dsn, min_size=1, max_size=2, statement_timeout=30)
-            try:
-                await migrate(database)
-            finally:
-                await database.close()
-
-    trio.run(_migrate)
-    return dsn
+    return migrated_schema(pg_dsn, "ix_" + request.module.__name__.rsplit(".", 1)[-1])
 
 
 async def empty(db: Database) -> None:

@@ -11,12 +11,11 @@ from typing import Any
 
 import asyncpg
 import pytest
-import trio
 import trio_asyncio
 from solders.keypair import Keypair
 
 from tests.devchain.conftest import serve, settings  # noqa: F401  (fixtures)
-from tests.storage.conftest import create_schema, schema_dsn
+from tests.storage.conftest import migrated_schema
 from tests.test_e2e_daemon import daemon_factory, data_dir  # noqa: F401  (fixtures)
 from zmartd.chain import instructions as ix
 from zmartd.chain.pda import market_pda
@@ -26,7 +25,6 @@ from zmartd.sender.lifecycle import Executor, SenderSettings, Signers
 from zmartd.sender.metrics import SenderMetrics
 from zmartd.storage.database import Database
 from zmartd.storage.intents import IntentRecord
-from zmartd.storage.migrate import migrate
 
 #: the test chain's admin and backend authority
 AUTHORITY = Keypair.from_seed(hashlib.sha256(b"zmartd sender tests authority").digest())
@@ -37,20 +35,7 @@ FAST = SenderSettings(rebroadcast_interval=0.3, poll_interval=0.05, max_backoff=
 
 @pytest.fixture(scope="module")
 def module_dsn(pg_dsn: str, request: pytest.FixtureRequest) -> str:
-    schema = "snd_" + request.module.__name__.rsplit(".", 1)[-1]
-    create_schema(pg_dsn, schema)
-    dsn = schema_dsn(pg_dsn, schema)
-
-    async def _migrate() -> None:
-        async with trio_asyncio.open_loop():
-            database = await Database.connect(dsn, min_size=1, max_size=2, statement_timeout=30)
-            try:
-                await migrate(database)
-            finally:
-                await database.close()
-
-    trio.run(_migrate)
-    return dsn
+    return migrated_schema(pg_dsn, "snd_" + request.module.__name__.rsplit(".", 1)[-1])
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import trio
 import trio_asyncio
 
 from zmartd.storage.database import Database
@@ -42,6 +43,23 @@ def create_schema(pg_dsn: str, schema: str) -> None:
             await con.close()
 
     asyncio.run(_create())
+
+
+def migrated_schema(pg_dsn: str, schema: str) -> str:
+    """A fresh schema with every migration applied; its DSN (for module fixtures)."""
+    create_schema(pg_dsn, schema)
+    dsn = schema_dsn(pg_dsn, schema)
+
+    async def _migrate() -> None:
+        async with trio_asyncio.open_loop():
+            database = await Database.connect(dsn, min_size=1, max_size=2, statement_timeout=30)
+            try:
+                await migrate(database)
+            finally:
+                await database.close()
+
+    trio.run(_migrate)
+    return dsn
 
 
 @pytest.fixture(scope="module")
