@@ -14,6 +14,7 @@ import trio.testing
 
 from tests.api import factories as fx
 from tests.api.conftest import LiveApi, live_api, make_config
+from zmartd.api.bodydrain import BodyDrain
 from zmartd.api.cache import cache_key, run_invalidator
 from zmartd.api.fastpath import FastPath
 from zmartd.api.middleware import LoadShedder
@@ -78,7 +79,9 @@ async def call(app: Any, path: str, query: str = "", *, method: str = "GET",
 
 
 def fast_path(api: LiveApi) -> FastPath:
-    shedder = api.app.asgi_app
+    drain = api.app.asgi_app
+    assert isinstance(drain, BodyDrain)
+    shedder = drain.app
     assert isinstance(shedder, LoadShedder)  # the fast path counts as in flight
     assert isinstance(shedder.app, FastPath)
     return shedder.app
@@ -282,7 +285,9 @@ class HeldLimiter(RateLimiter):
 
 async def test_fast_answers_count_as_in_flight(db: Database) -> None:
     async with served(db) as (api, path):
-        shedder = api.app.asgi_app
+        drain = api.app.asgi_app
+        assert isinstance(drain, BodyDrain)
+        shedder = drain.app
         assert isinstance(shedder, LoadShedder)
         assert (await api.client.get(path)).status_code == 200
         limiter = api.state.limiter = HeldLimiter()

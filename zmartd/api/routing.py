@@ -57,6 +57,7 @@ from werkzeug.exceptions import HTTPException
 from zmartd.api import cache as hot
 from zmartd.api import middleware, problems
 from zmartd.api.auth import Session, bearer_token
+from zmartd.api.bodydrain import BodyDrain
 from zmartd.api.problems import CONTENT_TYPE, Problem
 from zmartd.api.ratelimit import Decision, RateClass, RateLimiter
 from zmartd.api.validation import decode_body, decode_path, decode_query, encode
@@ -478,7 +479,9 @@ def mount(
 ) -> ApiState:
     """Install the API on ``app``: routes, error handlers, client IP, CORS,
     security headers, the fast path for fresh cache hits, load shedding (in
-    front of both), and (with ``docs``) ``/openapi.json`` and ``/docs``."""
+    front of both), the handling of bodies early answers leave unread (in front
+    of everything, :mod:`zmartd.api.bodydrain`), and (with ``docs``)
+    ``/openapi.json`` and ``/docs``."""
     from zmartd.api import openapi  # the document generator reads Route, not the reverse
 
     cfg = ctx.config
@@ -555,10 +558,13 @@ def mount(
 
     from zmartd.api.fastpath import FastPath  # it reads Route and ApiState, not the reverse
 
-    app.asgi_app = middleware.LoadShedder(  # type: ignore[method-assign,assignment]
+    shedder = middleware.LoadShedder(
         FastPath(app.asgi_app, state, policy),  # type: ignore[arg-type]
         cfg.http.max_in_flight,
         exempt=OPS_PATHS | {cfg.metrics.path},
         on_shed=ctx.metrics.http_shed.inc,  # its 503s never reach Quart's after_request
     )
+    # Outermost: every answer above may come before the body was read.
+    app.asgi_app = BodyDrain(  # type: ignore[method-assign,assignment]
+        shedder, cfg.http.body_timeout)
     return state
