@@ -4,6 +4,8 @@ raw sockets, hundreds of them, against the default connection cap (512)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import trio
 
 from tests.api import factories as fx
@@ -127,6 +129,11 @@ async def test_idle_keep_alive_connections_are_closed_and_stop_counting() -> Non
             await conn.aclose()
 
 
+async def _limited(limit: trio.CapacityLimiter, fn: Any, *args: Any) -> None:
+    async with limit:
+        await fn(*args)
+
+
 async def test_the_connection_leak_attack_leaks_nothing(db: Database) -> None:
     """The attack on the connection cap: 600 times, ``POST
     /v1/webhooks/helius`` head, 20 ms, body ``[]``, read the 401, ``GET
@@ -167,14 +174,9 @@ async def test_the_connection_leak_attack_leaks_nothing(db: Database) -> None:
             async with trio.open_nursery() as outer:
                 outer.start_soon(probe, done)
                 limit = trio.CapacityLimiter(20)
-
-                async def one() -> None:
-                    async with limit:
-                        await attack(statuses, answer_first)  # noqa: B023
-
                 async with trio.open_nursery() as nursery:
                     for _ in range(600):
-                        nursery.start_soon(one)
+                        nursery.start_soon(_limited, limit, attack, statuses, answer_first)
                 done.set()
             assert statuses == [(401, 200)] * 600
             await _until_no_connections(served, 2.0)  # back to the baseline: none
