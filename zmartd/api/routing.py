@@ -53,6 +53,7 @@ import structlog
 from quart import Response, current_app, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter
 
 from zmartd.api import cache as hot
 from zmartd.api import middleware, problems
@@ -95,6 +96,15 @@ JSON: Final = "application/json"
 _PARAM = re.compile(r"<(?:[a-z_]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
 #: Paths served without the API machinery and exempt from load shedding.
 OPS_PATHS: Final = frozenset({"/health", "/ready"})
+
+
+class PubkeyConverter(BaseConverter):
+    """``<pubkey:name>``: a path segment that can be a base58 public key.
+    Anything else is not this route's URL at all: ``/v1/users/me`` is the
+    profile route (PATCH only), so ``GET /v1/users/me`` is 405, not a GET of
+    the user "me" that fails validation."""
+
+    regex = "[1-9A-HJ-NP-Za-km-z]{32,44}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -492,6 +502,7 @@ def mount(
     )
     app.extensions["zmartd.api"] = state
     app.config["MAX_CONTENT_LENGTH"] = cfg.http.max_body_bytes
+    app.url_map.converters["pubkey"] = PubkeyConverter
     for router in routers:
         for route in router.routes:
             state.routes.append(route)

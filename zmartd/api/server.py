@@ -229,11 +229,27 @@ async def serve(
         lifespan_nursery.cancel_scope.cancel()
 
 
+class App(QuartTrio):
+    """The Quart-Trio app, with ``OPTIONS`` telling the truth in ``Allow``."""
+
+    async def make_default_options_response(self) -> Response:
+        """``Allow`` lists the methods of the path that matched (its rules,
+        one per method), not of every rule whose pattern fits the URL:
+        ``OPTIONS /v1/users/me`` named ``GET`` because a wallet pattern
+        fitted ``me`` too, yet ``GET /v1/users/me`` is no operation."""
+        rule = request.url_rule
+        if rule is None:
+            return await super().make_default_options_response()
+        methods = {m for r in self.url_map.iter_rules() if r.rule == rule.rule
+                   for m in (r.methods or ())}
+        return self.response_class("", headers={"Allow": ", ".join(sorted(methods))})
+
+
 def create_app(
     ctx: ActorContext, *, limiter: RateLimiter | None = None, cache: HotCache | None = None,
     routers: Iterable[Router] = ROUTERS,
 ) -> QuartTrio:
-    app = QuartTrio("zmartd")
+    app = App("zmartd")
     app.extensions["zmartd"] = ctx
     app.config["MAX_CONTENT_LENGTH"] = ctx.config.http.max_body_bytes
     app.register_blueprint(ops.blueprint)
