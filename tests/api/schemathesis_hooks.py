@@ -33,8 +33,10 @@ def sign_in(base_url: str) -> str:
         nonce = client.post("/v1/auth/nonce", json={"wallet": str(kp.pubkey())})
         nonce.raise_for_status()
         message = nonce.json()["message"]
-        session = client.post("/v1/auth/verify", json={
-            "message": message, "signature": str(kp.sign_message(message.encode()))})
+        session = client.post(
+            "/v1/auth/verify",
+            json={"message": message, "signature": str(kp.sign_message(message.encode()))},
+        )
         session.raise_for_status()
         token: str = session.json()["token"]
         return token
