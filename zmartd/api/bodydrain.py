@@ -43,6 +43,7 @@ way to block.
 from __future__ import annotations
 
 from collections.abc import MutableMapping
+from functools import partial
 from typing import Any, Final
 
 import trio
@@ -172,9 +173,17 @@ class BodyDrain:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        exchange = _Exchange(
-            receive, send, declared_length(scope["headers"]), self.limit, self.body_timeout
-        )
-        if exchange.declared == 0:
-            exchange.settled.set()  # no body: nothing can be left unread
+        declared = declared_length(scope["headers"])
+        if declared == 0:  # no body, nothing left unread: only the shield (most requests)
+            await self.app(scope, receive, partial(_send_shielding_the_last, send))
+            return
+        exchange = _Exchange(receive, send, declared, self.limit, self.body_timeout)
         await self.app(scope, exchange.receive, exchange.send)
+
+
+async def _send_shielding_the_last(send: Any, message: Any) -> None:
+    if message["type"] == "http.response.body" and not message.get("more_body", False):
+        with trio.CancelScope(shield=True):
+            await send(message)
+    else:
+        await send(message)

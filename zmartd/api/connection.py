@@ -86,8 +86,12 @@ class Connection(TCPServer):
     async def _read_data(self) -> None:
         while True:
             try:
-                with trio.fail_at(await self._deadline()):
+                deadline = await self._deadline()
+                if deadline == math.inf:  # most reads: no cancel scope to set up
                     data = await self.stream.receive_some(MAX_RECV)
+                else:
+                    with trio.fail_at(deadline):
+                        data = await self.stream.receive_some(MAX_RECV)
             except trio.TooSlowError:
                 self.timed_out = True
                 break
