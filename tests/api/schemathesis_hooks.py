@@ -8,6 +8,9 @@
   session of its own, signed in just for it (Sign-In-With-Solana against
   ``ZMARTD_ST_URL``) -- logging out the run's session would leave every
   later request answering 401.
+
+Importing this module registers both globally: only the ``st`` process
+loads it, never pytest's.
 """
 
 from __future__ import annotations
@@ -15,31 +18,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import httpx
 import schemathesis
-from solders.keypair import Keypair
 
 from tests.api.conftest import register_schemathesis_formats
+from tests.api.siws import sign_in
 
 register_schemathesis_formats()
 
 LOGOUT = "/v1/auth/logout"
-
-
-def sign_in(base_url: str) -> str:
-    """A new wallet's session token, through ``/v1/auth/nonce`` and ``/verify``."""
-    kp = Keypair()
-    with httpx.Client(base_url=base_url, timeout=10) as client:
-        nonce = client.post("/v1/auth/nonce", json={"wallet": str(kp.pubkey())})
-        nonce.raise_for_status()
-        message = nonce.json()["message"]
-        session = client.post(
-            "/v1/auth/verify",
-            json={"message": message, "signature": str(kp.sign_message(message.encode()))},
-        )
-        session.raise_for_status()
-        token: str = session.json()["token"]
-        return token
 
 
 @schemathesis.auth()

@@ -45,7 +45,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.api.schemathesis_hooks import sign_in
+from tests.api.siws import sign_in
 from tests.conftest import ADMIN_DSN, ROOT, _with_database
 from tests.test_e2e_daemon import Daemon, example_config, free_port
 
