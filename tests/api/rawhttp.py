@@ -121,15 +121,22 @@ class Served:
 
 
 @asynccontextmanager
-async def serve_zmartd(cfg: Config, database: Database | None) -> AsyncIterator[Served]:
+async def serve_zmartd(
+    cfg: Config,
+    database: Database | None,
+    *,
+    graceful_timeout: float = 0.1,
+    stopped: trio.Event | None = None,
+) -> AsyncIterator[Served]:
     """The app served as the ``http`` actor serves it (zmartd's accept loop,
-    connection cap, keep-alive and head/body deadlines from ``cfg``)."""
+    connection cap, keep-alive and head/body deadlines from ``cfg``);
+    ``stopped`` is set once the server has stopped after the block."""
     ctx = make_ctx(cfg)
     if database is not None:
         ctx.services.provide("database", database)
     app = create_app(ctx)
     config = hypercorn_config(ctx)
-    config.graceful_timeout = 0.1
+    config.graceful_timeout = graceful_timeout
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         urls: list[str] = await nursery.start(
@@ -149,3 +156,5 @@ async def serve_zmartd(cfg: Config, database: Database | None) -> AsyncIterator[
             yield Served(int(urls[0].rsplit(":", 1)[1]), app, ctx)
         finally:
             stop.set()
+    if stopped is not None:
+        stopped.set()

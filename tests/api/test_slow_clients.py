@@ -184,3 +184,19 @@ async def test_the_connection_leak_attack_leaks_nothing(db: Database) -> None:
         assert await _health(served) == 200
         shed = served.ctx.metrics.registry.get_sample_value("zmartd_http_shed_total")
         assert shed == 0
+
+
+async def test_idle_keep_alive_connections_do_not_hold_a_graceful_stop() -> None:
+    """After an answer the connection is idle and hypercorn closes it as soon
+    as a stop begins; it used to look busy forever, so every stop waited the
+    whole ``graceful_timeout`` for it."""
+    cfg = _config(graceful_timeout=5.0, keep_alive_timeout=60)
+    stopped = trio.Event()
+    async with serve_zmartd(cfg, None, graceful_timeout=5.0, stopped=stopped) as served:
+        conn = await RawConnection.open(served.port)
+        await conn.send(HEALTH)
+        assert (await conn.answer()).status == 200
+        started = trio.current_time()
+    assert stopped.is_set() and trio.current_time() - started < 1.0
+    assert await conn.closed_by_server(0.1)
+    await conn.aclose()
