@@ -204,10 +204,11 @@ async def serve(
                 listeners.append(DrainingListener(sock))
                 binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
             task_status.started(binds)
+            open_connections: set[Connection] = set()
             handler: Handler = partial(Connection, wrapped, config, context,
                                        ConnectionState(lifespan_state.copy()),
                                        header_timeout=header_timeout,
-                                       body_timeout=body_timeout)
+                                       body_timeout=body_timeout, registry=open_connections)
             handler = ConnectionCap(handler, max_connections, overloaded_http11(), on_refused,
                                     connections)
             try:
@@ -223,6 +224,8 @@ async def serve(
                     raise others from None
             finally:
                 await context.terminated.set()
+                for connection in list(open_connections):
+                    connection.close_if_idle()  # nothing to wait for
                 server_nursery.cancel_scope.deadline = (
                     trio.current_time() + config.graceful_timeout)
         await lifespan.wait_for_shutdown()
