@@ -163,8 +163,8 @@ def test_reference_documents_every_key_with_type_and_default() -> None:
 
 _HTTP_KEYS = (
     "enabled, host, port, graceful_timeout, public_url, trusted_proxies, cors_origins, "
-    "max_body_bytes, max_in_flight, max_connections, max_json_depth, cache_ttl, "
-    "cache_max_entries, required"
+    "max_body_bytes, max_in_flight, max_connections, max_json_depth, keep_alive_timeout, "
+    "header_timeout, body_timeout, cache_ttl, cache_max_entries, required"
 )
 _KEYPAIR = (
     "Solana keypair (base58 secret key, or JSON array of 64 integers as written by solana-keygen)"

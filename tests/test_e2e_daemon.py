@@ -260,16 +260,20 @@ def test_embedded_postgres_orphaned_by_sigkill_is_adopted_and_stopped(
 def test_second_sigint_forces_exit_during_drain(
     tmp_path: Path, data_dir: Path, daemon_factory: list[Daemon]
 ) -> None:
-    """An idle keep-alive connection makes the HTTP drain last graceful_timeout
-    (2 s in the example); a second SIGINT must not wait for it."""
+    """A request still in flight (its body half sent) makes the HTTP drain
+    last graceful_timeout (2 s in the example); a second SIGINT must not wait
+    for it.  (An idle keep-alive connection no longer does: it is closed as
+    the drain starts.)"""
     port = free_port()
     config = example_config(tmp_path, port, data_dir)
     d = Daemon(config, port)
     daemon_factory.append(d)
     d.wait_ready(timeout=10)
-    with socket.create_connection(("127.0.0.1", port)) as keep_alive:
-        keep_alive.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert keep_alive.recv(65536).startswith(b"HTTP/1.1 200")
+    with socket.create_connection(("127.0.0.1", port)) as in_flight:
+        in_flight.sendall(b"POST /v1/auth/nonce HTTP/1.1\r\nHost: x\r\n"
+                          b"Content-Type: application/json\r\nContent-Length: 60\r\n\r\n"
+                          b'{"wallet": ')
+        time.sleep(0.2)
         t0 = time.monotonic()
         d.proc.send_signal(signal.SIGINT)
         time.sleep(0.3)

@@ -139,6 +139,12 @@ class Metrics:
             "new connections past the connection cap (never reach the per-route "
             "counters: they are answered before routing)", registry=r,
         )
+        self.http_connections = Gauge(
+            "zmartd_http_connections",
+            "Client connections being served (idle keep-alive ones included, until "
+            "http.keep_alive_timeout closes them; those refused past the cap excluded)",
+            registry=r,
+        )
         self.http_cache = Counter(
             "zmartd_http_cache_total",
             "Answers of cacheable routes by hot-cache result (hit, miss, stale = served "

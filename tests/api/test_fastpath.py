@@ -15,6 +15,7 @@ import trio.testing
 from tests.api import factories as fx
 from tests.api.conftest import LiveApi, live_api, make_config
 from tests.asgi import Answer, call
+from zmartd.api.bodydrain import BodyDrain
 from zmartd.api.cache import cache_key, run_invalidator
 from zmartd.api.fastpath import FastPath
 from zmartd.api.middleware import LoadShedder
@@ -29,7 +30,9 @@ LIST = "/v1/markets"
 
 
 def fast_path(api: LiveApi) -> FastPath:
-    shedder = api.app.asgi_app
+    drain = api.app.asgi_app
+    assert isinstance(drain, BodyDrain)
+    shedder = drain.app
     assert isinstance(shedder, LoadShedder)  # the fast path counts as in flight
     assert isinstance(shedder.app, FastPath)
     return shedder.app
@@ -233,7 +236,9 @@ class HeldLimiter(RateLimiter):
 
 async def test_fast_answers_count_as_in_flight(db: Database) -> None:
     async with served(db) as (api, path):
-        shedder = api.app.asgi_app
+        drain = api.app.asgi_app
+        assert isinstance(drain, BodyDrain)
+        shedder = drain.app
         assert isinstance(shedder, LoadShedder)
         assert (await api.client.get(path)).status_code == 200
         limiter = api.state.limiter = HeldLimiter()

@@ -10,6 +10,7 @@ import trio
 import trio.testing
 
 from tests.api.conftest import live_api, make_config, make_ctx
+from zmartd.api.bodydrain import BodyDrain
 from zmartd.api.middleware import (
     API_CSP,
     LoadShedder,
@@ -121,7 +122,9 @@ async def test_shed_requests_are_counted_in_metrics() -> None:
         with trio.fail_after(5):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(get)
-                shedder = api.app.asgi_app
+                drain = api.app.asgi_app
+                assert isinstance(drain, BodyDrain)
+                shedder = drain.app
                 assert isinstance(shedder, LoadShedder)
                 while shedder.in_flight < 1:  # the first one holds the only slot
                     await trio.sleep(0.01)

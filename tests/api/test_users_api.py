@@ -51,7 +51,8 @@ async def test_profile_stats_and_pnl(db: Database) -> None:
         assert len(open_only["items"]) == 3  # all still hold shares
         trades = (await c.get(f"/v1/users/{me}/trades", params={"limit": "2"})).json()
         assert len(trades["items"]) == 2 and trades["next_cursor"] is not None
-        assert (await c.get("/v1/users/not-a-wallet")).status_code == 422
+        assert (await c.get("/v1/users/not-a-wallet")).status_code == 404  # no such route
+        assert (await c.get("/v1/users/" + "1" * 43)).status_code == 400  # base58, not a key
         assert (await c.get(f"/v1/users/{me}/positions",
                             params={"open": "maybe"})).status_code == 422
         fresh = (await c.get(f"/v1/users/{f.wallet(fx.fresh())}")).json()

@@ -153,7 +153,7 @@ def test_exceptions_map_to_problems() -> None:
     cases = {
         ServiceUnavailable("database"): ("unavailable", 503),
         OSError("connection reset"): ("unavailable", 503),
-        InvalidCursor("bad"): ("validation", 422),
+        InvalidCursor("bad"): ("malformed", 400),
         InvalidArgument("bad"): ("validation", 422),
         NotFound("no market"): ("not-found", 404),
         NotPermitted("already exists"): ("conflict", 409),
@@ -164,8 +164,7 @@ def test_exceptions_map_to_problems() -> None:
     unavailable = from_exception(ServiceUnavailable("database"))
     assert unavailable is not None and unavailable.headers["Retry-After"] == "5"
     cursor = from_exception(InvalidCursor("x"))
-    assert cursor is not None and cursor.errors is not None
-    assert cursor.errors[0].field == "cursor"
+    assert cursor is not None and cursor.detail is not None and "cursor" in cursor.detail
     assert from_exception(ZeroDivisionError()) is None
     assert len({k.type for k in KINDS.values()}) == len(KINDS)
     with pytest.raises(ValueError, match="unknown problem kind"):

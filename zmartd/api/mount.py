@@ -19,12 +19,14 @@ from werkzeug.exceptions import HTTPException
 from zmartd import clientip
 from zmartd.api import cache as hot
 from zmartd.api import middleware, openapi, problems
+from zmartd.api.bodydrain import BodyDrain
 from zmartd.api.fastpath import FastPath
 from zmartd.api.problems import Problem
 from zmartd.api.ratelimit import RateLimiter
 from zmartd.api.routing import (
     OPS_PATHS,
     ApiState,
+    PubkeyConverter,
     Router,
     SessionResolver,
     problem_response,
@@ -49,7 +51,9 @@ def mount(
 ) -> ApiState:
     """Install the API on ``app``: routes, error handlers, client IP, CORS,
     security headers, the fast path for fresh cache hits, load shedding (in
-    front of both), and (with ``docs``) ``/openapi.json`` and ``/docs``."""
+    front of both), the handling of bodies early answers leave unread (in front
+    of everything, :mod:`zmartd.api.bodydrain`), and (with ``docs``)
+    ``/openapi.json`` and ``/docs``."""
     cfg = ctx.config
     state = ApiState(
         ctx=ctx, limiter=limiter, cache=cache, resolve_session=resolve_session,
@@ -58,6 +62,7 @@ def mount(
     )
     app.extensions["zmartd.api"] = state
     app.config["MAX_CONTENT_LENGTH"] = cfg.http.max_body_bytes
+    app.url_map.converters["pubkey"] = PubkeyConverter
     for router in routers:
         for route in router.routes:
             state.routes.append(route)
@@ -127,10 +132,13 @@ def mount(
                         method=request.method, error=f"{type(exc).__name__}: {exc}"[:300])
         return problem_response(problem, request.path)
 
-    app.asgi_app = middleware.LoadShedder(  # type: ignore[method-assign,assignment]
+    shedder = middleware.LoadShedder(
         FastPath(app.asgi_app, state, policy),  # type: ignore[arg-type]
         cfg.http.max_in_flight,
         exempt=OPS_PATHS | {cfg.metrics.path},
         on_shed=ctx.metrics.http_shed.inc,  # its 503s never reach Quart's after_request
     )
+    # Outermost: every answer above may come before the body was read.
+    app.asgi_app = BodyDrain(  # type: ignore[method-assign,assignment]
+        shedder, cfg.http.body_timeout)
     return state

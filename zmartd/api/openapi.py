@@ -135,6 +135,10 @@ def _problem_statuses(route: Route) -> list[int]:
     statuses = {422, 503} | set(route.errors)
     if route.body is not None:
         statuses |= {400, 413, 415}
+    if route.query is not None or route.path_type is not None:
+        statuses.add(400)  # e.g. a cursor not issued here, base58 that is not a key
+    if "<pubkey:" in route.path:
+        statuses.add(404)  # a segment that cannot be a key matches no route
     if route.auth in ("session", "admin", "optional"):
         statuses.add(401)
     if route.auth == "admin":
@@ -179,10 +183,48 @@ def _operation(route: Route, refs: dict[Any, dict[str, Any]],
     if route.method == "GET" and route.status == 200 and route.response is not None:
         responses["304"] = {"description": "Not modified (If-None-Match matched the ETag).",
                             "headers": _header_refs(["ETag", *rate_headers])}
+    links = LINKS.get((route.operation_id, route.status))
+    if links:
+        responses[str(route.status)]["links"] = links
     for status in _problem_statuses(route):
         responses[str(status)] = {"$ref": f"#/components/responses/{_PROBLEMS[status][0]}"}
     op["responses"] = responses
     return op
+
+
+#: The operations a market's id leads to (its sub-resources and actions).
+_MARKET_OPS: Final = (
+    "markets_get_market", "markets_market_trades", "markets_market_prices",
+    "markets_market_holders", "markets_market_quote", "votes_market_votes",
+    "discussions_market_discussions", "discussions_post_discussion",
+    "votes_vote_proposal", "votes_vote_dispute",
+)
+
+
+def _to(ops: tuple[str, ...], param: str, pointer: str) -> dict[str, Any]:
+    return {op.split("_", 1)[1]: {"operationId": op,
+                                  "parameters": {param: f"$response.body#{pointer}"}}
+            for op in ops}
+
+
+#: OpenAPI links: where an answer's ids lead (operation, status -> links).
+#: Clients and schema-driven tools (schemathesis' stateful phase) follow
+#: these instead of guessing from parameter names -- a guess that took the
+#: ``market_id`` of ``POST /v1/markets`` (metadata, kept until the market
+#: is on chain) for a market that ``GET /v1/markets/{market_id}`` serves.
+LINKS: Final[dict[tuple[str, int], dict[str, Any]]] = {
+    ("markets_list_markets", 200): _to(_MARKET_OPS, "market_id", "/items/0/market_id"),
+    ("markets_get_market", 200): {
+        **_to(_MARKET_OPS[1:], "market_id", "/market_id"),
+        **_to(("users_get_user",), "wallet", "/creator"),
+    },
+    ("markets_register_metadata", 201): _to(("markets_update_metadata",), "market_id",
+                                            "/market_id"),
+    ("discussions_post_discussion", 201): _to(("discussions_delete_discussion",), "post_id",
+                                              "/id"),
+    ("auth_verify", 201): _to(("users_get_user", "users_user_positions", "users_user_trades",
+                               "users_user_votes"), "wallet", "/wallet"),
+}
 
 
 def build_document(routes: list[Route], *, title: str = "zmartd API",

@@ -17,8 +17,11 @@ The storage layer owns the cursor format and the page shape
 (:class:`zmartd.storage.records.Page`, re-exported here).  A cursor it
 cannot decode (tampered, from another list or sort, from an older format)
 raises :class:`~zmartd.storage.records.InvalidCursor`; the route machinery
-turns that into a 422 ``validation`` problem naming the ``cursor`` field
-(:func:`invalid_cursor`), so list routes need no code for it.
+turns that into a 400 ``malformed`` problem saying to restart without a
+cursor (:func:`invalid_cursor`), so list routes need no code for it.  400,
+not 422: the schema can only say "a string of these characters"; that the
+server issued it is beyond any schema, so a well-formed forged or stale
+cursor is a malformed request rather than a schema violation.
 """
 
 from __future__ import annotations

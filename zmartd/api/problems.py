@@ -188,8 +188,11 @@ def conflict(detail: str) -> Problem:
 
 
 def invalid_cursor() -> Problem:
-    detail = "the cursor is invalid or expired; restart from the first page"
-    return validation([FieldError(field="cursor", message=detail)], detail)
+    """400, not 422: a cursor is only valid if this server issued it, which
+    its schema (an opaque string) cannot say -- the request is malformed,
+    not a schema violation."""
+    return bad_request("the cursor was not issued by this server for this list, or it is "
+                       "out of date; restart from the first page (without cursor)")
 
 
 # ------------------------------------------------------------------ exceptions -> problems

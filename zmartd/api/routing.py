@@ -51,6 +51,7 @@ from typing import Any, Final, Generic, Literal, TypeVar
 
 import structlog
 from quart import Response, current_app, g, request
+from werkzeug.routing import BaseConverter
 
 from zmartd.api import cache as hot
 from zmartd.api import problems
@@ -97,6 +98,15 @@ _PARAM = re.compile(r"<(?:[a-z_]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
 SHARED_CACHE_CONTROL: Final = "public, max-age=0, s-maxage=1"
 #: Paths served without the API machinery and exempt from load shedding.
 OPS_PATHS: Final = frozenset({"/health", "/ready"})
+
+
+class PubkeyConverter(BaseConverter):
+    """``<pubkey:name>``: a path segment that can be a base58 public key.
+    Anything else is not this route's URL at all: ``/v1/users/me`` is the
+    profile route (PATCH only), so ``GET /v1/users/me`` is 405, not a GET of
+    the user "me" that fails validation."""
+
+    regex = "[1-9A-HJ-NP-Za-km-z]{32,44}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,11 +33,19 @@ closed: no HTTP parsing, no ASGI, a fraction of a request.  The 503 is sent
 (wrk, naive scripts) would otherwise spend the CPU on refusals -- at 1,000
 connections, 2,400 refusals/s halved the served answers (868/s uncapped,
 448/s capped at 512); held, 777/s and no timeouts.
+
+Slow clients: each connection is a :class:`~zmartd.api.connection.Connection`,
+which closes it when a request head takes longer than ``http.header_timeout``
+or a body stalls for ``http.body_timeout``; idle keep-alive connections are
+closed after ``http.keep_alive_timeout`` (and so stop counting against the
+cap).  Early answers that leave a body unread are handled in the application
+(:mod:`zmartd.api.bodydrain`), which serves under plain hypercorn too.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import time
 from collections import deque
@@ -51,15 +59,16 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
-from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState, LifespanState
 from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr, wrap_app
+from prometheus_client import Gauge
 from quart import Response, g, request
 from quart_trio import QuartTrio
 
 from zmartd.api import compat
 from zmartd.api.cache import HotCache, RedisInvalidation, run_invalidator
+from zmartd.api.connection import Connection
 from zmartd.api.middleware import observe_request, overloaded_http11
 from zmartd.api.mount import mount
 from zmartd.api.ratelimit import RateLimiter, RedisBuckets
@@ -125,21 +134,24 @@ Handler = Callable[[trio.SocketStream], Awaitable[None]]
 
 
 class ConnectionCap:
-    """Serve at most ``limit`` connections at once with ``handler``; answer
-    the others' first request with ``refusal`` (a whole HTTP answer),
-    :data:`REFUSAL_HOLD` after they came, and close them."""
+    """Serve at most ``limit`` connections at once with ``handler`` (0: no
+    limit); answer the others' first request with ``refusal`` (a whole HTTP
+    answer), :data:`REFUSAL_HOLD` after they came, and close them.  ``gauge``
+    follows the number served."""
 
     def __init__(self, handler: Handler, limit: int, refusal: bytes,
-                 on_refused: Callable[[], None] | None = None) -> None:
+                 on_refused: Callable[[], None] | None = None,
+                 gauge: Gauge | None = None) -> None:
         self.handler = handler
         self.limit = limit
         self.refusal = refusal
         self.on_refused = on_refused
+        self.gauge = gauge
         self.open = 0
         self.refused = 0
 
     async def __call__(self, stream: trio.SocketStream) -> None:
-        if self.open >= self.limit:
+        if self.limit and self.open >= self.limit:
             self.refused += 1
             if self.on_refused is not None:
                 self.on_refused()
@@ -155,22 +167,30 @@ class ConnectionCap:
                 await stream.aclose()
             return
         self.open += 1
+        if self.gauge is not None:
+            self.gauge.inc()
         try:
             await self.handler(stream)
         finally:
             self.open -= 1
+            if self.gauge is not None:
+                self.gauge.dec()
 
 
 async def serve(
     app: Any, config: HypercornConfig, *, shutdown_trigger: Callable[[], Awaitable[None]],
     max_connections: int = 0, on_refused: Callable[[], None] | None = None,
+    header_timeout: float = math.inf, body_timeout: float = math.inf,
+    connections: Gauge | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """``hypercorn.trio.serve`` (0.18's ``worker_serve``, plain HTTP only:
     zmartd leaves TLS to its proxy) on :class:`DrainingListener` s, with at
     most ``max_connections`` served at once (0: no cap; the others get the
-    load-shedding 503 and ``on_refused`` is called).  Started with
-    ``nursery.start``, it reports the bound URLs."""
+    load-shedding 503 and ``on_refused`` is called; ``connections`` counts
+    those served), each a :class:`~zmartd.api.connection.Connection` with the
+    head and body deadlines given.  Started with ``nursery.start``, it reports the bound
+    URLs."""
     if config.ssl_enabled:
         raise ValueError("zmartd serves plain HTTP; terminate TLS in the proxy")
     config.set_statsd_logger_class(StatsdLogger)
@@ -189,10 +209,13 @@ async def serve(
                 listeners.append(DrainingListener(sock))
                 binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
             task_status.started(binds)
-            handler: Handler = partial(TCPServer, wrapped, config, context,
-                                       ConnectionState(lifespan_state.copy()))
-            if max_connections:
-                handler = ConnectionCap(handler, max_connections, overloaded_http11(), on_refused)
+            open_connections: set[Connection] = set()
+            handler: Handler = partial(Connection, wrapped, config, context,
+                                       ConnectionState(lifespan_state.copy()),
+                                       header_timeout=header_timeout,
+                                       body_timeout=body_timeout, registry=open_connections)
+            handler = ConnectionCap(handler, max_connections, overloaded_http11(), on_refused,
+                                    connections)
             try:
                 async with trio.open_nursery(strict_exception_groups=True) as nursery:
                     nursery.start_soon(raise_shutdown, shutdown_trigger)
@@ -206,17 +229,35 @@ async def serve(
                     raise others from None
             finally:
                 await context.terminated.set()
+                for connection in list(open_connections):
+                    connection.close_if_idle()  # nothing to wait for
                 server_nursery.cancel_scope.deadline = (
                     trio.current_time() + config.graceful_timeout)
         await lifespan.wait_for_shutdown()
         lifespan_nursery.cancel_scope.cancel()
 
 
+class App(QuartTrio):
+    """The Quart-Trio app, with ``OPTIONS`` telling the truth in ``Allow``."""
+
+    async def make_default_options_response(self) -> Response:
+        """``Allow`` lists the methods of the path that matched (its rules,
+        one per method), not of every rule whose pattern fits the URL:
+        ``OPTIONS /v1/users/me`` named ``GET`` because a wallet pattern
+        fitted ``me`` too, yet ``GET /v1/users/me`` is no operation."""
+        rule = request.url_rule
+        if rule is None:
+            return await super().make_default_options_response()
+        methods = {m for r in self.url_map.iter_rules() if r.rule == rule.rule
+                   for m in (r.methods or ())}
+        return self.response_class("", headers={"Allow": ", ".join(sorted(methods))})
+
+
 def create_app(
     ctx: ActorContext, *, limiter: RateLimiter | None = None, cache: HotCache | None = None,
     routers: Iterable[Router] = ROUTERS,
 ) -> QuartTrio:
-    app = QuartTrio("zmartd")
+    app = App("zmartd")
     app.extensions["zmartd"] = ctx
     app.config["MAX_CONTENT_LENGTH"] = ctx.config.http.max_body_bytes
     app.register_blueprint(ops.blueprint)
@@ -251,6 +292,7 @@ def hypercorn_config(ctx: ActorContext) -> HypercornConfig:
     host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
     hc.bind = [f"{host}:{cfg.port}"]
     hc.graceful_timeout = cfg.graceful_timeout
+    hc.keep_alive_timeout = cfg.keep_alive_timeout
     hc.backlog = LISTEN_BACKLOG
     # No access log (it would carry client IPs and duplicate our metrics);
     # hypercorn's errors go through our logging setup.
@@ -288,7 +330,9 @@ async def run(
                 urls: list[str] = await nursery.start(partial(
                     serve, app, config, shutdown_trigger=stopping.wait,
                     max_connections=cfg.http.max_connections,
-                    on_refused=ctx.metrics.http_shed.inc))
+                    header_timeout=cfg.http.header_timeout, body_timeout=cfg.http.body_timeout,
+                    on_refused=ctx.metrics.http_shed.inc,
+                    connections=ctx.metrics.http_connections))
                 ctx.services.provide(HTTP_URLS, urls)
                 ctx.log.info("http listening", urls=urls)
                 task_status.started()

@@ -30,13 +30,14 @@ import re
 import types
 import typing
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
-from zmartd.api.problems import FieldError, Problem, bad_request, validation
+from zmartd.api.problems import FieldError, Problem, bad_request, unauthorized, validation
 from zmartd.model.wire import U64, U64_MAX, Amount, enc_hook
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "U64_MAX",
     "Amount",
     "Body",
+    "DateTime",
     "Query",
     "check_json_depth",
     "dec_hook",
@@ -59,6 +61,13 @@ __all__ = [
 T = TypeVar("T")
 
 _B58: Final = "[1-9A-HJ-NP-Za-km-z]"
+_PUBKEY_SHAPE: Final = re.compile(f"{_B58}{{32,44}}")
+_SIGNATURE_SHAPE: Final = re.compile(f"{_B58}{{64,88}}")
+
+#: A datetime in a request (query or body): RFC 3339, as the schema says --
+#: msgspec's own schema for ``datetime`` leaves the format out, and then
+#: schema-driven clients send any string.
+DateTime = Annotated[datetime, msgspec.Meta(extra_json_schema={"format": "date-time"})]
 
 class Body(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Base of request bodies: unknown fields are rejected, not ignored, so a
@@ -85,12 +94,20 @@ def _text_dec_hook(typ: type, obj: Any) -> Any:
 
 
 def _decode(typ: type, obj: Any, *, from_text: bool) -> Any:
+    # A value of the documented shape (base58, length) that does not decode
+    # to the right number of bytes is not invalid by the schema -- no pattern
+    # can say "decodes to 32 bytes" -- so it is not answered 422 like one.
+    # A key that cannot exist is a malformed request (400); a signature that
+    # cannot exist is one that does not verify (401, as for a wrong one).
     if typ is Pubkey:
         if not isinstance(obj, str):
             raise TypeError("expected a base58 public key string")
         try:
             return Pubkey.from_string(obj)
         except ValueError:
+            if _PUBKEY_SHAPE.fullmatch(obj):
+                raise bad_request(f"{obj} is base58 but does not decode to the 32 bytes of a "
+                                  "public key") from None
             raise ValueError("expected a base58 public key (32 bytes)") from None
     if typ is Signature:
         if not isinstance(obj, str):
@@ -98,6 +115,9 @@ def _decode(typ: type, obj: Any, *, from_text: bool) -> Any:
         try:
             return Signature.from_string(obj)
         except ValueError:
+            if _SIGNATURE_SHAPE.fullmatch(obj):
+                raise unauthorized("the signature does not verify: it does not decode to the "
+                                   "64 bytes of an ed25519 signature") from None
             raise ValueError("expected a base58 ed25519 signature (64 bytes)") from None
     if isinstance(typ, type) and issubclass(typ, U64):
         expected = f"expected an integer {typ.minimum}..{U64_MAX}"
@@ -196,9 +216,40 @@ def decode_body(raw: bytes, typ: type[T], *, content_type: str | None, max_depth
     try:
         return msgspec.json.decode(raw, type=typ, dec_hook=dec_hook)
     except msgspec.ValidationError as exc:
+        integral = _with_integral_floats(raw, typ)
+        if integral is not None:
+            return integral
         raise validation([field_error(exc)]) from None
     except msgspec.DecodeError as exc:
         raise bad_request(f"the body is not valid JSON: {exc}") from None
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) <= U64_MAX:
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    return value
+
+
+def _with_integral_floats(raw: bytes, typ: type[T]) -> T | None:
+    """The body decoded with ``1.0`` read as ``1``, or None if that does not
+    help.  JSON Schema's ``integer`` admits any number without a fraction
+    (``1.0`` included); msgspec's ``int`` does not.  Tried only after the
+    fast decode failed, so well-behaved clients pay nothing for it."""
+    try:
+        loose = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:  # typed decoding stopped before the syntax error
+        raise bad_request(f"the body is not valid JSON: {exc}") from None
+    fixed = _integral(loose)
+    if fixed == loose and repr(fixed) == repr(loose):
+        return None
+    try:
+        return msgspec.convert(fixed, type=typ, dec_hook=dec_hook)
+    except msgspec.ValidationError:
+        return None
 
 
 # ------------------------------------------------------------------ query and path
@@ -215,6 +266,21 @@ def _is_sequence(tp: Any) -> bool:
         return any(_is_sequence(a) for a in typing.get_args(tp) if a is not type(None))
     return False
 
+
+def _is_datetime(tp: Any) -> bool:
+    """Whether a field takes a datetime (``DateTime``, optional or not)."""
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return any(_is_datetime(a) for a in typing.get_args(tp))
+    return tp is datetime
+
+
+#: RFC 3339 ``date-time``, what the schema's ``format`` promises.  msgspec's
+#: lax conversion of query text would also take a number (``to=0.5``: half
+#: a second after the epoch) -- a value the schema rejects.
+_RFC3339: Final = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
 
 _QUERY_FIELDS: dict[type[Any], dict[str, msgspec.structs.FieldInfo]] = {}
 
@@ -260,6 +326,11 @@ def decode_query(args: Any, typ: type[T]) -> T:
             raise validation([FieldError(field=name, message="given more than once")])
         else:
             data[name] = values[0]
+            if field is not None and _is_datetime(field.type) \
+                    and not _RFC3339.fullmatch(values[0]):
+                message = "expected an RFC 3339 date-time such as 2026-01-01T00:00:00Z"
+                raise validation([FieldError(field=name, message=message)],
+                                 f"invalid query parameter {name}: {message}")
     return _convert(data, typ, "query")
 
 

@@ -205,6 +205,32 @@ class HttpConfig:
             IntKind(1, 1000), 32, "Deepest nesting of arrays/objects accepted in a JSON body."
         )
     )
+    keep_alive_timeout: float = field(
+        metadata=_m(
+            FloatKind(0.5, 3600),
+            5.0,
+            "How long an idle keep-alive connection is kept for its next request (closed "
+            "after that, so it stops counting against max_connections). A proxy pooling "
+            "upstream connections should close them sooner than this.",
+        )
+    )
+    header_timeout: float = field(
+        metadata=_m(
+            FloatKind(0.5, 600),
+            10.0,
+            "A request head must be complete this long after its first byte (after the "
+            "connection opened, for its first request); a slower client is disconnected.",
+        )
+    )
+    body_timeout: float = field(
+        metadata=_m(
+            FloatKind(0.5, 600),
+            10.0,
+            "A client that sends no byte of a started request body for this long is "
+            "disconnected; also the longest time spent reading away a small body that an "
+            "early answer (401, 404, ...) left unread.",
+        )
+    )
     cache_ttl: float = field(
         metadata=_m(
             FloatKind(0, 3600),

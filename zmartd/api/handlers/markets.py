@@ -120,7 +120,8 @@ async def candles(
     end: datetime | None,
 ) -> views.Candles:
     """YES-price candles over ``[start, end)``; ``end`` defaults to now and
-    ``start`` to :data:`DEFAULT_CANDLES` intervals before ``end``."""
+    ``start`` to :data:`DEFAULT_CANDLES` intervals before ``end``; a wider
+    window than ``MAX_CANDLES`` intervals keeps the latest of them."""
     step = price_store.INTERVALS[interval]
     start, end = aware_utc(start, "from"), aware_utc(end, "to")
     end = end or now()
@@ -128,12 +129,15 @@ async def candles(
         try:
             start = end - step * DEFAULT_CANDLES
         except OverflowError:
-            raise _field("to", "too early to go back "
-                         f"{DEFAULT_CANDLES} intervals; give from") from None
+            raise problems.bad_request(f"to is too early to go back {DEFAULT_CANDLES} "
+                                       "intervals; give from") from None
     if end <= start:
-        raise _field("to", "must be after from")
+        # 400, not 422: each time is valid, their order is beyond the schema
+        raise problems.bad_request("to must be after from")
     if (end - start) / step > price_store.MAX_CANDLES:
-        raise _field("from", f"more than {price_store.MAX_CANDLES} {interval} candles requested")
+        # Clipped, not refused: no schema can say "at most 5,000 intervals
+        # between from and to", and the answer's ``start`` says where it begins.
+        start = end - step * price_store.MAX_CANDLES
     market = await resolve(db, ref)
     rows = await price_store.candles(db, market.market_id, interval=interval, start=start,
                                      end=end)

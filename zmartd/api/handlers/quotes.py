@@ -8,12 +8,15 @@ the indexer has seen that account the rates are the program's defaults
 (300/200/500 bps, what ``initialize_global_config`` writes), and the answer
 says so in ``fees_source`` and ``notes``.
 
-When the chain would reject the trade the answer is a problem naming the
-program error: 409 ``conflict`` for the market's state (not ACTIVE:
-``InvalidMarketState``; ``InsufficientLiquidity``), 422 ``validation`` on
-``amount`` for everything that depends on the amount (``TradeTooSmall``,
-``InsufficientShares``, ``UnderflowError`` in the dead zone, ...).  The
-problem's ``errors[0].message`` starts with the program error's name.
+When the chain would reject the trade the answer is a 409 ``conflict``
+naming the program error: the market's state (not ACTIVE:
+``InvalidMarketState``; ``InsufficientLiquidity``), or, with ``errors[0]``
+on ``amount`` whose message starts with the program error's name,
+everything that depends on the amount (``TradeTooSmall``,
+``InsufficientShares``, ``UnderflowError`` in the dead zone, ...).  Not 422:
+the request is valid -- what the chain accepts depends on the market's
+state at that moment (prices, shares, the wallet's position), which no
+schema can state.
 
 Sells: ``amount`` is share-units.  With ``wallet`` the seller's indexed
 position is used (``InsufficientShares`` as on chain); without it the quote
@@ -66,8 +69,8 @@ def _chain_problem(name: str, detail: str) -> problems.Problem:
     text = f"{name}{code}: {detail}" if detail else f"{name}{code}"
     if name in _STATE_ERRORS:
         return problems.conflict(f"the chain would reject this trade: {text}")
-    return problems.validation([problems.FieldError(field="amount", message=text)],
-                               f"the chain would reject this trade: {text}")
+    return problems.Problem("conflict", f"the chain would reject this trade: {text}",
+                            errors=[problems.FieldError(field="amount", message=text)])
 
 
 async def quote(

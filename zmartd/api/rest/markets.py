@@ -10,7 +10,6 @@ the market lists, i.e. by every trade or state change).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Final, Literal
 
 import msgspec
@@ -22,7 +21,7 @@ from zmartd.api.handlers import markets as handlers
 from zmartd.api.handlers import quotes
 from zmartd.api.pagination import Page, PageQuery
 from zmartd.api.routing import Call, Router
-from zmartd.api.validation import Amount, Body, Query
+from zmartd.api.validation import Amount, Body, DateTime, Query
 from zmartd.model import views
 from zmartd.storage.markets import MarketMetadataInput
 
@@ -132,8 +131,8 @@ async def market_trades(call: Call[None, PageQuery]) -> Page[views.Trade]:
 
 class CandleQuery(Query, frozen=True, kw_only=True):
     interval: Literal["1m", "5m", "1h", "1d"] = "1h"
-    from_: datetime | None = msgspec.field(default=None, name="from")
-    to: datetime | None = None
+    from_: DateTime | None = msgspec.field(default=None, name="from")
+    to: DateTime | None = None
 
 
 @router.get("/<market_id>/prices", path_type=MarketPath, query=CandleQuery,
@@ -142,7 +141,8 @@ async def market_prices(call: Call[None, CandleQuery]) -> views.Candles:
     """OHLC candles of the YES price over `[from, to)`.
 
     `to` defaults to now, `from` to 500 intervals before `to`; at most 5,000
-    candles per request.  Times are RFC 3339 with a zone.
+    candles per request: a wider window keeps the latest 5,000 intervals
+    (`start` in the answer says where it begins).  Times are RFC 3339 with a zone.
     """
     q = call.query
     return await handlers.candles(call.database(), call.path.market_id, interval=q.interval,
@@ -180,10 +180,11 @@ async def market_quote(call: Call[None, QuoteQuery]) -> views.Quote:
     the answer's `lamports` is what the chain would take (<= budget) for
     `shares` share-units.  `side=sell`: `amount` is share-units; `lamports`
     is the net proceeds.  With `wallet`, a sell is checked against that
-    wallet's position.  A trade the chain would reject is a problem whose
-    `errors[0].message` starts with the program error's name: 409 for the
-    market's state (`InvalidMarketState`, `InsufficientLiquidity`), 422 for
-    the amount (`TradeTooSmall`, `InsufficientShares`, `UnderflowError`...).
+    wallet's position.  A trade the chain would reject is a 409 naming the
+    program error: for the market's state (`InvalidMarketState`,
+    `InsufficientLiquidity`) in `detail`; for the amount (`TradeTooSmall`,
+    `InsufficientShares`, `UnderflowError`...) also in `errors[0].message`,
+    on `amount`.
     """
     q = call.query
     return await quotes.quote(call.database(), call.path.market_id, side=q.side,
@@ -203,7 +204,7 @@ class MarketMetadataBody(Body, frozen=True, kw_only=True):
     image_url: Url | None = None
     resolution_source: Source | None = None
     #: when the question is meant to be resolved (off chain only: the chain has no end time)
-    end_time: datetime | None = None
+    end_time: DateTime | None = None
 
 
 class MarketMetadataPatch(Body, frozen=True, kw_only=True):
@@ -215,7 +216,7 @@ class MarketMetadataPatch(Body, frozen=True, kw_only=True):
     tags: Tags | UnsetType = UNSET
     image_url: Url | UnsetType | None = UNSET
     resolution_source: Source | UnsetType | None = UNSET
-    end_time: datetime | UnsetType | None = UNSET
+    end_time: DateTime | UnsetType | None = UNSET
 
 
 @router.post("/", body=MarketMetadataBody, response=views.MarketMetadata, status=201,

@@ -67,7 +67,7 @@ async def update_me(call: Call[ProfilePatch, None]) -> views.UserProfile:
                                          changes)
 
 
-@router.get("/<wallet>", path_type=UserPath, response=views.UserProfile)
+@router.get("/<pubkey:wallet>", path_type=UserPath, response=views.UserProfile)
 async def get_user(call: Call[None, None]) -> views.UserProfile:
     """A wallet's profile and stats: volume, realized/unrealized P&L, markets created, win rate.
 
@@ -78,7 +78,7 @@ async def get_user(call: Call[None, None]) -> views.UserProfile:
     return await handlers.profile(call.database(), str(call.path.wallet))
 
 
-@router.get("/<wallet>/positions", path_type=UserPath, query=PositionQuery,
+@router.get("/<pubkey:wallet>/positions", path_type=UserPath, query=PositionQuery,
             response=Page[views.Position])
 async def user_positions(call: Call[None, PositionQuery]) -> Page[views.Position]:
     """The wallet's positions, most recently traded first, valued at current prices."""
@@ -87,7 +87,7 @@ async def user_positions(call: Call[None, PositionQuery]) -> Page[views.Position
                                     limit=q.limit, cursor=q.cursor)
 
 
-@router.get("/<wallet>/trades", path_type=UserPath, query=PageQuery,
+@router.get("/<pubkey:wallet>/trades", path_type=UserPath, query=PageQuery,
             response=Page[views.Trade])
 async def user_trades(call: Call[None, PageQuery]) -> Page[views.Trade]:
     """The wallet's trades across markets, newest first."""
@@ -95,7 +95,7 @@ async def user_trades(call: Call[None, PageQuery]) -> Page[views.Trade]:
                                  limit=call.query.limit, cursor=call.query.cursor)
 
 
-@router.get("/<wallet>/votes", path_type=UserPath, query=UserVoteQuery,
+@router.get("/<pubkey:wallet>/votes", path_type=UserPath, query=UserVoteQuery,
             response=Page[views.Vote])
 async def user_votes(call: Call[None, UserVoteQuery]) -> Page[views.Vote]:
     """The wallet's proposal and dispute votes (or one `kind`), newest first."""
