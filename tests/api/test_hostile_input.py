@@ -47,12 +47,13 @@ def tracebacks(captured: list[MutableMapping[str, Any]]) -> list[MutableMapping[
 
 
 def assert_cursor_refused(r: Any) -> None:
-    body = assert_problem(r, 422, "validation")
-    assert body["errors"][0]["field"] == "cursor"
+    # a cursor is schema-valid text; one this server did not issue is a 400 (RFC 9457:
+    # malformed), never a 500
+    body = assert_problem(r, 400, "malformed")
     assert "restart from the first page" in body["detail"]
 
 
-async def test_forged_cursors_are_422_without_tracebacks(db: Database) -> None:
+async def test_forged_cursors_are_400_without_tracebacks(db: Database) -> None:
     m = await fx.seed_market(db)
     w = f.wallet(fx.fresh())
     await fx.seed_trades(db, m.market_id, w, [{}, {}, {}])
@@ -107,7 +108,6 @@ async def test_control_characters_in_text_parameters_are_422(db: Database) -> No
         (f"/v1/users/{w}/positions", {"open": "true\x00"}, "open"),
         (f"/v1/users/{w}/positions", {"cursor": "\x00"}, "cursor"),
         ("/v1/markets/%00", {}, "market_id"),
-        ("/v1/users/a%00b/votes", {}, "wallet"),
     ]
     with logs() as captured:
         async with live_api(fx.config(), db) as api:

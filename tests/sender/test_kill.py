@@ -183,8 +183,9 @@ format = "json"
             daemon.wait()
             for row in sql(module_dsn, "SELECT state, count(*) AS n FROM intents GROUP BY 1"):
                 seen_states[row["state"]] += row["n"]
-        # the kills caught intents in flight, not only before or after
-        assert seen_states["signed"] > 0 and seen_states["pending"] > 0, seen_states
+        # the kills caught intents in flight (stored but not landed), not only before or
+        # after; which in-flight state they catch depends on the machine's speed
+        assert seen_states["signed"] + seen_states["pending"] > 0, seen_states
         deadline = time.monotonic() + 90
         while True:
             rows = sql(

@@ -105,6 +105,27 @@ def _problem_schema(components: dict[str, Any]) -> dict[str, Any]:
     return dict(ref)
 
 
+#: Query and path values may not carry control characters (C0, DEL, C1: the validator
+#: answers 422, zmartd/api/validation.py); say so in their schemas, so a request that
+#: follows the document is never refused for them.
+_NO_CONTROLS: Final = r"^[^\x00-\x1f\x7f-\x9f]*$"
+_ONLY_NO_NUL: Final = r"^[^\x00]*$"
+
+
+def _without_controls(schema: dict[str, Any]) -> dict[str, Any]:
+    """A parameter's schema (a copy) that excludes control characters from free text."""
+    schema = dict(schema)
+    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        schema["items"] = _without_controls(schema["items"])
+    elif schema.get("type") == "string" and "enum" not in schema and "const" not in schema:
+        if schema.get("pattern") in (None, _ONLY_NO_NUL):
+            schema["pattern"] = _NO_CONTROLS
+    elif "anyOf" in schema:
+        schema["anyOf"] = [_without_controls(s) if isinstance(s, dict) else s
+                           for s in schema["anyOf"]]
+    return schema
+
+
 def _params(route: Route, components: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if route.path_type is not None:
@@ -112,17 +133,18 @@ def _params(route: Route, components: dict[str, Any]) -> list[dict[str, Any]]:
         props = schema.get("properties", {})
         for name in route.path_params:
             out.append({"name": name, "in": "path", "required": True,
-                        "schema": props.get(name, {"type": "string"})})
+                        "schema": _without_controls(props.get(name, {"type": "string"}))})
     else:
         for name in route.path_params:
             out.append({"name": name, "in": "path", "required": True,
-                        "schema": {"type": "string", "minLength": 1}})
+                        "schema": {"type": "string", "minLength": 1, "pattern": _NO_CONTROLS}})
     if route.query is not None:
         schema = components[route.query.__name__]
         required = set(schema.get("required", ()))
         for name, prop in schema.get("properties", {}).items():
             param: dict[str, Any] = {"name": name, "in": "query",
-                                     "required": name in required, "schema": prop}
+                                     "required": name in required,
+                                     "schema": _without_controls(prop)}
             if prop.get("type") == "array":
                 param.update(style="form", explode=True)
             if "description" in prop:
