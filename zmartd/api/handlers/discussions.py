@@ -49,8 +49,8 @@ async def post(
 ) -> views.Discussion:
     content = text.normalize(content)
     if not text.shows_something(content):
-        raise problems.validation([problems.FieldError(
-            field="content", message="must contain a visible character")])
+        # 400, not 422: the body is valid by the schema; this rule is one no schema states
+        raise problems.bad_request("content must contain a visible character")
     market = await resolve(db, ref)
     record = await store.post(db, market_id=market.market_id, wallet=wallet, content=content,
                               parent_id=parent_id)

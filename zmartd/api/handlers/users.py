@@ -83,8 +83,8 @@ async def update_profile(db: Database, wallet: str,
         else:
             name = text.normalize(name)
             if not text.shows_something(name):
-                raise problems.validation([problems.FieldError(
-                    field="display_name", message="must contain a visible character")])
+                # 400, not 422: valid by the schema, refused by a rule no schema states
+                raise problems.bad_request("display_name must contain a visible character")
             stored["display_name"] = name
             stored["display_name_key"] = text.name_key(name)
     try:
