@@ -67,6 +67,7 @@ def test_defaults_run_everything_locally() -> None:
         "chain",
         "devchain",
         "aggregator",
+        "snapshotter",
         "log",
         "metrics",
         "admin",
@@ -333,10 +334,15 @@ BAD: list[tuple[dict[str, Any], str]] = [
         "aggregator.proposal_threshold_bps: expected integer 0..10000, got 10001",
     ),
     ({"aggregator": {"min_votes": -1}}, "aggregator.min_votes: expected integer >= 0, got -1"),
+    ({"snapshotter": {"at": "24:00"}}, 'snapshotter.at: expected UTC time HH:MM, got "24:00"'),
     (
-        {"snapshotter": {"at": "00:00"}},
-        "snapshotter: section not implemented yet (the IPFS discussion snapshotter is not part "
-        "of this zmartd); remove [snapshotter]",
+        {"snapshotter": {"backend": "pinata"}},
+        'snapshotter.backend: expected one of "local", "kubo", got "pinata"',
+    ),
+    (
+        {"snapshotter": {"backend": "kubo"}},
+        'snapshotter.kubo_url: expected an http(s) URL when snapshotter.backend = "kubo", '
+        'got ""',
     ),
     (
         {"monitor": {}},
@@ -503,6 +509,7 @@ def test_every_secret_reads_env_and_file(tmp_path: Path) -> None:
         "chain.keypair": str(Keypair.from_seed(bytes(range(32)))),
         "chain.webhook_secret": "hook-secret",
         "devchain.webhook_auth_header": "Bearer abc",
+        "snapshotter.kubo_auth": "Basic dXNlcjpwYXNz",
     }
     secrets = [s for s in field_specs() if s.secret]
     assert {s.path for s in secrets} == set(values)
@@ -859,6 +866,8 @@ def _repair(raw: dict[str, Any]) -> dict[str, Any]:
         put("database", "embedded", True)
     if eff("chain", "mode") == "rpc" and not eff("chain", "rpc_urls"):
         put("chain", "rpc_urls", ["https://api.devnet.solana.com"])
+    if eff("snapshotter", "backend") == "kubo" and not eff("snapshotter", "kubo_url"):
+        put("snapshotter", "kubo_url", "http://127.0.0.1:5001")
     return raw
 
 

@@ -37,13 +37,15 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("chain", ("zmartd.chain",)),
     ("storage", ("zmartd.storage",)),
     ("model", ("zmartd.model",)),
-    ("actors", ("zmartd.devchain", "zmartd.indexer", "zmartd.api", "zmartd.ws")),
+    ("actors", ("zmartd.devchain", "zmartd.indexer", "zmartd.api", "zmartd.ws",
+                "zmartd.snapshotter")),
     ("app", ("zmartd.tree", "zmartd.app", "zmartd.cli", "zmartd.__main__")),
 )
 
 #: Packages of one layer that must not import each other (actors talk over the bus and
 #: services, and share types through the foundation layer, never reach into each other).
-INDEPENDENT: tuple[str, ...] = ("zmartd.devchain", "zmartd.indexer", "zmartd.api", "zmartd.ws")
+INDEPENDENT: tuple[str, ...] = ("zmartd.devchain", "zmartd.indexer", "zmartd.api", "zmartd.ws",
+                                "zmartd.snapshotter")
 
 LAZY_MARK = "# lazy:"
 

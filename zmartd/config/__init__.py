@@ -83,6 +83,7 @@ from zmartd.config.sections import (
     MetricsConfig,
     RateLimitConfig,
     RedisConfig,
+    SnapshotterConfig,
     WsConfig,
     field_specs,
 )
@@ -118,6 +119,7 @@ __all__ = [
     "RedisConfig",
     "Secret",
     "SecretKind",
+    "SnapshotterConfig",
     "StrKind",
     "TimeKind",
     "UrlKind",

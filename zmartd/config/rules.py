@@ -80,6 +80,15 @@ def _rule_rpc_urls(p: Parsed, errors: list[str]) -> None:
         )
 
 
+def _rule_kubo(p: Parsed, errors: list[str]) -> None:
+    s = p["snapshotter"]
+    if _ok(s["backend"], s["kubo_url"]) and s["backend"] == "kubo" and not s["kubo_url"]:
+        errors.append(
+            'snapshotter.kubo_url: expected an http(s) URL when snapshotter.backend = "kubo", '
+            'got ""'
+        )
+
+
 RULES: Final = (
     _Rule("daemon.backoff_max >= daemon.backoff_initial.", _rule_backoff),
     _Rule(
@@ -93,4 +102,5 @@ RULES: Final = (
         _rule_embedded,
     ),
     _Rule('chain.rpc_urls has at least one URL when chain.mode = "rpc".', _rule_rpc_urls),
+    _Rule('snapshotter.kubo_url is set when snapshotter.backend = "kubo".', _rule_kubo),
 )

@@ -548,6 +548,70 @@ class AggregatorConfig:
     min_votes: int = field(metadata=_m(IntKind(0), 10, "Votes needed before a tally can act."))
 
 
+_AT_RE: Final = r"([01][0-9]|2[0-3]):[0-5][0-9]"
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotterConfig:
+    enabled: bool = field(
+        metadata=_m(
+            BoolKind(),
+            True,
+            "Run the discussion snapshotter (leader only: one instance per database "
+            "snapshots, the others stand by).",
+        )
+    )
+    at: str = field(
+        metadata=_m(
+            StrKind("UTC time HH:MM", _AT_RE),
+            "00:00",
+            "UTC time of day at which the previous day's discussions are snapshotted "
+            "(missed days are caught up, oldest first).",
+        )
+    )
+    backend: Literal["local", "kubo"] = field(
+        metadata=_m(
+            ChoiceKind("local", "kubo"),
+            "local",
+            '"local" = a content-addressed store in <data_dir>/ipfs, served at /ipfs/{cid} '
+            'by the HTTP actor (works offline); "kubo" = a Kubo node through its RPC API '
+            "(kubo_url).",
+        )
+    )
+    retention_days: int = field(
+        metadata=_m(
+            IntKind(1, 36500),
+            90,
+            "Snapshots of days older than this are unpinned/deleted from the backend and "
+            "marked pruned (their anchor rows stay).",
+        )
+    )
+    request_timeout: float = field(
+        metadata=_m(
+            FloatKind(0, 3600, lo_open=True), 60.0, "Seconds per request to the kubo backend."
+        )
+    )
+    kubo_url: str = field(
+        metadata=_m(
+            _HTTP_URL_OR_EMPTY,
+            "",
+            'Kubo RPC API base URL (e.g. "http://127.0.0.1:5001"); needed when backend = '
+            '"kubo".',
+        )
+    )
+    kubo_auth: Secret = field(
+        metadata=_m(
+            SecretKind("any text"),
+            "",
+            'Authorization header value sent to kubo_url (e.g. "Basic dXNlcjpwYXNz" or '
+            '"Bearer <token>"); "" = none.',
+        )
+    )
+    kubo_auth_file: Path | None = field(
+        metadata=_m(_OPT_FILE, "", _file_doc("snapshotter", "kubo_auth"))
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = field(
@@ -599,6 +663,7 @@ SectionConfig = (
     | ChainConfig
     | DevchainConfig
     | AggregatorConfig
+    | SnapshotterConfig
     | LogConfig
     | MetricsConfig
     | AdminConfig
@@ -615,6 +680,7 @@ SECTION_TYPES: Final[dict[str, type[Any]]] = {
     "chain": ChainConfig,
     "devchain": DevchainConfig,
     "aggregator": AggregatorConfig,
+    "snapshotter": SnapshotterConfig,
     "log": LogConfig,
     "metrics": MetricsConfig,
     "admin": AdminConfig,
@@ -624,7 +690,6 @@ SECTIONS: Final[tuple[str, ...]] = tuple(SECTION_TYPES)
 #: Sections of actors that do not exist yet. A file that has one is rejected with this
 #: text rather than accepted as if it worked (or called a typo): nothing would read it.
 PLANNED: Final[dict[str, str]] = {
-    "snapshotter": "the IPFS discussion snapshotter",
     "monitor": "the market monitor and its alerts",
 }
 
@@ -641,6 +706,8 @@ SECTION_DOCS: Final[dict[str, str]] = {
     "chain": "The Solana cluster and the ZMART program.",
     "devchain": 'The built-in local chain double, used when chain.mode = "local".',
     "aggregator": "Tallies proposal and dispute votes and turns them into transactions.",
+    "snapshotter": "Daily discussion snapshots: canonical JSON per market and day, stored "
+    "under a locally computed and verified CID, pruned after retention_days.",
     "log": "Logging.",
     "metrics": "Prometheus metrics.",
     "admin": "Administration.",
@@ -661,6 +728,7 @@ class Config:
     chain: ChainConfig
     devchain: DevchainConfig
     aggregator: AggregatorConfig
+    snapshotter: SnapshotterConfig
     log: LogConfig
     metrics: MetricsConfig
     admin: AdminConfig
