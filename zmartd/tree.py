@@ -18,6 +18,7 @@ from zmartd.config import Config
 from zmartd.devchain import actor as devchain_actor
 from zmartd.devchain import demo_metadata
 from zmartd.indexer import actor as indexer_actor
+from zmartd.snapshotter import actor as snapshotter_actor
 from zmartd.storage import actor as storage_actor
 from zmartd.supervisor import Restart
 from zmartd.ws import actor as ws_actor
@@ -73,6 +74,16 @@ TREE: tuple[ActorDecl, ...] = (
         description="chain listener + indexer (PubSub, webhook inbox, backfill, finality, "
         "reconciliation) into PostgreSQL, leader-only via an advisory lock; provides 'indexer'",
         required=lambda cfg: cfg.chain.required,
+        shutdown_timeout=lambda cfg: 5.0,
+    ),
+    ActorDecl(
+        name="snapshotter",
+        run=snapshotter_actor.run,
+        sections=("snapshotter", "database", "daemon"),
+        description="daily discussion snapshots with locally verified CIDs (catch-up, "
+        "pruning), leader-only via an advisory lock",
+        enabled=lambda cfg: cfg.snapshotter.enabled,
+        required=lambda cfg: False,
         shutdown_timeout=lambda cfg: 5.0,
     ),
     ActorDecl(
