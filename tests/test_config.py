@@ -337,12 +337,18 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"snapshotter": {"at": "24:00"}}, 'snapshotter.at: expected UTC time HH:MM, got "24:00"'),
     (
         {"snapshotter": {"backend": "pinata"}},
-        'snapshotter.backend: expected one of "local", "kubo", got "pinata"',
+        'snapshotter.backend: expected one of "local", "kubo", "pinning-service", got "pinata"',
     ),
     (
         {"snapshotter": {"backend": "kubo"}},
         'snapshotter.kubo_url: expected an http(s) URL when snapshotter.backend = "kubo", '
         'got ""',
+    ),
+    (
+        {"snapshotter": {"backend": "pinning-service", "kubo_url": "http://127.0.0.1:5001",
+                         "pinning_url": "https://pins.example/psa"}},
+        'snapshotter.pinning_token: expected the access token when snapshotter.backend = '
+        '"pinning-service", got ""',
     ),
     (
         {"monitor": {}},
@@ -510,6 +516,7 @@ def test_every_secret_reads_env_and_file(tmp_path: Path) -> None:
         "chain.webhook_secret": "hook-secret",
         "devchain.webhook_auth_header": "Bearer abc",
         "snapshotter.kubo_auth": "Basic dXNlcjpwYXNz",
+        "snapshotter.pinning_token": "psa-token",
     }
     secrets = [s for s in field_specs() if s.secret]
     assert {s.path for s in secrets} == set(values)
@@ -866,8 +873,13 @@ def _repair(raw: dict[str, Any]) -> dict[str, Any]:
         put("database", "embedded", True)
     if eff("chain", "mode") == "rpc" and not eff("chain", "rpc_urls"):
         put("chain", "rpc_urls", ["https://api.devnet.solana.com"])
-    if eff("snapshotter", "backend") == "kubo" and not eff("snapshotter", "kubo_url"):
+    if eff("snapshotter", "backend") != "local" and not eff("snapshotter", "kubo_url"):
         put("snapshotter", "kubo_url", "http://127.0.0.1:5001")
+    if eff("snapshotter", "backend") == "pinning-service":
+        if not eff("snapshotter", "pinning_url"):
+            put("snapshotter", "pinning_url", "https://pins.example/psa")
+        if not eff("snapshotter", "pinning_token"):
+            put("snapshotter", "pinning_token", "token")
     return raw
 
 

@@ -82,10 +82,23 @@ def _rule_rpc_urls(p: Parsed, errors: list[str]) -> None:
 
 def _rule_kubo(p: Parsed, errors: list[str]) -> None:
     s = p["snapshotter"]
-    if _ok(s["backend"], s["kubo_url"]) and s["backend"] == "kubo" and not s["kubo_url"]:
+    if not _ok(s["backend"], s["kubo_url"], s["pinning_url"], s["pinning_token"]):
+        return
+    backend = s["backend"]
+    if backend in ("kubo", "pinning-service") and not s["kubo_url"]:
         errors.append(
-            'snapshotter.kubo_url: expected an http(s) URL when snapshotter.backend = "kubo", '
-            'got ""'
+            f"snapshotter.kubo_url: expected an http(s) URL when snapshotter.backend = "
+            f'"{backend}", got ""'
+        )
+    if backend == "pinning-service" and not s["pinning_url"]:
+        errors.append(
+            "snapshotter.pinning_url: expected an http(s) URL when snapshotter.backend = "
+            '"pinning-service", got ""'
+        )
+    if backend == "pinning-service" and not s["pinning_token"]:
+        errors.append(
+            "snapshotter.pinning_token: expected the access token when snapshotter.backend = "
+            '"pinning-service", got ""'
         )
 
 
@@ -102,5 +115,9 @@ RULES: Final = (
         _rule_embedded,
     ),
     _Rule('chain.rpc_urls has at least one URL when chain.mode = "rpc".', _rule_rpc_urls),
-    _Rule('snapshotter.kubo_url is set when snapshotter.backend = "kubo".', _rule_kubo),
+    _Rule(
+        'snapshotter.kubo_url is set when snapshotter.backend = "kubo" or "pinning-service"; '
+        'pinning_url and pinning_token too for "pinning-service".',
+        _rule_kubo,
+    ),
 )

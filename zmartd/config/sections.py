@@ -154,7 +154,7 @@ class HttpConfig:
             [],
             "Peers whose X-Forwarded-For is believed (for client IPs in rate limits, the "
             "WebSocket per-address cap and logs). [] = none: every peer is the client. Behind "
-            "a reverse proxy on the same host, list its address (e.g. [\"127.0.0.1\", \"::1\"] "
+            'a reverse proxy on the same host, list its address (e.g. ["127.0.0.1", "::1"] '
             "for the bundled nginx site); trusting loopback by default would let any local "
             "process choose its client IP.",
             example=["127.0.0.1", "::1"],
@@ -569,13 +569,15 @@ class SnapshotterConfig:
             "(missed days are caught up, oldest first).",
         )
     )
-    backend: Literal["local", "kubo"] = field(
+    backend: Literal["local", "kubo", "pinning-service"] = field(
         metadata=_m(
-            ChoiceKind("local", "kubo"),
+            ChoiceKind("local", "kubo", "pinning-service"),
             "local",
             '"local" = a content-addressed store in <data_dir>/ipfs, served at /ipfs/{cid} '
             'by the HTTP actor (works offline); "kubo" = a Kubo node through its RPC API '
-            "(kubo_url).",
+            '(kubo_url); "pinning-service" = an IPFS Pinning Service API (pinning_url, '
+            "pinning_token), the content being provided to the network by the Kubo node at "
+            "kubo_url.",
         )
     )
     retention_days: int = field(
@@ -588,15 +590,16 @@ class SnapshotterConfig:
     )
     request_timeout: float = field(
         metadata=_m(
-            FloatKind(0, 3600, lo_open=True), 60.0, "Seconds per request to the kubo backend."
+            FloatKind(0, 3600, lo_open=True),
+            60.0,
+            "Seconds per request to the Kubo node or the pinning service.",
         )
     )
     kubo_url: str = field(
         metadata=_m(
             _HTTP_URL_OR_EMPTY,
             "",
-            'Kubo RPC API base URL (e.g. "http://127.0.0.1:5001"); needed when backend = '
-            '"kubo".',
+            'Kubo RPC API base URL (e.g. "http://127.0.0.1:5001"); needed when backend = "kubo".',
         )
     )
     kubo_auth: Secret = field(
@@ -609,6 +612,32 @@ class SnapshotterConfig:
     )
     kubo_auth_file: Path | None = field(
         metadata=_m(_OPT_FILE, "", _file_doc("snapshotter", "kubo_auth"))
+    )
+    pinning_url: str = field(
+        metadata=_m(
+            _HTTP_URL_OR_EMPTY,
+            "",
+            "IPFS Pinning Service API base URL (the one /pins is under); needed when "
+            'backend = "pinning-service".',
+        )
+    )
+    pinning_token: Secret = field(
+        metadata=_m(
+            SecretKind("access token"),
+            "",
+            'Bearer token of the pinning service; needed when backend = "pinning-service".',
+        )
+    )
+    pinning_token_file: Path | None = field(
+        metadata=_m(_OPT_FILE, "", _file_doc("snapshotter", "pinning_token"))
+    )
+    pin_timeout: float = field(
+        metadata=_m(
+            FloatKind(0, 86400, lo_open=True),
+            600.0,
+            "How long the pinning service may take to report a snapshot pinned before the "
+            "day is retried.",
+        )
     )
 
 

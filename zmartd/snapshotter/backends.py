@@ -12,7 +12,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 import trio
@@ -21,7 +21,14 @@ from zmartd.config import SnapshotterConfig
 from zmartd.snapshotter.cid import KUBO_ADD_PARAMS, cid_of_file
 from zmartd.storage.blobs import BlobStore
 
-__all__ = ["Backend", "BackendError", "KuboBackend", "LocalBackend", "make_backend"]
+__all__ = [
+    "Backend",
+    "BackendError",
+    "KuboBackend",
+    "LocalBackend",
+    "PinningServiceBackend",
+    "make_backend",
+]
 
 
 class BackendError(Exception):
@@ -84,16 +91,17 @@ class KuboBackend:
 
     name = "kubo"
 
-    def __init__(self, url: str, auth: str | None, *, timeout: float) -> None:
+    def __init__(self, url: str, auth: str | None, *, timeout: float, pin: bool = True) -> None:
         headers = {"Authorization": auth} if auth else {}
         self.client = httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+        self.params = {**KUBO_ADD_PARAMS, "pin": "true" if pin else "false"}
 
     async def put(self, path: Path, name: str) -> str:
         try:
             with path.open("rb") as f:
                 response = await self.client.post(
                     "/api/v0/add",
-                    params=KUBO_ADD_PARAMS,
+                    params=self.params,
                     files={"file": (name, f, "application/json")},
                 )
         except (httpx.HTTPError, OSError) as exc:
@@ -123,9 +131,110 @@ class KuboBackend:
         await self.client.aclose()
 
 
+class PinningServiceBackend:
+    """The IPFS Pinning Service API (the standard Pinata, Filebase and others implement).
+
+    The API pins *by CID*: the service fetches the content from the IPFS network.  So the
+    bytes are first added (unpinned) to the Kubo node at ``kubo_url``, which provides them
+    (its CID verified like the ``kubo`` backend's), then ``POST /pins`` asks the service
+    to pin that CID, and ``GET /pins/{requestid}`` is polled until the status is
+    ``pinned`` (``failed``, or no answer within ``pin_timeout``, is an error).  Pruning
+    finds the pin requests of a CID (``GET /pins?cid=``) and deletes them.
+    """
+
+    name = "pinning-service"
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        upload: KuboBackend,
+        *,
+        timeout: float,
+        pin_timeout: float,
+        poll_initial: float = 0.5,
+        poll_max: float = 10.0,
+    ) -> None:
+        self.client = httpx.AsyncClient(
+            base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+        )
+        self.upload = upload
+        self.pin_timeout = pin_timeout
+        self.poll_initial = poll_initial
+        self.poll_max = poll_max
+
+    async def _call(self, method: str, url: str, **kw: Any) -> Any:
+        try:
+            response = await self.client.request(method, url, **kw)
+        except httpx.HTTPError as exc:
+            raise BackendError(f"pinning service {method} {url}: {exc}") from exc
+        if response.status_code >= 300:
+            raise BackendError(
+                f"pinning service {method} {url}: HTTP "
+                f"{response.status_code}: {response.text[:200]}"
+            )
+        if response.status_code == 202 and method == "DELETE":
+            return None
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise BackendError(f"pinning service {method} {url}: not JSON") from exc
+
+    async def put(self, path: Path, name: str) -> str:
+        cid = await self.upload.put(path, name)
+        status = await self._call("POST", "/pins", json={"cid": cid, "name": name})
+        delay = self.poll_initial
+        with trio.move_on_after(self.pin_timeout) as waited:
+            while True:
+                if not isinstance(status, dict) or not isinstance(status.get("requestid"), str):
+                    raise BackendError(f"pinning service: unexpected PinStatus {status!r:.200}")
+                pinned = (
+                    status.get("pin", {}).get("cid")
+                    if isinstance(status.get("pin"), dict)
+                    else None
+                )
+                state = status.get("status")
+                if state == "pinned":
+                    if not isinstance(pinned, str):
+                        raise BackendError("pinning service: a pin without its CID")
+                    return pinned
+                if state == "failed":
+                    raise BackendError(f"pinning service: pinning {cid} failed")
+                await trio.sleep(delay)
+                delay = min(delay * 2, self.poll_max)
+                status = await self._call("GET", f"/pins/{status['requestid']}")
+        assert waited.cancelled_caught
+        raise BackendError(f"pinning service: {cid} not pinned after {self.pin_timeout:g} s")
+
+    async def remove(self, cid: str) -> None:
+        found = await self._call("GET", "/pins", params={"cid": cid, "limit": "1000"})
+        results = found.get("results", []) if isinstance(found, dict) else None
+        if not isinstance(results, list):
+            raise BackendError(f"pinning service: unexpected pin list {found!r:.200}")
+        for status in results:
+            if isinstance(status, dict) and isinstance(status.get("requestid"), str):
+                await self._call("DELETE", f"/pins/{status['requestid']}")
+        await self.upload.remove(cid)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        await self.upload.aclose()
+
+
 def make_backend(cfg: SnapshotterConfig, data_dir: Path) -> Backend:
     """The backend ``[snapshotter] backend`` selects."""
+    auth = cfg.kubo_auth.reveal() if cfg.kubo_auth else None
     if cfg.backend == "kubo":
-        auth = cfg.kubo_auth.reveal() if cfg.kubo_auth else None
         return KuboBackend(cfg.kubo_url, auth, timeout=cfg.request_timeout)
+    if cfg.backend == "pinning-service":
+        upload = KuboBackend(cfg.kubo_url, auth, timeout=cfg.request_timeout, pin=False)
+        return PinningServiceBackend(
+            cfg.pinning_url,
+            cfg.pinning_token.reveal(),
+            upload,
+            timeout=cfg.request_timeout,
+            pin_timeout=cfg.pin_timeout,
+        )
     return LocalBackend(BlobStore.under(data_dir))

@@ -153,12 +153,7 @@ class Snapshotter:
                     expected=built.cid,
                     reported=reported,
                 )
-                try:
-                    await self.backend.remove(reported)
-                except BackendError as exc:
-                    self.log.warning(
-                        "could not remove the mismatched content", cid=reported, error=str(exc)
-                    )
+                await self._discard(reported, built.cid)
                 return None
         finally:
             built.path.unlink(missing_ok=True)
@@ -190,6 +185,19 @@ class Snapshotter:
             backend=self.backend.name,
         )
         return anchor
+
+    async def _discard(self, reported: str, ours: str) -> None:
+        """Remove what a mismatched store left: the content under the CID the backend
+        reported and, unless an anchor owns it, under ours (a backend may have stored the
+        bytes correctly and misreported them)."""
+        stray = [reported]
+        if ours != reported and await anchors.anchor_by_cid(self.db, ours) is None:
+            stray.append(ours)
+        for cid in stray:
+            try:
+                await self.backend.remove(cid)
+            except BackendError as exc:
+                self.log.warning("could not remove the mismatched content", cid=cid, error=str(exc))
 
     # ------------------------------------------------------------ schedule
 
