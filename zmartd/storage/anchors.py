@@ -16,7 +16,15 @@ import asyncpg
 import msgspec
 
 from zmartd.storage.database import Database
-from zmartd.storage.records import AnchorRecord, InvalidArgument, check_limit, rejected
+from zmartd.storage.records import (
+    AnchorRecord,
+    InvalidArgument,
+    Page,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+    rejected,
+)
 
 __all__ = [
     "AnchorKind",
@@ -258,39 +266,35 @@ async def last_complete_day(db: Database) -> datetime | None:
 
 
 async def market_snapshots(
-    db: Database,
-    market_id: str,
-    *,
-    limit: int,
-    after: tuple[datetime, int] | None = None,
-) -> tuple[AnchorRecord, ...]:
-    """A market's discussion snapshots, newest period first, keyset-paged on
-    (period_start, id) strictly below ``after``."""
+    db: Database, market_id: str, *, limit: int = 20, cursor: str | None = None
+) -> Page[AnchorRecord]:
+    """A market's discussion snapshots, newest period first (partial ones of a day after
+    its complete one), keyset-paged on (period_start, id)."""
     check_limit(limit, 500)
+    args: list[Any] = [market_id]
+    where = "kind = 'discussions' AND market_id = $1::text"
+    if cursor is not None:
+        start, last_id = decode_cursor(cursor, "snapshots", (datetime, int))
+        args += [start, last_id]
+        where += " AND (period_start, id) < ($2::timestamptz, $3::bigint)"
+    args.append(limit + 1)
+    sql = (
+        f"SELECT {_COLUMNS} FROM ipfs_anchors WHERE {where} "
+        f"ORDER BY period_start DESC, id DESC LIMIT ${len(args)}"
+    )
 
     async def _run(con: asyncpg.Connection) -> list[asyncpg.Record]:
-        if after is None:
-            rows: list[asyncpg.Record] = await con.fetch(
-                f"SELECT {_COLUMNS} FROM ipfs_anchors WHERE kind = 'discussions' "
-                f"AND market_id = $1::text ORDER BY period_start DESC, id DESC LIMIT $2",
-                market_id,
-                limit,
-            )
-        else:
-            rows = await con.fetch(
-                f"SELECT {_COLUMNS} FROM ipfs_anchors WHERE kind = 'discussions' "
-                f"AND market_id = $1::text AND (period_start, id) < ($2, $3) "
-                f"ORDER BY period_start DESC, id DESC LIMIT $4",
-                market_id,
-                after[0],
-                after[1],
-                limit,
-            )
+        rows: list[asyncpg.Record] = await con.fetch(sql, *args)
         return rows
 
-    return tuple(
-        _anchor(r) for r in await db.run("anchors.market_snapshots", _run, transaction=False)
-    )
+    rows = await db.run("anchors.market_snapshots", _run, transaction=False)
+    items = tuple(_anchor(r) for r in rows[:limit])
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        assert last.period_start is not None
+        next_cursor = encode_cursor("snapshots", (last.period_start, last.id))
+    return Page(items=items, next_cursor=next_cursor)
 
 
 async def anchor_by_cid(db: Database, cid: str) -> AnchorRecord | None:
