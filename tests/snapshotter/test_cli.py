@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from zmartd.storage.blobs import BlobStore
 from zmartd.storage.database import Database
 
 
-async def _zmartd(config: Path, *args: str) -> trio.CompletedProcess[bytes]:
+async def _zmartd(config: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     with trio.fail_after(60):
         return await trio.run_process(
             [sys.executable, "-m", "zmartd", "snapshot", "-c", str(config), *args],
