@@ -18,7 +18,7 @@ from tests.storage.conftest import sql
 from tests.storage.factories import market_id
 from zmartd.api.rest.gateway import IMMUTABLE
 from zmartd.snapshotter.actor import next_run, run_round
-from zmartd.snapshotter.backends import LocalBackend
+from zmartd.snapshotter.backends import BackendError, LocalBackend
 from zmartd.snapshotter.cid import cid_of
 from zmartd.snapshotter.core import Snapshotter
 from zmartd.snapshotter.metrics import SnapshotMetrics
@@ -223,3 +223,49 @@ async def test_a_wrong_cid_anchors_nothing(db: Database, tmp_path: Path) -> None
     [(event, fields)] = log.at_level("error")
     assert "another CID" in event and fields["market_id"] == market_id(1)
     assert fields["reported"] == cid_of(b"something else")
+
+
+async def test_catch_up_fills_a_gap_left_behind_a_day_run_by_hand(
+    db: Database, tmp_path: Path
+) -> None:
+    await reset(db, 1)
+    for d in range(4):
+        await add_post(db, 1, at(D0 + timedelta(days=d), 8), f"day {d}")
+    snap, _clock, _m, _log, _store = make(db, tmp_path, at(D0 + timedelta(days=4), 1))
+    await snap.snapshot_day(D0 + timedelta(days=2))  # by hand, before any scheduled run
+    due = await snap.due_days((0, 0), 90)
+    assert due == [D0, D0 + timedelta(days=1), D0 + timedelta(days=3)]
+    results = await snap.catch_up((0, 0), 90)
+    assert [r.day for r in results] == due and all(r.ok for r in results)
+    assert await snap.due_days((0, 0), 90) == []
+
+
+class FailOn(LocalBackend):
+    """A backend that is down for one day's documents."""
+
+    def __init__(self, store: BlobStore, day: date) -> None:
+        super().__init__(store)
+        self.day = day
+
+    async def put(self, path: Path, name: str) -> str:
+        if self.day.isoformat() in name:
+            raise BackendError("connection refused")
+        return await super().put(path, name)
+
+
+async def test_a_failing_day_stops_the_round_and_later_days_wait(
+    db: Database, tmp_path: Path
+) -> None:
+    await reset(db, 1)
+    for d in range(4):
+        await add_post(db, 1, at(D0 + timedelta(days=d), 8), f"day {d}")
+    backend = FailOn(BlobStore.under(tmp_path), D0 + timedelta(days=1))
+    snap, _clock, metrics, _log, _store = make(
+        db, tmp_path, at(D0 + timedelta(days=4), 1), backend=backend
+    )
+    results = await snap.catch_up((0, 0), 90)
+    assert [(r.day, r.ok) for r in results] == [(D0, True), (D0 + timedelta(days=1), False)]
+    assert counter(metrics, "zmartd_snapshot_failures_total", reason="backend") == 1
+    backend.day = date(1970, 1, 1)  # back up: the next round resumes at the failed day
+    results = await snap.catch_up((0, 0), 90)
+    assert [r.day for r in results] == [D0 + timedelta(days=d) for d in (1, 2, 3)]

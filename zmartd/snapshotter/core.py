@@ -203,21 +203,19 @@ class Snapshotter:
 
     async def due_days(self, at: tuple[int, int], retention_days: int) -> list[date]:
         """Days whose snapshot time (the next day at ``at`` UTC) has passed and whose root
-        is not made yet, oldest first; never before the first post, nor older than the
-        retention period (they would be pruned at once)."""
+        is not made yet, oldest first (a gap left behind a later day, e.g. one run by hand,
+        is filled too); never before the first post, nor older than the retention period
+        (they would be pruned at once)."""
         now = self.clock()
         hour, minute = at
         last_due = (now - timedelta(hours=hour, minutes=minute)).date() - timedelta(days=1)
-        done = await anchors.last_complete_day(self.db)
-        if done is not None:
-            first = done.astimezone(UTC).date() + timedelta(days=1)
-        else:
-            oldest = await posts.first_post_at(self.db)
-            if oldest is None:
-                return []
-            first = oldest.astimezone(UTC).date()
-        first = max(first, now.date() - timedelta(days=retention_days - 1))
-        return [first + timedelta(days=i) for i in range((last_due - first).days + 1)]
+        oldest = await posts.first_post_at(self.db)
+        if oldest is None:
+            return []
+        first = max(oldest.astimezone(UTC).date(), now.date() - timedelta(days=retention_days - 1))
+        done = await anchors.complete_days(self.db, Period(first).start)
+        days = (first + timedelta(days=i) for i in range((last_due - first).days + 1))
+        return [day for day in days if Period(day).start not in done]
 
     async def catch_up(self, at: tuple[int, int], retention_days: int) -> list[DayResult]:
         """Snapshot every due day, oldest first; stop at the first day that fails (it is

@@ -30,6 +30,7 @@ __all__ = [
     "AnchorKind",
     "SnapshotAnchor",
     "anchor_by_cid",
+    "complete_days",
     "complete_snapshot",
     "day_snapshots",
     "last_complete_day",
@@ -263,6 +264,21 @@ async def last_complete_day(db: Database) -> datetime | None:
         return value
 
     return await db.run("anchors.last_complete_day", _run, transaction=False)
+
+
+async def complete_days(db: Database, since: datetime) -> frozenset[datetime]:
+    """Starts of the days since ``since`` whose complete root document was made."""
+
+    async def _run(con: asyncpg.Connection) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await con.fetch(
+            "SELECT period_start FROM ipfs_anchors WHERE kind = 'discussions_root' "
+            "AND covers_until = period_end AND period_start >= $1",
+            since,
+        )
+        return rows
+
+    rows = await db.run("anchors.complete_days", _run, transaction=False)
+    return frozenset(r["period_start"] for r in rows)
 
 
 async def market_snapshots(
