@@ -147,3 +147,23 @@ async def test_pinning_service_reporting_another_cid_anchors_nothing(
     assert counter(metrics, "zmartd_snapshot_failures_total", reason="cid_mismatch") == 2
     assert psa.pins == {}  # the mismatched pins were removed again
     assert len(log.at_level("error")) == 2
+
+
+async def test_pruning_leaves_what_another_backend_stored(db: Database, tmp_path: Path) -> None:
+    await _two_markets(db)
+    local, _c, _m, _log, store = make(db, tmp_path, at(D0 + timedelta(days=1), 1))
+    assert (await local.snapshot_day(D0)).ok
+    kubo = FakeKubo()
+    async with served(kubo.app()) as url:
+        backend = KuboBackend(url, None, timeout=10)
+        try:
+            switched, _c, _m, log, _ = make(
+                db, tmp_path, at(D0 + timedelta(days=92)), backend=backend
+            )
+            assert await switched.prune(90) == 0
+        finally:
+            await backend.aclose()
+    [(event, fields)] = log.at_level("warning")
+    assert "another backend" in event and fields["count"] == 3
+    made = await anchors.list_anchors(db)
+    assert all(a.pruned_at is None and store.has(a.cid) for a in made)

@@ -229,28 +229,42 @@ class Snapshotter:
         return results
 
     async def prune(self, retention_days: int) -> int:
-        """Unpin/delete snapshots of days older than ``retention_days``; rows stay."""
+        """Unpin/delete snapshots of days older than ``retention_days``; rows stay.
+
+        Only snapshots stored through the configured backend can be removed; those of a
+        backend configured before are left (and counted in a warning) for the operator."""
         cutoff = datetime.combine(
             self.clock().date() - timedelta(days=retention_days), datetime.min.time(), UTC
         )
         pruned = 0
-        while True:
-            batch = await anchors.prunable(self.db, cutoff, limit=500)
-            if not batch:
-                return pruned
-            for anchor in batch:
-                try:
-                    await self.backend.remove(anchor.cid)
-                except BackendError as exc:
-                    self.metrics.failures.labels("backend").inc()
-                    self.log.error(
-                        "pruning failed; retrying next round",
-                        cid=anchor.cid,
-                        backend=self.backend.name,
-                        error=str(exc),
-                    )
-                    return pruned
-                if await anchors.mark_pruned(self.db, anchor.id):
-                    pruned += 1
-                    self.metrics.pruned.inc()
-            self.log.info("snapshots pruned", count=pruned, before=cutoff.isoformat())
+        try:
+            while batch := await anchors.prunable(
+                self.db, cutoff, backend=self.backend.name, limit=500
+            ):
+                for anchor in batch:
+                    try:
+                        await self.backend.remove(anchor.cid)
+                    except BackendError as exc:
+                        self.metrics.failures.labels("backend").inc()
+                        self.log.error(
+                            "pruning failed; retrying next round",
+                            cid=anchor.cid,
+                            backend=self.backend.name,
+                            error=str(exc),
+                        )
+                        return pruned
+                    if await anchors.mark_pruned(self.db, anchor.id):
+                        pruned += 1
+                        self.metrics.pruned.inc()
+        finally:
+            if pruned:
+                self.log.info("snapshots pruned", count=pruned, before=cutoff.isoformat())
+        others = await anchors.unprunable(self.db, cutoff, backend=self.backend.name)
+        if others:
+            self.log.warning(
+                "snapshots stored through another backend are due for pruning; remove them "
+                "there (the configured backend cannot)",
+                count=others,
+                backend=self.backend.name,
+            )
+        return pruned

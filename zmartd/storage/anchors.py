@@ -42,6 +42,7 @@ __all__ = [
     "prunable",
     "record_anchor",
     "record_snapshot",
+    "unprunable",
 ]
 
 AnchorKind = Literal["market_metadata", "evidence", "discussions", "discussions_root", "votes"]
@@ -328,20 +329,41 @@ async def anchor_by_cid(db: Database, cid: str) -> AnchorRecord | None:
     return None if row is None else _anchor(row)
 
 
-async def prunable(db: Database, before: datetime, *, limit: int = 500) -> tuple[AnchorRecord, ...]:
-    """Snapshots of periods that started before ``before`` and are not pruned yet."""
+async def prunable(
+    db: Database, before: datetime, *, backend: str, limit: int = 500
+) -> tuple[AnchorRecord, ...]:
+    """Snapshots stored through ``backend`` whose period started before ``before`` and
+    that are not pruned yet."""
     check_limit(limit, 5000)
 
     async def _run(con: asyncpg.Connection) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await con.fetch(
             f"SELECT {_COLUMNS} FROM ipfs_anchors WHERE period_start IS NOT NULL "
-            f"AND pruned_at IS NULL AND period_start < $1 ORDER BY period_start, id LIMIT $2",
+            f"AND pruned_at IS NULL AND period_start < $1 AND backend = $2 "
+            f"ORDER BY period_start, id LIMIT $3",
             before,
+            backend,
             limit,
         )
         return rows
 
     return tuple(_anchor(r) for r in await db.run("anchors.prunable", _run, transaction=False))
+
+
+async def unprunable(db: Database, before: datetime, *, backend: str) -> int:
+    """How many snapshots due for pruning were stored through another backend than
+    ``backend`` (the configured one cannot remove them)."""
+
+    async def _run(con: asyncpg.Connection) -> int:
+        count: int = await con.fetchval(
+            "SELECT count(*) FROM ipfs_anchors WHERE period_start IS NOT NULL "
+            "AND pruned_at IS NULL AND period_start < $1 AND backend IS DISTINCT FROM $2",
+            before,
+            backend,
+        )
+        return count
+
+    return await db.run("anchors.unprunable", _run, transaction=False)
 
 
 async def mark_pruned(db: Database, anchor_id: int) -> bool:
