@@ -69,6 +69,7 @@ def test_defaults_run_everything_locally() -> None:
         "votes",
         "aggregator",
         "sender",
+        "snapshotter",
         "log",
         "metrics",
         "admin",
@@ -343,10 +344,21 @@ BAD: list[tuple[dict[str, Any], str]] = [
         'aggregator.vote_source: expected one of "chain", "api", "both", got "twitter"',
     ),
     ({"aggregator": {"min_votes": -1}}, "aggregator.min_votes: expected integer >= 0, got -1"),
+    ({"snapshotter": {"at": "24:00"}}, 'snapshotter.at: expected UTC time HH:MM, got "24:00"'),
     (
-        {"snapshotter": {"at": "00:00"}},
-        "snapshotter: section not implemented yet (the IPFS discussion snapshotter is not part "
-        "of this zmartd); remove [snapshotter]",
+        {"snapshotter": {"backend": "pinata"}},
+        'snapshotter.backend: expected one of "local", "kubo", "pinning-service", got "pinata"',
+    ),
+    (
+        {"snapshotter": {"backend": "kubo"}},
+        'snapshotter.kubo_url: expected an http(s) URL when snapshotter.backend = "kubo", '
+        'got ""',
+    ),
+    (
+        {"snapshotter": {"backend": "pinning-service", "kubo_url": "http://127.0.0.1:5001",
+                         "pinning_url": "https://pins.example/psa"}},
+        'snapshotter.pinning_token: expected the access token when snapshotter.backend = '
+        '"pinning-service", got ""',
     ),
     (
         {"monitor": {}},
@@ -515,6 +527,8 @@ def test_every_secret_reads_env_and_file(tmp_path: Path) -> None:
         "admin.keypair": str(Keypair.from_seed(bytes(range(1, 33)))),
         "chain.webhook_secret": "hook-secret",
         "devchain.webhook_auth_header": "Bearer abc",
+        "snapshotter.kubo_auth": "Basic dXNlcjpwYXNz",
+        "snapshotter.pinning_token": "psa-token",
     }
     secrets = [s for s in field_specs() if s.secret]
     assert {s.path for s in secrets} == set(values)
@@ -899,6 +913,13 @@ def _repair(raw: dict[str, Any]) -> dict[str, Any]:
         put("database", "embedded", True)
     if eff("chain", "mode") == "rpc" and not eff("chain", "rpc_urls"):
         put("chain", "rpc_urls", ["https://api.devnet.solana.com"])
+    if eff("snapshotter", "backend") != "local" and not eff("snapshotter", "kubo_url"):
+        put("snapshotter", "kubo_url", "http://127.0.0.1:5001")
+    if eff("snapshotter", "backend") == "pinning-service":
+        if not eff("snapshotter", "pinning_url"):
+            put("snapshotter", "pinning_url", "https://pins.example/psa")
+        if not eff("snapshotter", "pinning_token"):
+            put("snapshotter", "pinning_token", "token")
     return raw
 
 

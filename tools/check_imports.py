@@ -38,7 +38,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("storage", ("zmartd.storage",)),
     ("model", ("zmartd.model",)),
     ("actors", ("zmartd.devchain", "zmartd.indexer", "zmartd.api", "zmartd.ws", "zmartd.sender",
-                "zmartd.aggregator")),
+                "zmartd.aggregator", "zmartd.snapshotter")),
     ("app", ("zmartd.tree", "zmartd.app", "zmartd.cli", "zmartd.__main__")),
 )
 
@@ -48,7 +48,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 #: intents.
 INDEPENDENT: tuple[tuple[str, ...], ...] = (
     ("zmartd.devchain",), ("zmartd.indexer",), ("zmartd.api",), ("zmartd.ws",),
-    ("zmartd.sender", "zmartd.aggregator"),
+    ("zmartd.sender", "zmartd.aggregator"), ("zmartd.snapshotter",),
 )
 
 LAZY_MARK = "# lazy:"

@@ -90,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     from zmartd.sender.cli import add_arguments as add_intents_arguments
 
     add_intents_arguments(intents)
+    snapshot_help = ("snapshot one UTC day's discussions (every active market, or --market) "
+                     "through the configured backend, then exit")
+    snapshot = sub.add_parser("snapshot", help=snapshot_help, description=snapshot_help)
+    _add_config_arg(snapshot, top=False)
+    # lazy: start-up time (see above)
+    from zmartd.snapshotter.cli import add_arguments as add_snapshot_arguments
+
+    add_snapshot_arguments(snapshot)
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
     _add_config_arg(config_sub.add_parser("dump", help="print the effective config as TOML"),
@@ -130,6 +138,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from zmartd.indexer.cli import main as backfill_main
 
         return backfill_main(args, path)
+    if command == "snapshot":
+        # lazy: start-up time
+        from zmartd.snapshotter.cli import main as snapshot_main
+
+        return snapshot_main(args, path)
     raise AssertionError(command)  # pragma: no cover - argparse rejects others
 
 

@@ -20,6 +20,7 @@ from zmartd.devchain import actor as devchain_actor
 from zmartd.devchain import demo_metadata
 from zmartd.indexer import actor as indexer_actor
 from zmartd.sender import actor as sender_actor
+from zmartd.snapshotter import actor as snapshotter_actor
 from zmartd.storage import actor as storage_actor
 from zmartd.supervisor import Restart
 from zmartd.ws import actor as ws_actor
@@ -96,6 +97,16 @@ TREE: tuple[ActorDecl, ...] = (
         enabled=lambda cfg: cfg.aggregator.enabled,
         required=lambda cfg: False,
         shutdown_timeout=lambda cfg: 3.0,
+    ),
+    ActorDecl(
+        name="snapshotter",
+        run=snapshotter_actor.run,
+        sections=("snapshotter", "database", "daemon"),
+        description="daily discussion snapshots with locally verified CIDs (catch-up, "
+        "pruning), leader-only via an advisory lock",
+        enabled=lambda cfg: cfg.snapshotter.enabled,
+        required=lambda cfg: False,
+        shutdown_timeout=lambda cfg: 5.0,
     ),
     ActorDecl(
         name="http",

@@ -34,7 +34,7 @@ from zmartd.storage.database import Database
 
 MIN_CASES = 1000
 #: the domain routes under test (auth and webhooks have their own tests)
-DOMAIN = ("/v1/markets", "/v1/users", "/v1/discussions", "/v1/stats")
+DOMAIN = ("/v1/markets", "/v1/users", "/v1/discussions", "/v1/stats", "/v1/snapshots")
 #: examples per operation and generation mode (operations with a small input
 #: space, like GET /v1/stats, use fewer: hypothesis stops when it has tried them all)
 EXAMPLES = {"positive": 32, "negative": 25}
@@ -128,6 +128,6 @@ async def test_schemathesis_every_domain_operation(db: Database) -> None:
 
         calls, failures, operations = await trio.to_thread.run_sync(run)
     assert failures == []
-    assert operations == 20
+    assert operations == 22
     print(f"schemathesis: {calls} cases over {operations} operations")
     assert calls >= MIN_CASES, calls

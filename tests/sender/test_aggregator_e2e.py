@@ -14,8 +14,8 @@ the codec) and through REST.
 * world-cup's dispute (2 agree / 1 disagree = 66 % >= 60 %) -> FINALIZED with
   the proposed YES flipped to NO;
 * rain-paris disputed now with 1 agree / 3 disagree API votes (25 %) ->
-  FINALIZED with the original outcome (NO), once its voting period passed
-  in chain time.
+  FINALIZED with the original outcome (NO), once its voting period (600 s)
+  passed in chain time (the devchain's clock is warped).
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ max_per_address = 0
 [aggregator]
 interval = 1.0
 min_votes = 14
-dispute_voting_period = 30.0
+dispute_voting_period = 600.0
 [sender]
 rebroadcast_interval = 0.5
 [log]
@@ -265,9 +265,16 @@ format = "json"
             ix.initiate_dispute(initiator=demo_keypair("frank").pubkey(), market_id=rain),
         )
         wait_for(
+            "rain-paris disputed (on chain)",
+            lambda: on_chain(chain, "rain-paris").state is MarketState.DISPUTED,
+            30,
+            proc,
+            log,
+        )
+        wait_for(
             "rain-paris disputed (indexed)",
             lambda: market("rain-paris")["status"] == "DISPUTED",
-            30,
+            60,
             proc,
             log,
         )
@@ -280,9 +287,13 @@ format = "json"
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=5,
             )
-            assert r.status_code == 200, r.text
+            assert r.status_code == 200, (
+                r.text,
+                [line for line in log.read_text().splitlines() if "aggregat" in line][-12:],
+                sql(module_dsn, "SELECT id, kind, market_id, args, state FROM intents"),
+            )
         assert on_chain(chain, "rain-paris").state is MarketState.DISPUTED  # voting still open
-        rpc(chain, "zmart_warpClock", 31)
+        rpc(chain, "zmart_warpClock", 601)
         wait_for(
             "rain-paris finalized",
             lambda: on_chain(chain, "rain-paris").state is MarketState.FINALIZED,

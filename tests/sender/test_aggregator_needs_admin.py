@@ -10,13 +10,17 @@ from solders.keypair import Keypair
 
 from tests.api import factories as fx
 from tests.api.conftest import make_config, make_ctx
+from tests.sender.conftest import AUTHORITY
 from tests.storage import factories as f
 from zmartd.aggregator.actor import Aggregator
 from zmartd.chain.rpc import RpcClient
 from zmartd.devchain.actor import Devchain
 from zmartd.model.demo import demo_keypair
+from zmartd.sender.actor import check_keys
 from zmartd.sender.keys import configured_signers, effective_signers
+from zmartd.sender.lifecycle import Executor, SenderSettings, Signers
 from zmartd.sender.metrics import SenderMetrics
+from zmartd.sender.service import SenderService
 from zmartd.storage import aggregator as store
 from zmartd.storage import indexer as indexer_store
 from zmartd.storage import votes as vote_store
@@ -96,3 +100,32 @@ def test_the_backend_key_signs_as_admin_only_when_the_chain_says_so() -> None:
         configured_signers(make_config(chain={"mode": "rpc", "rpc_urls": ["http://x"]})).backend
         is None
     )
+
+
+async def test_the_sender_reports_keys_that_are_not_the_programs(
+    db: Database, demo_chain: Devchain
+) -> None:
+    ctx = make_ctx(make_config())
+    async with RpcClient([demo_chain.rpc_url], timeout=5) as rpc:
+        for backend, admin, problem in (
+            (AUTHORITY, None, None),  # the chain's backend, and (so) its admin too
+            (BACKEND, None, f"[chain] keypair {BACKEND.pubkey()} is not the program's backend"),
+            (AUTHORITY, ADMIN, f"[admin] keypair {ADMIN.pubkey()} is not the program's admin"),
+        ):
+            signers = Signers(backend=backend, admin=admin)
+            service = SenderService(db, signers)
+            executor = Executor(
+                db,
+                rpc,
+                signers,
+                program_id=demo_chain.node.bank.program_id,
+                settings=SenderSettings(),
+                metrics=SenderMetrics(),
+            )
+            await check_keys(ctx, service, executor)
+            assert service.keys_checked
+            if problem is None:
+                assert service.key_problem is None
+                assert executor.signers.admin is AUTHORITY  # the backend key signs as admin
+            else:
+                assert service.key_problem is not None and problem in service.key_problem

@@ -72,7 +72,18 @@ from zmartd.api.connection import Connection
 from zmartd.api.middleware import observe_request, overloaded_http11
 from zmartd.api.mount import mount
 from zmartd.api.ratelimit import RateLimiter, RedisBuckets
-from zmartd.api.rest import auth, discussions, markets, ops, stats, users, votes, webhooks
+from zmartd.api.rest import (
+    auth,
+    discussions,
+    gateway,
+    markets,
+    ops,
+    snapshots,
+    stats,
+    users,
+    votes,
+    webhooks,
+)
 from zmartd.api.routing import Router
 from zmartd.context import ActorContext
 from zmartd.model.services import HTTP_URLS
@@ -80,7 +91,7 @@ from zmartd.model.services import HTTP_URLS
 #: Every router of the REST API, in the order their routes are registered.
 ROUTERS: tuple[Router, ...] = (
     auth.router, markets.router, votes.router, discussions.router, users.router, stats.router,
-    webhooks.router, *compat.ROUTERS,
+    webhooks.router, snapshots.router, *compat.ROUTERS,
 )
 
 __all__ = ["LISTEN_BACKLOG", "ConnectionCap", "DrainingListener", "create_app",
@@ -261,6 +272,7 @@ def create_app(
     app.extensions["zmartd"] = ctx
     app.config["MAX_CONTENT_LENGTH"] = ctx.config.http.max_body_bytes
     app.register_blueprint(ops.blueprint)
+    app.register_blueprint(gateway.blueprint)
     mount(
         app, ctx, routers,
         limiter=limiter or RateLimiter.from_config(ctx.config),

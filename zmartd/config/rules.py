@@ -80,6 +80,28 @@ def _rule_rpc_urls(p: Parsed, errors: list[str]) -> None:
         )
 
 
+def _rule_kubo(p: Parsed, errors: list[str]) -> None:
+    s = p["snapshotter"]
+    if not _ok(s["backend"], s["kubo_url"], s["pinning_url"], s["pinning_token"]):
+        return
+    backend = s["backend"]
+    if backend in ("kubo", "pinning-service") and not s["kubo_url"]:
+        errors.append(
+            f"snapshotter.kubo_url: expected an http(s) URL when snapshotter.backend = "
+            f'"{backend}", got ""'
+        )
+    if backend == "pinning-service" and not s["pinning_url"]:
+        errors.append(
+            "snapshotter.pinning_url: expected an http(s) URL when snapshotter.backend = "
+            '"pinning-service", got ""'
+        )
+    if backend == "pinning-service" and not s["pinning_token"]:
+        errors.append(
+            "snapshotter.pinning_token: expected the access token when snapshotter.backend = "
+            '"pinning-service", got ""'
+        )
+
+
 RULES: Final = (
     _Rule("daemon.backoff_max >= daemon.backoff_initial.", _rule_backoff),
     _Rule(
@@ -93,4 +115,9 @@ RULES: Final = (
         _rule_embedded,
     ),
     _Rule('chain.rpc_urls has at least one URL when chain.mode = "rpc".', _rule_rpc_urls),
+    _Rule(
+        'snapshotter.kubo_url is set when snapshotter.backend = "kubo" or "pinning-service"; '
+        'pinning_url and pinning_token too for "pinning-service".',
+        _rule_kubo,
+    ),
 )

@@ -165,7 +165,7 @@ class HttpConfig:
             [],
             "Peers whose X-Forwarded-For is believed (for client IPs in rate limits, the "
             "WebSocket per-address cap and logs). [] = none: every peer is the client. Behind "
-            "a reverse proxy on the same host, list its address (e.g. [\"127.0.0.1\", \"::1\"] "
+            'a reverse proxy on the same host, list its address (e.g. ["127.0.0.1", "::1"] '
             "for the bundled nginx site); trusting loopback by default would let any local "
             "process choose its client IP.",
             example=["127.0.0.1", "::1"],
@@ -762,6 +762,99 @@ class SenderConfig:
     )
 
 
+_AT_RE: Final = r"([01][0-9]|2[0-3]):[0-5][0-9]"
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotterConfig:
+    enabled: bool = field(
+        metadata=_m(
+            BoolKind(),
+            True,
+            "Run the discussion snapshotter (leader only: one instance per database "
+            "snapshots, the others stand by).",
+        )
+    )
+    at: str = field(
+        metadata=_m(
+            StrKind("UTC time HH:MM", _AT_RE),
+            "00:00",
+            "UTC time of day at which the previous day's discussions are snapshotted "
+            "(missed days are caught up, oldest first).",
+        )
+    )
+    backend: Literal["local", "kubo", "pinning-service"] = field(
+        metadata=_m(
+            ChoiceKind("local", "kubo", "pinning-service"),
+            "local",
+            '"local" = a content-addressed store in <data_dir>/ipfs, served at /ipfs/{cid} '
+            'by the HTTP actor (works offline); "kubo" = a Kubo node through its RPC API '
+            '(kubo_url); "pinning-service" = an IPFS Pinning Service API (pinning_url, '
+            "pinning_token), the content being provided to the network by the Kubo node at "
+            "kubo_url.",
+        )
+    )
+    retention_days: int = field(
+        metadata=_m(
+            IntKind(1, 36500),
+            90,
+            "Snapshots of days older than this are unpinned/deleted from the backend and "
+            "marked pruned (their anchor rows stay).",
+        )
+    )
+    request_timeout: float = field(
+        metadata=_m(
+            FloatKind(0, 3600, lo_open=True),
+            60.0,
+            "Seconds per request to the Kubo node or the pinning service.",
+        )
+    )
+    kubo_url: str = field(
+        metadata=_m(
+            _HTTP_URL_OR_EMPTY,
+            "",
+            'Kubo RPC API base URL (e.g. "http://127.0.0.1:5001"); needed when backend = "kubo".',
+        )
+    )
+    kubo_auth: Secret = field(
+        metadata=_m(
+            SecretKind("any text"),
+            "",
+            'Authorization header value sent to kubo_url (e.g. "Basic dXNlcjpwYXNz" or '
+            '"Bearer <token>"); "" = none.',
+        )
+    )
+    kubo_auth_file: Path | None = field(
+        metadata=_m(_OPT_FILE, "", _file_doc("snapshotter", "kubo_auth"))
+    )
+    pinning_url: str = field(
+        metadata=_m(
+            _HTTP_URL_OR_EMPTY,
+            "",
+            "IPFS Pinning Service API base URL (the one /pins is under); needed when "
+            'backend = "pinning-service".',
+        )
+    )
+    pinning_token: Secret = field(
+        metadata=_m(
+            SecretKind("access token"),
+            "",
+            'Bearer token of the pinning service; needed when backend = "pinning-service".',
+        )
+    )
+    pinning_token_file: Path | None = field(
+        metadata=_m(_OPT_FILE, "", _file_doc("snapshotter", "pinning_token"))
+    )
+    pin_timeout: float = field(
+        metadata=_m(
+            FloatKind(0, 86400, lo_open=True),
+            600.0,
+            "How long the pinning service may take to report a snapshot pinned before the "
+            "day is retried.",
+        )
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = field(
@@ -839,6 +932,7 @@ SectionConfig = (
     | VotesConfig
     | AggregatorConfig
     | SenderConfig
+    | SnapshotterConfig
     | LogConfig
     | MetricsConfig
     | AdminConfig
@@ -857,6 +951,7 @@ SECTION_TYPES: Final[dict[str, type[Any]]] = {
     "votes": VotesConfig,
     "aggregator": AggregatorConfig,
     "sender": SenderConfig,
+    "snapshotter": SnapshotterConfig,
     "log": LogConfig,
     "metrics": MetricsConfig,
     "admin": AdminConfig,
@@ -866,7 +961,6 @@ SECTIONS: Final[tuple[str, ...]] = tuple(SECTION_TYPES)
 #: Sections of actors that do not exist yet. A file that has one is rejected with this
 #: text rather than accepted as if it worked (or called a typo): nothing would read it.
 PLANNED: Final[dict[str, str]] = {
-    "snapshotter": "the IPFS discussion snapshotter",
     "monitor": "the market monitor and its alerts",
 }
 
@@ -888,6 +982,8 @@ SECTION_DOCS: Final[dict[str, str]] = {
     "aggregator": "Tallies proposal and dispute votes and turns them into transactions.",
     "sender": "Executes stored intents (aggregations, approvals, finalizations) on chain exactly "
     "once, across crashes and restarts.",
+    "snapshotter": "Daily discussion snapshots: canonical JSON per market and day, stored "
+    "under a locally computed and verified CID, pruned after retention_days.",
     "log": "Logging.",
     "metrics": "Prometheus metrics.",
     "admin": "Administration: the /admin wallets and the program's admin key.",
@@ -910,6 +1006,7 @@ class Config:
     votes: VotesConfig
     aggregator: AggregatorConfig
     sender: SenderConfig
+    snapshotter: SnapshotterConfig
     log: LogConfig
     metrics: MetricsConfig
     admin: AdminConfig

@@ -34,6 +34,7 @@ import msgspec
 from zmartd.model.wire import enc_hook
 from zmartd.storage.aggregator import AggregationOutcome
 from zmartd.storage.records import (
+    AnchorRecord,
     CandleRecord,
     DiscussionRecord,
     DiscussionThread,
@@ -66,6 +67,8 @@ __all__ = [
     "Position",
     "Quote",
     "QuoteFees",
+    "Snapshot",
+    "SnapshotLinks",
     "Trade",
     "U64Str",
     "UserProfile",
@@ -82,6 +85,7 @@ __all__ = [
     "platform_stats_view",
     "position_value",
     "position_view",
+    "snapshot_view",
     "tally_view",
     "thread_view",
     "to_builtins",
@@ -720,3 +724,70 @@ def to_builtins(view: msgspec.Struct) -> dict[str, Any]:
     if not isinstance(out, dict):
         raise TypeError(f"{type(view).__name__} is not an object-shaped view")
     return out
+
+
+# ---------------------------------------------------------------- discussion snapshots
+
+
+class SnapshotLinks(_View, frozen=True, kw_only=True):
+    #: this document's metadata
+    self: str
+    #: the content on this server's read-only gateway (local backend, not pruned), else null
+    content: str | None
+    #: the content's IPFS URI (any gateway: ``https://<gateway>/ipfs/<cid>``)
+    ipfs: str
+    #: the market's snapshot list (null for a day's root)
+    market: str | None
+    #: the day's root document, once made (null for a root)
+    root: str | None
+
+
+class Snapshot(_View, frozen=True, kw_only=True):
+    """A daily discussion snapshot of one market (``kind = "discussions"``) or a day's root
+    document listing them (``"discussions_root"``), stored under ``cid``.
+
+    ``complete`` is false for a snapshot of a day still in progress (``covers_until`` <
+    ``period_end``).  ``state`` is ``pruned`` once the content was unpinned/deleted after
+    the retention period (the metadata stays).
+    """
+
+    cid: str
+    kind: Literal["discussions", "discussions_root"]
+    market_id: MarketId | None
+    day: str
+    period_start: datetime
+    period_end: datetime
+    covers_until: datetime
+    complete: bool
+    size_bytes: int
+    post_count: int
+    content_sha256: str
+    backend: str
+    state: Literal["pinned", "pruned"]
+    created_at: datetime
+    pruned_at: datetime | None
+    links: SnapshotLinks
+
+
+def snapshot_view(a: AnchorRecord, *, root_cid: str | None = None) -> Snapshot:
+    """The view of a snapshot anchor (``a.period_start`` set); ``root_cid`` is the day's
+    root when known."""
+    assert a.period_start is not None and a.period_end is not None
+    assert a.kind in ("discussions", "discussions_root")
+    covers = a.covers_until or a.period_end
+    served = a.backend == "local" and a.pruned_at is None
+    return Snapshot(
+        cid=a.cid, kind=a.kind, market_id=a.market_id,
+        day=a.period_start.date().isoformat(), period_start=a.period_start,
+        period_end=a.period_end, covers_until=covers, complete=covers == a.period_end,
+        size_bytes=a.size_bytes, post_count=a.post_count or 0,
+        content_sha256=a.content_sha256.hex(), backend=a.backend or "local",
+        state="pruned" if a.pruned_at is not None else "pinned", created_at=a.created_at,
+        pruned_at=a.pruned_at,
+        links=SnapshotLinks(
+            self=f"/v1/snapshots/{a.cid}", content=f"/ipfs/{a.cid}" if served else None,
+            ipfs=f"ipfs://{a.cid}",
+            market=None if a.market_id is None else f"/v1/markets/{a.market_id}/snapshots",
+            root=None if root_cid is None else f"/v1/snapshots/{root_cid}",
+        ),
+    )

@@ -38,7 +38,7 @@ from zmartd.storage import intents as store
 from zmartd.storage.database import DATABASE
 from zmartd.storage.leader import leader_lock, lock_key
 
-__all__ = ["SCAN_INTERVAL", "run", "sender_settings"]
+__all__ = ["SCAN_INTERVAL", "check_keys", "run", "sender_settings"]
 
 SCAN_INTERVAL: Final = 2.0
 
@@ -125,24 +125,41 @@ async def run(
 
 
 
-async def _resolve_admin(ctx: ActorContext, service: SenderService, executor: Executor) -> None:
-    """Let the backend key sign as admin when the chain says it is the admin."""
-    if executor.signers.admin is not None or executor.signers.backend is None:
+async def check_keys(ctx: ActorContext, service: SenderService, executor: Executor) -> None:
+    """Once the chain's GlobalConfig can be read: let the backend key sign as
+    admin when the chain names it the admin, and report configured keys that
+    are not the program's (their transactions would all fail ``Unauthorized``)."""
+    if service.keys_checked:
         return
     try:
         config = await chain_admin(executor.rpc, executor.program_id)
     except (RpcClientError, OSError):
         return
     if config is None:
-        return
+        return  # not initialized yet: asked again at the next scan
+    service.keys_checked = True
     signers = effective_signers(executor.signers, str(config.admin))
-    if signers.admin is not None:
-        executor.signers = service.signers = signers
-        service.needs_human.clear()
+    if signers.admin is not None and executor.signers.admin is None:
         ctx.log.info(
             "the backend key is also the program's admin: it signs approvals",
             admin=str(config.admin),
         )
+    executor.signers = service.signers = signers
+    problems = []
+    backend, admin = signers.backend, signers.admin
+    if backend is not None and backend.pubkey() != config.backend_authority:
+        problems.append(
+            f"[chain] keypair {backend.pubkey()} is not the program's backend authority "
+            f"{config.backend_authority}"
+        )
+    if admin is not None and admin.pubkey() != config.admin:
+        problems.append(
+            f"[admin] keypair {admin.pubkey()} is not the program's admin {config.admin}"
+        )
+    service.key_problem = "; ".join(problems) or None
+    if service.key_problem:
+        ctx.log.error("configured keys do not match the chain", problem=service.key_problem)
+    service.needs_human.clear()
 
 
 async def _schedule(
@@ -163,7 +180,7 @@ async def _schedule(
 
     async with trio.open_nursery() as nursery:
         while True:
-            await _resolve_admin(ctx, service, executor)
+            await check_keys(ctx, service, executor)
             for intent_id in await store.open_intent_ids(service.db):
                 if intent_id not in running and intent_id not in service.needs_human:
                     running.add(intent_id)
@@ -172,11 +189,11 @@ async def _schedule(
             for kind in store.INTENT_KINDS:
                 for state in store.INTENT_STATES:
                     metrics.intents.labels(kind, state).set(counts.get((kind, state), 0))
+            problems = [service.key_problem] if service.key_problem else []
             if service.needs_human:
                 first = next(iter(service.needs_human.values()))
-                ctx.set_degraded(f"{len(service.needs_human)} intent(s) wait for a human: {first}")
-            else:
-                ctx.set_degraded(None)
+                problems.append(f"{len(service.needs_human)} intent(s) wait for a human: {first}")
+            ctx.set_degraded("; ".join(problems) or None)
             with trio.move_on_after(SCAN_INTERVAL):
                 await service.wakeup.wait()
             service.wakeup = trio.Event()

@@ -37,6 +37,10 @@ class SenderService:
     leader: bool = False
     #: intent id -> why a human must act (its key is not configured)
     needs_human: dict[int, str] = field(default_factory=dict)
+    #: the configured keys checked against the chain's GlobalConfig (once readable)
+    keys_checked: bool = False
+    #: configured keys that are not the program's admin / backend authority
+    key_problem: str | None = None
 
     def wake(self) -> None:
         self.wakeup.set()

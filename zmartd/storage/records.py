@@ -518,7 +518,7 @@ class PlatformStats(msgspec.Struct, frozen=True, kw_only=True):
 
 class AnchorRecord(msgspec.Struct, frozen=True, kw_only=True):
     id: int
-    kind: Literal["market_metadata", "evidence", "discussions", "votes"]
+    kind: Literal["market_metadata", "evidence", "discussions", "discussions_root", "votes"]
     market_id: str | None
     cid: str
     content_sha256: bytes
@@ -526,3 +526,11 @@ class AnchorRecord(msgspec.Struct, frozen=True, kw_only=True):
     covers_until: datetime | None
     created_at: datetime
     pinned_at: datetime | None
+    #: the UTC period a discussion snapshot covers (``covers_until`` < ``period_end``
+    #: for a snapshot of a day still in progress)
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    post_count: int | None = None
+    backend: str | None = None
+    #: unpinned/deleted from its backend after the retention period (the row stays)
+    pruned_at: datetime | None = None

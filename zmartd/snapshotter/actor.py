@@ -1,0 +1,133 @@
+"""The ``snapshotter`` actor: daily discussion snapshots, leader-only.
+
+Each round (at start, then every day at ``[snapshotter] at`` UTC): catch up every day
+whose snapshot time has passed and whose root is not made yet, oldest first
+(:meth:`~zmartd.snapshotter.core.Snapshotter.catch_up`), then prune what is older than
+``retention_days``.  A round that failed (backend down, CID mismatch) is retried after
+:data:`RETRY_DELAY`.  Sleeps are cut into pieces of at most :data:`MAX_SLEEP` and the
+wall clock re-read after each, so a suspended host or a clock step cannot make it miss
+a day for long.
+
+Only one instance per database snapshots: the actor first takes a session advisory lock
+(:func:`leadership`); the others stand by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+import trio
+
+from zmartd.config import SnapshotterConfig
+from zmartd.context import ActorContext
+from zmartd.model.services import DATABASE
+from zmartd.snapshotter.backends import make_backend
+from zmartd.snapshotter.core import Snapshotter
+from zmartd.snapshotter.metrics import snapshot_metrics
+from zmartd.storage.blobs import BlobStore
+from zmartd.storage.database import Database
+from zmartd.storage.indexer import leader_lock
+
+__all__ = [
+    "LOCK_KEY",
+    "MAX_SLEEP",
+    "RETRY_DELAY",
+    "leadership",
+    "next_run",
+    "parse_at",
+    "run",
+    "run_round",
+]
+
+#: ``pg_try_advisory_lock`` key of the snapshotter leader ("zmartd" + 0x0003)
+LOCK_KEY: Final = int.from_bytes(b"zmartd\x00\x03", "big")
+RETRY_DELAY: Final = 300.0
+MAX_SLEEP: Final = 300.0
+
+
+@asynccontextmanager
+async def leadership(db: Database, on_wait: Callable[[], None]) -> AsyncIterator[None]:
+    """Hold the snapshotter's leader lock for the body (waiting while another instance
+    holds it).  The one place leader election is chosen: the indexer's advisory-lock
+    helper, with the snapshotter's own key."""
+    async with leader_lock(db, LOCK_KEY, on_wait=on_wait):
+        yield
+
+
+def parse_at(text: str) -> tuple[int, int]:
+    hour, minute = text.split(":")
+    return int(hour), int(minute)
+
+
+def next_run(now: datetime, at: tuple[int, int]) -> datetime:
+    """The first ``at`` (UTC) strictly after ``now``."""
+    today = now.astimezone(UTC).replace(hour=at[0], minute=at[1], second=0, microsecond=0)
+    return today if today > now else today + timedelta(days=1)
+
+
+async def run_round(snap: Snapshotter, cfg: SnapshotterConfig) -> bool:
+    """One round: catch up, then prune.  True when every due day was anchored."""
+    results = await snap.catch_up(parse_at(cfg.at), cfg.retention_days)
+    await snap.prune(cfg.retention_days)
+    return all(r.ok for r in results)
+
+
+async def run(
+    ctx: ActorContext, stopping: trio.Event, *, task_status: trio.TaskStatus[None]
+) -> None:
+    """The actor (see the module docstring)."""
+    cfg = ctx.config.snapshotter
+    metrics = snapshot_metrics(ctx.metrics.registry)
+    task_status.started()
+    backend = make_backend(cfg, ctx.config.daemon.data_dir)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_on, stopping, nursery.cancel_scope)
+            db = await ctx.services.get(DATABASE)
+
+            def waiting() -> None:
+                ctx.log.info("another instance holds the snapshotter lock; standing by")
+
+            async with leadership(db, waiting):
+                metrics.leader.set(1)
+                ctx.log.info(
+                    "snapshotter lock acquired: this instance snapshots",
+                    backend=backend.name,
+                    at=cfg.at,
+                )
+                workdir = BlobStore.under(ctx.config.daemon.data_dir).workdir()
+                # half-written files of a round that was cancelled (only the leader writes)
+                await trio.to_thread.run_sync(_clear, workdir)
+                snap = Snapshotter(db, backend, workdir=workdir, metrics=metrics, log=ctx.log)
+                await _serve(ctx, snap, cfg)
+    finally:
+        metrics.leader.set(0)
+        with trio.CancelScope(shield=True):
+            await backend.aclose()
+
+
+async def _serve(ctx: ActorContext, snap: Snapshotter, cfg: SnapshotterConfig) -> None:
+    at = parse_at(cfg.at)
+    while True:
+        ok = await run_round(snap, cfg)
+        now = snap.clock()
+        due = now + timedelta(seconds=RETRY_DELAY) if not ok else next_run(now, at)
+        while True:  # re-read the wall clock at least every MAX_SLEEP seconds
+            left = (due - snap.clock()).total_seconds()
+            if left <= 0:
+                break
+            await trio.sleep(min(left, MAX_SLEEP))
+
+
+def _clear(workdir: Path) -> None:
+    for leftover in workdir.iterdir():
+        leftover.unlink(missing_ok=True)
+
+
+async def _stop_on(stopping: trio.Event, scope: trio.CancelScope) -> None:
+    await stopping.wait()
+    scope.cancel()
