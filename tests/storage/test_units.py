@@ -54,3 +54,17 @@ async def test_metrics_expose_units(db: Database) -> None:
         )
         is None
     )
+
+
+def test_every_leader_role_has_its_own_lock_key() -> None:
+    """Regression: the snapshotter took the sender's advisory lock key, so wherever the
+    snapshotter led, the sender stood by forever."""
+    from zmartd.snapshotter.actor import LOCK_KEY as SNAPSHOTTER
+    from zmartd.storage.indexer import LEADER_LOCK_KEY
+    from zmartd.storage.leader import ROLES, lock_key
+    from zmartd.storage.migrate import ADVISORY_LOCK_KEY
+
+    keys = [lock_key(role) for role in ROLES]
+    assert len(set(keys)) == len(keys)
+    assert SNAPSHOTTER == lock_key("snapshotter") and LEADER_LOCK_KEY == lock_key("indexer")
+    assert ADVISORY_LOCK_KEY not in set(keys) - {lock_key("migrate")}

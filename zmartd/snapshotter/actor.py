@@ -30,7 +30,7 @@ from zmartd.snapshotter.core import Snapshotter
 from zmartd.snapshotter.metrics import snapshot_metrics
 from zmartd.storage.blobs import BlobStore
 from zmartd.storage.database import Database
-from zmartd.storage.indexer import leader_lock
+from zmartd.storage.leader import leader_lock, lock_key
 
 __all__ = [
     "LOCK_KEY",
@@ -43,8 +43,8 @@ __all__ = [
     "run_round",
 ]
 
-#: ``pg_try_advisory_lock`` key of the snapshotter leader ("zmartd" + 0x0003)
-LOCK_KEY: Final = int.from_bytes(b"zmartd\x00\x03", "big")
+#: advisory lock key of the snapshotter leader (one per role: :data:`zmartd.storage.leader.ROLES`)
+LOCK_KEY: Final = lock_key("snapshotter")
 RETRY_DELAY: Final = 300.0
 MAX_SLEEP: Final = 300.0
 
@@ -52,8 +52,7 @@ MAX_SLEEP: Final = 300.0
 @asynccontextmanager
 async def leadership(db: Database, on_wait: Callable[[], None]) -> AsyncIterator[None]:
     """Hold the snapshotter's leader lock for the body (waiting while another instance
-    holds it).  The one place leader election is chosen: the indexer's advisory-lock
-    helper, with the snapshotter's own key."""
+    holds it), with the one leader-election helper every singleton actor uses."""
     async with leader_lock(db, LOCK_KEY, on_wait=on_wait):
         yield
 

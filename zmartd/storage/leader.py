@@ -24,7 +24,9 @@ from zmartd.storage.database import Database
 __all__ = ["ROLES", "LeaderLost", "leader_lock", "lock_key"]
 
 #: role -> the last two bytes of its lock key ("migrate" is the migration runner's).
-ROLES: Final[dict[str, int]] = {"migrate": 1, "indexer": 2, "sender": 3, "aggregator": 4}
+ROLES: Final[dict[str, int]] = {
+    "migrate": 1, "indexer": 2, "sender": 3, "aggregator": 4, "snapshotter": 5,
+}
 
 
 def lock_key(role: str) -> int:
