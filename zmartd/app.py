@@ -122,6 +122,7 @@ class Daemon:
                 await decl.run(ctx, stopping, task_status=task_status)
             finally:
                 self.health.set_degraded(decl.name, None)
+                self.health.set_role(decl.name, None)
 
         return ChildSpec(
             name=decl.name, factory=factory, restart=decl.restart,
@@ -158,6 +159,7 @@ class Daemon:
             "version": __version__,
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "config_generation": self.generation,
+            "instance": self.config.daemon.instance_name,
         }
 
     # ------------------------------------------------------------------ running

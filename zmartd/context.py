@@ -37,6 +37,8 @@ class Health:
     """
 
     degraded: dict[str, str] = field(default_factory=dict)
+    #: singleton actors' roles on this instance: "leader" or "standby" (``/health``)
+    roles: dict[str, str] = field(default_factory=dict)
     _listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def set_degraded(self, actor: str, reason: str | None) -> None:
@@ -48,6 +50,13 @@ class Health:
         if before != reason:
             for listener in tuple(self._listeners):
                 listener()
+
+    def set_role(self, actor: str, role: str | None) -> None:
+        """Record whether a leader-only actor leads on this instance (None: forget)."""
+        if role is None:
+            self.roles.pop(actor, None)
+        else:
+            self.roles[actor] = role
 
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` (synchronously) whenever an actor's degraded reason changes."""
@@ -100,3 +109,8 @@ class ActorContext:
 
     def set_degraded(self, reason: str | None) -> None:
         self.health.set_degraded(self.name, reason)
+
+    def leading(self, leads: bool) -> None:
+        """For :func:`zmartd.storage.leader.leader_lock`'s ``on_lead``: this actor leads
+        (or stands by) on this instance, as ``/health`` and ``/ready`` show."""
+        self.health.set_role(self.name, "leader" if leads else "standby")

@@ -436,7 +436,8 @@ async def run(
                 def waiting() -> None:
                     ctx.log.info("another instance holds the aggregator lock; standing by")
 
-                async with leader_lock(db, lock_key("aggregator"), on_wait=waiting):
+                async with leader_lock(db, lock_key("aggregator"), on_wait=waiting,
+                                       on_lead=ctx.leading):
                     ctx.log.info(
                         "aggregator lock acquired: this instance aggregates votes",
                         interval=ctx.config.aggregator.interval,

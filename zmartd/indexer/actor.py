@@ -96,7 +96,8 @@ async def run(
                     ctx.set_degraded(None)
                     ctx.log.info("another instance holds the indexer lock; standing by")
 
-                async with leader_lock(db, store.LEADER_LOCK_KEY, on_wait=waiting):
+                async with leader_lock(db, store.LEADER_LOCK_KEY, on_wait=waiting,
+                                       on_lead=ctx.leading):
                     service.leader = True
                     metrics.leader.set(1)
                     ctx.log.info("indexer lock acquired: this instance indexes")

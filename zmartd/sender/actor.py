@@ -103,7 +103,8 @@ async def run(
                 def waiting() -> None:
                     ctx.log.info("another instance holds the sender lock; standing by")
 
-                async with leader_lock(db, lock_key("sender"), on_wait=waiting):
+                async with leader_lock(db, lock_key("sender"), on_wait=waiting,
+                                       on_lead=ctx.leading):
                     service.leader = True
                     metrics.leader.set(1)
                     ctx.log.info("sender lock acquired: this instance sends transactions")

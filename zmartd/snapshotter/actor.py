@@ -50,10 +50,12 @@ MAX_SLEEP: Final = 300.0
 
 
 @asynccontextmanager
-async def leadership(db: Database, on_wait: Callable[[], None]) -> AsyncIterator[None]:
+async def leadership(
+    db: Database, on_wait: Callable[[], None], on_lead: Callable[[bool], None] | None = None
+) -> AsyncIterator[None]:
     """Hold the snapshotter's leader lock for the body (waiting while another instance
     holds it), with the one leader-election helper every singleton actor uses."""
-    async with leader_lock(db, LOCK_KEY, on_wait=on_wait):
+    async with leader_lock(db, LOCK_KEY, on_wait=on_wait, on_lead=on_lead):
         yield
 
 
@@ -91,7 +93,7 @@ async def run(
             def waiting() -> None:
                 ctx.log.info("another instance holds the snapshotter lock; standing by")
 
-            async with leadership(db, waiting):
+            async with leadership(db, waiting, ctx.leading):
                 metrics.leader.set(1)
                 ctx.log.info(
                     "snapshotter lock acquired: this instance snapshots",

@@ -68,6 +68,7 @@ async def leader_lock(
     retry_interval: float = 2.0,
     check_interval: float = 5.0,
     on_wait: Callable[[], None] | None = None,
+    on_lead: Callable[[bool], None] | None = None,
 ) -> AsyncIterator[None]:
     """Hold a session-level advisory lock on a dedicated pool connection.
 
@@ -76,16 +77,22 @@ async def leader_lock(
     pinged every ``check_interval`` s; if it dies the lock is gone with it
     and :class:`LeaderLost` is raised into the body, so two instances never
     both believe they lead.  A killed process's session ends, which frees
-    the lock for a follower.
+    the lock for a follower.  ``on_lead(True)`` is called once the lock is held,
+    ``on_lead(False)`` while waiting and when it is given up (the instance's
+    roles on ``/health``).
     """
     pool, loop = db._pool, db._loop
     while True:
         con = await loop.run_aio_coroutine(_acquire(pool, key))
         if con is not None:
             break
+        if on_lead is not None:
+            on_lead(False)
         if on_wait is not None:
             on_wait()
         await trio.sleep(retry_interval)
+    if on_lead is not None:
+        on_lead(True)
     try:
         async with trio.open_nursery() as nursery:
 
@@ -109,5 +116,7 @@ async def leader_lock(
             finally:
                 nursery.cancel_scope.cancel()
     finally:
+        if on_lead is not None:
+            on_lead(False)
         with trio.CancelScope(shield=True):
             await loop.run_aio_coroutine(_release(pool, con, key))

@@ -37,7 +37,8 @@ def _readiness(ctx: ActorContext) -> tuple[bool, list[dict[str, Any]]]:
 async def health() -> Any:
     ctx = _ctx()
     ready, actors = _readiness(ctx)
-    return jsonify({"status": "ok", "ready": ready, **ctx.facts(), "actors": actors})
+    return jsonify({"status": "ok", "ready": ready, **ctx.facts(), "actors": actors,
+                    "roles": dict(sorted(ctx.health.roles.items()))})
 
 
 @blueprint.get("/ready")
@@ -56,6 +57,8 @@ async def ready() -> Any:
             # is listed too, but does not make the instance unready
             for a in actors if not a["ok"] and (a["required"] or a["degraded"] is not None)
         ],
+        # leader-only actors: which lead on this instance and which stand by
+        "roles": dict(sorted(ctx.health.roles.items())),
     }
     response = jsonify(body)
     response.status_code = 200 if is_ready else 503
