@@ -44,10 +44,10 @@ from zmartd.storage import aggregator as store
 from zmartd.storage import indexer as indexer_store
 from zmartd.storage import intents as intents_store
 from zmartd.storage.aggregator import Candidate
-from zmartd.storage.database import DATABASE, Database
+from zmartd.storage.database import Database
 from zmartd.storage.indexer import GlobalConfigState
 from zmartd.storage.intents import IntentRecord
-from zmartd.storage.leader import leader_lock, lock_key
+from zmartd.storage.leader import lead, lock_key
 
 __all__ = ["Aggregator", "run"]
 
@@ -423,7 +423,6 @@ async def run(
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(cancel_on, stopping, nursery.cancel_scope)
-            db = await ctx.services.get(DATABASE)
             rpc_urls, _ = await chain_urls(ctx)
             cfg = ctx.config.chain
             async with RpcClient(
@@ -436,8 +435,7 @@ async def run(
                 def waiting() -> None:
                     ctx.log.info("another instance holds the aggregator lock; standing by")
 
-                async with leader_lock(db, lock_key("aggregator"), on_wait=waiting,
-                                       on_lead=ctx.leading):
+                async def aggregate(db: Database) -> None:
                     ctx.log.info(
                         "aggregator lock acquired: this instance aggregates votes",
                         interval=ctx.config.aggregator.interval,
@@ -447,11 +445,13 @@ async def run(
                     while True:
                         try:
                             await aggregator.cycle()
-                        except (RpcClientError, OSError) as exc:
+                        except RpcClientError as exc:
                             ctx.log.warning(
                                 "aggregator cycle skipped: chain unreachable", error=str(exc)
                             )
                         await trio.sleep(ctx.config.aggregator.interval)
+
+                await lead(ctx, lock_key("aggregator"), aggregate, on_wait=waiting)
     finally:
         ctx.set_degraded(None)
 

@@ -38,9 +38,10 @@ from zmartd.indexer.metrics import indexer_metrics
 from zmartd.indexer.pipeline import Indexer
 from zmartd.indexer.reconcile import Reconciler
 from zmartd.indexer.source import ChainSource
-from zmartd.model.services import DATABASE, INDEXER, chain_urls
+from zmartd.model.services import INDEXER, chain_urls
 from zmartd.storage import indexer as store
-from zmartd.storage.leader import leader_lock
+from zmartd.storage.database import Database
+from zmartd.storage.leader import lead
 
 __all__ = ["IndexerService", "run", "serve_indexer"]
 
@@ -85,7 +86,6 @@ async def run(
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(cancel_on, stopping, nursery.cancel_scope)
-            db = await ctx.services.get(DATABASE)
             rpc_urls, ws_url = await chain_urls(ctx)
             cfg = ctx.config.chain
             async with RpcClient(rpc_urls, timeout=cfg.request_timeout,
@@ -96,14 +96,19 @@ async def run(
                     ctx.set_degraded(None)
                     ctx.log.info("another instance holds the indexer lock; standing by")
 
-                async with leader_lock(db, store.LEADER_LOCK_KEY, on_wait=waiting,
-                                       on_lead=ctx.leading):
+                async def index(db: Database) -> None:
                     service.leader = True
                     metrics.leader.set(1)
                     ctx.log.info("indexer lock acquired: this instance indexes")
-                    indexer = Indexer(db, source, ctx.bus, metrics)
-                    await indexer.load_state()
-                    await serve_indexer(ctx, indexer, service, ws_url)
+                    try:
+                        indexer = Indexer(db, source, ctx.bus, metrics)
+                        await indexer.load_state()
+                        await serve_indexer(ctx, indexer, service, ws_url)
+                    finally:
+                        service.leader = False
+                        metrics.leader.set(0)
+
+                await lead(ctx, store.LEADER_LOCK_KEY, index, on_wait=waiting)
     finally:
         service.leader = False
         metrics.leader.set(0)

@@ -35,8 +35,8 @@ from zmartd.sender.lifecycle import Executor, NeedsKey, SenderSettings, Signers
 from zmartd.sender.metrics import SenderMetrics, sender_metrics
 from zmartd.sender.service import SENDER, SenderService
 from zmartd.storage import intents as store
-from zmartd.storage.database import DATABASE
-from zmartd.storage.leader import leader_lock, lock_key
+from zmartd.storage.database import DATABASE, Database
+from zmartd.storage.leader import lead, lock_key
 
 __all__ = ["SCAN_INTERVAL", "check_keys", "run", "sender_settings"]
 
@@ -103,20 +103,27 @@ async def run(
                 def waiting() -> None:
                     ctx.log.info("another instance holds the sender lock; standing by")
 
-                async with leader_lock(db, lock_key("sender"), on_wait=waiting,
-                                       on_lead=ctx.leading):
+                async def send(db: Database) -> None:
+                    assert service is not None
+                    service.db = db  # the pool the storage actor provides now
                     service.leader = True
                     metrics.leader.set(1)
                     ctx.log.info("sender lock acquired: this instance sends transactions")
-                    executor = Executor(
-                        db,
-                        rpc,
-                        signers,
-                        program_id=cfg.program_id,
-                        settings=sender_settings(ctx.config),
-                        metrics=metrics,
-                    )
-                    await _schedule(ctx, service, executor, metrics)
+                    try:
+                        executor = Executor(
+                            db,
+                            rpc,
+                            signers,
+                            program_id=cfg.program_id,
+                            settings=sender_settings(ctx.config),
+                            metrics=metrics,
+                        )
+                        await _schedule(ctx, service, executor, metrics)
+                    finally:
+                        service.leader = False
+                        metrics.leader.set(0)
+
+                await lead(ctx, lock_key("sender"), send, on_wait=waiting)
     finally:
         metrics.leader.set(0)
         ctx.set_degraded(None)

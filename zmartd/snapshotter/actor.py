@@ -9,34 +9,31 @@ wall clock re-read after each, so a suspended host or a clock step cannot make i
 a day for long.
 
 Only one instance per database snapshots: the actor first takes a session advisory lock
-(:func:`leadership`); the others stand by.
+(:func:`zmartd.storage.leader.lead`); the others stand by.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
 import trio
 
+from zmartd.concurrency import cancel_on
 from zmartd.config import SnapshotterConfig
 from zmartd.context import ActorContext
-from zmartd.model.services import DATABASE
 from zmartd.snapshotter.backends import make_backend
 from zmartd.snapshotter.core import Snapshotter
 from zmartd.snapshotter.metrics import snapshot_metrics
 from zmartd.storage.blobs import BlobStore
 from zmartd.storage.database import Database
-from zmartd.storage.leader import leader_lock, lock_key
+from zmartd.storage.leader import lead, lock_key
 
 __all__ = [
     "LOCK_KEY",
     "MAX_SLEEP",
     "RETRY_DELAY",
-    "leadership",
     "next_run",
     "parse_at",
     "run",
@@ -47,16 +44,6 @@ __all__ = [
 LOCK_KEY: Final = lock_key("snapshotter")
 RETRY_DELAY: Final = 300.0
 MAX_SLEEP: Final = 300.0
-
-
-@asynccontextmanager
-async def leadership(
-    db: Database, on_wait: Callable[[], None], on_lead: Callable[[bool], None] | None = None
-) -> AsyncIterator[None]:
-    """Hold the snapshotter's leader lock for the body (waiting while another instance
-    holds it), with the one leader-election helper every singleton actor uses."""
-    async with leader_lock(db, LOCK_KEY, on_wait=on_wait, on_lead=on_lead):
-        yield
 
 
 def parse_at(text: str) -> tuple[int, int]:
@@ -87,24 +74,28 @@ async def run(
     backend = make_backend(cfg, ctx.config.daemon.data_dir)
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_stop_on, stopping, nursery.cancel_scope)
-            db = await ctx.services.get(DATABASE)
-
+            nursery.start_soon(cancel_on, stopping, nursery.cancel_scope)
             def waiting() -> None:
                 ctx.log.info("another instance holds the snapshotter lock; standing by")
 
-            async with leadership(db, waiting, ctx.leading):
+            async def snapshot(db: Database) -> None:
                 metrics.leader.set(1)
                 ctx.log.info(
                     "snapshotter lock acquired: this instance snapshots",
                     backend=backend.name,
                     at=cfg.at,
                 )
-                workdir = BlobStore.under(ctx.config.daemon.data_dir).workdir()
-                # half-written files of a round that was cancelled (only the leader writes)
-                await trio.to_thread.run_sync(_clear, workdir)
-                snap = Snapshotter(db, backend, workdir=workdir, metrics=metrics, log=ctx.log)
-                await _serve(ctx, snap, cfg)
+                try:
+                    workdir = BlobStore.under(ctx.config.daemon.data_dir).workdir()
+                    # half-written files of a cancelled round (only the leader writes)
+                    await trio.to_thread.run_sync(_clear, workdir)
+                    snap = Snapshotter(db, backend, workdir=workdir, metrics=metrics,
+                                       log=ctx.log)
+                    await _serve(ctx, snap, cfg)
+                finally:
+                    metrics.leader.set(0)
+
+            await lead(ctx, LOCK_KEY, snapshot, on_wait=waiting)
     finally:
         metrics.leader.set(0)
         with trio.CancelScope(shield=True):
@@ -128,7 +119,3 @@ def _clear(workdir: Path) -> None:
     for leftover in workdir.iterdir():
         leftover.unlink(missing_ok=True)
 
-
-async def _stop_on(stopping: trio.Event, scope: trio.CancelScope) -> None:
-    await stopping.wait()
-    scope.cancel()

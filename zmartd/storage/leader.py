@@ -12,16 +12,22 @@ leadership with its connection and a follower takes over.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Final
 
 import asyncpg
 import trio
 
-from zmartd.storage.database import Database
+from zmartd.context import ActorContext
+from zmartd.storage.database import DATABASE, Database
 
-__all__ = ["ROLES", "LeaderLost", "leader_lock", "lock_key"]
+__all__ = ["DATABASE_LOST", "ROLES", "LeaderLost", "lead", "leader_lock", "lock_key"]
+
+#: seconds between checks that the lock's connection is still open (no I/O: asyncpg
+#: marks it closed when the server or the network hangs up)
+_CLOSED_POLL: Final = 0.1
 
 #: role -> the last two bytes of its lock key ("migrate" is the migration runner's).
 ROLES: Final[dict[str, int]] = {
@@ -54,10 +60,12 @@ async def _acquire(pool: asyncpg.Pool, key: int) -> asyncpg.Connection | None:
 async def _release(pool: asyncpg.Pool, con: asyncpg.Connection, key: int) -> None:
     try:
         await con.execute("SELECT pg_advisory_unlock($1)", key)
-    except (TimeoutError, asyncpg.PostgresError, OSError):
+    except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
         pass  # a dead session released the lock with itself
     finally:
-        await pool.release(con)
+        # the pool may have let go of a dead connection already
+        with contextlib.suppress(asyncpg.InterfaceError, OSError):
+            await pool.release(con)
 
 
 @asynccontextmanager
@@ -82,15 +90,23 @@ async def leader_lock(
     roles on ``/health``).
     """
     pool, loop = db._pool, db._loop
+    waited = False
     while True:
         con = await loop.run_aio_coroutine(_acquire(pool, key))
         if con is not None:
             break
+        waited = True
         if on_lead is not None:
             on_lead(False)
         if on_wait is not None:
             on_wait()
         await trio.sleep(retry_interval)
+    if waited:
+        # Taking over from another instance: its session is gone, but it may not have
+        # noticed yet (a cut network is only seen by its next ping). Hold the lock for
+        # one ping interval before acting, so the old leader has stopped by then and two
+        # instances never act as leader at once.
+        await trio.sleep(check_interval + 1.0)
     if on_lead is not None:
         on_lead(True)
     try:
@@ -98,7 +114,15 @@ async def leader_lock(
 
             async def _watch() -> None:
                 while True:
-                    await trio.sleep(check_interval)
+                    # A closed connection (the server or a proxy hung up) is seen at once:
+                    # its session, and the lock, are gone, and another instance may
+                    # already lead. A silent one is caught by the ping below.
+                    waited = 0.0
+                    while waited < check_interval:
+                        await trio.sleep(_CLOSED_POLL)
+                        waited += _CLOSED_POLL
+                        if con.is_closed():
+                            raise LeaderLost("leader lock connection closed")
                     try:
                         with trio.fail_after(max(check_interval, 1.0)):
                             await loop.run_aio_coroutine(con.fetchval("SELECT 1"))
@@ -120,3 +144,40 @@ async def leader_lock(
             on_lead(False)
         with trio.CancelScope(shield=True):
             await loop.run_aio_coroutine(_release(pool, con, key))
+
+
+#: What a lost database looks like from inside a leader: the lock's session ended, or a
+#: query met a closed or broken connection.
+DATABASE_LOST: Final = (
+    LeaderLost,
+    ConnectionError,
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+)
+
+
+async def lead(
+    ctx: ActorContext,
+    key: int,
+    body: Callable[[Database], Awaitable[None]],
+    *,
+    on_wait: Callable[[], None] | None = None,
+    retry_delay: float = 1.0,
+) -> None:
+    """Run ``body(db)`` whenever this instance holds the lock ``key``, for as long as the
+    actor runs. A lost database or lock is waited out -- the actor stands by until the
+    storage actor provides a pool again, then competes for the lock afresh -- instead of
+    crashing: four singleton actors crash-looping on one outage exhausted the daemon's
+    restart intensity and took the whole process down (tests/test_partition.py)."""
+    while True:
+        db = await ctx.services.get(DATABASE)
+        try:
+            async with leader_lock(db, key, on_wait=on_wait, on_lead=ctx.leading):
+                await body(db)
+            return
+        except* DATABASE_LOST as lost:
+            ctx.leading(False)
+            ctx.log.warning("lost the database or the leader lock; standing by",
+                            error=repr(lost.exceptions[0]))
+        await trio.sleep(retry_delay)
