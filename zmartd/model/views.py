@@ -67,6 +67,10 @@ __all__ = [
     "Quote",
     "QuoteFees",
     "Trade",
+    "TxBuilt",
+    "TxQuote",
+    "TxStatus",
+    "TxSubmitted",
     "U64Str",
     "UserProfile",
     "UserStats",
@@ -720,3 +724,66 @@ def to_builtins(view: msgspec.Struct) -> dict[str, Any]:
     if not isinstance(out, dict):
         raise TypeError(f"{type(view).__name__} is not an object-shaped view")
     return out
+
+
+# ---------------------------------------------------------------- transactions for wallets
+
+
+class TxQuote(_View, frozen=True, kw_only=True):
+    """What the built trade does, from the chain's own integer math on the indexed
+    state: ``shares`` share-units for ``cost`` lamports (fees included, the
+    ``SharesBought.cost``), ``fees`` per recipient, the outcome's price before and
+    after (scaled 10^9), and ``max_cost``, the ``target_cost`` in the instruction:
+    the chain never takes more, whatever happens before the transaction lands."""
+
+    outcome: OutcomeName
+    shares: U64Str
+    cost: U64Str
+    fees: QuoteFees
+    price_before: Price
+    price_after: Price
+    max_cost: U64Str
+    #: ``shares`` less ``slippage_bps``: what the wallet UI should warn below
+    #: (the program has no minimum-shares argument, see the route's description)
+    min_shares: U64Str
+
+
+class TxBuilt(_View, frozen=True, kw_only=True):
+    """An unsigned v0 transaction for the wallet to sign (the wallet is the fee payer
+    and only signer), with the quote it was built from."""
+
+    #: base64 of the serialized VersionedTransaction (signature slot zeroed)
+    transaction: str
+    quote: TxQuote | None = None
+    blockhash: str
+    last_valid_block_height: int
+    #: an estimate of when ``last_valid_block_height`` passes (block height now
+    #: plus the remaining blocks at the cluster's slot time)
+    expires_at: datetime
+    compute_unit_limit: int
+    #: micro-lamports per compute unit
+    compute_unit_price: int
+    #: compute units the zmart-core instruction consumed in simulation
+    simulated_units: int
+    notes: list[str] = []
+
+
+class TxSubmitted(_View, frozen=True, kw_only=True):
+    signature: str
+
+
+TxState = Literal["pending", "processed", "confirmed", "finalized", "expired", "failed"]
+
+
+class TxStatus(_View, frozen=True, kw_only=True):
+    """Where a submitted transaction is.  ``pending``: this server is still
+    rebroadcasting it and the chain has not seen it yet; ``expired``: its blockhash
+    passed and the chain never saw it (it can no longer land); ``failed``: it
+    landed with an error (``error`` names the program error when zmart-core
+    failed)."""
+
+    signature: str
+    status: TxState
+    slot: int | None = None
+    error: str | None = None
+    error_message: str | None = None
