@@ -27,13 +27,13 @@ import trio
 from hypothesis import HealthCheck, given, settings
 
 from tests.api import factories as fx
-from tests.devchain import conftest as chain_fixtures
 from tests.api.conftest import live_api, register_schemathesis_formats
+from tests.devchain import conftest as chain_fixtures
 from tests.storage import factories as f
 from zmartd.chain.pda import global_config_pda
 from zmartd.model.services import LOCAL_CHAIN
-from zmartd.storage import indexer as indexer_store
 from zmartd.storage import discussions, votes
+from zmartd.storage import indexer as indexer_store
 from zmartd.storage.database import Database
 from zmartd.storage.indexer import GlobalConfigState
 
