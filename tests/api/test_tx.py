@@ -25,15 +25,17 @@ from solders.signature import Signature
 from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 
+from tests.api import factories as fx
 from tests.api.conftest import LiveApi, live_api, make_config
 from tests.devchain import conftest as chain_fixtures
 from tests.indexer import conftest as index_fixtures
-from tests.indexer.conftest import SOL, Driver, make_indexer
+from tests.indexer.conftest import SOL, Driver, make_indexer, rows
 from zmartd.chain import instructions as ix
 from zmartd.chain.events import parse_logs
+from zmartd.chain.pda import market_pda
 from zmartd.chain.quoter import DEFAULT_FEES, MarketMath, quote_buy
 from zmartd.chain.rpc import RpcClient
-from zmartd.chain.types import SharesBought
+from zmartd.chain.types import LiquidityWithdrawn, SharesBought, SharesSold, WinningsClaimed
 from zmartd.devchain.actor import Devchain
 from zmartd.indexer.pipeline import Indexer
 from zmartd.model.services import LOCAL_CHAIN
@@ -519,3 +521,174 @@ async def test_builds_and_submits_are_rate_limited(
         codes = [(await env.buy(bytes(32), wallet)).status_code for _ in range(4)]
         assert codes == [404, 404, 404, 429]
         assert "Retry-After" in (await env.buy(bytes(32), wallet)).headers
+
+
+def _event(record: Any, pid: Pubkey) -> Any:
+    (event,) = [e.event for e in parse_logs(record.logs, pid).events]
+    return event
+
+
+async def _land(env: Env, r: httpx.Response, key: Keypair) -> Any:
+    """Sign the built transaction with ``key``, execute it, confirm, index."""
+    assert r.status_code == 200, r.text
+    record = env.chain.node.submit(_sign(r.json(), key))
+    assert record.err is None, (record.err, record.logs[-3:])
+    env.chain.node.advance_slot()
+    await env.index(record.signature)
+    return record
+
+
+async def test_market_lifecycle_through_tx_endpoints(
+    db: Database, serve: Callable[..., Any]
+) -> None:
+    """create-market -> proposal votes -> activate -> buys -> (sell refused) -> resolve ->
+    dispute -> dispute votes -> claim -> withdraw, every user step built by /v1/tx, with
+    each state's refusals on the way; payouts equal the chain's events."""
+    async with environment(db, serve) as env:
+        d, node = env.d, env.chain.node
+        d.init_config()
+        await env.index(*(r.signature for r in node.signatures_for_address(d.pid, "processed")))
+        creator, v1, v2, stranger = (d.fund(100 * SOL) for _ in range(4))
+        token = await fx.session(db, str(creator.pubkey()))
+
+        async def post(path: str, wallet: Keypair | None = None, **body: Any) -> httpx.Response:
+            if wallet is not None:
+                body["wallet"] = str(wallet.pubkey())
+            return await env.http.post(f"/v1/tx/{path}", json=body, headers=fx.headers(token))
+
+        too_small = await post("create-market", b_parameter=SOL, initial_liquidity=SOL, title="q")
+        _problem(too_small, 422, "InvalidBParameter")
+        r = await post(
+            "create-market",
+            b_parameter=100 * SOL,
+            initial_liquidity=SOL // 10,
+            title="Will the tx API ship?",
+            end_time=(datetime.now(UTC) + timedelta(days=1)).isoformat(),
+        )
+        created = r.json()
+        market_hex = created["market_id"]
+        m = {"market_id": market_hex}
+        await _land(env, r, creator)
+        shown = (await env.http.get(f"/v1/markets/{market_hex}")).json()
+        assert shown["title"] == "Will the tx API ship?" and shown["status"] == "PROPOSED"
+        account = node.get_account(market_pda(bytes.fromhex(market_hex), d.pid)[0], "confirmed")
+        assert account is not None and created["question_hash"].encode() in bytes(account.data)
+        _problem(await post("vote/dispute", v1, vote="agree", **m), 409, "InvalidStateForVoting")
+        for voter in (v1, v2):
+            await _land(env, await post("vote/proposal", voter, vote="like", **m), voter)
+        _problem(await post("activate", creator, **m), 409, "InvalidStateTransition")
+        market_id = bytes.fromhex(market_hex)
+        await env.index_all(
+            [
+                d.send(
+                    d.admin,
+                    ix.aggregate_proposal_votes(
+                        backend_authority=d.admin.pubkey(),
+                        market_id=market_id,
+                        final_likes=2,
+                        final_dislikes=0,
+                        program_id=d.pid,
+                    ),
+                ),
+                d.send(
+                    d.admin,
+                    ix.approve_proposal(
+                        admin=d.admin.pubkey(), market_id=market_id, program_id=d.pid
+                    ),
+                ),
+            ]
+        )
+        _problem(await post("activate", stranger, **m), 409, "Unauthorized")
+        await _land(env, await post("activate", creator, **m), creator)
+        await _land(env, await post("buy", v1, outcome="YES", amount_lamports=2 * SOL, **m), v1)
+        await _land(env, await post("buy", v2, outcome="NO", amount_lamports=SOL, **m), v2)
+        _problem(await post("sell", v1, outcome="YES", shares=10**9, **m), 409, "SellsRevert")
+        _problem(await post("claim", v1, **m), 409, "InvalidMarketState")
+        _problem(await post("dispute", v2, **m), 409, "InvalidMarketState")
+        node.warp_clock(10)
+        evidence = "Qm" + "E" * 44
+        await _land(env, await post("resolve", v2, outcome="YES", evidence=evidence, **m), v2)
+        _problem(
+            await post("resolve", v2, outcome="NO", evidence=evidence, **m),
+            409,
+            "InvalidMarketState",
+        )
+        node.warp_clock(10)
+        await _land(env, await post("dispute", v2, **m), v2)
+        await _land(env, await post("vote/dispute", v1, vote="disagree", **m), v1)
+        await _land(env, await post("vote/dispute", v2, vote="agree", **m), v2)
+        await env.index_all(
+            [
+                d.send(
+                    d.admin,
+                    ix.finalize_market(
+                        backend_authority=d.admin.pubkey(),
+                        market_id=market_id,
+                        dispute_agree=1,
+                        dispute_disagree=1,
+                        program_id=d.pid,
+                    ),
+                )
+            ]
+        )
+        (state,) = await rows(db, "SELECT state FROM markets WHERE market_id = $1", market_hex)
+        assert state["state"] == 5  # FINALIZED
+        _problem(await post("claim", v2, **m), 409, "NoWinnings")
+        _problem(await post("claim", stranger, **m), 409, "NoWinnings")
+        r = await post("claim", v1, **m)
+        payout = int(r.json()["payout"])
+        event = _event(await _land(env, r, v1), d.pid)
+        assert isinstance(event, WinningsClaimed) and event.amount == payout > 0
+        _problem(await post("claim", v1, **m), 409, "AlreadyClaimed")
+        _problem(await post("withdraw-liquidity", v1, **m), 409, "Unauthorized")
+        r = await post("withdraw-liquidity", creator, **m)
+        payout = int(r.json()["payout"])
+        event = _event(await _land(env, r, creator), d.pid)
+        assert isinstance(event, LiquidityWithdrawn) and event.amount == payout > 0
+        _problem(await post("withdraw-liquidity", creator, **m), 409, "InsufficientLiquidity")
+
+
+async def test_sell_on_the_patched_program(db: Database, serve: Callable[..., Any]) -> None:
+    """With the patched chain double (the one variant whose sells pay), a sell is
+    built and its quote equals the SharesSold event."""
+    devchain: Devchain = await serve(confirmed_lag=1, program_variant="patched")
+    d = Driver(devchain)
+    cfg = make_config(ratelimit=UNLIMITED, devchain={"program_variant": "patched"})
+    async with (
+        RpcClient([devchain.rpc_url], commitment="confirmed", timeout=10) as rpc,
+        live_api(cfg, db) as api,
+    ):
+        api.ctx.services.provide(LOCAL_CHAIN, devchain)
+        env = Env(api, devchain, d, make_indexer(db, rpc, devchain), rpc)
+        market, _ = await _setup_active(env)
+        alice, bob = d.fund(1000 * SOL), d.fund(1000 * SOL)
+        await env.index_all(
+            [d.buy(alice, market, True, 50 * SOL), d.buy(bob, market, False, 50 * SOL)]
+        )
+        position = (await env.http.get(f"/v1/users/{alice.pubkey()}/positions")).json()
+        held = int(position["items"][0]["shares_yes"])
+        r = await env.http.post(
+            "/v1/tx/sell",
+            json={
+                "market_id": market.hex(),
+                "wallet": str(alice.pubkey()),
+                "outcome": "YES",
+                "shares": held // 100,
+                "slippage_bps": 50,
+            },
+        )
+        q = r.json()["quote"]
+        assert q["side"] == "sell" and int(q["min_proceeds"]) == int(q["cost"]) * 9950 // 10_000
+        event = _event(await _land(env, r, alice), d.pid)
+        assert isinstance(event, SharesSold)
+        assert (event.shares, event.proceeds) == (held // 100, int(q["cost"]))
+        r = await env.http.post(
+            "/v1/tx/sell",
+            json={
+                "market_id": market.hex(),
+                "wallet": str(bob.pubkey()),
+                "outcome": "YES",
+                "shares": 10**9,
+            },
+        )
+        _problem(r, 422, "InsufficientShares")

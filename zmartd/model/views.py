@@ -731,21 +731,25 @@ def to_builtins(view: msgspec.Struct) -> dict[str, Any]:
 
 class TxQuote(_View, frozen=True, kw_only=True):
     """What the built trade does, from the chain's own integer math on the indexed
-    state: ``shares`` share-units for ``cost`` lamports (fees included, the
-    ``SharesBought.cost``), ``fees`` per recipient, the outcome's price before and
-    after (scaled 10^9), and ``max_cost``, the ``target_cost`` in the instruction:
-    the chain never takes more, whatever happens before the transaction lands."""
+    state.  buy: ``shares`` share-units for ``cost`` lamports (fees included, the
+    ``SharesBought.cost``) and ``max_cost``, the ``target_cost`` in the instruction:
+    the chain never takes more, whatever happens before the transaction lands.
+    sell: ``shares`` sold for ``cost`` = the net proceeds (``SharesSold.proceeds``),
+    and ``min_proceeds`` in the instruction.  ``fees`` per recipient; the outcome's
+    price before and after (scaled 10^9)."""
 
+    side: Literal["buy", "sell"] = "buy"
     outcome: OutcomeName
     shares: U64Str
     cost: U64Str
     fees: QuoteFees
     price_before: Price
     price_after: Price
-    max_cost: U64Str
-    #: ``shares`` less ``slippage_bps``: what the wallet UI should warn below
+    max_cost: U64Str | None = None
+    #: buy: ``shares`` less ``slippage_bps``, what the wallet UI should warn below
     #: (the program has no minimum-shares argument, see the route's description)
-    min_shares: U64Str
+    min_shares: U64Str | None = None
+    min_proceeds: U64Str | None = None
 
 
 class TxBuilt(_View, frozen=True, kw_only=True):
@@ -765,6 +769,11 @@ class TxBuilt(_View, frozen=True, kw_only=True):
     compute_unit_price: int
     #: compute units the zmart-core instruction consumed in simulation
     simulated_units: int
+    #: lamports the instruction pays the wallet (claim_winnings, withdraw_liquidity)
+    payout: U64Str | None = None
+    #: create-market: the new market's id and the question metadata's hash in it
+    market_id: MarketId | None = None
+    question_hash: str | None = None
     notes: list[str] = []
 
 

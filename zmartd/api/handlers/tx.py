@@ -207,6 +207,9 @@ async def build(
     *,
     quote: views.TxQuote | None = None,
     notes: list[str] | None = None,
+    payout: int | None = None,
+    market_id: str | None = None,
+    question_hash: str | None = None,
 ) -> views.TxBuilt:
     """The unsigned v0 transaction for ``instruction``, simulated first."""
     try:
@@ -236,6 +239,9 @@ async def build(
         compute_unit_limit=limit,
         compute_unit_price=price,
         simulated_units=units,
+        payout=None if payout is None else str(payout),
+        market_id=market_id,
+        question_hash=question_hash,
         notes=notes or [],
     )
 
