@@ -523,6 +523,12 @@ async def test_builds_and_submits_are_rate_limited(
         assert "Retry-After" in (await env.buy(bytes(32), wallet)).headers
 
 
+async def _positions(env: Env, wallet: Keypair) -> dict[str, Any]:
+    r = await env.http.get(f"/v1/users/{wallet.pubkey()}/positions")
+    assert r.status_code == 200, r.text
+    return {p["market_id"]: p for p in r.json()["items"]}
+
+
 def _event(record: Any, pid: Pubkey) -> Any:
     (event,) = [e.event for e in parse_logs(record.logs, pid).events]
     return event
@@ -603,6 +609,9 @@ async def test_market_lifecycle_through_tx_endpoints(
         await _land(env, await post("buy", v1, outcome="YES", amount_lamports=2 * SOL, **m), v1)
         await _land(env, await post("buy", v2, outcome="NO", amount_lamports=SOL, **m), v2)
         _problem(await post("sell", v1, outcome="YES", shares=10**9, **m), 409, "SellsRevert")
+        await _land(
+            env, await post("buy", creator, outcome="YES", amount_lamports=SOL // 2, **m), creator
+        )
         _problem(await post("claim", v1, **m), 409, "InvalidMarketState")
         _problem(await post("dispute", v2, **m), 409, "InvalidMarketState")
         node.warp_clock(10)
@@ -635,17 +644,24 @@ async def test_market_lifecycle_through_tx_endpoints(
         assert state["state"] == 5  # FINALIZED
         _problem(await post("claim", v2, **m), 409, "NoWinnings")
         _problem(await post("claim", stranger, **m), 409, "NoWinnings")
+        positions = await _positions(env, v1)
         r = await post("claim", v1, **m)
         payout = int(r.json()["payout"])
+        assert positions[market_hex]["claimable"] == str(payout)
+        assert positions[market_hex]["can_sell"] is positions[market_hex]["can_withdraw"] is False
+        assert (await _positions(env, v2))[market_hex]["claimable"] == "0"
+        assert (await _positions(env, creator))[market_hex]["can_withdraw"] is True
         event = _event(await _land(env, r, v1), d.pid)
         assert isinstance(event, WinningsClaimed) and event.amount == payout > 0
         _problem(await post("claim", v1, **m), 409, "AlreadyClaimed")
+        assert (await _positions(env, v1))[market_hex]["claimable"] == "0"
         _problem(await post("withdraw-liquidity", v1, **m), 409, "Unauthorized")
         r = await post("withdraw-liquidity", creator, **m)
         payout = int(r.json()["payout"])
         event = _event(await _land(env, r, creator), d.pid)
         assert isinstance(event, LiquidityWithdrawn) and event.amount == payout > 0
         _problem(await post("withdraw-liquidity", creator, **m), 409, "InsufficientLiquidity")
+        assert (await _positions(env, creator))[market_hex]["can_withdraw"] is False
 
 
 async def test_sell_on_the_patched_program(db: Database, serve: Callable[..., Any]) -> None:
@@ -665,8 +681,9 @@ async def test_sell_on_the_patched_program(db: Database, serve: Callable[..., An
         await env.index_all(
             [d.buy(alice, market, True, 50 * SOL), d.buy(bob, market, False, 50 * SOL)]
         )
-        position = (await env.http.get(f"/v1/users/{alice.pubkey()}/positions")).json()
-        held = int(position["items"][0]["shares_yes"])
+        position = (await _positions(env, alice))[market.hex()]
+        assert position["can_sell"] is True and position["claimable"] == "0"
+        held = int(position["shares_yes"])
         r = await env.http.post(
             "/v1/tx/sell",
             json={

@@ -31,6 +31,8 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 
 import msgspec
 
+from zmartd.chain.lmsr import U64_MAX, QuoteError
+from zmartd.chain.quoter import MarketMath, PositionHoldings, QuoteInputError, claim_payout
 from zmartd.model.wire import enc_hook
 from zmartd.storage.aggregator import AggregationOutcome
 from zmartd.storage.records import (
@@ -78,6 +80,7 @@ __all__ = [
     "VoteSummary",
     "VoteTallyView",
     "candle_view",
+    "claimable",
     "discussion_view",
     "holder_view",
     "market_view",
@@ -98,6 +101,9 @@ __all__ = [
 
 #: Prices and share-units carry 9 decimals (the chain's fixed-point scale).
 PRICE_SCALE: Final = 1_000_000_000
+
+_ACTIVE: Final = 2
+_FINALIZED: Final = 5
 
 MarketStatus = Literal["PROPOSED", "APPROVED", "ACTIVE", "RESOLVING", "DISPUTED", "FINALIZED",
                        "CANCELLED"]
@@ -344,9 +350,41 @@ class Position(_View, frozen=True, kw_only=True):
     unrealized_pnl: I64Str
     slot: int
     finalized: bool
+    #: lamports ``claim_winnings`` would pay now (FINALIZED, unclaimed), by the chain's
+    #: claim math on the indexed market; 0 when there is nothing to claim.  The market
+    #: account's lamport balance is not indexed: a claim it cannot cover still fails
+    #: (``InsufficientLiquidity``, see ``POST /v1/tx/claim``)
+    claimable: U64Str = "0"
+    #: whether a sell of this position can land now: ACTIVE, shares held, and a program
+    #: whose sells work (never on the deployed program, where every sell reverts)
+    can_sell: bool = False
+    #: whether the wallet can withdraw the market's liquidity now (it created the
+    #: market, FINALIZED, liquidity not yet withdrawn)
+    can_withdraw: bool = False
 
 
-def position_view(p: PositionRecord) -> Position:
+def claimable(p: PositionRecord) -> int:
+    """What ``claim_winnings`` pays this position now (0: nothing to claim)."""
+    if p.market_state != _FINALIZED or p.has_claimed:
+        return 0
+    try:
+        return claim_payout(
+            MarketMath(b_parameter=p.market_b_parameter, shares_yes=p.market_shares_yes,
+                       shares_no=p.market_shares_no,
+                       current_liquidity=p.market_current_liquidity),
+            PositionHoldings(shares_yes=p.shares_yes, shares_no=p.shares_no,
+                             total_invested=p.total_invested),
+            final_outcome=p.market_final_outcome,
+            accumulated_resolver_fees=p.market_accumulated_resolver_fees,
+            # not indexed: the balance check is the chain's (see Position.claimable)
+            market_lamports=U64_MAX,
+        ).winnings
+    except (QuoteError, QuoteInputError):
+        return 0
+
+
+def position_view(p: PositionRecord, *, sells_work: bool = False) -> Position:
+    """``sells_work``: the program's sells pay (only the patched chain double)."""
     value = position_value(
         state=p.market_state, price_yes=p.market_price_yes,
         final_outcome=p.market_final_outcome, shares_yes=p.shares_yes, shares_no=p.shares_no,
@@ -355,6 +393,10 @@ def position_view(p: PositionRecord) -> Position:
     return derive(
         Position, p, market_status=STATE_NAMES[p.market_state], current_value=_s(value),
         unrealized_pnl=_s(value + p.claimed_amount - p.total_invested),
+        claimable=_s(claimable(p)),
+        can_sell=sells_work and p.market_state == _ACTIVE and p.shares_yes + p.shares_no > 0,
+        can_withdraw=(p.market_state == _FINALIZED and p.wallet == p.market_creator
+                      and p.market_current_liquidity > 0),
     )
 
 
