@@ -134,7 +134,10 @@ def refuse_field(field: str, rule: str, detail: str) -> problems.Problem:
 
 async def program_config(db: Database) -> GlobalConfigState:
     """The indexed GlobalConfig; refused while absent (nothing can trade) or paused."""
-    config = await indexer_store.read_global_config(db)
+    return _usable(await indexer_store.read_global_config(db))
+
+
+def _usable(config: GlobalConfigState | None) -> GlobalConfigState:
     if config is None:
         raise refuse_conflict(
             "ProgramNotInitialized", "no GlobalConfig account has been indexed yet"
@@ -142,6 +145,27 @@ async def program_config(db: Database) -> GlobalConfigState:
     if config.is_paused:
         raise refuse_conflict("ProtocolPaused", "the protocol is paused by its admin")
     return config
+
+
+async def market_and_config(db: Database, ref: str) -> tuple[MarketRecord, GlobalConfigState]:
+    """The market (404 if unknown) and the usable GlobalConfig, read concurrently:
+    one database round trip's time instead of two."""
+    found: dict[str, Any] = {}
+    failed: dict[str, BaseException] = {}
+
+    async def read(key: str, fn: Any) -> None:
+        try:
+            found[key] = await fn()
+        except Exception as exc:  # re-raised below, the market's first
+            failed[key] = exc
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read, "market", lambda: resolve(db, ref))
+        nursery.start_soon(read, "config", lambda: indexer_store.read_global_config(db))
+    for key in ("market", "config"):
+        if key in failed:
+            raise failed[key]
+    return found["market"], _usable(found["config"])
 
 
 def _not_ended(market: MarketRecord, now: datetime) -> None:
@@ -260,15 +284,14 @@ async def buy(
     amount: int,
     slippage_bps: int,
 ) -> views.TxBuilt:
-    market = await resolve(db, market_ref)
-    config = await program_config(db)
+    market, config = await market_and_config(db, market_ref)
     if market.state != quotes.ACTIVE:
         raise refuse_conflict(
             "InvalidMarketState", f"the market is {views.STATE_NAMES[market.state]}, not ACTIVE"
         )
     _not_ended(market, datetime.now(UTC))
-    q = await quotes.quote(
-        db, market.market_id, side="buy", outcome="yes" if outcome == "YES" else "no", amount=amount
+    q = quotes.quote_market(
+        market, config, side="buy", outcome="yes" if outcome == "YES" else "no", amount=amount
     )
     shares = int(q.shares)
     if shares == 0:
