@@ -709,3 +709,45 @@ async def test_sell_on_the_patched_program(db: Database, serve: Callable[..., An
             },
         )
         _problem(r, 422, "InsufficientShares")
+
+
+async def test_relay_rebroadcasts_until_landed_or_expired(
+    db: Database, serve: Callable[..., Any]
+) -> None:
+    """A send the node drops is rebroadcast (same bytes) until it lands; one that
+    never reaches the chain is reported expired once its blockhash passed."""
+    async with environment(db, serve) as env:
+        node = env.chain.node
+        market, _ = await _setup_active(env)
+        alice = env.d.fund()
+
+        async def submit_buy(amount: int) -> str:
+            body = (await env.buy(market, alice.pubkey(), "YES", amount)).json()
+            raw = base64.b64encode(bytes(_sign(body, alice))).decode()
+            r = await env.http.post("/v1/tx/submit", json={"transaction": raw})
+            assert r.status_code == 202, r.text
+            signature: str = r.json()["signature"]
+            return signature
+
+        async def status_of(signature: str) -> str:
+            doc = (await env.http.get(f"/v1/tx/{signature}")).json()
+            state: str = doc["status"]
+            return state
+
+        await env.rpc.request("zmart_dropSends", [1])  # the first send is lost
+        signature = await submit_buy(SOL)
+        assert await status_of(signature) == "pending"
+        with trio.fail_after(10):
+            while await status_of(signature) != "confirmed":
+                node.advance_slot()
+                await trio.sleep(0.1)
+        assert node.record(Signature.from_string(signature)) is not None
+
+        await env.rpc.request("zmart_dropSends", [10**6])  # this one never reaches the chain
+        lost = await submit_buy(SOL + 1)
+        assert await status_of(lost) == "pending"
+        node.advance_slot(200)  # well past its blockhash's last valid height
+        with trio.fail_after(10):
+            while await status_of(lost) != "expired":
+                await trio.sleep(0.1)
+        assert node.record(Signature.from_string(lost)) is None
