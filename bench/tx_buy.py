@@ -111,8 +111,8 @@ def instrument(t: Timings) -> None:
 
     tx_handlers.buy = timed(tx_handlers.buy, t.handler)
     tx_handlers._gather = timed(tx_handlers._gather, t.rpc)
-    setattr(tx_handlers, "simulate_units",  # noqa: B010  (not in the module's __all__)
-            timed(getattr(tx_handlers, "simulate_units"), t.simulate))  # noqa: B009
+    setattr(tx_handlers, "simulate",  # noqa: B010  (not in the module's __all__)
+            timed(getattr(tx_handlers, "simulate"), t.simulate))  # noqa: B009
 
 
 async def closed_loop(url: str, clients: int, seconds: float,

@@ -421,6 +421,10 @@ async def test_buy_refusals(
             if quote_buy(math, DEFAULT_FEES, True, a).shares == 0
         )
         _problem(await env.buy(market, alice.pubkey(), "YES", small), 422, "SlippageImpossible")
+        # a trade landed that the index has not seen: the simulation's event differs from
+        # the quote, so no transaction is handed out with a stale quote
+        d.buy(d.fund(100 * SOL), market, True, 3 * SOL)
+        _problem(await env.buy(market, alice.pubkey()), 409, "IndexBehind")
         # the indexed state says ACTIVE, the chain has moved on: the simulation refuses
         d.node.warp_clock(10)
         d.send(
@@ -742,6 +746,7 @@ async def test_relay_rebroadcasts_until_landed_or_expired(
                 node.advance_slot()
                 await trio.sleep(0.1)
         assert node.record(Signature.from_string(signature)) is not None
+        await env.index(signature)  # else the next quote is stale (IndexBehind)
 
         await env.rpc.request("zmart_dropSends", [10**6])  # this one never reaches the chain
         lost = await submit_buy(SOL + 1)

@@ -36,6 +36,7 @@ __all__ = [
     "compute_unit_limit",
     "keep_sending",
     "priority_fee",
+    "simulate",
     "simulate_units",
 ]
 
@@ -76,11 +77,24 @@ async def simulate_units(
     *,
     blockhash: Hash | None = None,
 ) -> int:
+    """Units ``instruction`` consumes, paid by ``payer`` (see :func:`simulate`)."""
+    units, _ = await simulate(rpc, payer, instruction, blockhash=blockhash)
+    return units
+
+
+async def simulate(
+    rpc: RpcClient,
+    payer: Pubkey,
+    instruction: Instruction,
+    *,
+    blockhash: Hash | None = None,
+) -> tuple[int, list[str]]:
     """Units ``instruction`` consumes, paid by ``payer``, simulated unsigned
-    (``sigVerify: false``).  Without ``blockhash`` the node substitutes its
-    latest one (``replaceRecentBlockhash: true``), so the simulation needs no
-    blockhash round trip first.  Raises
-    :class:`~zmartd.chain.rpc.SimulationFailed` when the instruction fails."""
+    (``sigVerify: false``), and the simulation's log lines (its events).
+    Without ``blockhash`` the node substitutes its latest one
+    (``replaceRecentBlockhash: true``), so the simulation needs no blockhash
+    round trip first.  Raises :class:`~zmartd.chain.rpc.SimulationFailed` when
+    the instruction fails."""
     message = MessageV0.try_compile(
         payer,
         [set_compute_unit_limit(MAX_COMPUTE_UNITS), instruction],
@@ -95,7 +109,8 @@ async def simulate_units(
         commitment="confirmed",
     )
     units = result.get("unitsConsumed")
-    return int(units) if isinstance(units, int) and units > 0 else DEFAULT_UNITS
+    logs = [str(line) for line in result.get("logs") or ()]
+    return (int(units) if isinstance(units, int) and units > 0 else DEFAULT_UNITS), logs
 
 
 async def keep_sending(

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
@@ -58,9 +59,10 @@ from zmartd.chain.budget import (
     budget_instructions,
     compute_unit_limit,
     priority_fee,
-    simulate_units,
+    simulate,
 )
 from zmartd.chain.errors import all_errors
+from zmartd.chain.events import parse_logs
 from zmartd.chain.pda import market_pda
 from zmartd.chain.rpc import (
     PreflightFailed,
@@ -70,6 +72,7 @@ from zmartd.chain.rpc import (
     TxFailure,
     decode_tx_error,
 )
+from zmartd.chain.types import SharesBought
 from zmartd.config import Config
 from zmartd.model import views
 from zmartd.storage import indexer as indexer_store
@@ -181,8 +184,8 @@ def _not_ended(market: MarketRecord, now: datetime) -> None:
 
 async def _gather(
     rpc: RpcClient, payer: Pubkey, instruction: Instruction, market_key: Pubkey
-) -> tuple[int, RpcBlockhash, list[int], int]:
-    """Simulation, blockhash, fees and height in one round trip's time.  The
+) -> tuple[tuple[int, list[str]], RpcBlockhash, list[int], int]:
+    """Simulation (units, logs), blockhash, fees and height in one round trip's time.  The
     simulation's failure wins over the others' (it is the caller's problem)."""
     results: dict[str, Any] = {}
     errors: dict[str, BaseException] = {}
@@ -194,7 +197,7 @@ async def _gather(
             errors[key] = exc
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(run, "units", lambda: simulate_units(rpc, payer, instruction))
+        nursery.start_soon(run, "units", lambda: simulate(rpc, payer, instruction))
         nursery.start_soon(run, "latest", lambda: rpc.get_latest_blockhash("confirmed"))
         nursery.start_soon(run, "fees", lambda: rpc.get_recent_prioritization_fees([market_key]))
         nursery.start_soon(run, "height", lambda: rpc.get_block_height("confirmed"))
@@ -234,10 +237,12 @@ async def build(
     payout: int | None = None,
     market_id: str | None = None,
     question_hash: str | None = None,
+    check: Callable[[list[str]], None] | None = None,
 ) -> views.TxBuilt:
-    """The unsigned v0 transaction for ``instruction``, simulated first."""
+    """The unsigned v0 transaction for ``instruction``, simulated first;
+    ``check(logs)`` may refuse what the simulation shows."""
     try:
-        units, latest, fees, height = await _gather(rpc, payer, instruction, market_key)
+        (units, logs), latest, fees, height = await _gather(rpc, payer, instruction, market_key)
     except SimulationFailed as exc:
         raise failure_problem(
             exc.failure, "the simulation failed; the chain would reject this transaction"
@@ -247,6 +252,8 @@ async def build(
         raise problems.Problem(
             "unavailable", "the chain RPC is unreachable; retry later", headers={"Retry-After": "2"}
         ) from None
+    if check is not None:
+        check(logs)
     limit = compute_unit_limit(units, settings.compute_unit_margin)
     price = priority_fee(fees, settings.priority_fee_percentile, settings.max_priority_fee)
     message = MessageV0.try_compile(
@@ -322,6 +329,26 @@ async def buy(
         protocol_fee_wallet=Pubkey.from_string(config.protocol_fee_wallet),
         program_id=settings.program_id,
     )
+
+    def same_as_quote(logs: list[str]) -> None:
+        """The chain's own SharesBought in the simulation must be the quote: when the
+        index lags the chain (a trade landed, not yet indexed) the quote is stale."""
+        bought = [
+            e.event
+            for e in parse_logs(logs, settings.program_id, strict=False).events
+            if isinstance(e.event, SharesBought)
+        ]
+        expected = (shares, int(q.lamports), q.price_yes_after)
+        if bought and (bought[0].shares, bought[0].cost, bought[0].new_price_yes) != expected:
+            seen = (bought[0].shares, bought[0].cost, bought[0].new_price_yes)
+            raise problems.Problem(
+                "conflict",
+                f"IndexBehind: the chain would fill {seen[0]} share-units for {seen[1]} "
+                f"lamports, the indexed market says {expected[0]} for {expected[1]}: the index "
+                "has not caught up with the chain yet; retry in a moment",
+                headers={"Retry-After": "1"},
+            )
+
     rpc = await link.rpc()
     return await build(
         rpc,
@@ -331,6 +358,7 @@ async def buy(
         market_pda(market_id, settings.program_id)[0],
         quote=quote,
         notes=q.notes,
+        check=same_as_quote,
     )
 
 
