@@ -756,3 +756,90 @@ async def test_relay_rebroadcasts_until_landed_or_expired(
             while await status_of(lost) != "expired":
                 await trio.sleep(0.1)
         assert node.record(Signature.from_string(lost)) is None
+
+
+async def test_lifecycle_refusals(db: Database, serve: Callable[..., Any]) -> None:
+    """The refusals the lifecycle test does not meet: a market id already on chain, a
+    second on-chain vote (the simulation names the failure), a closed dispute window."""
+    async with environment(db, serve) as env:
+        d, node = env.d, env.chain.node
+        market, (creator, voter, _) = await _setup_active(env)
+        token = await fx.session(db, str(creator.pubkey()))
+        r = await env.http.post(
+            "/v1/tx/create-market",
+            json={
+                "market_id": market.hex(),
+                "b_parameter": 100 * SOL,
+                "initial_liquidity": SOL,
+                "title": "again",
+            },
+            headers=fx.headers(token),
+        )
+        _problem(r, 409, "MarketExists")
+        r = await env.http.post(
+            "/v1/tx/create-market",
+            json={"b_parameter": 100 * SOL, "initial_liquidity": SOL, "title": "no session"},
+        )
+        assert r.status_code == 401
+        # a PROPOSED market the voter already voted on: the second vote cannot land
+        proposed = (7).to_bytes(32, "big")
+        await env.index_all(
+            [
+                d.send(
+                    creator,
+                    ix.create_market(
+                        creator=creator.pubkey(),
+                        market_id=proposed,
+                        b_parameter=100 * SOL,
+                        initial_liquidity=SOL // 10,
+                        ipfs_question_hash=b"QmQ".ljust(46, b"0"),
+                        program_id=d.pid,
+                    ),
+                ),
+                d.send(
+                    voter,
+                    ix.submit_proposal_vote(
+                        user=voter.pubkey(), market_id=proposed, vote=True, program_id=d.pid
+                    ),
+                ),
+            ]
+        )
+        r = await env.http.post(
+            "/v1/tx/vote/proposal",
+            json={"market_id": proposed.hex(), "wallet": str(voter.pubkey()), "vote": "dislike"},
+        )
+        assert r.status_code == 422 and "simulation failed" in r.json()["detail"], r.text
+        # resolved long ago (as indexed): the dispute window has closed
+        node.warp_clock(10)
+        await env.index_all(
+            [
+                d.send(
+                    creator,
+                    ix.resolve_market(
+                        resolver=creator.pubkey(),
+                        market_id=market,
+                        proposed_outcome=True,
+                        ipfs_evidence_hash=b"QmE".ljust(46, b"0"),
+                        program_id=d.pid,
+                    ),
+                )
+            ]
+        )
+        node.warp_clock(10)  # the program wants now > resolution_proposed_at
+        r = await env.http.post(
+            "/v1/tx/dispute", json={"market_id": market.hex(), "wallet": str(voter.pubkey())}
+        )
+        assert r.status_code == 200, r.text
+
+        async def _long_ago(con: asyncpg.Connection) -> None:
+            await con.execute(
+                "UPDATE markets SET resolution_proposed_at = now() - interval '30 days' "
+                "WHERE market_id = $1",
+                market.hex(),
+            )
+
+        await db.run("test.long_ago", _long_ago)
+        r = await env.http.post(
+            "/v1/tx/dispute", json={"market_id": market.hex(), "wallet": str(voter.pubkey())}
+        )
+        _problem(r, 409, "DisputePeriodEnded")
