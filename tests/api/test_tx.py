@@ -515,16 +515,28 @@ async def test_builds_and_submits_are_rate_limited(
     """Builds spend the client IP's writes bucket (never the named wallet's: anyone
     could name it); submits spend the signer's once the signature verified."""
     limits = {
-        "writes_ip_per_minute": 60,
-        "writes_ip_burst": 3,
+        "writes_ip_per_minute": 1,
+        "writes_ip_burst": 4,
         "writes_wallet_per_minute": 1,
         "writes_wallet_burst": 1,
     }
     async with environment(db, serve, limits) as env:
-        wallet = Keypair().pubkey()
-        codes = [(await env.buy(bytes(32), wallet)).status_code for _ in range(4)]
-        assert codes == [404, 404, 404, 429]
-        assert "Retry-After" in (await env.buy(bytes(32), wallet)).headers
+        market, _ = await _setup_active(env)
+        alice = env.d.fund()
+        signed = []
+        # 2 of the IP's 4 tokens; alice's wallet bucket (burst 1) is not charged: both pass
+        for amount in (SOL, SOL + 1):
+            body = (await env.buy(market, alice.pubkey(), "YES", amount)).json()
+            signed.append(base64.b64encode(bytes(_sign(body, alice))).decode())
+        # the signer's wallet bucket (burst 1): the second submit is refused, although
+        # the IP bucket still has a token
+        first = await env.http.post("/v1/tx/submit", json={"transaction": signed[0]})
+        assert first.status_code == 202, first.text
+        second = await env.http.post("/v1/tx/submit", json={"transaction": signed[1]})
+        assert second.status_code == 429 and "Retry-After" in second.headers
+        # the IP's bucket is empty now
+        stranger = Keypair().pubkey()
+        assert (await env.buy(bytes(32), stranger)).status_code == 429
 
 
 async def _positions(env: Env, wallet: Keypair) -> dict[str, Any]:
