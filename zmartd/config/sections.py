@@ -861,7 +861,8 @@ SECTION_DOCS: Final[dict[str, str]] = {
     "votes": "Which off-chain proposal and dispute votes count (the anti-sybil policy).",
     "aggregator": "Tallies proposal and dispute votes and turns them into transactions.",
     "sender": "Executes stored intents (aggregations, approvals, finalizations) on chain exactly "
-    "once, across crashes and restarts.",
+    "once, across crashes and restarts. Its compute-budget, priority-fee and rebroadcast settings "
+    "also apply to the wallet transactions of /v1/tx/* (built and relayed by the http actor).",
     "log": "Logging.",
     "metrics": "Prometheus metrics.",
     "admin": "Administration: the /admin wallets and the program's admin key.",
