@@ -378,6 +378,9 @@ async def test_buy_refusals(
             )
         )
         _problem(await env.buy(market, alice.pubkey(), amount=9_999), 422, "TradeTooSmall")
+        # a wallet without lamports cannot pay: the simulation says so (not a program error)
+        r = await env.buy(market, Keypair().pubkey())
+        assert r.status_code == 422 and "simulation failed" in r.json()["detail"], r.text
         # the dead zone of a fresh market (docs/chain.md §9.7)
         _problem(await env.buy(market, alice.pubkey(), amount=10_000), 422, "UnderflowError")
         r = await env.buy(market, alice.pubkey(), slippage_bps=10_001)
