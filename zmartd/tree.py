@@ -111,7 +111,8 @@ TREE: tuple[ActorDecl, ...] = (
     ActorDecl(
         name="http",
         run=http_server.run,
-        sections=("http", "auth", "ratelimit", "redis", "metrics", "admin", "votes"),
+        sections=("http", "auth", "ratelimit", "redis", "metrics", "admin", "votes", "sender",
+                  "chain", "devchain"),
         description="REST API and ops surface (/health, /ready, /metrics) on hypercorn",
         enabled=lambda cfg: cfg.http.enabled,
         required=lambda cfg: cfg.http.required,

@@ -28,13 +28,21 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.api import factories as fx
 from tests.api.conftest import live_api, register_schemathesis_formats
+from tests.devchain import conftest as chain_fixtures
 from tests.storage import factories as f
+from zmartd.chain.pda import global_config_pda
+from zmartd.model.services import LOCAL_CHAIN
 from zmartd.storage import discussions, votes
+from zmartd.storage import indexer as indexer_store
 from zmartd.storage.database import Database
+from zmartd.storage.indexer import GlobalConfigState
+
+#: the served chain double the /v1/tx routes simulate and relay on
+serve = chain_fixtures.serve
 
 MIN_CASES = 1000
 #: the domain routes under test (auth and webhooks have their own tests)
-DOMAIN = ("/v1/markets", "/v1/users", "/v1/discussions", "/v1/stats", "/v1/snapshots")
+DOMAIN = ("/v1/markets", "/v1/users", "/v1/discussions", "/v1/stats", "/v1/snapshots", "/v1/tx")
 #: examples per operation and generation mode (operations with a small input
 #: space, like GET /v1/stats, use fewer: hypothesis stops when it has tried them all)
 EXAMPLES = {"positive": 32, "negative": 25}
@@ -55,6 +63,14 @@ async def _seed(db: Database) -> dict[str, list[Any]]:
     await fx.seed_position(db, active.market_id, wallet, yes=10**9, invested=10**8)
     await votes.cast_vote(db, kind="proposal", market_id=proposed.market_id, wallet=trader,
                           vote=True)
+    # the program's config, so that /v1/tx builds reach the chain's simulation
+    config = GlobalConfigState(
+        address=str(global_config_pda()[0]), admin=wallet, backend_authority=wallet,
+        protocol_fee_wallet=trader, protocol_fee_bps=300, resolver_reward_bps=200,
+        liquidity_provider_fee_bps=500, proposal_approval_threshold=7000,
+        dispute_success_threshold=6000, min_resolution_delay=0, dispute_period=86400,
+        is_paused=False, slot=1)
+    await db.run("test.config", lambda con: indexer_store.write_global_config(con, config))
     post = await discussions.post(db, market_id=active.market_id, wallet=wallet, content="hi")
     reply = await discussions.post(db, market_id=active.market_id, wallet=trader,
                                    content="hello", parent_id=post.id)
@@ -79,7 +95,7 @@ def _widen(doc: dict[str, Any], seeds: dict[str, list[Any]]) -> dict[str, Any]:
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-async def test_schemathesis_every_domain_operation(db: Database) -> None:
+async def test_schemathesis_every_domain_operation(db: Database, serve: Any) -> None:
     import schemathesis
     from schemathesis.core.result import Ok
     from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -87,7 +103,9 @@ async def test_schemathesis_every_domain_operation(db: Database) -> None:
     register_schemathesis_formats()
     seeds = await _seed(db)
     token = await fx.session(db, seeds["wallet"][0])
+    chain = await serve(seed="demo")
     async with live_api(fx.config(), db) as api:
+        api.ctx.services.provide(LOCAL_CHAIN, chain)
         url = api.url
         doc = (await api.client.get("/openapi.json")).json()
         schema = schemathesis.openapi.from_dict(_widen(doc, seeds))
@@ -128,6 +146,6 @@ async def test_schemathesis_every_domain_operation(db: Database) -> None:
 
         calls, failures, operations = await trio.to_thread.run_sync(run)
     assert failures == []
-    assert operations == 22
+    assert operations == 34
     print(f"schemathesis: {calls} cases over {operations} operations")
     assert calls >= MIN_CASES, calls

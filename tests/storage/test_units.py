@@ -66,5 +66,5 @@ def test_every_leader_role_has_its_own_lock_key() -> None:
 
     keys = [lock_key(role) for role in ROLES]
     assert len(set(keys)) == len(keys)
-    assert SNAPSHOTTER == lock_key("snapshotter") and LEADER_LOCK_KEY == lock_key("indexer")
+    assert lock_key("snapshotter") == SNAPSHOTTER and lock_key("indexer") == LEADER_LOCK_KEY
     assert ADVISORY_LOCK_KEY not in set(keys) - {lock_key("migrate")}

@@ -68,6 +68,7 @@ from quart_trio import QuartTrio
 
 from zmartd.api import compat
 from zmartd.api.cache import HotCache, RedisInvalidation, run_invalidator
+from zmartd.api.chainlink import ChainLink
 from zmartd.api.connection import Connection
 from zmartd.api.middleware import observe_request, overloaded_http11
 from zmartd.api.mount import mount
@@ -80,6 +81,7 @@ from zmartd.api.rest import (
     ops,
     snapshots,
     stats,
+    tx,
     users,
     votes,
     webhooks,
@@ -91,7 +93,7 @@ from zmartd.model.services import HTTP_URLS
 #: Every router of the REST API, in the order their routes are registered.
 ROUTERS: tuple[Router, ...] = (
     auth.router, markets.router, votes.router, discussions.router, users.router, stats.router,
-    webhooks.router, snapshots.router, *compat.ROUTERS,
+    webhooks.router, snapshots.router, tx.router, *compat.ROUTERS,
 )
 
 __all__ = ["LISTEN_BACKLOG", "ConnectionCap", "DrainingListener", "create_app",
@@ -270,6 +272,8 @@ def create_app(
 ) -> QuartTrio:
     app = App("zmartd")
     app.extensions["zmartd"] = ctx
+    # the /v1/tx routes' RPC client and relay, for the app's lifetime
+    link = app.extensions["zmartd.chain"] = ChainLink(ctx)
     app.config["MAX_CONTENT_LENGTH"] = ctx.config.http.max_body_bytes
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(gateway.blueprint)
@@ -282,6 +286,10 @@ def create_app(
     compat.install(app)
     if ctx.config.metrics.enabled:
         app.add_url_rule(ctx.config.metrics.path, "metrics", ops.metrics, methods=["GET"])
+
+    @app.after_serving
+    async def _close_chain() -> None:
+        await link.aclose()
 
     @app.before_request
     async def _start_timer() -> None:

@@ -981,7 +981,8 @@ SECTION_DOCS: Final[dict[str, str]] = {
     "votes": "Which off-chain proposal and dispute votes count (the anti-sybil policy).",
     "aggregator": "Tallies proposal and dispute votes and turns them into transactions.",
     "sender": "Executes stored intents (aggregations, approvals, finalizations) on chain exactly "
-    "once, across crashes and restarts.",
+    "once, across crashes and restarts. Its compute-budget, priority-fee and rebroadcast settings "
+    "also apply to the wallet transactions of /v1/tx/* (built and relayed by the http actor).",
     "snapshotter": "Daily discussion snapshots: canonical JSON per market and day, stored "
     "under a locally computed and verified CID, pruned after retention_days.",
     "log": "Logging.",

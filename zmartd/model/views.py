@@ -31,6 +31,8 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 
 import msgspec
 
+from zmartd.chain.lmsr import U64_MAX, QuoteError
+from zmartd.chain.quoter import MarketMath, PositionHoldings, QuoteInputError, claim_payout
 from zmartd.model.wire import enc_hook
 from zmartd.storage.aggregator import AggregationOutcome
 from zmartd.storage.records import (
@@ -70,6 +72,10 @@ __all__ = [
     "Snapshot",
     "SnapshotLinks",
     "Trade",
+    "TxBuilt",
+    "TxQuote",
+    "TxStatus",
+    "TxSubmitted",
     "U64Str",
     "UserProfile",
     "UserStats",
@@ -77,6 +83,7 @@ __all__ = [
     "VoteSummary",
     "VoteTallyView",
     "candle_view",
+    "claimable",
     "discussion_view",
     "holder_view",
     "market_view",
@@ -98,6 +105,9 @@ __all__ = [
 
 #: Prices and share-units carry 9 decimals (the chain's fixed-point scale).
 PRICE_SCALE: Final = 1_000_000_000
+
+_ACTIVE: Final = 2
+_FINALIZED: Final = 5
 
 MarketStatus = Literal["PROPOSED", "APPROVED", "ACTIVE", "RESOLVING", "DISPUTED", "FINALIZED",
                        "CANCELLED"]
@@ -344,9 +354,41 @@ class Position(_View, frozen=True, kw_only=True):
     unrealized_pnl: I64Str
     slot: int
     finalized: bool
+    #: lamports ``claim_winnings`` would pay now (FINALIZED, unclaimed), by the chain's
+    #: claim math on the indexed market; 0 when there is nothing to claim.  The market
+    #: account's lamport balance is not indexed: a claim it cannot cover still fails
+    #: (``InsufficientLiquidity``, see ``POST /v1/tx/claim``)
+    claimable: U64Str = "0"
+    #: whether a sell of this position can land now: ACTIVE, shares held, and a program
+    #: whose sells work (never on the deployed program, where every sell reverts)
+    can_sell: bool = False
+    #: whether the wallet can withdraw the market's liquidity now (it created the
+    #: market, FINALIZED, liquidity not yet withdrawn)
+    can_withdraw: bool = False
 
 
-def position_view(p: PositionRecord) -> Position:
+def claimable(p: PositionRecord) -> int:
+    """What ``claim_winnings`` pays this position now (0: nothing to claim)."""
+    if p.market_state != _FINALIZED or p.has_claimed:
+        return 0
+    try:
+        return claim_payout(
+            MarketMath(b_parameter=p.market_b_parameter, shares_yes=p.market_shares_yes,
+                       shares_no=p.market_shares_no,
+                       current_liquidity=p.market_current_liquidity),
+            PositionHoldings(shares_yes=p.shares_yes, shares_no=p.shares_no,
+                             total_invested=p.total_invested),
+            final_outcome=p.market_final_outcome,
+            accumulated_resolver_fees=p.market_accumulated_resolver_fees,
+            # not indexed: the balance check is the chain's (see Position.claimable)
+            market_lamports=U64_MAX,
+        ).winnings
+    except (QuoteError, QuoteInputError):
+        return 0
+
+
+def position_view(p: PositionRecord, *, sells_work: bool = False) -> Position:
+    """``sells_work``: the program's sells pay (only the patched chain double)."""
     value = position_value(
         state=p.market_state, price_yes=p.market_price_yes,
         final_outcome=p.market_final_outcome, shares_yes=p.shares_yes, shares_no=p.shares_no,
@@ -355,6 +397,10 @@ def position_view(p: PositionRecord) -> Position:
     return derive(
         Position, p, market_status=STATE_NAMES[p.market_state], current_value=_s(value),
         unrealized_pnl=_s(value + p.claimed_amount - p.total_invested),
+        claimable=_s(claimable(p)),
+        can_sell=sells_work and p.market_state == _ACTIVE and p.shares_yes + p.shares_no > 0,
+        can_withdraw=(p.market_state == _FINALIZED and p.wallet == p.market_creator
+                      and p.market_current_liquidity > 0),
     )
 
 
@@ -791,3 +837,74 @@ def snapshot_view(a: AnchorRecord, *, root_cid: str | None = None) -> Snapshot:
             root=None if root_cid is None else f"/v1/snapshots/{root_cid}",
         ),
     )
+
+# ---------------------------------------------------------------- transactions for wallets
+
+
+class TxQuote(_View, frozen=True, kw_only=True):
+    """What the built trade does, from the chain's own integer math on the indexed
+    state.  buy: ``shares`` share-units for ``cost`` lamports (fees included, the
+    ``SharesBought.cost``) and ``max_cost``, the ``target_cost`` in the instruction:
+    the chain never takes more, whatever happens before the transaction lands.
+    sell: ``shares`` sold for ``cost`` = the net proceeds (``SharesSold.proceeds``),
+    and ``min_proceeds`` in the instruction.  ``fees`` per recipient; the outcome's
+    price before and after (scaled 10^9)."""
+
+    side: Literal["buy", "sell"] = "buy"
+    outcome: OutcomeName
+    shares: U64Str
+    cost: U64Str
+    fees: QuoteFees
+    price_before: Price
+    price_after: Price
+    max_cost: U64Str | None = None
+    #: buy: ``shares`` less ``slippage_bps``, what the wallet UI should warn below
+    #: (the program has no minimum-shares argument, see the route's description)
+    min_shares: U64Str | None = None
+    min_proceeds: U64Str | None = None
+
+
+class TxBuilt(_View, frozen=True, kw_only=True):
+    """An unsigned v0 transaction for the wallet to sign (the wallet is the fee payer
+    and only signer), with the quote it was built from."""
+
+    #: base64 of the serialized VersionedTransaction (signature slot zeroed)
+    transaction: str
+    quote: TxQuote | None = None
+    blockhash: str
+    last_valid_block_height: int
+    #: an estimate of when ``last_valid_block_height`` passes (block height now
+    #: plus the remaining blocks at the cluster's slot time)
+    expires_at: datetime
+    compute_unit_limit: int
+    #: micro-lamports per compute unit
+    compute_unit_price: int
+    #: compute units the zmart-core instruction consumed in simulation
+    simulated_units: int
+    #: lamports the instruction pays the wallet (claim_winnings, withdraw_liquidity)
+    payout: U64Str | None = None
+    #: create-market: the new market's id and the question metadata's hash in it
+    market_id: MarketId | None = None
+    question_hash: str | None = None
+    notes: list[str] = []
+
+
+class TxSubmitted(_View, frozen=True, kw_only=True):
+    signature: str
+
+
+TxState = Literal["pending", "processed", "confirmed", "finalized", "expired", "failed"]
+
+
+class TxStatus(_View, frozen=True, kw_only=True):
+    """Where a submitted transaction is.  ``pending``: this server is still
+    rebroadcasting it and the chain has not seen it yet; ``expired``: its blockhash
+    passed and the chain never saw it (it can no longer land); ``failed``: it
+    landed with an error (``error`` names the program error when zmart-core
+    failed)."""
+
+    signature: str
+    status: TxState
+    slot: int | None = None
+    error: str | None = None
+    error_message: str | None = None

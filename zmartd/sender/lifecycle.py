@@ -32,14 +32,11 @@ and a second transaction is signed only after the first is provably void.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import structlog
 import trio
-from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.keypair import Keypair
@@ -52,6 +49,14 @@ from solders.transaction_status import TransactionConfirmationStatus
 from zmartd.chain import instructions as ix
 from zmartd.chain.accounts import decode_account_as
 from zmartd.chain.borsh import DecodeError
+from zmartd.chain.budget import (
+    MAX_COMPUTE_UNITS,
+    budget_instructions,
+    compute_unit_limit,
+    keep_sending,
+    priority_fee,
+    simulate_units,
+)
 from zmartd.chain.pda import market_pda
 from zmartd.chain.rpc import RpcClient, RpcClientError, SimulationFailed, decode_tx_error
 from zmartd.chain.types import MarketAccount, MarketState
@@ -74,9 +79,6 @@ __all__ = [
 
 log = structlog.get_logger("zmartd.sender")
 
-MAX_COMPUTE_UNITS: Final = 1_400_000
-#: the two compute-budget instructions cost 150 CU each, added on top of the margin
-_BUDGET_UNITS: Final = 300
 #: intents the program lets only GlobalConfig.admin sign (the others: backend_authority)
 ADMIN_KINDS: Final = frozenset({"approve_proposal", "cancel_market"})
 
@@ -153,16 +155,6 @@ def effect_present(intent: IntentRecord, market: MarketAccount | None) -> bool:
     if intent.kind == "cancel_market":
         return market.state == MarketState.CANCELLED
     return False
-
-
-def priority_fee(fees: Sequence[int], percentile: int, cap: int) -> int:
-    """The ``percentile`` (nearest-rank) of recent per-slot fees, at most ``cap``
-    micro-lamports per compute unit; 0 when no fees were reported."""
-    if not fees:
-        return 0
-    ordered = sorted(fees)
-    rank = max(1, math.ceil(percentile / 100 * len(ordered)))
-    return min(cap, ordered[rank - 1])
 
 
 _CONFIRMED: Final = (
@@ -258,10 +250,7 @@ class Executor:
         units = await self._simulate(intent, signer.pubkey(), instruction, latest.blockhash)
         if units is None:
             return  # failed deterministically
-        limit = min(
-            MAX_COMPUTE_UNITS,
-            math.ceil(units * (1 + self.settings.compute_unit_margin)) + _BUDGET_UNITS,
-        )
+        limit = compute_unit_limit(units, self.settings.compute_unit_margin)
         market_key = market_pda(bytes.fromhex(intent.market_id), self.program_id)[0]
         fees = await self.rpc.get_recent_prioritization_fees([market_key])
         price = priority_fee(
@@ -271,7 +260,7 @@ class Executor:
         )
         message = MessageV0.try_compile(
             signer.pubkey(),
-            [set_compute_unit_limit(limit), set_compute_unit_price(price), instruction],
+            [*budget_instructions(limit, price), instruction],
             [],
             latest.blockhash,
         )
@@ -301,14 +290,8 @@ class Executor:
         self, intent: IntentRecord, payer: Pubkey, instruction: Instruction, blockhash: Hash
     ) -> int | None:
         """Units consumed, or None after recording a deterministic failure."""
-        message = MessageV0.try_compile(
-            payer, [set_compute_unit_limit(MAX_COMPUTE_UNITS), instruction], [], blockhash
-        )
-        unsigned = VersionedTransaction.populate(message, [Signature.default()])
         try:
-            result = await self.rpc.simulate_transaction(
-                unsigned, sig_verify=False, commitment="confirmed"
-            )
+            return await simulate_units(self.rpc, payer, instruction, blockhash=blockhash)
         except SimulationFailed as exc:
             if exc.instruction_index is None:
                 raise RpcClientError(f"simulation could not run: {exc}") from exc
@@ -319,8 +302,6 @@ class Executor:
             )
             await self._fail(intent, name, f"simulation failed: {exc.failure.describe()}")
             return None
-        units = result.get("unitsConsumed")
-        return int(units) if isinstance(units, int) and units > 0 else 200_000
 
     async def _fail(
         self, intent: IntentRecord, name: str, message: str, slot: int | None = None
@@ -335,34 +316,28 @@ class Executor:
         assert intent.signature is not None and intent.signed_tx is not None
         assert intent.last_valid_block_height is not None
         signature = Signature.from_string(intent.signature)
-        raw = intent.signed_tx
-        sent_before = False
-        last_send = -math.inf
-        while True:
-            if await self._settled(intent, signature):
-                return
-            height = await self.rpc.get_block_height("confirmed")
-            if height > intent.last_valid_block_height:
-                if await self._expired(intent, signature, height):
-                    return
-                continue
-            now = trio.current_time()
-            if now - last_send >= self.settings.rebroadcast_interval:
-                last_send = now
-                try:
-                    await self.rpc.send_transaction(raw, skip_preflight=True, max_retries=0)
-                except (RpcClientError, OSError) as exc:
-                    # the bytes may or may not have reached the node: the status decides
-                    log.info(
-                        "send failed; the status check decides", intent=intent.id, error=str(exc)
-                    )
-                else:
-                    (self.metrics.rebroadcasts if sent_before else self.metrics.sends).labels(
-                        intent.kind
-                    ).inc()
-                    await store.record_sends(self.db, intent.id)
-                sent_before = True
-            await trio.sleep(self.settings.poll_interval)
+        last_valid = intent.last_valid_block_height
+
+        async def settled() -> bool:
+            return await self._settled(intent, signature)
+
+        async def expired(height: int) -> bool:
+            return await self._expired(intent, signature, height)
+
+        async def sent(first: bool) -> None:
+            (self.metrics.sends if first else self.metrics.rebroadcasts).labels(intent.kind).inc()
+            await store.record_sends(self.db, intent.id)
+
+        await keep_sending(
+            self.rpc,
+            intent.signed_tx,
+            last_valid,
+            settled=settled,
+            expired=expired,
+            on_sent=sent,
+            rebroadcast_interval=self.settings.rebroadcast_interval,
+            poll_interval=self.settings.poll_interval,
+        )
 
     async def _settled(self, intent: IntentRecord, signature: Signature) -> bool:
         status = (

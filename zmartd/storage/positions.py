@@ -35,7 +35,11 @@ _COLUMNS = """
     p.market_id, p.wallet, p.address, p.shares_yes, p.shares_no, p.total_invested,
     p.trades_count, p.last_trade_at, p.has_claimed, p.claimed_amount, p.slot, p.finalized,
     m.state AS market_state, m.price_yes AS market_price_yes,
-    m.final_outcome AS market_final_outcome, md.title AS market_title
+    m.final_outcome AS market_final_outcome, md.title AS market_title,
+    m.creator AS market_creator, m.b_parameter AS market_b_parameter,
+    m.shares_yes AS market_shares_yes, m.shares_no AS market_shares_no,
+    m.current_liquidity AS market_current_liquidity,
+    m.accumulated_resolver_fees AS market_accumulated_resolver_fees
 """
 _FROM = """
     FROM positions p JOIN markets m ON m.market_id = p.market_id

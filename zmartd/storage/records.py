@@ -330,12 +330,19 @@ class PositionState(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PositionRecord(PositionState, frozen=True, kw_only=True):
-    """A UserPosition plus what a portfolio needs of its market."""
+    """A UserPosition plus what a portfolio needs of its market (the claim math
+    reads its share totals, liquidity and resolver fees)."""
 
     market_state: SmallInt
     market_price_yes: int
     market_final_outcome: bool | None
     market_title: str | None
+    market_creator: str
+    market_b_parameter: U64
+    market_shares_yes: U64
+    market_shares_no: U64
+    market_current_liquidity: U64
+    market_accumulated_resolver_fees: U64
 
 
 class HolderRecord(msgspec.Struct, frozen=True, kw_only=True):

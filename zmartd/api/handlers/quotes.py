@@ -47,9 +47,10 @@ from zmartd.model import views
 from zmartd.storage import indexer as indexer_store
 from zmartd.storage import positions as position_store
 from zmartd.storage.database import Database
+from zmartd.storage.indexer import GlobalConfigState
 from zmartd.storage.records import MarketRecord
 
-__all__ = ["ACTIVE", "SELL_REVERTS_NOTE", "quote"]
+__all__ = ["ACTIVE", "SELL_REVERTS_NOTE", "quote", "quote_market"]
 
 ACTIVE: Final = 2
 FeesSource = Literal["global_config", "program_defaults"]
@@ -82,6 +83,21 @@ async def quote(
         raise _chain_problem("InvalidMarketState",
                              f"the market is {views.STATE_NAMES[market.state]}, not ACTIVE")
     config = await indexer_store.read_global_config(db)
+    held: int | None = None
+    if side == "sell" and wallet is not None:
+        position = await position_store.get_position(db, market.market_id, wallet)
+        held = 0 if position is None else (
+            position.shares_yes if outcome == "yes" else position.shares_no)
+    return quote_market(market, config, side=side, outcome=outcome, amount=amount, held=held)
+
+
+def quote_market(
+    market: MarketRecord, config: GlobalConfigState | None, *, side: Literal["buy", "sell"],
+    outcome: Literal["yes", "no"], amount: int, held: int | None = None,
+) -> views.Quote:
+    """The quote on an already read market and GlobalConfig (None: not indexed, the
+    program's default fees); ``held``: the seller's shares of that side (None: assume
+    ``amount``).  The market's state is the caller's check."""
     fees = DEFAULT_FEES if config is None else FeeConfig(
         config.protocol_fee_bps, config.resolver_reward_bps, config.liquidity_provider_fee_bps)
     source: FeesSource = "program_defaults" if config is None else "global_config"
@@ -93,12 +109,7 @@ async def quote(
         before = prices(math).yes
         if side == "buy":
             return _view(market, fees, source, quote_buy(math, fees, yes, amount), before, notes)
-        held = amount
-        if wallet is not None:
-            position = await position_store.get_position(db, market.market_id, wallet)
-            held = 0 if position is None else (
-                position.shares_yes if yes else position.shares_no)
-        result = quote_sell(math, fees, yes, amount, held)
+        result = quote_sell(math, fees, yes, amount, amount if held is None else held)
     except QuoteError as exc:
         raise _chain_problem(exc.name, exc.detail) from None
     return _view(market, fees, source, result, before, [*notes, SELL_REVERTS_NOTE])

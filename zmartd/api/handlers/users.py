@@ -96,10 +96,11 @@ async def update_profile(db: Database, wallet: str,
 
 
 async def positions(db: Database, wallet: str, *, open_only: bool, limit: int,
-                    cursor: str | None) -> Page[views.Position]:
+                    cursor: str | None, sells_work: bool = False) -> Page[views.Position]:
+    """``sells_work``: the configured program pays sells (``can_sell`` may be true)."""
     page = await position_store.list_user_positions(db, wallet, open_only=open_only,
                                                     limit=limit, cursor=cursor)
-    return Page(items=tuple(views.position_view(p) for p in page.items),
+    return Page(items=tuple(views.position_view(p, sells_work=sells_work) for p in page.items),
                 next_cursor=page.next_cursor)
 
 

@@ -16,6 +16,7 @@ from solders.pubkey import Pubkey
 
 from zmartd.api.handlers import users as handlers
 from zmartd.api.handlers import votes as vote_handlers
+from zmartd.api.handlers.txactions import sells_work
 from zmartd.api.pagination import Page, PageQuery
 from zmartd.api.rest.markets import Text, Url
 from zmartd.api.routing import Call, Router
@@ -81,10 +82,17 @@ async def get_user(call: Call[None, None]) -> views.UserProfile:
 @router.get("/<pubkey:wallet>/positions", path_type=UserPath, query=PositionQuery,
             response=Page[views.Position])
 async def user_positions(call: Call[None, PositionQuery]) -> Page[views.Position]:
-    """The wallet's positions, most recently traded first, valued at current prices."""
+    """The wallet's positions, most recently traded first, valued at current prices.
+
+    For the wallet's buttons: `claimable` (what `POST /v1/tx/claim` would pay, by
+    the chain's claim math), `can_sell` (never on the deployed program, whose
+    sells revert) and `can_withdraw` (the creator of a FINALIZED market whose
+    liquidity is still there).
+    """
     q = call.query
     return await handlers.positions(call.database(), str(call.path.wallet), open_only=q.open,
-                                    limit=q.limit, cursor=q.cursor)
+                                    limit=q.limit, cursor=q.cursor,
+                                    sells_work=sells_work(call.ctx.config))
 
 
 @router.get("/<pubkey:wallet>/trades", path_type=UserPath, query=PageQuery,
