@@ -31,6 +31,7 @@ from zmartd.config.kinds import (
     UrlKind,
     check_cursor_secret,
     check_dsn,
+    check_http_url,
     check_keypair,
     check_redis,
     parse_keypair,
@@ -165,7 +166,7 @@ class HttpConfig:
             [],
             "Peers whose X-Forwarded-For is believed (for client IPs in rate limits, the "
             "WebSocket per-address cap and logs). [] = none: every peer is the client. Behind "
-            "a reverse proxy on the same host, list its address (e.g. [\"127.0.0.1\", \"::1\"] "
+            'a reverse proxy on the same host, list its address (e.g. ["127.0.0.1", "::1"] '
             "for the bundled nginx site); trusting loopback by default would let any local "
             "process choose its client IP.",
             example=["127.0.0.1", "::1"],
@@ -702,6 +703,187 @@ class SenderConfig:
     )
 
 
+_EMAIL: Final = StrKind("e-mail address (local@domain)", r"[^@\s<>]+@[^@\s<>]+")
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorConfig:
+    enabled: bool = field(
+        metadata=_m(
+            BoolKind(),
+            True,
+            "Run the market monitor (leader only): finalizes RESOLVING markets whose dispute "
+            "window passed (needs [sender]) and raises operator alerts.",
+        )
+    )
+    interval: float = field(
+        metadata=_m(
+            FloatKind(1, 86400),
+            60.0,
+            "Seconds between checks. Deadlines are compared with the chain's clock (the block "
+            "time of the latest slot), never with this server's clock.",
+            first_run=(
+                5.0,
+                "FIRST RUN: 5 s so that the Quickstart's demo market rain-paris, whose dispute "
+                "window has passed, is finalized within seconds; the default is 60.",
+            ),
+        )
+    )
+    repeat_after: float = field(
+        metadata=_m(
+            FloatKind(60, 30 * 86400),
+            14400.0,
+            "A condition that persists is notified once, then again every this many seconds "
+            "while it lasts; a resolved notice is sent when it clears.",
+        )
+    )
+    resolution_grace: float = field(
+        metadata=_m(
+            FloatKind(0, 30 * 86400),
+            3600.0,
+            "An ACTIVE market whose end_time (metadata) passed this long ago in chain time "
+            "without a proposed resolution raises a 'needs resolution' alert.",
+        )
+    )
+    dispute_grace: float = field(
+        metadata=_m(
+            FloatKind(0, 30 * 86400),
+            3600.0,
+            "A DISPUTED market still not finalized this long after its voting period "
+            "([aggregator] dispute_voting_period) ended raises an alert.",
+        )
+    )
+    stuck_proposed: float = field(
+        metadata=_m(
+            FloatKind(0, 365 * 86400),
+            14 * 86400.0,
+            "Alert when a market stays PROPOSED longer than this (chain time); 0 = never.",
+        )
+    )
+    stuck_approved: float = field(
+        metadata=_m(
+            FloatKind(0, 365 * 86400),
+            14 * 86400.0,
+            "Alert when a market stays APPROVED (not activated) longer than this; 0 = never.",
+        )
+    )
+    stuck_resolving: float = field(
+        metadata=_m(
+            FloatKind(0, 365 * 86400),
+            5 * 86400.0,
+            "Alert when a market stays RESOLVING longer than this (the program's dispute "
+            "window is 72 h by default); 0 = never.",
+        )
+    )
+    stuck_disputed: float = field(
+        metadata=_m(
+            FloatKind(0, 365 * 86400),
+            7 * 86400.0,
+            "Alert when a market stays DISPUTED longer than this; 0 = never.",
+        )
+    )
+    intent_failures: int = field(
+        metadata=_m(
+            IntKind(1, 1000),
+            3,
+            "Alert when a sender intent failed, or was attempted this many times without landing.",
+        )
+    )
+    indexer_lag_slots: int = field(
+        metadata=_m(
+            IntKind(1, 10_000_000),
+            150,
+            "Alert when the newest program transaction on chain is this many slots past the "
+            "indexer's watermark.",
+        )
+    )
+    actor_restarts: int = field(
+        metadata=_m(
+            IntKind(1, 1000),
+            3,
+            "Alert when an actor has been restarted this many times by the supervisor.",
+        )
+    )
+    webhook_url: Secret = field(
+        metadata=_m(
+            SecretKind("http(s) URL", check_http_url),
+            "",
+            "POST every alert and resolved notice here as JSON (with a Slack/Discord-"
+            'compatible "text" field); a secret, since such URLs carry a token. "" = no webhook.',
+        )
+    )
+    webhook_url_file: Path | None = field(
+        metadata=_m(_OPT_FILE, "", _file_doc("monitor", "webhook_url"))
+    )
+    webhook_secret: Secret = field(
+        metadata=_m(
+            SecretKind("any text"),
+            "",
+            "Signs each webhook body: header X-Zmartd-Signature: sha256=<hex HMAC-SHA256 of "
+            'the body with this secret>. "" = unsigned.',
+        )
+    )
+    webhook_secret_file: Path | None = field(
+        metadata=_m(_OPT_FILE, "", _file_doc("monitor", "webhook_secret"))
+    )
+    webhook_timeout: float = field(
+        metadata=_m(FloatKind(0, 120, lo_open=True), 10.0, "Timeout of one webhook attempt.")
+    )
+    retries: int = field(
+        metadata=_m(
+            IntKind(0, 20),
+            4,
+            "Retries of a failed delivery (webhook or e-mail), with exponential backoff and "
+            "jitter starting at retry_backoff.",
+        )
+    )
+    retry_backoff: float = field(
+        metadata=_m(FloatKind(0, 600), 1.0, "First delay before a delivery retry (doubles).")
+    )
+    smtp_host: str = field(
+        metadata=_m(
+            StrKind("host name or IP address, or empty", r"[A-Za-z0-9_.:%-]*"),
+            "",
+            'SMTP server for e-mail alerts; "" = no e-mail.',
+            example="smtp.example.com",
+        )
+    )
+    smtp_port: int = field(metadata=_m(IntKind(1, 65535), 587, "SMTP port."))
+    smtp_security: Literal["starttls", "tls", "none"] = field(
+        metadata=_m(
+            ChoiceKind("starttls", "tls", "none"),
+            "starttls",
+            '"starttls" (port 587), "tls" (implicit TLS, port 465) or "none" (local relays only).',
+        )
+    )
+    smtp_username: str = field(metadata=_m(_ANY_STR, "", 'SMTP login; "" = no authentication.'))
+    smtp_password: Secret = field(
+        metadata=_m(SecretKind("any text"), "", "SMTP password (with smtp_username).")
+    )
+    smtp_password_file: Path | None = field(
+        metadata=_m(_OPT_FILE, "", _file_doc("monitor", "smtp_password"))
+    )
+    smtp_timeout: float = field(
+        metadata=_m(FloatKind(0, 120, lo_open=True), 20.0, "Timeout of one SMTP session.")
+    )
+    email_from: str = field(
+        metadata=_m(
+            StrKind("e-mail address, or empty", r"([^@\s<>]+@[^@\s<>]+)?"),
+            "",
+            "Sender address of alert e-mails (required with smtp_host).",
+            example="zmartd@example.com",
+        )
+    )
+    email_to: tuple[str, ...] = field(
+        metadata=_m(
+            ListKind(_EMAIL),
+            [],
+            "Recipients of alert e-mails (required with smtp_host).",
+            example=["ops@example.com"],
+        )
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = field(
@@ -779,6 +961,7 @@ SectionConfig = (
     | VotesConfig
     | AggregatorConfig
     | SenderConfig
+    | MonitorConfig
     | LogConfig
     | MetricsConfig
     | AdminConfig
@@ -797,6 +980,7 @@ SECTION_TYPES: Final[dict[str, type[Any]]] = {
     "votes": VotesConfig,
     "aggregator": AggregatorConfig,
     "sender": SenderConfig,
+    "monitor": MonitorConfig,
     "log": LogConfig,
     "metrics": MetricsConfig,
     "admin": AdminConfig,
@@ -807,7 +991,6 @@ SECTIONS: Final[tuple[str, ...]] = tuple(SECTION_TYPES)
 #: text rather than accepted as if it worked (or called a typo): nothing would read it.
 PLANNED: Final[dict[str, str]] = {
     "snapshotter": "the IPFS discussion snapshotter",
-    "monitor": "the market monitor and its alerts",
 }
 
 SECTION_DOCS: Final[dict[str, str]] = {
@@ -828,6 +1011,8 @@ SECTION_DOCS: Final[dict[str, str]] = {
     "aggregator": "Tallies proposal and dispute votes and turns them into transactions.",
     "sender": "Executes stored intents (aggregations, approvals, finalizations) on chain exactly "
     "once, across crashes and restarts.",
+    "monitor": "Watches markets in chain time: finalizes RESOLVING markets after the dispute "
+    "window and alerts operators (webhook, e-mail) about overdue, stuck or failing things.",
     "log": "Logging.",
     "metrics": "Prometheus metrics.",
     "admin": "Administration: the /admin wallets and the program's admin key.",
@@ -850,6 +1035,7 @@ class Config:
     votes: VotesConfig
     aggregator: AggregatorConfig
     sender: SenderConfig
+    monitor: MonitorConfig
     log: LogConfig
     metrics: MetricsConfig
     admin: AdminConfig
