@@ -192,7 +192,9 @@ def channels_for(cfg: MonitorConfig) -> list[Channel]:
     out: list[Channel] = []
     if cfg.webhook_url:
         out.append(
-            WebhookChannel(cfg.webhook_url, cfg.webhook_secret.reveal(), cfg.webhook_timeout)
+            WebhookChannel(
+                cfg.webhook_url.reveal(), cfg.webhook_secret.reveal(), cfg.webhook_timeout
+            )
         )
     if cfg.smtp_host:
         out.append(EmailChannel(cfg))
