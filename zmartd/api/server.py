@@ -62,7 +62,17 @@ from zmartd.api.cache import HotCache, RedisInvalidation, run_invalidator
 from zmartd.api.middleware import observe_request, overloaded_http11
 from zmartd.api.mount import mount
 from zmartd.api.ratelimit import RateLimiter, RedisBuckets
-from zmartd.api.rest import auth, discussions, markets, ops, stats, users, votes, webhooks
+from zmartd.api.rest import (
+    admin,
+    auth,
+    discussions,
+    markets,
+    ops,
+    stats,
+    users,
+    votes,
+    webhooks,
+)
 from zmartd.api.routing import Router
 from zmartd.context import ActorContext
 from zmartd.model.services import HTTP_URLS
@@ -70,7 +80,7 @@ from zmartd.model.services import HTTP_URLS
 #: Every router of the REST API, in the order their routes are registered.
 ROUTERS: tuple[Router, ...] = (
     auth.router, markets.router, votes.router, discussions.router, users.router, stats.router,
-    webhooks.router,
+    webhooks.router, admin.router,
 )
 
 __all__ = ["LISTEN_BACKLOG", "ConnectionCap", "DrainingListener", "create_app",

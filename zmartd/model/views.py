@@ -33,6 +33,7 @@ import msgspec
 
 from zmartd.model.wire import enc_hook
 from zmartd.storage.aggregator import AggregationOutcome
+from zmartd.storage.alerts import AlertRecord
 from zmartd.storage.records import (
     CandleRecord,
     DiscussionRecord,
@@ -52,6 +53,7 @@ from zmartd.storage.records import UserStats as UserStatsRecord
 __all__ = [
     "PRICE_SCALE",
     "STATE_NAMES",
+    "Alert",
     "Candle",
     "Candles",
     "Discussion",
@@ -73,6 +75,7 @@ __all__ = [
     "Vote",
     "VoteSummary",
     "VoteTallyView",
+    "alert_view",
     "candle_view",
     "discussion_view",
     "holder_view",
@@ -709,6 +712,35 @@ def platform_stats_view(p: PlatformStatsRecord) -> PlatformStats:
         trades=p.trades, traders=p.traders, users=p.users, volume_24h=_s(p.volume_24h),
         trades_24h=p.trades_24h,
     )
+
+
+# ---------------------------------------------------------------- alerts
+
+
+class Alert(_View, frozen=True, kw_only=True):
+    """An operator alert of the market monitor: one per condition (``dedup_key``).
+
+    ``first_seen``/``count`` describe the current firing episode; ``notified``
+    lists the channels that took its latest notice (empty when none is set up).
+    """
+
+    id: int
+    dedup_key: str
+    severity: Literal["info", "warning", "critical"]
+    title: str
+    details: dict[str, Any]
+    state: Literal["firing", "resolved"]
+    first_seen: datetime
+    last_seen: datetime
+    count: int
+    resolved_at: datetime | None
+    notified_at: datetime | None
+    notified: list[str]
+    notify_failures: int
+
+
+def alert_view(a: AlertRecord) -> Alert:
+    return derive(Alert, a)
 
 
 # ---------------------------------------------------------------- events
