@@ -82,6 +82,9 @@ class Monitor:
         self.cfg = ctx.config.monitor
         self.program_id = program_id
         self.channels: list[Channel] = channels_for(self.cfg)
+        #: consecutive cycles that saw the indexer behind (a starting indexer's backfill is
+        #: behind on the first one; only a lag that persists is worth an alert)
+        self.lagging = 0
 
     async def chain_time(self) -> tuple[int, int]:
         """(slot, unix time) of the latest confirmed block: the program's clock."""
@@ -202,7 +205,8 @@ class Monitor:
                 )
             )
         lag = await self.indexer_lag()
-        if lag is not None and lag >= cfg.indexer_lag_slots:
+        self.lagging = self.lagging + 1 if lag is not None and lag >= cfg.indexer_lag_slots else 0
+        if lag is not None and self.lagging >= 2:
             out.append(
                 Observation(
                     key="indexer_lag",
