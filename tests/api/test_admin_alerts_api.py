@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from tests.api import factories as fx
 from tests.api.conftest import live_api
 from tests.storage import factories as f
@@ -14,7 +16,12 @@ async def test_admin_lists_alerts_with_filters_and_pages(db: Database) -> None:
     admin, user = (f.wallet(fx.fresh()) for _ in range(2))
     tag = f"api-test-{fx.fresh()}"
     ids = {}
-    for name, severity in (("a", "warning"), ("b", "critical"), ("c", "warning")):
+    cases: tuple[tuple[str, Literal["warning", "critical"]], ...] = (
+        ("a", "warning"),
+        ("b", "critical"),
+        ("c", "warning"),
+    )
+    for name, severity in cases:
         alert, _ = await alerts.observe(
             db,
             Observation(

@@ -809,7 +809,12 @@ class MonitorConfig:
             SecretKind("http(s) URL", check_http_url),
             "",
             "POST every alert and resolved notice here as JSON (with a Slack/Discord-"
-            'compatible "text" field); a secret, since such URLs carry a token. "" = no webhook.',
+            'compatible "text" field); a secret, since such URLs carry a token. "" = no webhook. '
+            "To get alerts in Slack or Discord, create an incoming webhook there and put its URL "
+            "here (or in the environment variable); any other receiver gets the same JSON and can "
+            "check webhook_secret's signature. Alerts are stored and listed at GET "
+            "/v1/admin/alerts whether or not a channel is set.",
+            example="https://hooks.slack.com/services/T000/B000/XXXXXXXX",
         )
     )
     webhook_url_file: Path | None = field(
