@@ -58,7 +58,7 @@ def test_quickstart_finalizes_the_demo_market_past_its_window(
         assert doc["finalized_at"] is not None
         found = finalizing()
         assert {e["market"] for e in found} == {market}
-        # exactly one intent, whatever the number of cycles that saw the market
-        assert len({e["intent"] for e in found}) == 1
+        # one intent, stored by one cycle, whatever the number of cycles that saw the market
+        assert len(found) == 1
     finally:
         daemon.stop()

@@ -21,6 +21,7 @@ must neither finalize early (the program would reject it) nor late.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Final
 
@@ -109,23 +110,18 @@ class Monitor:
         due = await store.due_finalizations(self.db, now=now, dispute_period=config.dispute_period)
         if not due:
             return
-        try:
-            sender = self.ctx.services.get_nowait(SENDER)
-        except ServiceUnavailable:
-            sender = None
         for m in due:
-            key = finalize_key(m.market_id, m.since)
-            if sender is not None:
-                intent = await sender.submit(
-                    kind="finalize_market", market_id=m.market_id, args={}, key=key
-                )
-                created = intent.attempts == 0 and intent.state == "pending"
-            else:
-                intent, created = await intents_store.submit_intent(
-                    self.db, kind="finalize_market", market_id=m.market_id, args={}, key=key
-                )
-            if created:
-                self.metrics.finalizations.inc()
+            intent, created = await intents_store.submit_intent(
+                self.db,
+                kind="finalize_market",
+                market_id=m.market_id,
+                args={},
+                key=finalize_key(m.market_id, m.since),
+            )
+            if not created:
+                continue  # stored by an earlier cycle (or instance): the sender has it
+            self.metrics.finalizations.inc()
+            self._wake_sender()
             self.ctx.log.info(
                 "dispute window passed: finalizing market",
                 market=m.market_id,
@@ -133,8 +129,13 @@ class Monitor:
                 dispute_period=config.dispute_period,
                 chain_time=_iso(now),
                 intent=intent.id,
-                intent_state=intent.state,
             )
+
+    def _wake_sender(self) -> None:
+        """Have the local sender pick the intent up at once (without a local
+        sender, the leading one finds it on its next scan)."""
+        with contextlib.suppress(ServiceUnavailable):
+            self.ctx.services.get_nowait(SENDER).wake()
 
     async def observations(self, now: datetime, slot: int) -> list[Observation]:
         cfg = self.cfg

@@ -2,8 +2,8 @@
 
 Several zmartd processes may share one PostgreSQL (a warm standby, a
 rolling deploy).  The indexer, the transaction sender, the vote
-aggregator and the market monitor must each run in exactly one of them, or the same work would be
-done twice (two senders could each sign a transaction for one intent).
+aggregator and the market monitor must each run in exactly one of them, or
+the same work would be done twice (two senders could each sign a transaction for one intent).
 Each such role holds a session-level advisory lock whose key is
 ``"zmartd"`` followed by a two-byte role number (:func:`lock_key`); the
 session is a dedicated pool connection, so a killed process loses its
