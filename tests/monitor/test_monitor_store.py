@@ -27,6 +27,7 @@ from zmartd.storage import markets as markets_store
 from zmartd.storage.alerts import Observation
 from zmartd.storage.database import Database
 from zmartd.storage.intents import list_intents
+from zmartd.supervisor import ChildStatus
 
 DISPUTE_PERIOD = 259_200
 PROPOSED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -174,3 +175,46 @@ async def test_stuck_and_overdue_markets_alert_with_who_to_ask(db: Database) -> 
     first = await alerts.list_alerts(db, limit=1)
     second = await alerts.list_alerts(db, limit=1, cursor=first.next_cursor)
     assert first.items[0].id > second.items[0].id
+
+
+async def test_failing_intents_and_restarting_actors_alert(db: Database) -> None:  # noqa: F811
+    await _reset(db)
+    m = f.market(10, state=2)
+    await markets_store.upsert_markets(db, [m])
+
+    async def _intents(con: Any) -> None:
+        await con.execute(
+            "INSERT INTO intents (kind, market_id, args, idempotency_key, state, attempts, "
+            "last_error) VALUES ('approve_proposal', $1, '{}', 'test:failed', 'failed', 1, "
+            "'InvalidMarketState'), ('cancel_market', $1, '{}', 'test:retrying', 'pending', 5, "
+            "'timeout'), ('cancel_market', $1, '{}', 'test:fine', 'pending', 1, NULL)",
+            m.market_id,
+        )
+
+    await db.run("test.intents", _intents)
+    mon = _monitor(db, FakeChain(int(PROPOSED.timestamp())))
+    mon.ctx.statuses = lambda: [
+        ChildStatus(name="indexer", restarts=4, last_error="OSError: boom"),
+        ChildStatus(name="http", restarts=1),
+    ]
+    await mon.cycle()
+    firing = {a.dedup_key: a for a in (await alerts.list_alerts(db, state="firing")).items}
+    failing = [a for k, a in firing.items() if k.startswith("intent_failing:")]
+    assert sorted((a.details["kind"], a.severity) for a in failing) == [
+        ("approve_proposal", "critical"),
+        ("cancel_market", "warning"),
+    ]
+    restarts = firing["actor_restarts:indexer"]
+    assert restarts.details == {"actor": "indexer", "restarts": 4, "last_error": "OSError: boom"}
+    assert "actor_restarts:http" not in firing
+    # the failed intent is retried and lands: its alert resolves on the next cycle
+    await db.run(
+        "test.land",
+        lambda con: con.execute(
+            "UPDATE intents SET state = 'landed' WHERE attempts = 1 "
+            "AND idempotency_key = 'test:failed'"
+        ),
+    )
+    await mon.cycle()
+    still = {a.dedup_key for a in (await alerts.list_alerts(db, state="firing")).items}
+    assert len([k for k in still if k.startswith("intent_failing:")]) == 1
