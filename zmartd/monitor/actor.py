@@ -45,6 +45,10 @@ from zmartd.storage.monitor import DueMarket
 
 __all__ = ["Monitor", "run"]
 
+#: notices delivered at once, and how many may wait
+DELIVERY_WORKERS: Final = 4
+OUTBOX_SIZE: Final = 1000
+
 _STATE_NAMES: Final = {
     0: "PROPOSED",
     1: "APPROVED",
@@ -83,6 +87,9 @@ class Monitor:
         self.cfg = ctx.config.monitor
         self.program_id = program_id
         self.channels: list[Channel] = channels_for(self.cfg)
+        self._outbox, self._inbox = trio.open_memory_channel[tuple[AlertRecord, Kind]](OUTBOX_SIZE)
+        #: (alert id, notice kind) queued or being delivered
+        self.in_flight: set[tuple[int, Kind]] = set()
         #: consecutive cycles that saw the indexer behind (a starting indexer's backfill is
         #: behind on the first one; only a lag that persists is worth an alert)
         self.lagging = 0
@@ -258,14 +265,49 @@ class Monitor:
                 self.ctx.log.warning(
                     "alert", key=alert.dedup_key, severity=alert.severity, title=alert.title
                 )
-                await self.notify(alert, "firing")
+                await self._queue(alert, "firing")
             elif due == "repeat":
-                await self.notify(alert, "repeat")
+                await self._queue(alert, "repeat")
         for alert in await alerts_store.resolve_absent(self.db, [o.key for o in observed]):
             self.ctx.log.info("alert resolved", key=alert.dedup_key, title=alert.title)
-            await self.notify(alert, "resolved")
+            await self._queue(alert, "resolved")
         for severity, n in (await alerts_store.firing_by_severity(self.db)).items():
             self.metrics.firing.labels(severity).set(n)
+
+    async def _queue(self, alert: AlertRecord, kind: Kind) -> None:
+        """Hand the notice to the delivery workers (:meth:`deliveries`), so that a
+        slow or dead channel -- retries, timeouts -- never delays the next cycle's
+        finalizations.  Without a channel the notice is recorded at once.  An alert
+        whose notice is still in flight is not queued twice (its ``notified_at``
+        stays unset until it is sent, which also makes a crash re-send it)."""
+        if not self.channels:
+            await alerts_store.record_notified(self.db, alert.id, sent=(), failed=0)
+            return
+        if (alert.id, kind) in self.in_flight:
+            return
+        try:
+            self._outbox.send_nowait((alert, kind))
+        except trio.WouldBlock:
+            self.ctx.log.warning("alert notice dropped: delivery queue full", key=alert.dedup_key)
+            return
+        self.in_flight.add((alert.id, kind))
+
+    async def deliveries(self, workers: int = DELIVERY_WORKERS) -> None:
+        """Deliver queued notices, ``workers`` at a time, until cancelled."""
+
+        async def worker(inbox: trio.MemoryReceiveChannel[tuple[AlertRecord, Kind]]) -> None:
+            async with inbox:
+                async for alert, kind in inbox:
+                    try:
+                        await self.notify(alert, kind)
+                    except Exception:  # the database failing: retried on a later cycle
+                        self.ctx.log.exception("recording an alert notice failed")
+                    finally:
+                        self.in_flight.discard((alert.id, kind))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(workers):
+                nursery.start_soon(worker, self._inbox.clone())
 
     async def notify(self, alert: AlertRecord, kind: Kind) -> None:
         """Send the notice to every channel concurrently; record who took it."""
@@ -327,6 +369,7 @@ async def run(
 
             async with leader_lock(db, lock_key("monitor"), on_wait=waiting):
                 mon = Monitor(ctx, db, rpc, metrics, program_id=str(ctx.config.chain.program_id))
+                nursery.start_soon(mon.deliveries)
                 ctx.log.info(
                     "monitor lock acquired: this instance watches markets",
                     interval=mon.cfg.interval,
