@@ -264,6 +264,8 @@ format = "json"
 
         # 4. sol-200 resolved NO and disputed now, 1 agree / 3 disagree (25 % < 60 %): kept
         sol = market_id("sol-200")
+        # (the waits below read the mirror itself: the 30 s voting period must not be spent
+        # waiting out a market detail the API's hot cache may still hold)
         send(
             chain,
             demo_keypair("dave"),
@@ -276,11 +278,14 @@ format = "json"
         )
         wait_for(
             "sol-200 resolving (indexed)",
-            lambda: market("sol-200")["status"] == "RESOLVING",
+            lambda: sql(
+                module_dsn, "SELECT 1 FROM markets WHERE market_id = $1 AND state = 3", sol.hex()
+            ),
             30,
             proc,
             log,
         )
+        rpc(chain, "zmart_warpClock", 2)  # a dispute needs now > resolution_proposed_at
         send(
             chain,
             demo_keypair("frank"),
@@ -288,7 +293,9 @@ format = "json"
         )
         wait_for(
             "sol-200 disputed (indexed)",
-            lambda: market("sol-200")["status"] == "DISPUTED",
+            lambda: sql(
+                module_dsn, "SELECT 1 FROM markets WHERE market_id = $1 AND state = 4", sol.hex()
+            ),
             30,
             proc,
             log,
