@@ -313,6 +313,21 @@ format = "json"
             log,
         )
 
+        # metrics (before the restart below resets them): firing alerts by severity, notices
+        # and single attempts by channel
+        def metrics() -> str:
+            return httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=5).text
+
+        sent = [
+            'zmartd_alert_notifications_total{channel="webhook",result="sent"} 1.0',
+            'zmartd_alert_notifications_total{channel="email",result="sent"} 1.0',
+        ]
+        text = wait(
+            "the notices counted", lambda: all(x in (m := metrics()) for x in sent) and m, 10, log
+        )
+        assert 'zmartd_alerts_firing{severity="warning"} 1.0' in text
+        assert 'zmartd_alert_delivery_attempts_total{channel="webhook",result="error"} 2.0' in text
+
         # --- sol-200: 30 s before the window ends (chain time), nothing happens
         rpc(url, "zmart_warpClock", deadline - chain_now(url) - 30)
         assert chain_now(url) < deadline
