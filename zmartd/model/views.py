@@ -34,6 +34,7 @@ import msgspec
 from zmartd.model.wire import enc_hook
 from zmartd.storage.aggregator import AggregationOutcome
 from zmartd.storage.alerts import AlertRecord
+from zmartd.storage.claims import ClaimTotals as ClaimTotalsRecord
 from zmartd.storage.records import (
     CandleRecord,
     DiscussionRecord,
@@ -56,6 +57,7 @@ __all__ = [
     "Alert",
     "Candle",
     "Candles",
+    "ClaimTotals",
     "Discussion",
     "DiscussionThreadView",
     "FeeRates",
@@ -77,6 +79,7 @@ __all__ = [
     "VoteTallyView",
     "alert_view",
     "candle_view",
+    "claim_totals_view",
     "discussion_view",
     "holder_view",
     "market_view",
@@ -711,6 +714,32 @@ def platform_stats_view(p: PlatformStatsRecord) -> PlatformStats:
         total_volume=_s(p.total_volume), total_liquidity=_s(p.total_liquidity),
         trades=p.trades, traders=p.traders, users=p.users, volume_24h=_s(p.volume_24h),
         trades_24h=p.trades_24h,
+    )
+
+
+# ---------------------------------------------------------------- claims
+
+
+class ClaimTotals(_View, frozen=True, kw_only=True):
+    """What a FINALIZED market owes its traders, by the program's claim_winnings
+    arithmetic: winning shares x current_liquidity // the side's shares, or the
+    amount invested when the final outcome is INVALID (null)."""
+
+    market_id: MarketId
+    final_outcome: OutcomeName | None
+    finalized_at: datetime | None
+    claimable_positions: int
+    claimable: U64Str
+    claimed_positions: int
+    claimed: U64Str
+    resolver_fees_due: U64Str
+
+
+def claim_totals_view(
+    totals: ClaimTotalsRecord, final_outcome: bool | None, finalized_at: datetime | None
+) -> ClaimTotals:
+    return derive(
+        ClaimTotals, totals, final_outcome=outcome_name(final_outcome), finalized_at=finalized_at
     )
 
 
