@@ -128,6 +128,6 @@ async def test_schemathesis_every_domain_operation(db: Database) -> None:
 
         calls, failures, operations = await trio.to_thread.run_sync(run)
     assert failures == []
-    assert operations == 20
+    assert operations == 21
     print(f"schemathesis: {calls} cases over {operations} operations")
     assert calls >= MIN_CASES, calls
