@@ -70,6 +70,7 @@ def test_defaults_run_everything_locally() -> None:
         "aggregator",
         "sender",
         "snapshotter",
+        "monitor",
         "log",
         "metrics",
         "admin",
@@ -102,11 +103,12 @@ def test_example_file_runs_as_is_on_the_embedded_defaults() -> None:
     assert cfg.source_path == example
     # the example differs from the defaults only in its documented first-run values
     first_run = {(f.section, f.key): f.first_run[0] for f in field_specs() if f.first_run}
-    assert first_run == {("aggregator", "interval"): 5.0}
+    assert first_run == {("aggregator", "interval"): 5.0, ("monitor", "interval"): 5.0}
     assert cfg.aggregator.interval == 5.0
     assert cfg == dataclasses.replace(
         default_config(base_dir=ROOT),
-        aggregator=dataclasses.replace(default_config().aggregator, interval=5.0))
+        aggregator=dataclasses.replace(default_config().aggregator, interval=5.0),
+        monitor=dataclasses.replace(default_config().monitor, interval=5.0))
     assert cfg.daemon.data_dir == ROOT / "var"
     assert cfg.chain.mode == "local" and not cfg.database.dsn and not cfg.redis.url
     # every key of the schema is written out (not left to defaults), each under its section
@@ -116,6 +118,7 @@ def test_example_file_runs_as_is_on_the_embedded_defaults() -> None:
     }
     defaults = tomllib.loads((ROOT / "config" / "defaults.toml").read_text("utf-8"))
     defaults["aggregator"]["interval"] = 5.0
+    defaults["monitor"]["interval"] = 5.0
     assert raw == defaults
 
 
@@ -361,9 +364,20 @@ BAD: list[tuple[dict[str, Any], str]] = [
         '"pinning-service", got ""',
     ),
     (
-        {"monitor": {}},
-        "monitor: section not implemented yet (the market monitor and its alerts is not part of "
-        "this zmartd); remove [monitor]",
+        {"monitor": {"smtp_security": "ssl"}},
+        'monitor.smtp_security: expected one of "starttls", "tls", "none", got "ssl"',
+    ),
+    (
+        {"monitor": {"smtp_host": "smtp.example.com", "email_to": ["ops@example.com"]}},
+        'monitor.email_from: expected an e-mail address when smtp_host is set, got ""',
+    ),
+    (
+        {"monitor": {"webhook_url": "ftp://hooks.example/x"}},
+        "monitor.webhook_url: expected http(s) URL, got <redacted> (not an http(s) URL)",
+    ),
+    (
+        {"monitor": {"email_to": ["not-an-address"]}},
+        'monitor.email_to[0]: expected e-mail address (local@domain), got "not-an-address"',
     ),
     (
         {"log": {"level": "verbose"}},
@@ -529,6 +543,9 @@ def test_every_secret_reads_env_and_file(tmp_path: Path) -> None:
         "devchain.webhook_auth_header": "Bearer abc",
         "snapshotter.kubo_auth": "Basic dXNlcjpwYXNz",
         "snapshotter.pinning_token": "psa-token",
+        "monitor.webhook_url": "https://hooks.example/T0/B0/token",
+        "monitor.webhook_secret": "an hmac secret",
+        "monitor.smtp_password": "smtp pw",
     }
     secrets = [s for s in field_specs() if s.secret]
     assert {s.path for s in secrets} == set(values)
@@ -666,7 +683,7 @@ def test_no_secret_value_leaks() -> None:
         "ZMARTD_CHAIN_KEYPAIR": str(kp),
         "ZMARTD_CHAIN_WEBHOOK_SECRET": "S3cretWebhook",
         "ZMARTD_DEVCHAIN_WEBHOOK_AUTH_HEADER": "S3cretAuthHeader",
-        "ZMARTD_MONITOR_ALERT_WEBHOOK_URL": "https://hooks.example/S3cretToken",
+        "ZMARTD_MONITOR_WEBHOOK_URL": "https://hooks.example/S3cretToken",
         "ZMARTD_MONITOR_SMTP_PASSWORD": "S3cretSmtp",
     }
     cfg = parse({}, env=secrets)
@@ -815,6 +832,7 @@ _SECRET_VALUES: dict[str, st.SearchStrategy[str]] = {
     "database.cursor_secret": st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E),
                                       min_size=16, max_size=40),
     "admin.keypair": _KEYPAIRS,
+    "monitor.webhook_url": _url(("http", "https")),
 }
 
 
@@ -920,6 +938,11 @@ def _repair(raw: dict[str, Any]) -> dict[str, Any]:
             put("snapshotter", "pinning_url", "https://pins.example/psa")
         if not eff("snapshotter", "pinning_token"):
             put("snapshotter", "pinning_token", "token")
+    if eff("monitor", "smtp_host"):
+        if not eff("monitor", "email_from"):
+            put("monitor", "email_from", "zmartd@example.com")
+        if not eff("monitor", "email_to"):
+            put("monitor", "email_to", ["ops@example.com"])
     return raw
 
 

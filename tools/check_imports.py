@@ -38,17 +38,17 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("storage", ("zmartd.storage",)),
     ("model", ("zmartd.model",)),
     ("actors", ("zmartd.devchain", "zmartd.indexer", "zmartd.api", "zmartd.ws", "zmartd.sender",
-                "zmartd.aggregator", "zmartd.snapshotter")),
+                "zmartd.aggregator", "zmartd.snapshotter", "zmartd.monitor")),
     ("app", ("zmartd.tree", "zmartd.app", "zmartd.cli", "zmartd.__main__")),
 )
 
 #: Groups of packages of one layer that must not import each other (actors talk over the
 #: bus and services, and share types through the model layer, never reach into each
-#: other). The write side is one group: the aggregator builds on the sender's keys and
-#: intents.
+#: other). The write side is one group: the aggregator and the monitor build on the
+#: sender's keys and intents.
 INDEPENDENT: tuple[tuple[str, ...], ...] = (
     ("zmartd.devchain",), ("zmartd.indexer",), ("zmartd.api",), ("zmartd.ws",),
-    ("zmartd.sender", "zmartd.aggregator"), ("zmartd.snapshotter",),
+    ("zmartd.sender", "zmartd.aggregator", "zmartd.monitor"), ("zmartd.snapshotter",),
 )
 
 LAZY_MARK = "# lazy:"

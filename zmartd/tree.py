@@ -19,6 +19,7 @@ from zmartd.config import Config
 from zmartd.devchain import actor as devchain_actor
 from zmartd.devchain import demo_metadata
 from zmartd.indexer import actor as indexer_actor
+from zmartd.monitor import actor as monitor_actor
 from zmartd.sender import actor as sender_actor
 from zmartd.snapshotter import actor as snapshotter_actor
 from zmartd.storage import actor as storage_actor
@@ -107,6 +108,16 @@ TREE: tuple[ActorDecl, ...] = (
         enabled=lambda cfg: cfg.snapshotter.enabled,
         required=lambda cfg: False,
         shutdown_timeout=lambda cfg: 5.0,
+    ),
+    ActorDecl(
+        name="monitor",
+        run=monitor_actor.run,
+        sections=("chain", "devchain", "database", "monitor", "aggregator", "daemon"),
+        description="market monitor: finalizes RESOLVING markets after the dispute window (chain "
+        "time) through the sender, raises operator alerts (webhook, e-mail), leader-only",
+        enabled=lambda cfg: cfg.monitor.enabled,
+        required=lambda cfg: False,
+        shutdown_timeout=lambda cfg: 3.0,
     ),
     ActorDecl(
         name="http",

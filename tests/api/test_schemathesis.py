@@ -146,6 +146,6 @@ async def test_schemathesis_every_domain_operation(db: Database, serve: Any) -> 
 
         calls, failures, operations = await trio.to_thread.run_sync(run)
     assert failures == []
-    assert operations == 34
+    assert operations == 35
     print(f"schemathesis: {calls} cases over {operations} operations")
     assert calls >= MIN_CASES, calls

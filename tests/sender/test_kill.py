@@ -136,6 +136,9 @@ request_timeout = 2.0
 reconcile_interval = 3600.0
 [aggregator]
 enabled = false
+# the monitor would add its own intent (finalizing the demo's rain-paris)
+[monitor]
+enabled = false
 [sender]
 rebroadcast_interval = 0.5
 [log]

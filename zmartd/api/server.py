@@ -74,6 +74,7 @@ from zmartd.api.middleware import observe_request, overloaded_http11
 from zmartd.api.mount import mount
 from zmartd.api.ratelimit import RateLimiter, RedisBuckets
 from zmartd.api.rest import (
+    admin,
     auth,
     discussions,
     gateway,
@@ -93,7 +94,7 @@ from zmartd.model.services import HTTP_URLS
 #: Every router of the REST API, in the order their routes are registered.
 ROUTERS: tuple[Router, ...] = (
     auth.router, markets.router, votes.router, discussions.router, users.router, stats.router,
-    webhooks.router, snapshots.router, tx.router, *compat.ROUTERS,
+    webhooks.router, snapshots.router, tx.router, admin.router, *compat.ROUTERS,
 )
 
 __all__ = ["LISTEN_BACKLOG", "ConnectionCap", "DrainingListener", "create_app",

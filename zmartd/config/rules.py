@@ -102,6 +102,20 @@ def _rule_kubo(p: Parsed, errors: list[str]) -> None:
         )
 
 
+def _rule_email(p: Parsed, errors: list[str]) -> None:
+    m = p["monitor"]
+    if not _ok(m["smtp_host"], m["email_from"], m["email_to"]) or not m["smtp_host"]:
+        return
+    if not m["email_from"]:
+        errors.append(
+            'monitor.email_from: expected an e-mail address when smtp_host is set, got ""'
+        )
+    if not m["email_to"]:
+        errors.append(
+            "monitor.email_to: expected at least one address when smtp_host is set, got []"
+        )
+
+
 RULES: Final = (
     _Rule("daemon.backoff_max >= daemon.backoff_initial.", _rule_backoff),
     _Rule(
@@ -119,5 +133,8 @@ RULES: Final = (
         'snapshotter.kubo_url is set when snapshotter.backend = "kubo" or "pinning-service"; '
         'pinning_url and pinning_token too for "pinning-service".',
         _rule_kubo,
+    ),
+    _Rule(
+        "monitor.email_from and monitor.email_to are set when monitor.smtp_host is.", _rule_email
     ),
 )

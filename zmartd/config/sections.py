@@ -31,6 +31,7 @@ from zmartd.config.kinds import (
     UrlKind,
     check_cursor_secret,
     check_dsn,
+    check_http_url,
     check_keypair,
     check_redis,
     parse_keypair,
@@ -883,6 +884,192 @@ class MetricsConfig:
     )
 
 
+_EMAIL: Final = StrKind("e-mail address (local@domain)", r"[^@\s<>]+@[^@\s<>]+")
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorConfig:
+    enabled: bool = field(
+        metadata=_m(
+            BoolKind(),
+            True,
+            "Run the market monitor (leader only): finalizes RESOLVING markets whose dispute "
+            "window passed (needs [sender]) and raises operator alerts.",
+        )
+    )
+    interval: float = field(
+        metadata=_m(
+            FloatKind(1, 86400),
+            60.0,
+            "Seconds between checks. Deadlines are compared with the chain's clock (the block "
+            "time of the latest slot), never with this server's clock.",
+            first_run=(
+                5.0,
+                "FIRST RUN: 5 s so that the Quickstart's demo market rain-paris, whose dispute "
+                "window has passed, is finalized within seconds; the default is 60.",
+            ),
+        )
+    )
+    repeat_after: float = field(
+        metadata=_m(
+            FloatKind(60, 30 * 86400),
+            14400.0,
+            "A condition that persists is notified once, then again every this many seconds "
+            "while it lasts; a resolved notice is sent when it clears.",
+        )
+    )
+    resolution_grace: float = field(
+        metadata=_m(
+            FloatKind(0, 30 * 86400),
+            3600.0,
+            "An ACTIVE market whose end_time (metadata) passed this long ago in chain time "
+            "without a proposed resolution raises a 'needs resolution' alert.",
+        )
+    )
+    dispute_grace: float = field(
+        metadata=_m(
+            FloatKind(0, 30 * 86400),
+            3600.0,
+            "A DISPUTED market still not finalized this long after its voting period "
+            "([aggregator] dispute_voting_period) ended raises an alert.",
+        )
+    )
+    stuck_proposed: float = field(
+        metadata=_m(
+            FloatKind(0, 365 * 86400),
+            14 * 86400.0,
+            "Alert when a market stays PROPOSED longer than this (chain time); 0 = never.",
+        )
+    )
+    stuck_approved: float = field(
+        metadata=_m(
+            FloatKind(0, 365 * 86400),
+            14 * 86400.0,
+            "Alert when a market stays APPROVED (not activated) longer than this; 0 = never.",
+        )
+    )
+    stuck_resolving: float = field(
+        metadata=_m(
+            FloatKind(0, 365 * 86400),
+            5 * 86400.0,
+            "Alert when a market stays RESOLVING longer than this (the program's dispute "
+            "window is 72 h by default); 0 = never.",
+        )
+    )
+    stuck_disputed: float = field(
+        metadata=_m(
+            FloatKind(0, 365 * 86400),
+            7 * 86400.0,
+            "Alert when a market stays DISPUTED longer than this; 0 = never.",
+        )
+    )
+    intent_failures: int = field(
+        metadata=_m(
+            IntKind(1, 1000),
+            3,
+            "Alert when a sender intent failed, or was attempted this many times without landing.",
+        )
+    )
+    indexer_lag_slots: int = field(
+        metadata=_m(
+            IntKind(1, 10_000_000),
+            150,
+            "Alert when the newest program transaction on chain is this many slots past the "
+            "indexer's watermark.",
+        )
+    )
+    actor_restarts: int = field(
+        metadata=_m(
+            IntKind(1, 1000),
+            3,
+            "Alert when an actor has been restarted this many times by the supervisor.",
+        )
+    )
+    webhook_url: Secret = field(
+        metadata=_m(
+            SecretKind("http(s) URL", check_http_url),
+            "",
+            "POST every alert and resolved notice here as JSON (with a Slack/Discord-"
+            'compatible "text" field); a secret, since such URLs carry a token. "" = no webhook. '
+            "To get alerts in Slack or Discord, create an incoming webhook there and put its URL "
+            "here (or in the environment variable); any other receiver gets the same JSON and can "
+            "check webhook_secret's signature. Alerts are stored and listed at GET "
+            "/v1/admin/alerts whether or not a channel is set.",
+            example="https://hooks.slack.com/services/T000/B000/XXXXXXXX",
+        )
+    )
+    webhook_url_file: Path | None = field(
+        metadata=_m(_OPT_FILE, "", _file_doc("monitor", "webhook_url"))
+    )
+    webhook_secret: Secret = field(
+        metadata=_m(
+            SecretKind("any text"),
+            "",
+            "Signs each webhook body: header X-Zmartd-Signature: sha256=<hex HMAC-SHA256 of "
+            'the body with this secret>. "" = unsigned.',
+        )
+    )
+    webhook_secret_file: Path | None = field(
+        metadata=_m(_OPT_FILE, "", _file_doc("monitor", "webhook_secret"))
+    )
+    webhook_timeout: float = field(
+        metadata=_m(FloatKind(0, 120, lo_open=True), 10.0, "Timeout of one webhook attempt.")
+    )
+    retries: int = field(
+        metadata=_m(
+            IntKind(0, 20),
+            4,
+            "Retries of a failed delivery (webhook or e-mail), with exponential backoff and "
+            "jitter starting at retry_backoff.",
+        )
+    )
+    retry_backoff: float = field(
+        metadata=_m(FloatKind(0, 600), 1.0, "First delay before a delivery retry (doubles).")
+    )
+    smtp_host: str = field(
+        metadata=_m(
+            StrKind("host name or IP address, or empty", r"[A-Za-z0-9_.:%-]*"),
+            "",
+            'SMTP server for e-mail alerts; "" = no e-mail.',
+            example="smtp.example.com",
+        )
+    )
+    smtp_port: int = field(metadata=_m(IntKind(1, 65535), 587, "SMTP port."))
+    smtp_security: Literal["starttls", "tls", "none"] = field(
+        metadata=_m(
+            ChoiceKind("starttls", "tls", "none"),
+            "starttls",
+            '"starttls" (port 587), "tls" (implicit TLS, port 465) or "none" (local relays only).',
+        )
+    )
+    smtp_username: str = field(metadata=_m(_ANY_STR, "", 'SMTP login; "" = no authentication.'))
+    smtp_password: Secret = field(
+        metadata=_m(SecretKind("any text"), "", "SMTP password (with smtp_username).")
+    )
+    smtp_password_file: Path | None = field(
+        metadata=_m(_OPT_FILE, "", _file_doc("monitor", "smtp_password"))
+    )
+    smtp_timeout: float = field(
+        metadata=_m(FloatKind(0, 120, lo_open=True), 20.0, "Timeout of one SMTP session.")
+    )
+    email_from: str = field(
+        metadata=_m(
+            StrKind("e-mail address, or empty", r"([^@\s<>]+@[^@\s<>]+)?"),
+            "",
+            "Sender address of alert e-mails (required with smtp_host).",
+            example="zmartd@example.com",
+        )
+    )
+    email_to: tuple[str, ...] = field(
+        metadata=_m(
+            ListKind(_EMAIL),
+            [],
+            "Recipients of alert e-mails (required with smtp_host).",
+            example=["ops@example.com"],
+        )
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class AdminConfig:
     wallets: tuple[Pubkey, ...] = field(
@@ -933,6 +1120,7 @@ SectionConfig = (
     | AggregatorConfig
     | SenderConfig
     | SnapshotterConfig
+    | MonitorConfig
     | LogConfig
     | MetricsConfig
     | AdminConfig
@@ -952,6 +1140,7 @@ SECTION_TYPES: Final[dict[str, type[Any]]] = {
     "aggregator": AggregatorConfig,
     "sender": SenderConfig,
     "snapshotter": SnapshotterConfig,
+    "monitor": MonitorConfig,
     "log": LogConfig,
     "metrics": MetricsConfig,
     "admin": AdminConfig,
@@ -960,9 +1149,7 @@ SECTIONS: Final[tuple[str, ...]] = tuple(SECTION_TYPES)
 
 #: Sections of actors that do not exist yet. A file that has one is rejected with this
 #: text rather than accepted as if it worked (or called a typo): nothing would read it.
-PLANNED: Final[dict[str, str]] = {
-    "monitor": "the market monitor and its alerts",
-}
+PLANNED: Final[dict[str, str]] = {}
 
 SECTION_DOCS: Final[dict[str, str]] = {
     "daemon": "The process: where local state lives, shutdown and the supervisor's restart policy.",
@@ -985,6 +1172,8 @@ SECTION_DOCS: Final[dict[str, str]] = {
     "also apply to the wallet transactions of /v1/tx/* (built and relayed by the http actor).",
     "snapshotter": "Daily discussion snapshots: canonical JSON per market and day, stored "
     "under a locally computed and verified CID, pruned after retention_days.",
+    "monitor": "Watches markets in chain time: finalizes RESOLVING markets after the dispute "
+    "window and alerts operators (webhook, e-mail) about overdue, stuck or failing things.",
     "log": "Logging.",
     "metrics": "Prometheus metrics.",
     "admin": "Administration: the /admin wallets and the program's admin key.",
@@ -1008,6 +1197,7 @@ class Config:
     aggregator: AggregatorConfig
     sender: SenderConfig
     snapshotter: SnapshotterConfig
+    monitor: MonitorConfig
     log: LogConfig
     metrics: MetricsConfig
     admin: AdminConfig

@@ -200,6 +200,15 @@ class _Seeder:
             resolver=w["carol"].pubkey(), market_id=btc.market_id, proposed_outcome=True,
             ipfs_evidence_hash=_question_hash("btc-100k evidence"), program_id=pid),
             "resolve btc-100k")
+        # rain-paris resolves shortly after: its 72 h dispute window has passed by the end of
+        # the story, so zmartd's market monitor finalizes it on its first cycle (nobody else
+        # can: finalize_market is the backend authority's)
+        rain = seed.markets["rain-paris"]
+        self.at(start + DAY + 10 * 60)
+        self.send(w["dave"], ix.resolve_market(
+            resolver=w["dave"].pubkey(), market_id=rain.market_id, proposed_outcome=False,
+            ipfs_evidence_hash=_question_hash("rain evidence"), program_id=pid),
+            "resolve rain-paris")
         self.at(start + DAY + 3 * DAY + 60)
         self.send(admin, ix.finalize_market(backend_authority=admin.pubkey(),
                                             market_id=btc.market_id, program_id=pid),
@@ -213,13 +222,8 @@ class _Seeder:
             for j, slug in enumerate(("sol-200", "eth-etf")):
                 self.at(t + i * 2 * HOUR + j * 5 * 60)
                 self.buy(seed.markets[slug], user, outcome if j == 0 else not outcome, amount)
-        rain = seed.markets["rain-paris"]
         cup = seed.markets["world-cup"]
         self.at(start + 4 * DAY + 12 * HOUR)
-        self.send(w["dave"], ix.resolve_market(
-            resolver=w["dave"].pubkey(), market_id=rain.market_id, proposed_outcome=False,
-            ipfs_evidence_hash=_question_hash("rain evidence"), program_id=pid),
-            "resolve rain-paris")
         self.send(w["erin"], ix.resolve_market(
             resolver=w["erin"].pubkey(), market_id=cup.market_id, proposed_outcome=True,
             ipfs_evidence_hash=_question_hash("cup evidence"), program_id=pid),

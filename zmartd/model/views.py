@@ -35,6 +35,8 @@ from zmartd.chain.lmsr import U64_MAX, QuoteError
 from zmartd.chain.quoter import MarketMath, PositionHoldings, QuoteInputError, claim_payout
 from zmartd.model.wire import enc_hook
 from zmartd.storage.aggregator import AggregationOutcome
+from zmartd.storage.alerts import AlertRecord
+from zmartd.storage.claims import ClaimTotals as ClaimTotalsRecord
 from zmartd.storage.records import (
     AnchorRecord,
     CandleRecord,
@@ -55,8 +57,10 @@ from zmartd.storage.records import UserStats as UserStatsRecord
 __all__ = [
     "PRICE_SCALE",
     "STATE_NAMES",
+    "Alert",
     "Candle",
     "Candles",
+    "ClaimTotals",
     "Discussion",
     "DiscussionThreadView",
     "FeeRates",
@@ -82,7 +86,9 @@ __all__ = [
     "Vote",
     "VoteSummary",
     "VoteTallyView",
+    "alert_view",
     "candle_view",
+    "claim_totals_view",
     "claimable",
     "discussion_view",
     "holder_view",
@@ -759,6 +765,61 @@ def platform_stats_view(p: PlatformStatsRecord) -> PlatformStats:
         trades=p.trades, traders=p.traders, users=p.users, volume_24h=_s(p.volume_24h),
         trades_24h=p.trades_24h,
     )
+
+
+# ---------------------------------------------------------------- claims
+
+
+class ClaimTotals(_View, frozen=True, kw_only=True):
+    """What a FINALIZED market owes its traders, by the program's claim_winnings
+    arithmetic: winning shares x current_liquidity // the side's shares, or the
+    amount invested when the final outcome is INVALID (null)."""
+
+    market_id: MarketId
+    final_outcome: OutcomeName | None
+    finalized_at: datetime | None
+    claimable_positions: int
+    claimable: U64Str
+    claimed_positions: int
+    claimed: U64Str
+    resolver_fees_due: U64Str
+
+
+def claim_totals_view(
+    totals: ClaimTotalsRecord, final_outcome: bool | None, finalized_at: datetime | None
+) -> ClaimTotals:
+    return derive(
+        ClaimTotals, totals, final_outcome=outcome_name(final_outcome), finalized_at=finalized_at
+    )
+
+
+# ---------------------------------------------------------------- alerts
+
+
+class Alert(_View, frozen=True, kw_only=True):
+    """An operator alert of the market monitor: one per condition (``dedup_key``).
+
+    ``first_seen``/``count`` describe the current firing episode; ``notified``
+    lists the channels that took its latest notice (empty when none is set up).
+    """
+
+    id: int
+    dedup_key: str
+    severity: Literal["info", "warning", "critical"]
+    title: str
+    details: dict[str, Any]
+    state: Literal["firing", "resolved"]
+    first_seen: datetime
+    last_seen: datetime
+    count: int
+    resolved_at: datetime | None
+    notified_at: datetime | None
+    notified: list[str]
+    notify_failures: int
+
+
+def alert_view(a: AlertRecord) -> Alert:
+    return derive(Alert, a)
 
 
 # ---------------------------------------------------------------- events

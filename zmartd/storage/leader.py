@@ -1,9 +1,9 @@
 """Leader election for actors that must run on one instance per database.
 
 Several zmartd processes may share one PostgreSQL (a warm standby, a
-rolling deploy).  The indexer, the transaction sender and the vote
-aggregator must each run in exactly one of them, or the same work would be
-done twice (two senders could each sign a transaction for one intent).
+rolling deploy).  The indexer, the transaction sender, the vote
+aggregator and the market monitor must each run in exactly one of them, or
+the same work would be done twice (two senders could each sign a transaction for one intent).
 Each such role holds a session-level advisory lock whose key is
 ``"zmartd"`` followed by a two-byte role number (:func:`lock_key`); the
 session is a dedicated pool connection, so a killed process loses its
@@ -31,7 +31,7 @@ _CLOSED_POLL: Final = 0.1
 
 #: role -> the last two bytes of its lock key ("migrate" is the migration runner's).
 ROLES: Final[dict[str, int]] = {
-    "migrate": 1, "indexer": 2, "sender": 3, "aggregator": 4, "snapshotter": 5,
+    "migrate": 1, "indexer": 2, "sender": 3, "aggregator": 4, "snapshotter": 5, "monitor": 6,
 }
 
 

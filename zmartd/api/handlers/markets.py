@@ -29,6 +29,7 @@ from typing import Final
 from zmartd.api import problems
 from zmartd.bus import Bus, MarketStateChanged
 from zmartd.model import views
+from zmartd.storage import claims as claims_store
 from zmartd.storage import markets as store
 from zmartd.storage import positions as position_store
 from zmartd.storage import prices as price_store
@@ -230,3 +231,14 @@ async def publish_market(bus: Bus, market: MarketRecord) -> None:
         market_id=market.market_id, slot=market.slot, at=now().isoformat(),
         data=views.to_builtins(views.market_view(market)),
     ))
+
+
+async def claims(db: Database, ref: str) -> views.ClaimTotals:
+    """A FINALIZED market's claim totals; 409 before it is finalized."""
+    market = await resolve(db, ref)
+    totals = await claims_store.claim_totals(db, market.market_id)
+    if totals is None:
+        raise problems.conflict(
+            f"claims open once the market is FINALIZED; it is {views.STATE_NAMES[market.state]}"
+        )
+    return views.claim_totals_view(totals, market.final_outcome, market.finalized_at)

@@ -157,6 +157,17 @@ async def market_holders(call: Call[None, PageQuery]) -> Page[views.Holder]:
                                   limit=call.query.limit, cursor=call.query.cursor)
 
 
+@router.get("/<market_id>/claims", path_type=MarketPath, response=views.ClaimTotals,
+            errors=[404, 409])
+async def market_claims(call: Call[None, None]) -> views.ClaimTotals:
+    """What a FINALIZED market owes its traders: unclaimed payouts by the program's
+    `claim_winnings` arithmetic (winning shares x current_liquidity // the side's
+    shares; the amount invested when the final outcome is INVALID), what was
+    claimed, and the resolver fees the first winning claim pays.  409 before
+    the market is FINALIZED."""
+    return await handlers.claims(call.database(), call.path.market_id)
+
+
 class QuoteQuery(Query, frozen=True, kw_only=True):
     side: Literal["buy", "sell"]
     outcome: Literal["yes", "no"]
