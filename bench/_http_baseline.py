@@ -82,8 +82,14 @@ async def main(config_path: Path, port: int, app_name: str) -> None:
     cfg = load_config(config_path)
     cfg = dataclasses.replace(cfg, http=dataclasses.replace(cfg.http, port=port))
     ctx = ActorContext(
-        name="http", config=cfg, bus=Bus(), metrics=Metrics(), services=Services(),
-        health=Health(), statuses=lambda: [], facts=lambda: {},
+        name="http",
+        config=cfg,
+        bus=Bus(),
+        metrics=Metrics(),
+        services=Services(),
+        health=Health(),
+        statuses=lambda: [],
+        facts=lambda: {},
     )
     hc = hypercorn_config(ctx)
     stop = trio.Event()
@@ -98,8 +104,14 @@ async def main(config_path: Path, port: int, app_name: str) -> None:
             nursery.start_soon(on_signal)
             app: Any = hello if app_name == "asgi" else quart_hello()
             urls: list[str] = await nursery.start(
-                partial(serve, app, hc, shutdown_trigger=stop.wait,
-                        max_connections=cfg.http.max_connections))
+                partial(
+                    serve,
+                    app,
+                    hc,
+                    shutdown_trigger=stop.wait,
+                    max_connections=cfg.http.max_connections,
+                )
+            )
             print(urls[0], flush=True)
             await stop.wait()
             nursery.cancel_scope.deadline = trio.current_time() + cfg.http.graceful_timeout + 1
@@ -109,8 +121,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--app", choices=("asgi", "quart"), default="asgi",
-                        help="asgi: the bare callable (the baseline); quart: a one-route "
-                             "Quart-Trio app (the framework's share)")
+    parser.add_argument(
+        "--app",
+        choices=("asgi", "quart"),
+        default="asgi",
+        help="asgi: the bare callable (the baseline); quart: a one-route "
+        "Quart-Trio app (the framework's share)",
+    )
     args = parser.parse_args()
     trio.run(main, args.config, args.port, args.app)

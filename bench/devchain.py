@@ -69,7 +69,8 @@ def echo_app() -> Any:
             doc = msgspec.json.decode(body)
             if isinstance(doc, list):
                 return msgspec.json.encode(
-                    [{"jsonrpc": "2.0", "result": "ok", "id": d.get("id")} for d in doc])
+                    [{"jsonrpc": "2.0", "result": "ok", "id": d.get("id")} for d in doc]
+                )
             return msgspec.json.encode({"jsonrpc": "2.0", "result": "ok", "id": doc.get("id")})
 
     return asgi_app(Echo())  # type: ignore[arg-type]
@@ -94,8 +95,13 @@ def free_port() -> int:
 
 def spawn(args: Sequence[str]) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 async def wait_up(url: str, timeout: float = 20) -> None:
@@ -125,18 +131,20 @@ async def _connection(port: int, bodies: Any, errors: list[bytes]) -> None:
     buf = b""
     try:
         for body in bodies:
-            head = (b"POST / HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: %d\r\n\r\n" % len(body))
+            head = (
+                b"POST / HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body)
+            )
             await stream.send_all(head + body)
             while True:
                 end = buf.find(b"\r\n\r\n")
                 if end >= 0:
                     headers = buf[:end].lower()
                     at = headers.find(b"content-length:")
-                    size = int(headers[at + 15:].split(b"\r\n")[0])
+                    size = int(headers[at + 15 :].split(b"\r\n")[0])
                     if len(buf) >= end + 4 + size:
-                        response = buf[end + 4:end + 4 + size]
-                        buf = buf[end + 4 + size:]
+                        response = buf[end + 4 : end + 4 + size]
+                        buf = buf[end + 4 + size :]
                         break
                 data = await stream.receive_some(1 << 16)
                 if not data:
@@ -164,9 +172,15 @@ async def blast(url: str, bodies: list[bytes], concurrency: int) -> float:
 
 
 def send_body(tx: VersionedTransaction, rid: int) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": rid, "method": "sendTransaction",
-            "params": [base64.b64encode(bytes(tx)).decode(),
-                       {"encoding": "base64", "preflightCommitment": "processed"}]}
+    return {
+        "jsonrpc": "2.0",
+        "id": rid,
+        "method": "sendTransaction",
+        "params": [
+            base64.b64encode(bytes(tx)).decode(),
+            {"encoding": "base64", "preflightCommitment": "processed"},
+        ],
+    }
 
 
 async def wait_confirmed(url: str, signatures: list[str], timeout: float = 120) -> float:
@@ -177,7 +191,7 @@ async def wait_confirmed(url: str, signatures: list[str], timeout: float = 120) 
             while pending:
                 still: list[str] = []
                 for i in range(0, len(pending), 256):
-                    chunk = pending[i: i + 256]
+                    chunk = pending[i : i + 256]
                     res = await rpc(http, url, "getSignatureStatuses", [chunk])
                     for sig, st in zip(chunk, res["value"], strict=True):
                         if st is None or st["confirmationStatus"] == "processed":
@@ -194,8 +208,14 @@ async def wait_confirmed(url: str, signatures: list[str], timeout: float = 120) 
 
 
 async def bench_echo(url: str, n: int, concurrency: int, batch: int) -> dict[str, float]:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "sendTransaction",
-                       "params": ["A" * 400, {"encoding": "base64"}]}).encode()
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "sendTransaction",
+            "params": ["A" * 400, {"encoding": "base64"}],
+        }
+    ).encode()
     batch_body = json.dumps([json.loads(body)] * batch).encode()
     single = await blast(url, [body] * n, concurrency)
     batched = await blast(url, [batch_body] * (n // batch), concurrency)
@@ -214,10 +234,12 @@ async def make_txs(url: str, n: int, payers: int) -> list[VersionedTransaction]:
     txs = []
     for i in range(n):
         kp = keys[i % payers]
-        ix = transfer(TransferParams(from_pubkey=kp.pubkey(), to_pubkey=dest,
-                                     lamports=1_000_000 + i))
-        txs.append(VersionedTransaction(MessageV0.try_compile(kp.pubkey(), [ix], [],
-                                                              blockhash), [kp]))
+        ix = transfer(
+            TransferParams(from_pubkey=kp.pubkey(), to_pubkey=dest, lamports=1_000_000 + i)
+        )
+        txs.append(
+            VersionedTransaction(MessageV0.try_compile(kp.pubkey(), [ix], [], blockhash), [kp])
+        )
     return txs
 
 
@@ -229,9 +251,12 @@ async def bench_send(url: str, n: int, concurrency: int, batch: int) -> dict[str
         if mode == "single":
             bodies = [msgspec.json.encode(send_body(tx, i)) for i, tx in enumerate(txs)]
         else:
-            bodies = [msgspec.json.encode([send_body(tx, i + j)
-                                           for j, tx in enumerate(txs[i:i + batch])])
-                      for i in range(0, n, batch)]
+            bodies = [
+                msgspec.json.encode(
+                    [send_body(tx, i + j) for j, tx in enumerate(txs[i : i + batch])]
+                )
+                for i in range(0, n, batch)
+            ]
         started = time.perf_counter()
         await blast(url, bodies, concurrency)
         sent = time.perf_counter()
@@ -248,16 +273,46 @@ def market_bytes(rng_seed: int, state: int) -> bytes:
     market_id = rng_seed.to_bytes(32, "little")
     zero = Pubkey.default()
     value = MarketAccount(
-        market_id=market_id, creator=zero, state=MarketState(state), b_parameter=100 * SOL,
-        initial_liquidity=SOL, current_liquidity=SOL, shares_yes=10**8, shares_no=10**8,
-        total_volume=0, created_at=1, approved_at=0, activated_at=0, resolution_proposed_at=0,
-        resolved_at=0, finalized_at=0, resolver=zero, proposed_outcome=None,
-        final_outcome=None, ipfs_evidence_hash=bytes(46), dispute_initiated_at=0,
-        dispute_initiator=zero, accumulated_protocol_fees=0, accumulated_resolver_fees=0,
-        accumulated_lp_fees=0, proposal_likes=0, proposal_dislikes=0, proposal_total_votes=0,
-        resolution_agree=0, resolution_disagree=0, resolution_total_votes=0, dispute_agree=0,
-        dispute_disagree=0, dispute_total_votes=0, was_disputed=False, is_cancelled=False,
-        cancelled_at=None, is_locked=False, reserved=bytes(119), bump=255)
+        market_id=market_id,
+        creator=zero,
+        state=MarketState(state),
+        b_parameter=100 * SOL,
+        initial_liquidity=SOL,
+        current_liquidity=SOL,
+        shares_yes=10**8,
+        shares_no=10**8,
+        total_volume=0,
+        created_at=1,
+        approved_at=0,
+        activated_at=0,
+        resolution_proposed_at=0,
+        resolved_at=0,
+        finalized_at=0,
+        resolver=zero,
+        proposed_outcome=None,
+        final_outcome=None,
+        ipfs_evidence_hash=bytes(46),
+        dispute_initiated_at=0,
+        dispute_initiator=zero,
+        accumulated_protocol_fees=0,
+        accumulated_resolver_fees=0,
+        accumulated_lp_fees=0,
+        proposal_likes=0,
+        proposal_dislikes=0,
+        proposal_total_votes=0,
+        resolution_agree=0,
+        resolution_disagree=0,
+        resolution_total_votes=0,
+        dispute_agree=0,
+        dispute_disagree=0,
+        dispute_total_votes=0,
+        was_disputed=False,
+        is_cancelled=False,
+        cancelled_at=None,
+        is_locked=False,
+        reserved=bytes(119),
+        bump=255,
+    )
     return encode_account(value)
 
 
@@ -271,28 +326,54 @@ async def bench_gpa(url: str, markets: int, runs: int) -> dict[str, float]:
         for i in range(markets + markets // 2):
             is_market = i < markets
             data = market_bytes(i, i % 7) if is_market else bytes(182)
-            calls.append({"jsonrpc": "2.0", "id": i, "method": "zmart_setAccount", "params": [
-                str(Keypair().pubkey()),
-                {"lamports": 4_287_360, "data": base64.b64encode(data).decode(),
-                 "owner": program}]})
+            calls.append(
+                {
+                    "jsonrpc": "2.0",
+                    "id": i,
+                    "method": "zmart_setAccount",
+                    "params": [
+                        str(Keypair().pubkey()),
+                        {
+                            "lamports": 4_287_360,
+                            "data": base64.b64encode(data).decode(),
+                            "owner": program,
+                        },
+                    ],
+                }
+            )
         for i in range(0, len(calls), 500):
-            r = await http.post(url, content=msgspec.json.encode(calls[i:i + 500]))
+            r = await http.post(url, content=msgspec.json.encode(calls[i : i + 500]))
             assert all("result" in d for d in r.json())
         await rpc(http, url, "zmart_advanceSlots", [40])  # everything finalized
         disc = market_bytes(0, 0)[:8]
         base = [{"dataSize": 488}, {"memcmp": {"offset": 0, "bytes": b58encode(disc)}}]
         out: dict[str, float] = {}
-        for name, filters in (("all", base),
-                              ("state=Active", [*base, {"memcmp": {"offset": 72,
-                                                                   "bytes": b58encode(b"\x02")}}])):
+        for name, filters in (
+            ("all", base),
+            ("state=Active", [*base, {"memcmp": {"offset": 72, "bytes": b58encode(b"\x02")}}]),
+        ):
             times = []
             count = 0
             for _ in range(runs):
                 started = time.perf_counter()
-                r = await http.post(url, content=msgspec.json.encode({
-                    "jsonrpc": "2.0", "id": 1, "method": "getProgramAccounts",
-                    "params": [program, {"encoding": "base64", "commitment": "confirmed",
-                                         "filters": filters}]}))
+                r = await http.post(
+                    url,
+                    content=msgspec.json.encode(
+                        {
+                            "jsonrpc": "2.0",
+                            "id": 1,
+                            "method": "getProgramAccounts",
+                            "params": [
+                                program,
+                                {
+                                    "encoding": "base64",
+                                    "commitment": "confirmed",
+                                    "filters": filters,
+                                },
+                            ],
+                        }
+                    ),
+                )
                 count = len(r.json()["result"])
                 times.append(time.perf_counter() - started)
             out[f"{name}_count"] = count
@@ -304,16 +385,29 @@ async def bench_gpa(url: str, markets: int, runs: int) -> dict[str, float]:
 async def main(args: argparse.Namespace) -> None:
     echo_port, chain_port, ws_port = free_port(), free_port(), free_port()
     echo = spawn(["bench/devchain.py", "--echo-server", str(echo_port)])
-    chain = spawn(["-m", "zmartd.devchain.cli", "--port", str(chain_port),
-                   "--ws-port", str(ws_port), "--seed", "none",
-                   "--slot-interval", str(args.slot_interval)])
+    chain = spawn(
+        [
+            "-m",
+            "zmartd.devchain.cli",
+            "--port",
+            str(chain_port),
+            "--ws-port",
+            str(ws_port),
+            "--seed",
+            "none",
+            "--slot-interval",
+            str(args.slot_interval),
+        ]
+    )
     try:
         echo_url, chain_url = f"http://127.0.0.1:{echo_port}", f"http://127.0.0.1:{chain_port}"
         await wait_up(echo_url)
         await wait_up(chain_url)
-        print(f"devchain bench: {args.txs} txs, concurrency {args.concurrency}, batch "
-              f"{args.batch}, slot interval {args.slot_interval}s, {args.markets} markets",
-              flush=True)
+        print(
+            f"devchain bench: {args.txs} txs, concurrency {args.concurrency}, batch "
+            f"{args.batch}, slot interval {args.slot_interval}s, {args.markets} markets",
+            flush=True,
+        )
         e = await bench_echo(echo_url, args.txs, args.concurrency, args.batch)
         s = await bench_send(chain_url, args.txs, args.concurrency, args.batch)
         g = await bench_gpa(chain_url, args.markets, args.runs)
@@ -321,22 +415,30 @@ async def main(args: argparse.Namespace) -> None:
         for proc in (echo, chain):
             proc.terminate()
             proc.wait(10)
-    print(f"{'request shape':<34}{'echo req/s':>12}{'send->confirmed tx/s':>22}{'ratio':>8}"
-          f"{'send-only tx/s':>16}")
-    for mode, label in (("single", "one tx per request"),
-                        ("batched", f"batches of {args.batch}")):
-        print(f"{label:<34}{e[mode]:>12.0f}{s[mode]:>22.0f}{s[mode] / e[mode]:>8.2f}"
-              f"{s[mode + '_send_only']:>16.0f}")
-    print(f"getProgramAccounts, {args.markets} markets (+{args.markets // 2} positions), "
-          f"base64, {args.runs} runs:")
+    print(
+        f"{'request shape':<34}{'echo req/s':>12}{'send->confirmed tx/s':>22}{'ratio':>8}"
+        f"{'send-only tx/s':>16}"
+    )
+    for mode, label in (("single", "one tx per request"), ("batched", f"batches of {args.batch}")):
+        print(
+            f"{label:<34}{e[mode]:>12.0f}{s[mode]:>22.0f}{s[mode] / e[mode]:>8.2f}"
+            f"{s[mode + '_send_only']:>16.0f}"
+        )
+    print(
+        f"getProgramAccounts, {args.markets} markets (+{args.markets // 2} positions), "
+        f"base64, {args.runs} runs:"
+    )
     for name in ("all", "state=Active"):
-        print(f"  {name:<14} {int(g[name + '_count']):>6} accounts  median "
-              f"{g[name + '_median_ms']:.0f} ms  max {g[name + '_max_ms']:.0f} ms")
+        print(
+            f"  {name:<14} {int(g[name + '_count']):>6} accounts  median "
+            f"{g[name + '_median_ms']:.0f} ms  max {g[name + '_max_ms']:.0f} ms"
+        )
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--echo-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--txs", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=4)

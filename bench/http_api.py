@@ -202,15 +202,26 @@ def seed(dsn: str, count: int) -> None:
                         end_time=t0 + timedelta(days=30 + n % 300),
                     )
                     await markets.edit_metadata(
-                        db, market_id=mid, creator=creator, decide=store(metadata))
+                        db, market_id=mid, creator=creator, decide=store(metadata)
+                    )
                     b = 100 * LAMPORTS
-                    states.append(MarketChainState(
-                        market_id=mid, address=key("address", n), creator=creator, state=2,
-                        b_parameter=b, initial_liquidity=b, current_liquidity=b + n * 1000,
-                        shares_yes=b // 1000 + n * 7919, shares_no=b // 1000,
-                        total_volume=n * 3 * LAMPORTS, created_at=t0 + timedelta(minutes=n),
-                        slot=1000 + n, activated_at=t0 + timedelta(minutes=n, seconds=30),
-                    ))
+                    states.append(
+                        MarketChainState(
+                            market_id=mid,
+                            address=key("address", n),
+                            creator=creator,
+                            state=2,
+                            b_parameter=b,
+                            initial_liquidity=b,
+                            current_liquidity=b + n * 1000,
+                            shares_yes=b // 1000 + n * 7919,
+                            shares_no=b // 1000,
+                            total_volume=n * 3 * LAMPORTS,
+                            created_at=t0 + timedelta(minutes=n),
+                            slot=1000 + n,
+                            activated_at=t0 + timedelta(minutes=n, seconds=30),
+                        )
+                    )
                 await markets.upsert_markets(db, states)
             finally:
                 await db.close()
@@ -323,17 +334,24 @@ class Server:
                 self.proc.wait()
 
 
-def start_server(name: str, cmd: list[str], log: Path, url: str, probe: str,
-                 cpu: int | None) -> Server:
+def start_server(
+    name: str, cmd: list[str], log: Path, url: str, probe: str, cpu: int | None
+) -> Server:
     import urllib.error
     import urllib.request
 
     with open(log, "wb") as out:
         # Own session: a Ctrl-C reaches this process (which stops the servers
         # in order, then drops the database), not the servers mid-measurement.
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, preexec_fn=_pin(cpu),
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_pin(cpu),
+            start_new_session=True,
+        )
     server = Server(name, proc, log, url)
     deadline = time.monotonic() + 60
     while True:
@@ -382,12 +400,26 @@ class Result:
         return sum(n for s, n in self.statuses.items() if not 200 <= int(s) < 300)
 
 
-def run_wrk(url: str, connections: int, seconds: int, timeout: int, script: Path,
-            cpu: int | None) -> dict[str, Any]:
-    cmd = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s",
-           "--timeout", f"{timeout}s", "-s", str(script), url]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + timeout + 30,
-                          preexec_fn=_pin(cpu))
+def run_wrk(
+    url: str, connections: int, seconds: int, timeout: int, script: Path, cpu: int | None
+) -> dict[str, Any]:
+    cmd = [
+        "wrk",
+        "-t",
+        "1",
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds}s",
+        "--timeout",
+        f"{timeout}s",
+        "-s",
+        str(script),
+        url,
+    ]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=seconds + timeout + 30, preexec_fn=_pin(cpu)
+    )
     match = re.search(r"^BENCHJSON (.*)$", done.stdout, re.M)
     if done.returncode != 0 or match is None:
         raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -395,8 +427,9 @@ def run_wrk(url: str, connections: int, seconds: int, timeout: int, script: Path
     return result
 
 
-def measure(server: Server, path: str, label: str, connections: int,
-            args: argparse.Namespace, script: Path) -> Result:
+def measure(
+    server: Server, path: str, label: str, connections: int, args: argparse.Namespace, script: Path
+) -> Result:
     url = server.url + path
     server.check_alive()
     server.wait_idle()
@@ -411,13 +444,20 @@ def measure(server: Server, path: str, label: str, connections: int,
     seconds = raw["duration_us"] / 1e6
     requests = raw["requests"]
     result = Result(
-        target=label, connections=connections, requests=requests, seconds=seconds,
-        statuses=raw["statuses"], cache=raw["cache"],
+        target=label,
+        connections=connections,
+        requests=requests,
+        seconds=seconds,
+        statuses=raw["statuses"],
+        cache=raw["cache"],
         errors={k: raw[k] for k in ("connect", "read", "write", "timeout")},
-        p50_ms=raw["p50_us"] / 1000, p99_ms=raw["p99_us"] / 1000, max_ms=raw["max_us"] / 1000,
+        p50_ms=raw["p50_us"] / 1000,
+        p99_ms=raw["p99_us"] / 1000,
+        max_ms=raw["max_us"] / 1000,
         bytes_per_response=raw["bytes"] / requests if requests else 0.0,
         cpu_us_per_request=cpu / requests * 1e6 if requests else 0.0,
-        cpu_share=cpu / seconds if seconds else 0.0, load1=load1,
+        cpu_share=cpu / seconds if seconds else 0.0,
+        load1=load1,
     )
     result.extra["listen_overflows"] = listen_overflows() - overflows
     return result
@@ -435,8 +475,9 @@ def listen_overflows() -> int:
     return int(dict(zip(rows[0][1:], rows[1][1:], strict=True))["ListenOverflows"])
 
 
-async def _closed_loop(host: str, port: int, path: str, connections: int, seconds: float,
-                       timeout: float) -> dict[str, Any]:
+async def _closed_loop(
+    host: str, port: int, path: str, connections: int, seconds: float, timeout: float
+) -> dict[str, Any]:
     """``connections`` keep-alive clients, each sending the next request when
     the previous answer arrives, with a real per-request timeout that
     includes connecting (a client that gives up closes its socket and
@@ -509,14 +550,19 @@ async def _closed_loop(host: str, port: int, path: str, connections: int, second
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
 
-    return {"requests": len(latencies), "statuses": dict(statuses),
-            "errors": {k: counts[k] for k in ("connect", "read", "timeout")},
-            "p50_ms": pct(50) if latencies else 0.0, "p99_ms": pct(99) if latencies else 0.0,
-            "max_ms": latencies[-1] * 1000 if latencies else 0.0}
+    return {
+        "requests": len(latencies),
+        "statuses": dict(statuses),
+        "errors": {k: counts[k] for k in ("connect", "read", "timeout")},
+        "p50_ms": pct(50) if latencies else 0.0,
+        "p99_ms": pct(99) if latencies else 0.0,
+        "max_ms": latencies[-1] * 1000 if latencies else 0.0,
+    }
 
 
-def timeout_check(server: Server, path: str, label: str, connections: int,
-                  args: argparse.Namespace) -> Result:
+def timeout_check(
+    server: Server, path: str, label: str, connections: int, args: argparse.Namespace
+) -> Result:
     """The same closed loop as wrk, from a trio client in this process that
     counts what wrk cannot: requests never answered within ``--timeout``
     (wrk only counts answers that arrive late) including the time to
@@ -529,21 +575,39 @@ def timeout_check(server: Server, path: str, label: str, connections: int,
     load1 = os.getloadavg()[0]
     overflows = listen_overflows()
     cpu0, own0 = server.cpu_seconds(), time.process_time()
-    raw = trio.run(_closed_loop, split.hostname or "127.0.0.1", split.port or 80, path,
-                   connections, float(args.check_seconds), float(args.timeout))
+    raw = trio.run(
+        _closed_loop,
+        split.hostname or "127.0.0.1",
+        split.port or 80,
+        path,
+        connections,
+        float(args.check_seconds),
+        float(args.timeout),
+    )
     cpu = server.cpu_seconds() - cpu0
     server.check_alive()
     requests = raw["requests"]
     result = Result(
-        target=label, connections=connections, requests=requests,
+        target=label,
+        connections=connections,
+        requests=requests,
         seconds=float(args.check_seconds),
-        statuses=raw["statuses"], cache={}, client="trio",
-        errors={"connect": raw["errors"]["connect"], "read": raw["errors"]["read"],
-                "write": 0, "timeout": raw["errors"]["timeout"]},
-        p50_ms=raw["p50_ms"], p99_ms=raw["p99_ms"], max_ms=raw["max_ms"],
+        statuses=raw["statuses"],
+        cache={},
+        client="trio",
+        errors={
+            "connect": raw["errors"]["connect"],
+            "read": raw["errors"]["read"],
+            "write": 0,
+            "timeout": raw["errors"]["timeout"],
+        },
+        p50_ms=raw["p50_ms"],
+        p99_ms=raw["p99_ms"],
+        max_ms=raw["max_ms"],
         bytes_per_response=0.0,
         cpu_us_per_request=cpu / requests * 1e6 if requests else 0.0,
-        cpu_share=cpu / args.check_seconds, load1=load1,
+        cpu_share=cpu / args.check_seconds,
+        load1=load1,
     )
     result.extra["listen_overflows"] = listen_overflows() - overflows
     result.extra["client_cpu"] = (time.process_time() - own0) / args.check_seconds
@@ -553,21 +617,36 @@ def timeout_check(server: Server, path: str, label: str, connections: int,
 # --------------------------------------------------------------------------- profile
 
 
-def profile(server: Server, path: str, connections: int, args: argparse.Namespace,
-            script: Path, out: Path) -> Path:
+def profile(
+    server: Server, path: str, connections: int, args: argparse.Namespace, script: Path, out: Path
+) -> Path:
     """py-spy (sampling, non-blocking) on the daemon during an extra wrk run."""
     pyspy = shutil.which("py-spy")
     if pyspy is None:
         raise BenchError("--profile needs py-spy on PATH (pip install py-spy)")
     dest = out / f"zmartd{path.replace('/', '_')}.txt"
     spy = subprocess.Popen(
-        [pyspy, "record", "--pid", str(server.proc.pid), "--duration", str(int(args.seconds)),
-         "--rate", "250", "--nonblocking", "--format", "raw", "--output", str(dest)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            pyspy,
+            "record",
+            "--pid",
+            str(server.proc.pid),
+            "--duration",
+            str(int(args.seconds)),
+            "--rate",
+            "250",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--output",
+            str(dest),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         time.sleep(1)
-        run_wrk(server.url + path, connections, args.seconds, args.timeout, script,
-                args.client_cpu)
+        run_wrk(server.url + path, connections, args.seconds, args.timeout, script, args.client_cpu)
         spy.wait(timeout=args.seconds + 30)
     finally:
         if spy.poll() is None:
@@ -578,10 +657,23 @@ def profile(server: Server, path: str, connections: int, args: argparse.Namespac
 
 #: Frames every busy sample of the daemon passes through: left out of "inclusive".
 _ROOT_FRAMES = re.compile(
-    r"<frozen runpy>|\(zmartd/(__main__|cli|app)\.py\)|^(run|unrolled_run) \(trio/")
+    r"<frozen runpy>|\(zmartd/(__main__|cli|app)\.py\)|^(run|unrolled_run) \(trio/"
+)
 #: Self time is also summed per package (the first of these in the leaf's path).
-_PACKAGES = ("zmartd/", "quart_trio/", "quart/", "werkzeug/", "hypercorn/", "h11/", "trio/",
-             "msgspec", "prometheus_client/", "structlog/", "asyncio/", "asyncpg/")
+_PACKAGES = (
+    "zmartd/",
+    "quart_trio/",
+    "quart/",
+    "werkzeug/",
+    "hypercorn/",
+    "h11/",
+    "trio/",
+    "msgspec",
+    "prometheus_client/",
+    "structlog/",
+    "asyncio/",
+    "asyncpg/",
+)
 
 
 def summarize_profile(collapsed: Path, top: int = 20) -> str:
@@ -625,21 +717,25 @@ def _fmt_counts(counts: dict[str, int]) -> str:
 
 
 def print_table(results: Sequence[Result]) -> None:
-    head = (f"{'conns':>5} {'client':<6} {'target':<22}{'req/s':>7}{'ratio':>7}{'p50 ms':>8}"
-            f"{'p99 ms':>8}{'max ms':>8}{'non-2xx':>8}{'conn/rd/wr':>11}{'tmo':>6}"
-            f"{'cpu us/req':>11}{'cpu':>6}{'cli':>5}{'B/resp':>7}{'ovfl':>6}{'load1':>6}"
-            f"  statuses / X-Cache")
+    head = (
+        f"{'conns':>5} {'client':<6} {'target':<22}{'req/s':>7}{'ratio':>7}{'p50 ms':>8}"
+        f"{'p99 ms':>8}{'max ms':>8}{'non-2xx':>8}{'conn/rd/wr':>11}{'tmo':>6}"
+        f"{'cpu us/req':>11}{'cpu':>6}{'cli':>5}{'B/resp':>7}{'ovfl':>6}{'load1':>6}"
+        f"  statuses / X-Cache"
+    )
     print(head)
     for r in results:
         ratio = f"{r.ratio:.2f}" if r.ratio is not None else "-"
         sock = f"{r.errors['connect']}/{r.errors['read']}/{r.errors['write']}"
-        print(f"{r.connections:>5} {r.client:<6} {r.target:<22}{r.rps:>7.0f}{ratio:>7}"
-              f"{r.p50_ms:>8.1f}{r.p99_ms:>8.1f}{r.max_ms:>8.0f}{r.non_2xx:>8}{sock:>11}"
-              f"{r.errors['timeout']:>6}{r.cpu_us_per_request:>11.0f}{r.cpu_share:>6.0%}"
-              f"{r.extra.get('client_cpu', 0):>5.0%}"
-              f"{r.bytes_per_response:>7.0f}{r.extra.get('listen_overflows', 0):>6}"
-              f"{r.load1:>6.2f}  {_fmt_counts(r.statuses)} / {_fmt_counts(r.cache)}",
-              flush=True)
+        print(
+            f"{r.connections:>5} {r.client:<6} {r.target:<22}{r.rps:>7.0f}{ratio:>7}"
+            f"{r.p50_ms:>8.1f}{r.p99_ms:>8.1f}{r.max_ms:>8.0f}{r.non_2xx:>8}{sock:>11}"
+            f"{r.errors['timeout']:>6}{r.cpu_us_per_request:>11.0f}{r.cpu_share:>6.0%}"
+            f"{r.extra.get('client_cpu', 0):>5.0%}"
+            f"{r.bytes_per_response:>7.0f}{r.extra.get('listen_overflows', 0):>6}"
+            f"{r.load1:>6.2f}  {_fmt_counts(r.statuses)} / {_fmt_counts(r.cache)}",
+            flush=True,
+        )
 
 
 # --------------------------------------------------------------------------- main
@@ -664,25 +760,45 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--connections", type=int, nargs="+", default=[100, 1000],
-                   help="concurrency levels (default: 100 1000)")
+    p.add_argument(
+        "--connections",
+        type=int,
+        nargs="+",
+        default=[100, 1000],
+        help="concurrency levels (default: 100 1000)",
+    )
     p.add_argument("--seconds", type=int, default=10, help="per measurement (default 10)")
     p.add_argument("--warmup", type=int, default=1, help="wrk warm-up before each (1; 0: none)")
-    p.add_argument("--timeout", type=int, default=2,
-                   help="a request unanswered after this many seconds counts as a timeout "
-                        "(wrk --timeout; default 2)")
-    p.add_argument("--check-from", type=int, default=1000, metavar="N",
-                   help="at N connections and more, also run the trio timeout check after "
-                        "wrk (default 1000)")
+    p.add_argument(
+        "--timeout",
+        type=int,
+        default=2,
+        help="a request unanswered after this many seconds counts as a timeout "
+        "(wrk --timeout; default 2)",
+    )
+    p.add_argument(
+        "--check-from",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="at N connections and more, also run the trio timeout check after wrk (default 1000)",
+    )
     p.add_argument("--check-seconds", type=int, default=8, help="per timeout check (8)")
     p.add_argument("--markets", type=int, default=1000, help="markets seeded (default 1000)")
-    p.add_argument("--max-in-flight", type=int, metavar="N",
-                   help="zmartd's [http] max_in_flight (default: zmartd's default)")
-    p.add_argument("--pin", action="store_true",
-                   help="pin wrk to CPU 0 and both servers to CPU 1")
-    p.add_argument("--profile", type=Path, metavar="DIR",
-                   help="after the measurements, py-spy the daemon during one extra run per "
-                        "zmartd target at the first concurrency level; stacks go to DIR")
+    p.add_argument(
+        "--max-in-flight",
+        type=int,
+        metavar="N",
+        help="zmartd's [http] max_in_flight (default: zmartd's default)",
+    )
+    p.add_argument("--pin", action="store_true", help="pin wrk to CPU 0 and both servers to CPU 1")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="after the measurements, py-spy the daemon during one extra run per "
+        "zmartd target at the first concurrency level; stacks go to DIR",
+    )
     args = p.parse_args(argv)
     args.client_cpu = 0 if args.pin else None
     args.server_cpu = 1 if args.pin else None
@@ -712,52 +828,88 @@ def main(argv: Sequence[str] | None = None) -> int:
             created = True
             t = time.perf_counter()
             seed(dsn, args.markets)
-            print(f"seeded {args.markets} markets into {database} in "
-                  f"{time.perf_counter() - t:.1f} s", flush=True)
+            print(
+                f"seeded {args.markets} markets into {database} in {time.perf_counter() - t:.1f} s",
+                flush=True,
+            )
             port = free_port()
             http = {"max_in_flight": args.max_in_flight}
-            config = write_config(work, dsn, port,
-                                  {k: v for k, v in http.items() if v is not None})
+            config = write_config(work, dsn, port, {k: v for k, v in http.items() if v is not None})
             detail = f"/v1/markets/{market_id(0)}"
             zmartd = start_server(
-                "zmartd", [sys.executable, "-m", "zmartd", "--config", str(config)],
-                work / "zmartd.log", f"http://127.0.0.1:{port}", detail, args.server_cpu)
+                "zmartd",
+                [sys.executable, "-m", "zmartd", "--config", str(config)],
+                work / "zmartd.log",
+                f"http://127.0.0.1:{port}",
+                detail,
+                args.server_cpu,
+            )
             servers.append(zmartd)
             base_port = free_port()
             baseline = start_server(
-                "baseline", [sys.executable, "-m", "bench._http_baseline",
-                             "--config", str(config), "--port", str(base_port)],
-                work / "baseline.log", f"http://127.0.0.1:{base_port}", "/", args.server_cpu)
+                "baseline",
+                [
+                    sys.executable,
+                    "-m",
+                    "bench._http_baseline",
+                    "--config",
+                    str(config),
+                    "--port",
+                    str(base_port),
+                ],
+                work / "baseline.log",
+                f"http://127.0.0.1:{base_port}",
+                "/",
+                args.server_cpu,
+            )
             servers.append(baseline)
             quart_port = free_port()
             quart = start_server(
-                "quart", [sys.executable, "-m", "bench._http_baseline", "--app", "quart",
-                          "--config", str(config), "--port", str(quart_port)],
-                work / "quart.log", f"http://127.0.0.1:{quart_port}", "/", args.server_cpu)
+                "quart",
+                [
+                    sys.executable,
+                    "-m",
+                    "bench._http_baseline",
+                    "--app",
+                    "quart",
+                    "--config",
+                    str(config),
+                    "--port",
+                    str(quart_port),
+                ],
+                work / "quart.log",
+                f"http://127.0.0.1:{quart_port}",
+                "/",
+                args.server_cpu,
+            )
             servers.append(quart)
-            print(f"wrk -t 1, {args.seconds:g} s per measurement after {args.warmup:g} s "
-                  f"warm-up, timeout {args.timeout:g} s; pinned: {args.pin}; "
-                  f"{os.cpu_count()} CPUs; load average at start "
-                  f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+            print(
+                f"wrk -t 1, {args.seconds:g} s per measurement after {args.warmup:g} s "
+                f"warm-up, timeout {args.timeout:g} s; pinned: {args.pin}; "
+                f"{os.cpu_count()} CPUs; load average at start "
+                f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+                flush=True,
+            )
             results: list[Result] = []
             for conns in args.connections:
                 before = measure(baseline, "/", "baseline (before)", conns, args, script)
-                targets = [measure(quart, "/", "quart-trio hello", conns, args, script),
-                           measure(zmartd, detail, "GET /v1/markets/{id}", conns, args, script),
-                           measure(zmartd, "/" + detail, "{id} via Quart", conns, args,
-                                   script),
-                           measure(zmartd, "/v1/markets", "GET /v1/markets", conns, args,
-                                   script)]
+                targets = [
+                    measure(quart, "/", "quart-trio hello", conns, args, script),
+                    measure(zmartd, detail, "GET /v1/markets/{id}", conns, args, script),
+                    measure(zmartd, "/" + detail, "{id} via Quart", conns, args, script),
+                    measure(zmartd, "/v1/markets", "GET /v1/markets", conns, args, script),
+                ]
                 after = measure(baseline, "/", "baseline (after)", conns, args, script)
                 base_rps = (before.rps + after.rps) / 2
                 for r in targets:
                     r.ratio = r.rps / base_rps if base_rps else None
                 block = [before, *targets, after]
                 if conns >= args.check_from:
-                    check = [timeout_check(baseline, "/", "baseline", conns, args),
-                             timeout_check(zmartd, detail, "GET /v1/markets/{id}", conns, args),
-                             timeout_check(zmartd, "/v1/markets", "GET /v1/markets", conns,
-                                           args)]
+                    check = [
+                        timeout_check(baseline, "/", "baseline", conns, args),
+                        timeout_check(zmartd, detail, "GET /v1/markets/{id}", conns, args),
+                        timeout_check(zmartd, "/v1/markets", "GET /v1/markets", conns, args),
+                    ]
                     for r in check[1:]:
                         r.ratio = r.rps / check[0].rps if check[0].rps else None
                     block += check
@@ -768,10 +920,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.profile is not None:
                 args.profile.mkdir(parents=True, exist_ok=True)
                 for path in (detail, "/v1/markets"):
-                    stacks = profile(zmartd, path, args.connections[0], args, script,
-                                     args.profile)
-                    print(f"\npy-spy of zmartd under GET {path} at {args.connections[0]} "
-                          f"connections ({stacks}):")
+                    stacks = profile(zmartd, path, args.connections[0], args, script, args.profile)
+                    print(
+                        f"\npy-spy of zmartd under GET {path} at {args.connections[0]} "
+                        f"connections ({stacks}):"
+                    )
                     print(summarize_profile(stacks), flush=True)
             return 0
         except BenchError as exc:

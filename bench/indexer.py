@@ -93,9 +93,15 @@ class Chain:
         self.pid = node.bank.program_id
         self.admin = self.fund()
         self.treasury = self.fund()
-        self.send(self.admin, ix.initialize_global_config(
-            admin=self.admin.pubkey(), backend_authority=self.admin.pubkey(),
-            protocol_fee_wallet=self.treasury.pubkey(), program_id=self.pid))
+        self.send(
+            self.admin,
+            ix.initialize_global_config(
+                admin=self.admin.pubkey(),
+                backend_authority=self.admin.pubkey(),
+                protocol_fee_wallet=self.treasury.pubkey(),
+                program_id=self.pid,
+            ),
+        )
 
     def fund(self, lamports: int = 10_000 * SOL) -> Keypair:
         kp = Keypair()
@@ -113,26 +119,56 @@ class Chain:
     def market(self, seed: int) -> bytes:
         m = seed.to_bytes(32, "big")
         creator = self.fund()
-        self.send(creator, ix.create_market(creator=creator.pubkey(), market_id=m,
-                                            b_parameter=100 * SOL, initial_liquidity=SOL // 10,
-                                            ipfs_question_hash=b"Qm".ljust(46, b"0"),
-                                            program_id=self.pid))
-        self.send(creator, ix.submit_proposal_vote(user=creator.pubkey(), market_id=m, vote=True,
-                                                   program_id=self.pid))
-        self.send(self.admin, ix.aggregate_proposal_votes(
-            backend_authority=self.admin.pubkey(), market_id=m, final_likes=1,
-            final_dislikes=0, program_id=self.pid))
-        self.send(self.admin, ix.approve_proposal(admin=self.admin.pubkey(), market_id=m,
-                                                  program_id=self.pid))
-        self.send(creator, ix.activate_market(authority=creator.pubkey(), market_id=m,
-                                              program_id=self.pid))
+        self.send(
+            creator,
+            ix.create_market(
+                creator=creator.pubkey(),
+                market_id=m,
+                b_parameter=100 * SOL,
+                initial_liquidity=SOL // 10,
+                ipfs_question_hash=b"Qm".ljust(46, b"0"),
+                program_id=self.pid,
+            ),
+        )
+        self.send(
+            creator,
+            ix.submit_proposal_vote(
+                user=creator.pubkey(), market_id=m, vote=True, program_id=self.pid
+            ),
+        )
+        self.send(
+            self.admin,
+            ix.aggregate_proposal_votes(
+                backend_authority=self.admin.pubkey(),
+                market_id=m,
+                final_likes=1,
+                final_dislikes=0,
+                program_id=self.pid,
+            ),
+        )
+        self.send(
+            self.admin,
+            ix.approve_proposal(admin=self.admin.pubkey(), market_id=m, program_id=self.pid),
+        )
+        self.send(
+            creator,
+            ix.activate_market(authority=creator.pubkey(), market_id=m, program_id=self.pid),
+        )
         return m
 
     def buy(self, user: Keypair, m: bytes, n: int, advance: bool = True) -> TxRecord:
-        return self.send(user, ix.buy_shares(
-            user=user.pubkey(), market_id=m, outcome=n % 2 == 0,
-            target_cost=SOL + n % 1000, protocol_fee_wallet=self.treasury.pubkey(),
-            program_id=self.pid), advance)
+        return self.send(
+            user,
+            ix.buy_shares(
+                user=user.pubkey(),
+                market_id=m,
+                outcome=n % 2 == 0,
+                target_cost=SOL + n % 1000,
+                protocol_fee_wallet=self.treasury.pubkey(),
+                program_id=self.pid,
+            ),
+            advance,
+        )
 
 
 def _dsn(name: str) -> str:
@@ -170,8 +206,9 @@ class Confirmations:
 
 
 async def bench_latency(db: Database, trades: int) -> dict[str, float]:
-    settings = DevchainSettings(port=0, ws_port=0, seed="none", slot_interval=0.05,
-                                finalized_lag=32)
+    settings = DevchainSettings(
+        port=0, ws_port=0, seed="none", slot_interval=0.05, finalized_lag=32
+    )
     stopping = trio.Event()
     async with trio.open_nursery() as nursery:
         chain = await nursery.start(serve_devchain, settings, stopping)
@@ -180,11 +217,19 @@ async def bench_latency(db: Database, trades: int) -> dict[str, float]:
         user = c.fund()
         confirmations = Confirmations()
         chain.node.subscribe(confirmations)
-        cfg = parse_config({"http": {"port": 0}, "ratelimit": {"enabled": False}},
-                           base_dir=Path("/tmp"), env={})
-        ctx = ActorContext(name="bench", config=cfg, bus=Bus(), metrics=Metrics(),
-                           services=Services(), health=Health(), statuses=lambda: [],
-                           facts=lambda: {})
+        cfg = parse_config(
+            {"http": {"port": 0}, "ratelimit": {"enabled": False}}, base_dir=Path("/tmp"), env={}
+        )
+        ctx = ActorContext(
+            name="bench",
+            config=cfg,
+            bus=Bus(),
+            metrics=Metrics(),
+            services=Services(),
+            health=Health(),
+            statuses=lambda: [],
+            facts=lambda: {},
+        )
         ctx.services.provide(DATABASE, db)
         events = ctx.bus.topic("events").subscribe("bench", capacity=100_000)
         cache_events = ctx.bus.topic("events").subscribe("bench.cache", capacity=100_000)
@@ -217,8 +262,9 @@ async def bench_latency(db: Database, trades: int) -> dict[str, float]:
                             bus_ms.append(time.perf_counter() - confirmed)
                             break
                     while True:
-                        r = await http.get(f"/v1/markets/{market.hex()}/trades",
-                                           params={"limit": 1})
+                        r = await http.get(
+                            f"/v1/markets/{market.hex()}/trades", params={"limit": 1}
+                        )
                         r.raise_for_status()
                         items = r.json()["items"]
                         if items and items[0]["signature"] == sig:
@@ -228,8 +274,13 @@ async def bench_latency(db: Database, trades: int) -> dict[str, float]:
         await rpc.aclose()
         stopping.set()
         nursery.cancel_scope.cancel()
-    return {"trades": trades, "bus_p50": _pct(bus_ms, 0.5), "bus_p99": _pct(bus_ms, 0.99),
-            "rest_p50": _pct(rest_ms, 0.5), "rest_p99": _pct(rest_ms, 0.99)}
+    return {
+        "trades": trades,
+        "bus_p50": _pct(bus_ms, 0.5),
+        "bus_p99": _pct(bus_ms, 0.99),
+        "rest_p50": _pct(rest_ms, 0.5),
+        "rest_p99": _pct(rest_ms, 0.99),
+    }
 
 
 class NodeTransport(httpx.AsyncBaseTransport):
@@ -272,8 +323,9 @@ class NodeTransport(httpx.AsyncBaseTransport):
 
 
 async def bench_backfill(db: Database, n: int, profile: str | None = None) -> dict[str, float]:
-    settings = DevchainSettings(port=0, ws_port=0, seed="none", slot_interval=3600,
-                                finalized_lag=32)
+    settings = DevchainSettings(
+        port=0, ws_port=0, seed="none", slot_interval=3600, finalized_lag=32
+    )
     stopping = trio.Event()
     async with trio.open_nursery() as nursery:
         chain = await nursery.start(serve_devchain, settings, stopping)
@@ -282,8 +334,12 @@ async def bench_backfill(db: Database, n: int, profile: str | None = None) -> di
         users = [c.fund() for _ in range(200)]
         t0 = time.perf_counter()
         for i in range(n):
-            c.buy(users[i % len(users)], markets[i % len(markets)], i // len(markets),
-                  advance=i % 50 == 49)
+            c.buy(
+                users[i % len(users)],
+                markets[i % len(markets)],
+                i // len(markets),
+                advance=i % 50 == 49,
+            )
         c.node.advance_slot(2)
         made = time.perf_counter() - t0
         # The chain double lives in this process only for the benchmark (a
@@ -293,8 +349,7 @@ async def bench_backfill(db: Database, n: int, profile: str | None = None) -> di
         gc.collect()
         gc.freeze()
         transport = NodeTransport(chain.rpc)
-        async with RpcClient([chain.rpc_url], commitment="confirmed",
-                             transport=transport) as rpc:
+        async with RpcClient([chain.rpc_url], commitment="confirmed", transport=transport) as rpc:
             t0 = time.perf_counter()
             warm = Indexer(db, ChainSource(rpc, c.pid), None, None, publish=False)
             await backfill(warm, reason="bench warm-up")
@@ -322,21 +377,44 @@ async def bench_backfill(db: Database, n: int, profile: str | None = None) -> di
     async def copy_baseline(con: asyncpg.Connection) -> float:
         rows = await con.fetch(
             "SELECT market_id, wallet, side, outcome, shares, amount, price_yes, block_time, "
-            "slot, signature, instruction_index, event_index FROM trades")
-        await con.execute("CREATE TEMP TABLE copy_trades (LIKE trades INCLUDING DEFAULTS "
-                          "INCLUDING IDENTITY INCLUDING CONSTRAINTS INCLUDING INDEXES)")
-        cols = ["market_id", "wallet", "side", "outcome", "shares", "amount", "price_yes",
-                "block_time", "slot", "signature", "instruction_index", "event_index"]
+            "slot, signature, instruction_index, event_index FROM trades"
+        )
+        await con.execute(
+            "CREATE TEMP TABLE copy_trades (LIKE trades INCLUDING DEFAULTS "
+            "INCLUDING IDENTITY INCLUDING CONSTRAINTS INCLUDING INDEXES)"
+        )
+        cols = [
+            "market_id",
+            "wallet",
+            "side",
+            "outcome",
+            "shares",
+            "amount",
+            "price_yes",
+            "block_time",
+            "slot",
+            "signature",
+            "instruction_index",
+            "event_index",
+        ]
         start = time.perf_counter()
-        await con.copy_records_to_table("copy_trades", records=[tuple(r) for r in rows],
-                                        columns=cols)
+        await con.copy_records_to_table(
+            "copy_trades", records=[tuple(r) for r in rows], columns=cols
+        )
         return time.perf_counter() - start
 
     copy_s = await db.run("test", copy_baseline)
-    return {"transactions": p.total, "events": p.events, "make_s": made, "seconds": elapsed,
-            "warm_s": warm_s, "node_misses": transport.misses,
-            "events_per_s": p.events / elapsed, "copy_s": copy_s,
-            "copy_rows_per_s": p.applied / copy_s}
+    return {
+        "transactions": p.total,
+        "events": p.events,
+        "make_s": made,
+        "seconds": elapsed,
+        "warm_s": warm_s,
+        "node_misses": transport.misses,
+        "events_per_s": p.events / elapsed,
+        "copy_s": copy_s,
+        "copy_rows_per_s": p.applied / copy_s,
+    }
 
 
 async def wipe(db: Database) -> None:
@@ -347,7 +425,8 @@ async def wipe(db: Database) -> None:
         await con.execute(
             "TRUNCATE trade_fees, price_points, trades, chain_events, positions, proposal_votes, "
             "markets, processed_transactions, chain_cursors, global_config, failed_transactions "
-            "CASCADE")
+            "CASCADE"
+        )
 
     await db.run("test", _wipe)
     # as a fresh database: planner statistics of empty tables, not of the
@@ -363,34 +442,38 @@ async def main(args: argparse.Namespace) -> None:
         try:
             await migrate(db)
             lat = await bench_latency(db, args.trades)
-            print(f"live latency, {lat['trades']} trades: confirmed -> bus event "
-                  f"p50 {lat['bus_p50']:.1f} ms p99 {lat['bus_p99']:.1f} ms; "
-                  f"confirmed -> REST p50 {lat['rest_p50']:.1f} ms p99 {lat['rest_p99']:.1f} ms")
+            print(
+                f"live latency, {lat['trades']} trades: confirmed -> bus event "
+                f"p50 {lat['bus_p50']:.1f} ms p99 {lat['bus_p99']:.1f} ms; "
+                f"confirmed -> REST p50 {lat['rest_p50']:.1f} ms p99 {lat['rest_p99']:.1f} ms"
+            )
             await wipe(db)
             bf = await bench_backfill(db, args.backfill, args.profile)
-            print(f"backfill: {bf['transactions']:.0f} transactions ({bf['events']:.0f} events) "
-                  f"in {bf['seconds']:.1f} s = {bf['events_per_s']:.0f} events/s "
-                  f"(chain built in {bf['make_s']:.1f} s; warm-up run with the node answering "
-                  f"{bf['warm_s']:.1f} s; node calls in the timed run: {bf['node_misses']}); "
-                  f"plain COPY of the same "
-                  f"{bf['transactions'] - 1:.0f} trade rows: {bf['copy_s']:.2f} s = "
-                  f"{bf['copy_rows_per_s']:.0f} rows/s; ratio "
-                  f"{bf['events_per_s'] / bf['copy_rows_per_s']:.3f}")
+            print(
+                f"backfill: {bf['transactions']:.0f} transactions ({bf['events']:.0f} events) "
+                f"in {bf['seconds']:.1f} s = {bf['events_per_s']:.0f} events/s "
+                f"(chain built in {bf['make_s']:.1f} s; warm-up run with the node answering "
+                f"{bf['warm_s']:.1f} s; node calls in the timed run: {bf['node_misses']}); "
+                f"plain COPY of the same "
+                f"{bf['transactions'] - 1:.0f} trade rows: {bf['copy_s']:.2f} s = "
+                f"{bf['copy_rows_per_s']:.0f} rows/s; ratio "
+                f"{bf['events_per_s'] / bf['copy_rows_per_s']:.3f}"
+            )
         finally:
             with trio.CancelScope(shield=True):
                 await db.close()
     finally:
         with trio.CancelScope(shield=True):
-            await trio_asyncio.aio_as_trio(_admin)(
-                f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await trio_asyncio.aio_as_trio(_admin)(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trades", type=int, default=300, help="live trades (latency)")
     parser.add_argument("--backfill", type=int, default=100_000, help="backfill transactions")
-    parser.add_argument("--profile", metavar="FILE",
-                        help="write a cProfile of the backfill (slows it down) to FILE")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="write a cProfile of the backfill (slows it down) to FILE"
+    )
     ns = parser.parse_args()
     tune_gc()  # as every zmartd entry point does
 

@@ -111,13 +111,15 @@ def instrument(t: Timings) -> None:
 
     tx_handlers.buy = timed(tx_handlers.buy, t.handler)
     tx_handlers._gather = timed(tx_handlers._gather, t.rpc)
-    setattr(tx_handlers, "simulate",  # noqa: B010  (not in the module's __all__)
-            timed(getattr(tx_handlers, "simulate"), t.simulate))  # noqa: B009
+    tx_handlers.simulate = timed(tx_handlers.simulate, t.simulate)
 
 
-async def closed_loop(url: str, clients: int, seconds: float,
-                      request: Callable[[httpx.AsyncClient, random.Random], Awaitable[int]],
-                      ) -> dict[str, float]:
+async def closed_loop(
+    url: str,
+    clients: int,
+    seconds: float,
+    request: Callable[[httpx.AsyncClient, random.Random], Awaitable[int]],
+) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
     deadline = trio.current_time() + seconds
@@ -140,14 +142,20 @@ async def closed_loop(url: str, clients: int, seconds: float,
             for i in range(clients):
                 nursery.start_soon(worker, i)
         elapsed = time.perf_counter() - started
-    return {"req/s": len(latencies) / elapsed, "p50 ms": _pct(latencies, 0.5) * 1e3,
-            "p99 ms": _pct(latencies, 0.99) * 1e3, "errors": errors, "n": len(latencies)}
+    return {
+        "req/s": len(latencies) / elapsed,
+        "p50 ms": _pct(latencies, 0.5) * 1e3,
+        "p99 ms": _pct(latencies, 0.99) * 1e3,
+        "errors": errors,
+        "n": len(latencies),
+    }
 
 
 def cpu_build(market_id: bytes, payers: list[Keypair], fee_wallet: Any, n: int) -> float:
     """p99 ms of the build's CPU part alone: quote, instruction, message, bytes."""
-    math = MarketMath(b_parameter=100 * SOL, shares_yes=10**11, shares_no=10**11,
-                      current_liquidity=SOL // 10)
+    math = MarketMath(
+        b_parameter=100 * SOL, shares_yes=10**11, shares_no=10**11, current_liquidity=SOL // 10
+    )
     times = []
     rng = random.Random(1)
     for _ in range(n):
@@ -155,11 +163,19 @@ def cpu_build(market_id: bytes, payers: list[Keypair], fee_wallet: Any, n: int) 
         amount = rng.randrange(10**7, 10**10)
         payer = payers[rng.randrange(len(payers))].pubkey()
         quote_buy(math, DEFAULT_FEES, True, amount)
-        instruction = ix.buy_shares(user=payer, market_id=market_id, outcome=True,
-                                    target_cost=amount, protocol_fee_wallet=fee_wallet)
+        instruction = ix.buy_shares(
+            user=payer,
+            market_id=market_id,
+            outcome=True,
+            target_cost=amount,
+            protocol_fee_wallet=fee_wallet,
+        )
         message = MessageV0.try_compile(
-            payer, [set_compute_unit_limit(80_000), set_compute_unit_price(10), instruction],
-            [], Hash.default())
+            payer,
+            [set_compute_unit_limit(80_000), set_compute_unit_price(10), instruction],
+            [],
+            Hash.default(),
+        )
         base64.b64encode(bytes(VersionedTransaction.populate(message, [Signature.default()])))
         times.append(time.perf_counter() - start)
     return _pct(times, 0.99) * 1e3
@@ -179,7 +195,8 @@ async def run(args: argparse.Namespace) -> None:
             await db.close()
     finally:
         await trio_asyncio.aio_as_trio(admin.execute)(
-            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        )
         await trio_asyncio.aio_as_trio(admin.close)()
 
 
@@ -194,19 +211,30 @@ async def _confirmed(rpc: RpcClient, signature: str) -> None:
     with trio.fail_after(20):
         while True:
             (status,) = await rpc.get_signature_statuses([signature])
-            if status is not None and status.err is None and str(
-                    status.confirmation_status).endswith(("Confirmed", "Finalized")):
+            if (
+                status is not None
+                and status.err is None
+                and str(status.confirmation_status).endswith(("Confirmed", "Finalized"))
+            ):
                 return
             assert status is None or status.err is None, status
             await trio.sleep(0.05)
 
 
-async def _run_clients(url: str, kind: str, clients: int, seconds: float,
-                       market: str, payers: list[str]) -> dict[str, float]:
-    spec = json.dumps({"url": url, "kind": kind, "clients": clients, "seconds": seconds,
-                       "market": market, "payers": payers})
-    done = await trio.run_process([sys.executable, __file__, "--client", spec],
-                                  capture_stdout=True)
+async def _run_clients(
+    url: str, kind: str, clients: int, seconds: float, market: str, payers: list[str]
+) -> dict[str, float]:
+    spec = json.dumps(
+        {
+            "url": url,
+            "kind": kind,
+            "clients": clients,
+            "seconds": seconds,
+            "market": market,
+            "payers": payers,
+        }
+    )
+    done = await trio.run_process([sys.executable, __file__, "--client", spec], capture_stdout=True)
     result: dict[str, float] = json.loads(done.stdout)
     return result
 
@@ -215,12 +243,27 @@ async def measure(db: Database, args: argparse.Namespace) -> None:
     port, ws_port = _free_port(), _free_port()
     rpc_url = f"http://127.0.0.1:{port}"
     chain_proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "zmartd", "devchain", "--seed", "none", "--port", str(port),
-         "--ws-port", str(ws_port), "--slot-interval", "0.05"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "zmartd",
+            "devchain",
+            "--seed",
+            "none",
+            "--port",
+            str(port),
+            "--ws-port",
+            str(ws_port),
+            "--slot-interval",
+            "0.05",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        async with RpcClient([rpc_url], commitment="confirmed", max_retries=40,
-                             backoff_initial=0.1, backoff_max=0.2) as rpc:
+        async with RpcClient(
+            [rpc_url], commitment="confirmed", max_retries=40, backoff_initial=0.1, backoff_max=0.2
+        ) as rpc:
             await rpc.get_slot()
             await _measure(db, args, rpc, rpc_url, ws_port)
     finally:
@@ -235,8 +278,9 @@ class _Chain:
         self.ws_url = f"ws://127.0.0.1:{ws_port}"
 
 
-async def _measure(db: Database, args: argparse.Namespace, rpc: RpcClient, rpc_url: str,
-                   ws_port: int) -> None:
+async def _measure(
+    db: Database, args: argparse.Namespace, rpc: RpcClient, rpc_url: str, ws_port: int
+) -> None:
     pid = PROGRAM_ID
     sigs: list[str] = []
 
@@ -254,21 +298,48 @@ async def _measure(db: Database, args: argparse.Namespace, rpc: RpcClient, rpc_u
 
     admin, treasury, creator, voter = [await fund(n * SOL) for n in (1000, 1, 1, 1)]
     market_id = (16).to_bytes(32, "big")
-    await send(admin, ix.initialize_global_config(
-        admin=admin.pubkey(), backend_authority=admin.pubkey(),
-        protocol_fee_wallet=treasury.pubkey(), program_id=pid))
-    await send(creator, ix.create_market(
-        creator=creator.pubkey(), market_id=market_id, b_parameter=100 * SOL,
-        initial_liquidity=SOL // 10, ipfs_question_hash=b"Q" * 46, program_id=pid))
-    await send(voter, ix.submit_proposal_vote(user=voter.pubkey(), market_id=market_id,
-                                              vote=True, program_id=pid))
-    await send(admin, ix.aggregate_proposal_votes(
-        backend_authority=admin.pubkey(), market_id=market_id, final_likes=1,
-        final_dislikes=0, program_id=pid))
-    await send(admin, ix.approve_proposal(admin=admin.pubkey(), market_id=market_id,
-                                          program_id=pid))
-    await send(creator, ix.activate_market(authority=creator.pubkey(), market_id=market_id,
-                                           program_id=pid))
+    await send(
+        admin,
+        ix.initialize_global_config(
+            admin=admin.pubkey(),
+            backend_authority=admin.pubkey(),
+            protocol_fee_wallet=treasury.pubkey(),
+            program_id=pid,
+        ),
+    )
+    await send(
+        creator,
+        ix.create_market(
+            creator=creator.pubkey(),
+            market_id=market_id,
+            b_parameter=100 * SOL,
+            initial_liquidity=SOL // 10,
+            ipfs_question_hash=b"Q" * 46,
+            program_id=pid,
+        ),
+    )
+    await send(
+        voter,
+        ix.submit_proposal_vote(
+            user=voter.pubkey(), market_id=market_id, vote=True, program_id=pid
+        ),
+    )
+    await send(
+        admin,
+        ix.aggregate_proposal_votes(
+            backend_authority=admin.pubkey(),
+            market_id=market_id,
+            final_likes=1,
+            final_dislikes=0,
+            program_id=pid,
+        ),
+    )
+    await send(
+        admin, ix.approve_proposal(admin=admin.pubkey(), market_id=market_id, program_id=pid)
+    )
+    await send(
+        creator, ix.activate_market(authority=creator.pubkey(), market_id=market_id, program_id=pid)
+    )
     payers = [await fund(10_000 * SOL) for _ in range(20)]
     indexer = Indexer(db, ChainSource(rpc, pid), None, None, publish=False)
     for s in sigs:
@@ -293,25 +364,31 @@ async def _measure(db: Database, args: argparse.Namespace, rpc: RpcClient, rpc_u
         await _run_clients(url, "buy", 4, 1.0, market_id.hex(), wallets)  # warm-up
         print(f"load average {os.getloadavg()[0]:.2f}; {args.seconds:g} s per measurement")
         for clients in (int(n) for n in args.clients.split(",")):
-            got = await _run_clients(url, "market", clients, args.seconds, market_id.hex(),
-                                     wallets)
-            print(f"{clients:>4} clients  GET /v1/markets/{{id}}  {got['req/s']:8.0f} req/s  "
-                  f"p50 {got['p50 ms']:7.1f} ms  p99 {got['p99 ms']:7.1f} ms  "
-                  f"errors {got['errors']}")
+            got = await _run_clients(url, "market", clients, args.seconds, market_id.hex(), wallets)
+            print(
+                f"{clients:>4} clients  GET /v1/markets/{{id}}  {got['req/s']:8.0f} req/s  "
+                f"p50 {got['p50 ms']:7.1f} ms  p99 {got['p99 ms']:7.1f} ms  "
+                f"errors {got['errors']}"
+            )
             timings.clear()
-            got = await _run_clients(url, "buy", clients, args.seconds, market_id.hex(),
-                                     wallets)
+            got = await _run_clients(url, "buy", clients, args.seconds, market_id.hex(), wallets)
             total = sum(timings.handler) or float("nan")
             build = [h - r for h, r in zip(timings.handler, timings.rpc, strict=False)]
-            print(f"{clients:>4} clients  POST /v1/tx/buy        {got['req/s']:8.0f} req/s  "
-                  f"p50 {got['p50 ms']:7.1f} ms  p99 {got['p99 ms']:7.1f} ms  "
-                  f"errors {got['errors']}")
-            print(f"{'':>14}server: simulation {sum(timings.simulate) / total:5.1%} of the "
-                  f"handler's time, all RPC {sum(timings.rpc) / total:5.1%}; build itself "
-                  f"(handler - RPC) p50 {_pct(build, 0.5) * 1e3:.2f} ms, "
-                  f"p99 {_pct(build, 0.99) * 1e3:.2f} ms")
-        print(f"build CPU alone (quote + instruction + message), serially: "
-              f"p99 {cpu_build(market_id, payers, treasury.pubkey(), 2000):.3f} ms")
+            print(
+                f"{clients:>4} clients  POST /v1/tx/buy        {got['req/s']:8.0f} req/s  "
+                f"p50 {got['p50 ms']:7.1f} ms  p99 {got['p99 ms']:7.1f} ms  "
+                f"errors {got['errors']}"
+            )
+            print(
+                f"{'':>14}server: simulation {sum(timings.simulate) / total:5.1%} of the "
+                f"handler's time, all RPC {sum(timings.rpc) / total:5.1%}; build itself "
+                f"(handler - RPC) p50 {_pct(build, 0.5) * 1e3:.2f} ms, "
+                f"p99 {_pct(build, 0.99) * 1e3:.2f} ms"
+            )
+        print(
+            f"build CPU alone (quote + instruction + message), serially: "
+            f"p99 {cpu_build(market_id, payers, treasury.pubkey(), 2000):.3f} ms"
+        )
         stop.set()
 
 
@@ -323,9 +400,13 @@ def client_main(spec: dict[str, Any]) -> None:
         return (await http.get(f"/v1/markets/{market}")).status_code
 
     async def post_buy(http: httpx.AsyncClient, rng: random.Random) -> int:
-        body = {"market_id": market, "wallet": rng.choice(payers),
-                "outcome": rng.choice(("YES", "NO")),
-                "amount_lamports": rng.randrange(10**7, 10**10), "slippage_bps": 100}
+        body = {
+            "market_id": market,
+            "wallet": rng.choice(payers),
+            "outcome": rng.choice(("YES", "NO")),
+            "amount_lamports": rng.randrange(10**7, 10**10),
+            "slippage_bps": 100,
+        }
         return (await http.post("/v1/tx/buy", json=body)).status_code
 
     request = post_buy if spec["kind"] == "buy" else get_market
@@ -336,8 +417,9 @@ def client_main(spec: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--clients", default="10,100",
-                        help="comma-separated concurrency levels (default 10,100)")
+    parser.add_argument(
+        "--clients", default="10,100", help="comma-separated concurrency levels (default 10,100)"
+    )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:

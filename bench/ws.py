@@ -68,9 +68,11 @@ async def serve_bare(rate: float, payload: int) -> None:
         queues.add(send)
         try:
             async with trio.open_nursery() as n:
+
                 async def pump() -> None:
                     async for frame in recv:
                         await ws.send_message(frame)
+
                 n.start_soon(pump)
                 try:
                     while True:
@@ -86,15 +88,22 @@ async def serve_bare(rate: float, payload: int) -> None:
         while True:
             await trio.sleep(1 / rate)
             n += 1
-            frame = json.dumps({"type": "market_state", "seq": n, "ts": time.time(),
-                                "data": {"blob": "x" * payload}})
+            frame = json.dumps(
+                {
+                    "type": "market_state",
+                    "seq": n,
+                    "ts": time.time(),
+                    "data": {"blob": "x" * payload},
+                }
+            )
             for q in tuple(queues):
                 with contextlib.suppress(trio.WouldBlock):
                     q.send_nowait(frame)
 
     async with trio.open_nursery() as nursery:
-        server = await nursery.start(partial(serve_websocket, handler, "127.0.0.1", 0, None,
-                                             handler_nursery=nursery))
+        server = await nursery.start(
+            partial(serve_websocket, handler, "127.0.0.1", 0, None, handler_nursery=nursery)
+        )
         print(server.port, flush=True)
         nursery.start_soon(publisher)
 
@@ -104,22 +113,29 @@ async def serve_hub(rate: float, payload: int) -> None:
     from zmartd.ws.hub import Hub, HubLimits
     from zmartd.ws.replay import ReplayBuffers
 
-    hub = Hub(HubLimits(max_connections_per_ip=1_000_000, send_queue=256),
-              ReplayBuffers(1000, 300, trio.current_time))
+    hub = Hub(
+        HubLimits(max_connections_per_ip=1_000_000, send_queue=256),
+        ReplayBuffers(1000, 300, trio.current_time),
+    )
 
     async def publisher() -> None:
         await wait_for_go()
         market = "ab" * 32
         while True:
             await trio.sleep(1 / rate)
-            await hub.publish(MarketStateChanged(
-                market_id=market, at="2026-01-01T00:00:00Z",
-                data={"ts": time.time(), "blob": "x" * payload}))
+            await hub.publish(
+                MarketStateChanged(
+                    market_id=market,
+                    at="2026-01-01T00:00:00Z",
+                    data={"ts": time.time(), "blob": "x" * payload},
+                )
+            )
 
     async with trio.open_nursery() as nursery:
         hub.attach(nursery)
-        server = await nursery.start(partial(serve_websocket, hub.handle, "127.0.0.1", 0, None,
-                                             handler_nursery=nursery))
+        server = await nursery.start(
+            partial(serve_websocket, hub.handle, "127.0.0.1", 0, None, handler_nursery=nursery)
+        )
         print(server.port, flush=True)
         nursery.start_soon(publisher)
 
@@ -127,8 +143,9 @@ async def serve_hub(rate: float, payload: int) -> None:
 # --------------------------------------------------------------------------- clients
 
 
-async def run_clients(url: str, kind: str, clients: int, seconds: float,
-                      server: subprocess.Popen[str]) -> dict[str, Any]:
+async def run_clients(
+    url: str, kind: str, clients: int, seconds: float, server: subprocess.Popen[str]
+) -> dict[str, Any]:
     import psutil
 
     server_proc = psutil.Process(server.pid)
@@ -156,7 +173,8 @@ async def run_clients(url: str, kind: str, clients: int, seconds: float,
                 if kind == "hub":
                     await ws.get_message()  # welcome
                     await ws.send_message(
-                        '{"action":"subscribe","channel":"market:' + "ab" * 32 + '"}')
+                        '{"action":"subscribe","channel":"market:' + "ab" * 32 + '"}'
+                    )
                 return ws
             failures["connect"] += 1
         raise RuntimeError("could not connect after 5 attempts")
@@ -188,8 +206,11 @@ async def run_clients(url: str, kind: str, clients: int, seconds: float,
         while connected < clients:
             await trio.sleep(0.2)
             if int(time.monotonic() - t0) % 15 == 0:
-                print(f"  {kind}: {connected}/{clients} connected, "
-                      f"{failures['connect']} retried", file=sys.stderr, flush=True)
+                print(
+                    f"  {kind}: {connected}/{clients} connected, {failures['connect']} retried",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if time.monotonic() - t0 > 180:
                 raise RuntimeError(f"only {connected}/{clients} clients connected")
         connect_seconds = time.monotonic() - t0
@@ -220,15 +241,26 @@ async def run_clients(url: str, kind: str, clients: int, seconds: float,
 
 def measure(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     proc = subprocess.Popen(
-        [sys.executable, __file__, "serve", kind, "--rate", str(args.rate),
-         "--payload", str(args.payload)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            __file__,
+            "serve",
+            kind,
+            "--rate",
+            str(args.rate),
+            "--payload",
+            str(args.payload),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
-        return trio.run(run_clients, f"ws://127.0.0.1:{port}", kind, args.clients, args.seconds,
-                        proc)
+        return trio.run(
+            run_clients, f"ws://127.0.0.1:{port}", kind, args.clients, args.seconds, proc
+        )
     finally:
         proc.kill()
         proc.wait()
@@ -247,16 +279,22 @@ def main() -> None:
     if args.mode == "serve":
         trio.run(serve_hub if args.kind == "hub" else serve_bare, args.rate, args.payload)
         return
-    print(f"{args.clients} clients, {args.rate:g} events/s, {args.seconds:g} s measured, "
-          f"cores={os.cpu_count()}")
+    print(
+        f"{args.clients} clients, {args.rate:g} events/s, {args.seconds:g} s measured, "
+        f"cores={os.cpu_count()}"
+    )
     results = [measure("bare", args), measure("hub", args)]
     for r in results:
-        print(f"{r['kind']:>5}: {r['deliveries_per_s']:9.0f} deliveries/s  "
-              f"p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  "
-              f"RSS {r['rss_mib_per_1000']:5.1f} MiB/1000 conns  (connect {r['connect_s']} s)")
+        print(
+            f"{r['kind']:>5}: {r['deliveries_per_s']:9.0f} deliveries/s  "
+            f"p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  "
+            f"RSS {r['rss_mib_per_1000']:5.1f} MiB/1000 conns  (connect {r['connect_s']} s)"
+        )
     bare, hub = results
-    print(f"ratio hub/bare deliveries/s: {hub['deliveries_per_s'] / bare['deliveries_per_s']:.2f}"
-          f"   (goal >= 0.5; hub p99 goal < 1000 ms)")
+    print(
+        f"ratio hub/bare deliveries/s: {hub['deliveries_per_s'] / bare['deliveries_per_s']:.2f}"
+        f"   (goal >= 0.5; hub p99 goal < 1000 ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -24,15 +24,24 @@ class Answer:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Answer) and (self.status, self.headers, self.body) == (
-            other.status, other.headers, other.body)
+            other.status,
+            other.headers,
+            other.body,
+        )
 
     def __repr__(self) -> str:
         return f"Answer({self.status}, {self.headers}, {self.body[:60]!r})"
 
 
-async def call(app: Any, path: str, query: str = "", *, method: str = "GET",
-               headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
-               client: str = "10.0.0.1") -> Answer:
+async def call(
+    app: Any,
+    path: str,
+    query: str = "",
+    *,
+    method: str = "GET",
+    headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+    client: str = "10.0.0.1",
+) -> Answer:
     """One request straight into an ASGI app (as hypercorn would make it); ``headers``
     as pairs may repeat a name."""
     pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
@@ -51,12 +60,22 @@ async def call(app: Any, path: str, query: str = "", *, method: str = "GET",
         messages.append(message)
 
     scope = {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1", "method": method, "scheme": "http", "path": path,
-        "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
-        "headers": [(b"host", b"zmart.test"),
-                    *((k.lower().encode(), v.encode()) for k, v in pairs)],
-        "client": (client, 40000), "server": ("127.0.0.1", 8080), "extensions": {},
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [
+            (b"host", b"zmart.test"),
+            *((k.lower().encode(), v.encode()) for k, v in pairs),
+        ],
+        "client": (client, 40000),
+        "server": ("127.0.0.1", 8080),
+        "extensions": {},
     }
     await app(scope, receive, send)
     return Answer(messages)

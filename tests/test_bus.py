@@ -117,8 +117,9 @@ def test_every_topic_is_documented_and_messages_round_trip_tagged() -> None:
     for spec in TOPICS.values():
         assert spec.capacity >= 1 and spec.why
         assert spec.policy in (Policy.BLOCK, Policy.DROP_OLDEST)
-    msg = ProgramLogs(signature="sig", slot=7, err={"InstructionError": [0, {"Custom": 6015}]},
-                      logs=("a", "b"))
+    msg = ProgramLogs(
+        signature="sig", slot=7, err={"InstructionError": [0, {"Custom": 6015}]}, logs=("a", "b")
+    )
     raw = msgspec.json.encode(msg)
     assert b'"type":"ProgramLogs"' in raw
     decoded = msgspec.json.decode(raw, type=ProgramLogs | ChainGap)

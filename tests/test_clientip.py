@@ -110,8 +110,9 @@ async def get_seen(call: Call[None, None]) -> Seen:
 
 
 async def _ask(app: Any, peer: str, lines: list[str]) -> str:
-    answer = await call(app, "/v1/seen", headers=[("X-Forwarded-For", line) for line in lines],
-                        client=peer)
+    answer = await call(
+        app, "/v1/seen", headers=[("X-Forwarded-For", line) for line in lines], client=peer
+    )
     assert answer.status == 200, answer
     return str(msgspec.json.decode(answer.body)["ip"])
 
@@ -134,7 +135,8 @@ async def test_by_default_no_peer_chooses_its_own_address() -> None:
     async with app.test_app():
         for n in range(40):
             assert await _ask(app, "127.0.0.1", [f"203.0.113.{n}"]) == "127.0.0.1"
-    hub = Hub(HubLimits(), ReplayBuffers(16, 300, lambda: 0.0),
-              trusted_proxies=cfg.http.trusted_proxies)
+    hub = Hub(
+        HubLimits(), ReplayBuffers(16, 300, lambda: 0.0), trusted_proxies=cfg.http.trusted_proxies
+    )
     request: Any = _WsRequest(_Remote("127.0.0.1"), [(b"x-forwarded-for", b"203.0.113.9")])
     assert hub.client_ip(request) == "127.0.0.1"

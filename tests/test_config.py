@@ -108,7 +108,8 @@ def test_example_file_runs_as_is_on_the_embedded_defaults() -> None:
     assert cfg == dataclasses.replace(
         default_config(base_dir=ROOT),
         aggregator=dataclasses.replace(default_config().aggregator, interval=5.0),
-        monitor=dataclasses.replace(default_config().monitor, interval=5.0))
+        monitor=dataclasses.replace(default_config().monitor, interval=5.0),
+    )
     assert cfg.daemon.data_dir == ROOT / "var"
     assert cfg.chain.mode == "local" and not cfg.database.dsn and not cfg.redis.url
     # every key of the schema is written out (not left to defaults), each under its section
@@ -354,13 +355,17 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ),
     (
         {"snapshotter": {"backend": "kubo"}},
-        'snapshotter.kubo_url: expected an http(s) URL when snapshotter.backend = "kubo", '
-        'got ""',
+        'snapshotter.kubo_url: expected an http(s) URL when snapshotter.backend = "kubo", got ""',
     ),
     (
-        {"snapshotter": {"backend": "pinning-service", "kubo_url": "http://127.0.0.1:5001",
-                         "pinning_url": "https://pins.example/psa"}},
-        'snapshotter.pinning_token: expected the access token when snapshotter.backend = '
+        {
+            "snapshotter": {
+                "backend": "pinning-service",
+                "kubo_url": "http://127.0.0.1:5001",
+                "pinning_url": "https://pins.example/psa",
+            }
+        },
+        "snapshotter.pinning_token: expected the access token when snapshotter.backend = "
         '"pinning-service", got ""',
     ),
     (
@@ -646,8 +651,9 @@ def test_key_files_readable_by_group_or_others_are_refused(tmp_path: Path) -> No
             path.chmod(mode)
             [error] = errors_of_base({section: {"keypair_file": name}}, tmp_path)
             assert error == (
-                f'{section}.keypair_file: expected a key file readable by its owner only, got '
-                f'"{path}" with mode {mode:04o} (run: chmod 600 "{path}")')
+                f"{section}.keypair_file: expected a key file readable by its owner only, got "
+                f'"{path}" with mode {mode:04o} (run: chmod 600 "{path}")'
+            )
             assert str(list(bytes(kp))[:4])[1:-1] not in error
         path.chmod(0o600)
         cfg = parse({section: {"keypair_file": name}}, base=tmp_path)
@@ -829,8 +835,9 @@ _SECRET_VALUES: dict[str, st.SearchStrategy[str]] = {
     "database.dsn": _url(("postgresql", "postgres")),
     "redis.url": _url(("redis", "rediss")),
     "chain.keypair": _KEYPAIRS,
-    "database.cursor_secret": st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E),
-                                      min_size=16, max_size=40),
+    "database.cursor_secret": st.text(
+        st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=16, max_size=40
+    ),
     "admin.keypair": _KEYPAIRS,
     "monitor.webhook_url": _url(("http", "https")),
 }

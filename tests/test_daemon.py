@@ -62,9 +62,15 @@ class Worker:
 def tree_with(worker: Worker, *, required: bool = True) -> tuple[ActorDecl, ...]:
     http = next(d for d in TREE if d.name == "http")
     return (
-        ActorDecl("worker", worker.run, sections=("aggregator",), description="test worker",
-                  enabled=lambda cfg: cfg.aggregator.enabled,
-                  required=lambda cfg: required, restart=Restart.PERMANENT),
+        ActorDecl(
+            "worker",
+            worker.run,
+            sections=("aggregator",),
+            description="test worker",
+            enabled=lambda cfg: cfg.aggregator.enabled,
+            required=lambda cfg: required,
+            restart=Restart.PERMANENT,
+        ),
         http,
     )
 
@@ -92,8 +98,9 @@ async def test_ops_endpoints_report_actor_status(tmp_path: Path) -> None:
             assert ready.headers["retry-after"] == "1"
             body = ready.json()
             assert body["status"] == "not ready"
-            assert body["problems"] == [{"actor": "worker", "state": "starting",
-                                         "degraded": None, "last_error": None}]
+            assert body["problems"] == [
+                {"actor": "worker", "state": "starting", "degraded": None, "last_error": None}
+            ]
             health = await client.get("/health")
             assert health.status_code == 200
             assert "server" not in health.headers  # issue 22: was "hypercorn-h11"
@@ -114,8 +121,7 @@ async def test_ops_endpoints_report_actor_status(tmp_path: Path) -> None:
             assert 'zmartd_http_requests_total{method="GET",route="/ready",status="503"}' in text
             assert (await client.get("/nope")).status_code == 404
             assert 'route="unmatched"' in (await client.get("/metrics")).text
-            om = await client.get("/metrics",
-                                  headers={"Accept": "application/openmetrics-text"})
+            om = await client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
             assert om.text.rstrip().endswith("# EOF")
         await daemon.shutdown()
 
@@ -169,8 +175,7 @@ async def test_reload_restarts_only_changed_actors(tmp_path: Path) -> None:
 
 async def test_crash_storm_exits_non_zero(tmp_path: Path) -> None:
     worker = Worker(fail=True)
-    daemon = Daemon(load_config(write_config(tmp_path, max_restarts=2)), None,
-                    tree_with(worker))
+    daemon = Daemon(load_config(write_config(tmp_path, max_restarts=2)), None, tree_with(worker))
     with trio.fail_after(20):
         code = await daemon.run()
     assert code == EXIT_ESCALATED
@@ -204,8 +209,11 @@ async def test_metrics_path_and_switch_come_from_config(tmp_path: Path) -> None:
             assert (await client.get("/metrics")).status_code == 404
             assert "zmartd_actor_up" in (await client.get("/internal/prom")).text
         await daemon.shutdown()
-    off = Daemon(load_config(write_config(tmp_path, "\n[metrics]\nenabled = false\n")), None,
-                 tree_with(Worker()))
+    off = Daemon(
+        load_config(write_config(tmp_path, "\n[metrics]\nenabled = false\n")),
+        None,
+        tree_with(Worker()),
+    )
     async with trio.open_nursery() as n:
         n.start_soon(off.run)
         base = await http_url(off)
@@ -235,8 +243,13 @@ class Degraded:
 def tree_with_degraded(actor: Degraded, *, required: bool) -> tuple[ActorDecl, ...]:
     http = next(d for d in TREE if d.name == "http")
     return (
-        ActorDecl("flaky", actor.run, sections=("aggregator",), description="test actor",
-                  required=lambda cfg: required),
+        ActorDecl(
+            "flaky",
+            actor.run,
+            sections=("aggregator",),
+            description="test actor",
+            required=lambda cfg: required,
+        ),
         http,
     )
 
@@ -245,8 +258,9 @@ async def test_ready_fires_when_a_required_actor_stops_being_degraded(tmp_path: 
     """Regression: readiness was re-checked only on supervisor status changes, so an
     actor that recovered by clearing its degraded reason never made zmartd ready."""
     actor = Degraded()
-    daemon = Daemon(load_config(write_config(tmp_path)), None,
-                    tree_with_degraded(actor, required=True))
+    daemon = Daemon(
+        load_config(write_config(tmp_path)), None, tree_with_degraded(actor, required=True)
+    )
     async with trio.open_nursery() as n:
         n.start_soon(daemon.run)
         base = await http_url(daemon)
@@ -265,8 +279,9 @@ async def test_a_degraded_optional_actor_does_not_hold_back_ready(tmp_path: Path
     ``/ready`` counts only required ones; the Quickstart answered 200 on /ready but
     never logged "zmartd ready"."""
     actor = Degraded()
-    daemon = Daemon(load_config(write_config(tmp_path)), None,
-                    tree_with_degraded(actor, required=False))
+    daemon = Daemon(
+        load_config(write_config(tmp_path)), None, tree_with_degraded(actor, required=False)
+    )
     async with trio.open_nursery() as n:
         n.start_soon(daemon.run)
         base = await http_url(daemon)

@@ -52,8 +52,9 @@ def example_config(tmp_path: Path, http_port: int, data_dir: Path) -> Path:
     """The example file as is, but with free ports and a private data dir."""
     text = EXAMPLE.read_text()
     ports = iter([http_port] + [free_port() for _ in range(8)])
-    text = re.sub(r"^(port|ws_port) = \d+$", lambda m: f"{m.group(1)} = {next(ports)}", text,
-                  flags=re.M)
+    text = re.sub(
+        r"^(port|ws_port) = \d+$", lambda m: f"{m.group(1)} = {next(ports)}", text, flags=re.M
+    )
     text = re.sub(r'^data_dir = ".*"$', f'data_dir = "{data_dir}"', text, flags=re.M)
     path = tmp_path / "zmartd.toml"
     path.write_text(text)
@@ -69,7 +70,10 @@ class Daemon:
         env.pop("XDG_RUNTIME_DIR", None)
         self.proc = subprocess.Popen(
             [python, "-m", "zmartd", "--config", str(config)],
-            stdout=subprocess.DEVNULL, stderr=self.log.open("wb"), env=env, cwd=config.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("wb"),
+            env=env,
+            cwd=config.parent,
         )
 
     def get(self, path: str, base: str | None = None) -> httpx.Response:
@@ -129,15 +133,18 @@ def test_example_config_reaches_ready_fast_reloads_and_drains(
     # The Quickstart serves /v1 and the original frontend's /api side by side.
     assert d.get("/v1/markets").status_code == 200
     legacy = d.get("/api/markets")
-    assert legacy.status_code == 200 and set(legacy.json()) == {"markets", "count", "offset",
-                                                                "limit"}
+    assert legacy.status_code == 200 and set(legacy.json()) == {
+        "markets",
+        "count",
+        "offset",
+        "limit",
+    }
     assert "categories" in d.get("/api/markets/categories").json()
 
     # SIGHUP with a changed, valid file: http moves to a new port; storage untouched.
     new_port = free_port()
     text = config.read_text()
-    config.write_text(re.sub(rf"^port = {port}$", f"port = {new_port}", text, count=1,
-                             flags=re.M))
+    config.write_text(re.sub(rf"^port = {port}$", f"port = {new_port}", text, count=1, flags=re.M))
     d.proc.send_signal(signal.SIGHUP)
     new_base = f"http://127.0.0.1:{new_port}"
     d.wait_ready(timeout=10, base=new_base)
@@ -150,8 +157,7 @@ def test_example_config_reaches_ready_fast_reloads_and_drains(
 
     # SIGHUP with an invalid file: still serving on the old config, counter at 1.
     good = config.read_text()
-    config.write_text(re.sub(r"^max_body_bytes = \d+$", 'max_body_bytes = "80a"', good,
-                             flags=re.M))
+    config.write_text(re.sub(r"^max_body_bytes = \d+$", 'max_body_bytes = "80a"', good, flags=re.M))
     d.proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 10
     metrics = ""
@@ -163,8 +169,9 @@ def test_example_config_reaches_ready_fast_reloads_and_drains(
     assert "zmartd_config_reload_failures_total 1.0" in metrics
     assert d.get("/ready", new_base).status_code == 200
     assert d.get("/health", new_base).json()["config_generation"] == 2
-    rejected = [e for e in d.log_events()
-                if str(e.get("event", "")).startswith("config reload rejected")]
+    rejected = [
+        e for e in d.log_events() if str(e.get("event", "")).startswith("config reload rejected")
+    ]
     assert rejected, d.logs()
     assert any("http.max_body_bytes" in str(e.get("errors")) for e in rejected)
 
@@ -186,14 +193,18 @@ def test_invalid_config_at_start_exits_2_with_every_error(tmp_path: Path) -> Non
     config.write_text('[http]\nport = "80a"\nprot = 1\n[nope]\n')
     out = subprocess.run(
         [sys.executable, "-m", "zmartd", "check-config", "--config", str(config)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 1
-    assert 'http.port: expected integer' in out.stderr and '"80a"' in out.stderr
+    assert "http.port: expected integer" in out.stderr and '"80a"' in out.stderr
     assert "http.prot" in out.stderr and "nope" in out.stderr
     run = subprocess.run(
         [sys.executable, "-m", "zmartd", "--config", str(config)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert run.returncode == 2
     assert "invalid configuration" in run.stderr
@@ -201,8 +212,9 @@ def test_invalid_config_at_start_exits_2_with_every_error(tmp_path: Path) -> Non
 
 def test_cli_commands(tmp_path: Path, data_dir: Path) -> None:
     def zmartd(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "zmartd", *args], capture_output=True,
-                              text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "zmartd", *args], capture_output=True, text=True, timeout=60
+        )
 
     version = zmartd("--version")
     assert version.returncode == 0 and version.stdout.startswith("zmartd ")
@@ -270,9 +282,11 @@ def test_second_sigint_forces_exit_during_drain(
     daemon_factory.append(d)
     d.wait_ready(timeout=10)
     with socket.create_connection(("127.0.0.1", port)) as in_flight:
-        in_flight.sendall(b"POST /v1/auth/nonce HTTP/1.1\r\nHost: x\r\n"
-                          b"Content-Type: application/json\r\nContent-Length: 60\r\n\r\n"
-                          b'{"wallet": ')
+        in_flight.sendall(
+            b"POST /v1/auth/nonce HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 60\r\n\r\n"
+            b'{"wallet": '
+        )
         time.sleep(0.2)
         t0 = time.monotonic()
         d.proc.send_signal(signal.SIGINT)

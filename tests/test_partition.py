@@ -59,7 +59,8 @@ async def _roles(client: httpx.AsyncClient, port: int) -> dict[str, str] | None:
 
 
 async def test_a_cut_instance_stops_leading_and_never_two_lead(
-    tmp_path: Path, fresh_dsn: str  # noqa: F811
+    tmp_path: Path,
+    fresh_dsn: str,  # noqa: F811
 ) -> None:
     parts = urlsplit(fresh_dsn)
     proxy = Proxy(parts.hostname or "127.0.0.1", parts.port or 5432)
@@ -67,18 +68,34 @@ async def test_a_cut_instance_stops_leading_and_never_two_lead(
         await nursery.start(proxy.serve)
         via_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
         a_port, b_port = free_port(), free_port()
-        a = spawn(["--config", str(_config(tmp_path / "a.toml", port=a_port, dsn=via_proxy,
-                                           data=tmp_path / "a"))], tmp_path / "a.log", tmp_path)
+        a = spawn(
+            [
+                "--config",
+                str(_config(tmp_path / "a.toml", port=a_port, dsn=via_proxy, data=tmp_path / "a")),
+            ],
+            tmp_path / "a.log",
+            tmp_path,
+        )
         b = None
         try:
             with trio.fail_after(60):
                 while (roles := await _roles(client, a_port)) is None or any(
-                        roles.get(r) != "leader" for r in ("indexer", "snapshotter")):
+                    roles.get(r) != "leader" for r in ("indexer", "snapshotter")
+                ):
                     await trio.sleep(0.1)
             led_by_a = sorted(r for r, s in roles.items() if s == "leader")
-            b = spawn(["--config", str(_config(tmp_path / "b.toml", port=b_port, dsn=fresh_dsn,
-                                               data=tmp_path / "b"))], tmp_path / "b.log",
-                      tmp_path)
+            b = spawn(
+                [
+                    "--config",
+                    str(
+                        _config(
+                            tmp_path / "b.toml", port=b_port, dsn=fresh_dsn, data=tmp_path / "b"
+                        )
+                    ),
+                ],
+                tmp_path / "b.log",
+                tmp_path,
+            )
             with trio.fail_after(60):
                 while (await _roles(client, b_port)) is None:
                     await trio.sleep(0.1)

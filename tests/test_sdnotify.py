@@ -32,8 +32,13 @@ def test_no_socket_means_no_op() -> None:
 
 
 def test_abstract_socket_and_watchdog_settings() -> None:
-    n = Notifier({"NOTIFY_SOCKET": "@zmartd-test", "WATCHDOG_USEC": "30000000",
-                  "WATCHDOG_PID": str(os.getpid())})
+    n = Notifier(
+        {
+            "NOTIFY_SOCKET": "@zmartd-test",
+            "WATCHDOG_USEC": "30000000",
+            "WATCHDOG_PID": str(os.getpid()),
+        }
+    )
     assert n.address == "\0zmartd-test" and n.watchdog_interval == 15.0
     other = Notifier({"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"})
     assert other.watchdog_interval is None  # the watchdog is another process's

@@ -87,8 +87,10 @@ async def test_outage_degrades_then_recovers(
         await n.start(proxy.serve)
         dsn = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
         config = tmp_path / "z.toml"
-        config.write_text(f'[daemon]\ndata_dir = "{tmp_path}"\n[database]\ndsn = "{dsn}"\n'
-                          "pool_min = 1\npool_max = 2\n[log]\nlevel = \"error\"\n")
+        config.write_text(
+            f'[daemon]\ndata_dir = "{tmp_path}"\n[database]\ndsn = "{dsn}"\n'
+            'pool_min = 1\npool_max = 2\n[log]\nlevel = "error"\n'
+        )
         daemon = Daemon(load_config(config), config, [d for d in TREE if d.name == "storage"])
         n.start_soon(daemon.run)
         await wait_for(lambda: daemon.supervisor.ready)
@@ -105,8 +107,9 @@ async def test_outage_degrades_then_recovers(
         assert daemon.supervisor.status("storage").restarts == 0  # not a crash
 
         proxy.up = True
-        await wait_for(lambda: "storage" not in daemon.health.degraded
-                       and DATABASE in daemon.services)
+        await wait_for(
+            lambda: "storage" not in daemon.health.degraded and DATABASE in daemon.services
+        )
         db = await daemon.services.get(DATABASE)
         assert await db.run("test", one) == parts.path.lstrip("/")
         await daemon.shutdown()
@@ -119,6 +122,7 @@ async def test_unit_of_work_is_one_transaction(pg_dsn: str) -> None:
     async with trio_asyncio.open_loop():
         db = await Database.connect(pg_dsn, min_size=1, max_size=2, statement_timeout=5)
         try:
+
             async def setup(con: Any) -> None:
                 await con.execute("CREATE TABLE IF NOT EXISTS uow_t (v int)")
                 await con.execute("TRUNCATE uow_t")
@@ -151,23 +155,33 @@ async def test_expired_nonces_and_sessions_are_purged_on_a_timer(
     """Issue 22, finding 8: auth_nonces grew with unauthenticated requests, never purged."""
     monkeypatch.setattr(storage_actor, "PURGE_INTERVAL", 0.2)
     config = tmp_path / "z.toml"
-    config.write_text(f'[daemon]\ndata_dir = "{tmp_path}"\n[database]\ndsn = "{pg_dsn}"\n'
-                      "pool_min = 1\npool_max = 2\n[log]\nlevel = \"error\"\n")
+    config.write_text(
+        f'[daemon]\ndata_dir = "{tmp_path}"\n[database]\ndsn = "{pg_dsn}"\n'
+        'pool_min = 1\npool_max = 2\n[log]\nlevel = "error"\n'
+    )
     daemon = Daemon(load_config(config), config, [d for d in TREE if d.name == "storage"])
     wallet = str(Keypair().pubkey())
 
     async def expire(db: Database, table: str, key: str, value: Any, ago: timedelta) -> None:
         start = "issued_at" if table == "auth_nonces" else "created_at"
+
         async def run(con: Any) -> None:
-            await con.execute(f"UPDATE {table} SET {start} = now() - 2 * $2::interval, "
-                              f"expires_at = now() - $2::interval WHERE {key} = $1", value, ago)
+            await con.execute(
+                f"UPDATE {table} SET {start} = now() - 2 * $2::interval, "
+                f"expires_at = now() - $2::interval WHERE {key} = $1",
+                value,
+                ago,
+            )
+
         await db.run("test.expire", run)
 
     async def exists(db: Database, table: str, key: str, value: Any) -> bool:
         async def run(con: Any) -> bool:
             found: bool = await con.fetchval(
-                f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {key} = $1)", value)
+                f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {key} = $1)", value
+            )
             return found
+
         return await db.run("test.exists", run)
 
     async with trio.open_nursery() as n:
@@ -183,7 +197,8 @@ async def test_expired_nonces_and_sessions_are_purged_on_a_timer(
         await expire(db, "sessions", "id", old_session.id, timedelta(days=2))
         with trio.fail_after(10):
             while await exists(db, "auth_nonces", "nonce", old.nonce) or await exists(
-                    db, "sessions", "id", old_session.id):
+                db, "sessions", "id", old_session.id
+            ):
                 await trio.sleep(0.05)
         assert await exists(db, "auth_nonces", "nonce", live.nonce)
         assert await exists(db, "sessions", "id", live_session.id)

@@ -21,8 +21,9 @@ from zmartd.supervisor import (
     SupervisorPolicy,
 )
 
-NO_JITTER = SupervisorPolicy(max_restarts=5, restart_window=60, backoff_initial=0.5,
-                             backoff_max=30, backoff_jitter=0.0)
+NO_JITTER = SupervisorPolicy(
+    max_restarts=5, restart_window=60, backoff_initial=0.5, backoff_max=30, backoff_jitter=0.0
+)
 
 
 def actor(
@@ -84,27 +85,33 @@ async def test_crashing_actor_is_restarted_with_exponential_backoff(autojump_clo
 
 async def test_crash_storm_escalates(autojump_clock: Any) -> None:
     events: list[tuple[str, float]] = []
-    policy = SupervisorPolicy(max_restarts=3, restart_window=60, backoff_initial=0.1,
-                              backoff_jitter=0.0)
-    sup = Supervisor("root", [
-        ChildSpec("ok", actor(events, "ok")),
-        ChildSpec("bad", actor(events, "bad", fail_times=10**6)),
-    ], policy)
+    policy = SupervisorPolicy(
+        max_restarts=3, restart_window=60, backoff_initial=0.1, backoff_jitter=0.0
+    )
+    sup = Supervisor(
+        "root",
+        [
+            ChildSpec("ok", actor(events, "ok")),
+            ChildSpec("bad", actor(events, "bad", fail_times=10**6)),
+        ],
+        policy,
+    )
     with pytest.raises(RestartIntensityExceeded) as info:
         await sup.run()
     assert info.value.child == "bad"
     assert "more than 3 restarts within 60s" in str(info.value)
     assert sup.status("bad").state is ChildState.FAILED
     # The healthy sibling was stopped gracefully, not just abandoned.
-    assert ("ok:stop" in [e for e, _ in events])
+    assert "ok:stop" in [e for e, _ in events]
     assert len([e for e, _ in events if e == "bad:start"]) == 4
 
 
 async def test_restarts_spread_over_time_do_not_escalate(autojump_clock: Any) -> None:
     """Intensity counts restarts within the window only."""
     events: list[tuple[str, float]] = []
-    policy = SupervisorPolicy(max_restarts=2, restart_window=10, backoff_initial=0.1,
-                              backoff_jitter=0.0)
+    policy = SupervisorPolicy(
+        max_restarts=2, restart_window=10, backoff_initial=0.1, backoff_jitter=0.0
+    )
     crashes = 0
 
     async def flaky(stopping: trio.Event, *, task_status: trio.TaskStatus[None]) -> None:
@@ -118,19 +125,26 @@ async def test_restarts_spread_over_time_do_not_escalate(autojump_clock: Any) ->
     async with trio.open_nursery() as n:
         await n.start(sup.run)
         await wait_until(lambda: crashes >= 5, timeout=500)
-        assert sup.status("f").state in (ChildState.RUNNING, ChildState.RESTARTING,
-                                         ChildState.STARTING)
+        assert sup.status("f").state in (
+            ChildState.RUNNING,
+            ChildState.RESTARTING,
+            ChildState.STARTING,
+        )
         await sup.stop()
     del events
 
 
 async def test_stop_runs_in_reverse_order_and_cancels_stuck_children(autojump_clock: Any) -> None:
     events: list[tuple[str, float]] = []
-    sup = Supervisor("t", [
-        ChildSpec("first", actor(events, "first")),
-        ChildSpec("stuck", actor(events, "stuck", ignore_stop=True), shutdown_timeout=2.0),
-        ChildSpec("last", actor(events, "last")),
-    ], NO_JITTER)
+    sup = Supervisor(
+        "t",
+        [
+            ChildSpec("first", actor(events, "first")),
+            ChildSpec("stuck", actor(events, "stuck", ignore_stop=True), shutdown_timeout=2.0),
+            ChildSpec("last", actor(events, "last")),
+        ],
+        NO_JITTER,
+    )
     async with trio.open_nursery() as n:
         await n.start(sup.run)
         await wait_until(lambda: sup.ready)
@@ -145,10 +159,13 @@ async def test_stop_runs_in_reverse_order_and_cancels_stuck_children(autojump_cl
 
 async def test_overall_stop_timeout_bounds_shutdown(autojump_clock: Any) -> None:
     events: list[tuple[str, float]] = []
-    sup = Supervisor("t", [
-        ChildSpec("a", actor(events, "a", ignore_stop=True), shutdown_timeout=10),
-        ChildSpec("b", actor(events, "b", ignore_stop=True), shutdown_timeout=10),
-    ])
+    sup = Supervisor(
+        "t",
+        [
+            ChildSpec("a", actor(events, "a", ignore_stop=True), shutdown_timeout=10),
+            ChildSpec("b", actor(events, "b", ignore_stop=True), shutdown_timeout=10),
+        ],
+    )
     async with trio.open_nursery() as n:
         await n.start(sup.run)
         await wait_until(lambda: sup.ready)
@@ -169,7 +186,10 @@ async def test_overall_stop_timeout_bounds_shutdown(autojump_clock: Any) -> None
     ],
 )
 async def test_restart_policies(
-    autojump_clock: Any, restart: Restart, crash: bool, expect_restart: bool,
+    autojump_clock: Any,
+    restart: Restart,
+    crash: bool,
+    expect_restart: bool,
     final: ChildState | None,
 ) -> None:
     runs = 0
@@ -238,11 +258,18 @@ async def test_not_ready_until_started_and_required_only(autojump_clock: Any) ->
         task_status.started()
         await stopping.wait()
 
-    sup = Supervisor("t", [
-        ChildSpec("slow", slow),
-        ChildSpec("optional", actor(events, "optional", fail_times=10**6), required=False,
-                  restart=Restart.TEMPORARY),
-    ])
+    sup = Supervisor(
+        "t",
+        [
+            ChildSpec("slow", slow),
+            ChildSpec(
+                "optional",
+                actor(events, "optional", fail_times=10**6),
+                required=False,
+                restart=Restart.TEMPORARY,
+            ),
+        ],
+    )
     async with trio.open_nursery() as n:
         await n.start(sup.run)
         await trio.sleep(1)

@@ -29,16 +29,39 @@ __all__ = ["INDEPENDENT", "LAYERS", "Graph", "check", "load_graph", "main"]
 #: The package's layers, lowest first. A module may import modules of its own layer and
 #: of layers below; never above. The first matching prefix decides a module's layer.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", (
-        "zmartd.clientip", "zmartd.sdnotify", "zmartd.concurrency", "zmartd.runtime", "zmartd.config",
-        "zmartd.bus", "zmartd.observability", "zmartd.services",
-        "zmartd.supervisor", "zmartd.context", "zmartd.__init__", "zmartd",
-    )),
+    (
+        "foundation",
+        (
+            "zmartd.clientip",
+            "zmartd.sdnotify",
+            "zmartd.concurrency",
+            "zmartd.runtime",
+            "zmartd.config",
+            "zmartd.bus",
+            "zmartd.observability",
+            "zmartd.services",
+            "zmartd.supervisor",
+            "zmartd.context",
+            "zmartd.__init__",
+            "zmartd",
+        ),
+    ),
     ("chain", ("zmartd.chain",)),
     ("storage", ("zmartd.storage",)),
     ("model", ("zmartd.model",)),
-    ("actors", ("zmartd.devchain", "zmartd.indexer", "zmartd.api", "zmartd.ws", "zmartd.sender",
-                "zmartd.aggregator", "zmartd.snapshotter", "zmartd.monitor")),
+    (
+        "actors",
+        (
+            "zmartd.devchain",
+            "zmartd.indexer",
+            "zmartd.api",
+            "zmartd.ws",
+            "zmartd.sender",
+            "zmartd.aggregator",
+            "zmartd.snapshotter",
+            "zmartd.monitor",
+        ),
+    ),
     ("app", ("zmartd.tree", "zmartd.app", "zmartd.cli", "zmartd.__main__")),
 )
 
@@ -47,8 +70,12 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 #: other). The write side is one group: the aggregator and the monitor build on the
 #: sender's keys and intents.
 INDEPENDENT: tuple[tuple[str, ...], ...] = (
-    ("zmartd.devchain",), ("zmartd.indexer",), ("zmartd.api",), ("zmartd.ws",),
-    ("zmartd.sender", "zmartd.aggregator", "zmartd.monitor"), ("zmartd.snapshotter",),
+    ("zmartd.devchain",),
+    ("zmartd.indexer",),
+    ("zmartd.api",),
+    ("zmartd.ws",),
+    ("zmartd.sender", "zmartd.aggregator", "zmartd.monitor"),
+    ("zmartd.snapshotter",),
 )
 
 LAZY_MARK = "# lazy:"
@@ -121,8 +148,11 @@ class _Visitor(ast.NodeVisitor):
 
     def visit_If(self, node: ast.If) -> None:
         test = node.test
-        name = test.id if isinstance(test, ast.Name) else (
-            test.attr if isinstance(test, ast.Attribute) else "")
+        name = (
+            test.id
+            if isinstance(test, ast.Name)
+            else (test.attr if isinstance(test, ast.Attribute) else "")
+        )
         if name == "TYPE_CHECKING":
             for child in node.orelse:
                 self.visit(child)
@@ -151,8 +181,7 @@ class _Visitor(ast.NodeVisitor):
             text = self.lines[i].strip()
             if text.startswith(LAZY_MARK):
                 return True
-            if not (text == "" or text.startswith(("import ", "from ", ")")) or
-                    text.endswith(",")):
+            if not (text == "" or text.startswith(("import ", "from ", ")")) or text.endswith(",")):
                 return False
             i -= 1
         return False
@@ -178,8 +207,10 @@ def load_graph(root: Path, package: str | None = None) -> Graph:
                 continue
             graph.edges.append(Edge(module, resolved, line, local))
             if local and not visitor.marked(line):
-                graph.unmarked.append(f"{path}:{line}: function-local import of {resolved} "
-                                      f"without a '{LAZY_MARK} <why>' comment")
+                graph.unmarked.append(
+                    f"{path}:{line}: function-local import of {resolved} "
+                    f"without a '{LAZY_MARK} <why>' comment"
+                )
     return graph
 
 
@@ -282,12 +313,16 @@ def check(
     for e in graph.edges:
         a, b = _layer(e.source, layers), _layer(e.target, layers)
         if a is not None and b is not None and b > a:
-            problems.append(f"{e.source}:{e.line}: imports {e.target}, a layer above "
-                            f"({layers[a][0]} -> {layers[b][0]})")
+            problems.append(
+                f"{e.source}:{e.line}: imports {e.target}, a layer above "
+                f"({layers[a][0]} -> {layers[b][0]})"
+            )
         mine, theirs = _owner(e.source, independent), _owner(e.target, independent)
         if mine and theirs and mine != theirs:
-            problems.append(f"{e.source}:{e.line}: imports {e.target}: {mine} and {theirs} "
-                            "are independent (share types through a neutral module)")
+            problems.append(
+                f"{e.source}:{e.line}: imports {e.target}: {mine} and {theirs} "
+                "are independent (share types through a neutral module)"
+            )
     return problems
 
 

@@ -69,8 +69,10 @@ log = structlog.get_logger("zmartd")
 def policy_from(cfg: Config) -> SupervisorPolicy:
     d = cfg.daemon
     return SupervisorPolicy(
-        max_restarts=d.max_restarts, restart_window=d.restart_window,
-        backoff_initial=d.backoff_initial, backoff_max=d.backoff_max,
+        max_restarts=d.max_restarts,
+        restart_window=d.restart_window,
+        backoff_initial=d.backoff_initial,
+        backoff_max=d.backoff_max,
         backoff_jitter=d.backoff_jitter,
     )
 
@@ -79,7 +81,9 @@ class Daemon:
     """One zmartd instance: configuration, bus, metrics, services and the tree."""
 
     def __init__(
-        self, config: Config, config_path: Path | None = None,
+        self,
+        config: Config,
+        config_path: Path | None = None,
         tree: Sequence[ActorDecl] = TREE,
     ) -> None:
         self.config = config
@@ -109,9 +113,14 @@ class Daemon:
 
     def context(self, name: str) -> ActorContext:
         return ActorContext(
-            name=name, config=self.config, bus=self.bus, metrics=self.metrics,
-            services=self.services, health=self.health,
-            statuses=self.supervisor.statuses, facts=self.facts,
+            name=name,
+            config=self.config,
+            bus=self.bus,
+            metrics=self.metrics,
+            services=self.services,
+            health=self.health,
+            statuses=self.supervisor.statuses,
+            facts=self.facts,
         )
 
     def _child_spec(self, decl: ActorDecl) -> ChildSpec:
@@ -125,17 +134,24 @@ class Daemon:
                 self.health.set_role(decl.name, None)
 
         return ChildSpec(
-            name=decl.name, factory=factory, restart=decl.restart,
+            name=decl.name,
+            factory=factory,
+            restart=decl.restart,
             shutdown_timeout=decl.shutdown_timeout(self.config),
-            required=decl.required(self.config), description=decl.description,
+            required=decl.required(self.config),
+            description=decl.description,
         )
 
     def _on_status(self, status: ChildStatus) -> None:
         self.metrics.observe_actor(status)
-        self.bus.topic("daemon.actors").publish_nowait(ActorStatus(
-            name=status.name, state=status.state.value, restarts=status.restarts,
-            last_error=status.last_error,
-        ))
+        self.bus.topic("daemon.actors").publish_nowait(
+            ActorStatus(
+                name=status.name,
+                state=status.state.value,
+                restarts=status.restarts,
+                last_error=status.last_error,
+            )
+        )
         self._check_ready()
 
     def _check_ready(self) -> None:
@@ -147,8 +163,7 @@ class Daemon:
         if readiness(self.supervisor.statuses(), self.health).ready:
             self.ready.set()
             actors = [s.name for s in self.supervisor.statuses()]
-            log.info("zmartd ready", seconds=round(time.time() - self.started_at, 3),
-                     actors=actors)
+            log.info("zmartd ready", seconds=round(time.time() - self.started_at, 3), actors=actors)
             self.systemd.ready(f"ready: {len(actors)} actors")
 
     def facts(self) -> dict[str, Any]:
@@ -170,8 +185,12 @@ class Daemon:
             return await self._run(signals, task_status)
 
     async def _run(self, signals: Any, task_status: trio.TaskStatus[None]) -> int:
-        log.info("zmartd starting", version=__version__, config=str(self.config_path),
-                 actors=[c.name for c in self.supervisor.children])
+        log.info(
+            "zmartd starting",
+            version=__version__,
+            config=str(self.config_path),
+            actors=[c.name for c in self.supervisor.children],
+        )
         code = EXIT_OK
         async with trio_asyncio.open_loop():
             async with trio.open_nursery() as nursery:
@@ -219,8 +238,11 @@ class Daemon:
                 elif not shutting_down:
                     shutting_down = True
                     self.systemd.stopping()
-                    log.info("shutdown requested", signal=signal.Signals(signum).name,
-                             timeout=self.config.daemon.shutdown_timeout)
+                    log.info(
+                        "shutdown requested",
+                        signal=signal.Signals(signum).name,
+                        timeout=self.config.daemon.shutdown_timeout,
+                    )
                     nursery.start_soon(self.shutdown)
                 else:
                     log.warning("second signal: forcing exit", signal=signal.Signals(signum).name)
@@ -254,8 +276,11 @@ class Daemon:
             new = await trio.to_thread.run_sync(load_config, path)
         except ConfigError as exc:
             self.metrics.config_reload_failures.inc()
-            log.error("config reload rejected; still running on the previous config",
-                      path=str(path), errors=exc.errors)
+            log.error(
+                "config reload rejected; still running on the previous config",
+                path=str(path),
+                errors=exc.errors,
+            )
             return False
         changed = changed_sections(self.config, new)
         old = self.config
@@ -284,12 +309,16 @@ class Daemon:
                 await self.supervisor.remove_child(decl.name)
             elif wanted and not running:
                 log.info("actor enabled by reload; starting", actor=decl.name)
-                await self.supervisor.add_child(self._child_spec(decl),
-                                                index=order.index(decl.name))
+                await self.supervisor.add_child(
+                    self._child_spec(decl), index=order.index(decl.name)
+                )
             elif wanted and changed.intersection(decl.sections):
                 self.supervisor.replace_spec(self._child_spec(decl))
-                log.info("restarting actor for changed config", actor=decl.name,
-                         sections=sorted(changed.intersection(decl.sections)))
+                log.info(
+                    "restarting actor for changed config",
+                    actor=decl.name,
+                    sections=sorted(changed.intersection(decl.sections)),
+                )
                 await self.supervisor.restart_child(decl.name)
 
 

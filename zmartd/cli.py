@@ -40,7 +40,9 @@ DEFAULT_CONFIG = "zmartd.toml"
 
 def _add_config_arg(parser: argparse.ArgumentParser, *, top: bool) -> None:
     parser.add_argument(
-        "-c", "--config", metavar="PATH",
+        "-c",
+        "--config",
+        metavar="PATH",
         default=(os.environ.get("ZMARTD_CONFIG", DEFAULT_CONFIG) if top else argparse.SUPPRESS),
         help="configuration file (default: $ZMARTD_CONFIG or ./zmartd.toml)",
     )
@@ -48,7 +50,8 @@ def _add_config_arg(parser: argparse.ArgumentParser, *, top: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="zmartd", description="ZMART backend daemon",
+        prog="zmartd",
+        description="ZMART backend daemon",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"zmartd {__version__}")
@@ -60,17 +63,26 @@ def build_parser() -> argparse.ArgumentParser:
         ("tree", "print the supervisor tree"),
     ):
         _add_config_arg(sub.add_parser(name, help=help_text, description=help_text), top=False)
-    migrate_help = ("apply pending database migrations (the embedded PostgreSQL is started "
-                    "when database.dsn is empty)")
+    migrate_help = (
+        "apply pending database migrations (the embedded PostgreSQL is started "
+        "when database.dsn is empty)"
+    )
     migrate = sub.add_parser("migrate", help=migrate_help, description=migrate_help)
     _add_config_arg(migrate, top=False)
     mode = migrate.add_mutually_exclusive_group()
-    mode.add_argument("--status", action="store_true",
-                      help="list every migration as applied/pending/changed/missing")
-    mode.add_argument("--dry-run", action="store_true",
-                      help="check the database and list what would be applied")
-    devchain = sub.add_parser("devchain", help="run the local chain double (JSON-RPC + PubSub)",
-                              description="run the local chain double (JSON-RPC + PubSub)")
+    mode.add_argument(
+        "--status",
+        action="store_true",
+        help="list every migration as applied/pending/changed/missing",
+    )
+    mode.add_argument(
+        "--dry-run", action="store_true", help="check the database and list what would be applied"
+    )
+    devchain = sub.add_parser(
+        "devchain",
+        help="run the local chain double (JSON-RPC + PubSub)",
+        description="run the local chain double (JSON-RPC + PubSub)",
+    )
     _add_config_arg(devchain, top=False)
     # lazy: start-up time (each command's own module is imported when its parser is built)
     from zmartd.devchain.cli import add_arguments as add_devchain_arguments
@@ -90,8 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     from zmartd.sender.cli import add_arguments as add_intents_arguments
 
     add_intents_arguments(intents)
-    snapshot_help = ("snapshot one UTC day's discussions (every active market, or --market) "
-                     "through the configured backend, then exit")
+    snapshot_help = (
+        "snapshot one UTC day's discussions (every active market, or --market) "
+        "through the configured backend, then exit"
+    )
     snapshot = sub.add_parser("snapshot", help=snapshot_help, description=snapshot_help)
     _add_config_arg(snapshot, top=False)
     # lazy: start-up time (see above)
@@ -100,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_snapshot_arguments(snapshot)
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
-    _add_config_arg(config_sub.add_parser("dump", help="print the effective config as TOML"),
-                    top=False)
+    _add_config_arg(
+        config_sub.add_parser("dump", help="print the effective config as TOML"), top=False
+    )
     return parser
 
 
@@ -194,8 +209,10 @@ def _tree(path: Path) -> int:
         print(f"disabled by config: {', '.join(disabled)}")
     print("bus topics:")
     for spec in TOPICS.values():
-        print(f"    {spec.name:<14} {spec.message_type.__name__:<15} capacity {spec.capacity:<5} "
-              f"{spec.policy.value:<11} ({spec.why})")
+        print(
+            f"    {spec.name:<14} {spec.message_type.__name__:<15} capacity {spec.capacity:<5} "
+            f"{spec.policy.value:<11} ({spec.why})"
+        )
     return 0
 
 
@@ -234,12 +251,16 @@ async def _migrate_async(cfg: Config, *, status: bool, dry_run: bool) -> int:
         async with trio_asyncio.open_loop():
             try:
                 db = await Database.connect(
-                    dsn, min_size=1, max_size=1,
+                    dsn,
+                    min_size=1,
+                    max_size=1,
                     statement_timeout=cfg.database.statement_timeout,
                 )
             except Exception as exc:
-                print(f"zmartd migrate: cannot connect to the database: "
-                      f"{type(exc).__name__}: {exc}", file=sys.stderr)
+                print(
+                    f"zmartd migrate: cannot connect to the database: {type(exc).__name__}: {exc}",
+                    file=sys.stderr,
+                )
                 return 1
             try:
                 if status:
@@ -260,8 +281,10 @@ async def _migrate_async(cfg: Config, *, status: bool, dry_run: bool) -> int:
         print(f"{verb} {mig.label}")
     total = len(report.applied) + len(report.already_applied)
     if dry_run and report.applied:
-        print(f"{len(report.applied)} pending, {len(report.already_applied)} applied; "
-              "nothing was changed")
+        print(
+            f"{len(report.applied)} pending, {len(report.already_applied)} applied; "
+            "nothing was changed"
+        )
     else:
         print(f"database is up to date ({total} migrations applied)")
     return 0

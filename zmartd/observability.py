@@ -27,8 +27,12 @@ from zmartd.supervisor import ChildState, ChildStatus
 
 __all__ = ["Metrics", "configure_logging"]
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
@@ -96,48 +100,64 @@ class Metrics:
         self.build_info = Info("zmartd_build", "zmartd version", registry=r)
         self.build_info.info({"version": __version__})
         self.actor_up = Gauge(
-            "zmartd_actor_up", "1 when the actor is running (ready), else 0", ["actor"],
+            "zmartd_actor_up",
+            "1 when the actor is running (ready), else 0",
+            ["actor"],
             registry=r,
         )
         self.actor_state = Gauge(
             "zmartd_actor_state",
             "Current state of the actor, one series per state (1 = in that state)",
-            ["actor", "state"], registry=r,
+            ["actor", "state"],
+            registry=r,
         )
         self.actor_restarts = Counter(
-            "zmartd_actor_restarts_total", "Restarts of the actor after a failure", ["actor"],
+            "zmartd_actor_restarts_total",
+            "Restarts of the actor after a failure",
+            ["actor"],
             registry=r,
         )
         self.config_reloads = Counter(
-            "zmartd_config_reloads_total", "Successful configuration reloads (SIGHUP)", registry=r,
+            "zmartd_config_reloads_total",
+            "Successful configuration reloads (SIGHUP)",
+            registry=r,
         )
         self.config_reload_failures = Counter(
             "zmartd_config_reload_failures_total",
-            "Configuration reloads rejected because the new file was invalid", registry=r,
+            "Configuration reloads rejected because the new file was invalid",
+            registry=r,
         )
         self.bus_published = Counter(
-            "zmartd_bus_published_total", "Messages published per bus topic", ["topic"],
+            "zmartd_bus_published_total",
+            "Messages published per bus topic",
+            ["topic"],
             registry=r,
         )
         self.bus_dropped = Counter(
             "zmartd_bus_dropped_total",
             "Messages dropped (drop_oldest policy) per topic and subscriber",
-            ["topic", "subscriber"], registry=r,
+            ["topic", "subscriber"],
+            registry=r,
         )
         self.http_requests = Counter(
-            "zmartd_http_requests_total", "HTTP requests by route template, method and status",
-            ["route", "method", "status"], registry=r,
+            "zmartd_http_requests_total",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=r,
         )
         self.http_latency = Histogram(
-            "zmartd_http_request_duration_seconds", "HTTP request latency by route template",
-            ["route"], registry=r,
+            "zmartd_http_request_duration_seconds",
+            "HTTP request latency by route template",
+            ["route"],
+            registry=r,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
         )
         self.http_shed = Counter(
             "zmartd_http_shed_total",
             "HTTP requests refused with 503 by load shedding: past http.max_in_flight, and "
             "new connections past the connection cap (never reach the per-route "
-            "counters: they are answered before routing)", registry=r,
+            "counters: they are answered before routing)",
+            registry=r,
         )
         self.http_connections = Gauge(
             "zmartd_http_connections",
@@ -148,17 +168,21 @@ class Metrics:
         self.http_cache = Counter(
             "zmartd_http_cache_total",
             "Answers of cacheable routes by hot-cache result (hit, miss, stale = served "
-            "past its TTL because the database was down)", ["result"], registry=r,
+            "past its TTL because the database was down)",
+            ["result"],
+            registry=r,
         )
         self.db_unit_latency = Histogram(
             "zmartd_db_unit_duration_seconds",
             "Database units of work (one bridge crossing, usually one transaction) by name",
-            ["unit"], registry=r,
+            ["unit"],
+            registry=r,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
         )
         self.db_unit_errors = Counter(
             "zmartd_db_unit_errors_total",
-            "Database units of work that raised, by name and exception type", ["unit", "error"],
+            "Database units of work that raised, by name and exception type",
+            ["unit", "error"],
             registry=r,
         )
         self.ready = Gauge("zmartd_ready", "1 when every required actor is running", registry=r)

@@ -52,8 +52,9 @@ class Services:
 
     def provide(self, key: ServiceKey[T], value: T) -> None:
         if not isinstance(value, key.kind):
-            raise TypeError(f"service {key.name!r} must be a {key.kind.__name__}, "
-                            f"not {type(value).__name__}")
+            raise TypeError(
+                f"service {key.name!r} must be a {key.kind.__name__}, not {type(value).__name__}"
+            )
         self._items[key.name] = value
         self._event(key.name).set()
 
@@ -72,8 +73,9 @@ class Services:
         except KeyError:
             raise ServiceUnavailable(key.name) from None
         if not isinstance(value, key.kind):
-            raise TypeError(f"service {key.name!r} is a {type(value).__name__}, "
-                            f"not {key.kind.__name__}")
+            raise TypeError(
+                f"service {key.name!r} is a {type(value).__name__}, not {key.kind.__name__}"
+            )
         return value
 
     async def get(self, key: ServiceKey[T]) -> T:

@@ -241,9 +241,7 @@ class Supervisor:
     def ready(self) -> bool:
         """True when every required child is running."""
         return all(
-            c.status.state is ChildState.RUNNING
-            for c in self._children.values()
-            if c.spec.required
+            c.status.state is ChildState.RUNNING for c in self._children.values() if c.spec.required
         )
 
     @property
@@ -331,8 +329,12 @@ class Supervisor:
             child.status.last_error_at = time.time()
             if child.spec.restart is Restart.TEMPORARY:
                 self._set_state(child, ChildState.FAILED)
-                log.error("actor failed (temporary, not restarted)", actor=child.spec.name,
-                          error=reason, exc_info=error)
+                log.error(
+                    "actor failed (temporary, not restarted)",
+                    actor=child.spec.name,
+                    error=reason,
+                    exc_info=error,
+                )
                 return
             # A child that ran stably for a whole window starts its backoff afresh.
             if trio.current_time() - started_at > self.policy.restart_window:
@@ -345,8 +347,14 @@ class Supervisor:
                 return
             delay = self.policy.backoff(attempt, self._rng)
             self._set_state(child, ChildState.RESTARTING)
-            log.warning("actor failed; restarting", actor=child.spec.name, error=reason,
-                        attempt=attempt, backoff=round(delay, 3), exc_info=error)
+            log.warning(
+                "actor failed; restarting",
+                actor=child.spec.name,
+                error=reason,
+                attempt=attempt,
+                backoff=round(delay, 3),
+                exc_info=error,
+            )
             with trio.move_on_after(delay):
                 await child.wake.wait()
             child.wake = trio.Event()
@@ -364,12 +372,20 @@ class Supervisor:
 
     def _escalate(self, child: _Child, reason: str) -> None:
         self._escalation = RestartIntensityExceeded(
-            self.name, child.spec.name, self.policy.max_restarts, self.policy.restart_window,
+            self.name,
+            child.spec.name,
+            self.policy.max_restarts,
+            self.policy.restart_window,
             reason,
         )
-        log.critical("restart intensity exceeded; escalating", supervisor=self.name,
-                     actor=child.spec.name, error=reason,
-                     max_restarts=self.policy.max_restarts, window=self.policy.restart_window)
+        log.critical(
+            "restart intensity exceeded; escalating",
+            supervisor=self.name,
+            actor=child.spec.name,
+            error=reason,
+            max_restarts=self.policy.max_restarts,
+            window=self.policy.restart_window,
+        )
         if self._nursery is not None:
             # Like OTP: terminate the other children (gracefully, bounded),
             # then the supervisor itself exits with the escalation.
@@ -392,8 +408,9 @@ class Supervisor:
         with trio.move_on_after(timeout) as waited:
             await child.done.wait()
         if waited.cancelled_caught and child.scope is not None:
-            log.warning("actor did not stop in time; cancelling", actor=child.spec.name,
-                        timeout=timeout)
+            log.warning(
+                "actor did not stop in time; cancelling", actor=child.spec.name, timeout=timeout
+            )
             child.scope.cancel()
             await child.done.wait()
 

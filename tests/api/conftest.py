@@ -43,8 +43,14 @@ def make_config(**sections: dict[str, Any]) -> Config:
 
 def make_ctx(cfg: Config) -> ActorContext:
     return ActorContext(
-        name="http", config=cfg, bus=Bus(), metrics=Metrics(), services=Services(),
-        health=Health(), statuses=lambda: [], facts=lambda: {},
+        name="http",
+        config=cfg,
+        bus=Bus(),
+        metrics=Metrics(),
+        services=Services(),
+        health=Health(),
+        statuses=lambda: [],
+        facts=lambda: {},
     )
 
 
@@ -76,15 +82,17 @@ class LiveApi:
 
 @asynccontextmanager
 async def live_api(
-    cfg: Config, database: Database | None, *, routers: Iterable[Router] = ROUTERS,
+    cfg: Config,
+    database: Database | None,
+    *,
+    routers: Iterable[Router] = ROUTERS,
     redis: Any = None,
 ) -> AsyncIterator[LiveApi]:
     """The app on hypercorn (127.0.0.1, free port) with an httpx client."""
     ctx = make_ctx(cfg)
     if database is not None:
         ctx.services.provide(DATABASE, database)
-    limiter = RateLimiter.from_config(
-        cfg, RedisBuckets(redis, "t:") if redis is not None else None)
+    limiter = RateLimiter.from_config(cfg, RedisBuckets(redis, "t:") if redis is not None else None)
     cache = HotCache(cfg.http.cache_max_entries, cfg.http.cache_ttl)
     app = create_app(ctx, limiter=limiter, cache=cache, routers=routers)
     hc = HypercornConfig()
@@ -110,7 +118,11 @@ def register_schemathesis_formats() -> None:
     from solders.pubkey import Pubkey
     from solders.signature import Signature
 
-    schemathesis.openapi.format("solana-pubkey", st.binary(min_size=32, max_size=32).map(
-        lambda b: str(Pubkey.from_bytes(b))))
-    schemathesis.openapi.format("solana-signature", st.binary(min_size=64, max_size=64).map(
-        lambda b: str(Signature.from_bytes(b))))
+    schemathesis.openapi.format(
+        "solana-pubkey",
+        st.binary(min_size=32, max_size=32).map(lambda b: str(Pubkey.from_bytes(b))),
+    )
+    schemathesis.openapi.format(
+        "solana-signature",
+        st.binary(min_size=64, max_size=64).map(lambda b: str(Signature.from_bytes(b))),
+    )

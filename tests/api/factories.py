@@ -60,36 +60,73 @@ def config(**sections: dict[str, Any]) -> Config:
     return make_config(ratelimit=LIMITS, **sections)
 
 
-async def seed_market(db: Database, *, n: int | None = None, creator: int | None = None,
-                      **kw: Any) -> MarketChainState:
+async def seed_market(
+    db: Database, *, n: int | None = None, creator: int | None = None, **kw: Any
+) -> MarketChainState:
     """A market on chain (default ACTIVE, fresh b = 100 SOL state)."""
-    state = f.market(fresh() if n is None else n,
-                     creator=fresh() if creator is None else creator, **kw)
+    state = f.market(
+        fresh() if n is None else n, creator=fresh() if creator is None else creator, **kw
+    )
     await markets.upsert_markets(db, [state])
     return state
 
 
-async def seed_trades(db: Database, market_id: str, wallet: str, specs: list[dict[str, Any]],
-                      ) -> None:
+async def seed_trades(
+    db: Database,
+    market_id: str,
+    wallet: str,
+    specs: list[dict[str, Any]],
+) -> None:
     """Trades of ``wallet`` in the market: dicts of side/outcome/shares/amount/price/at."""
     events = []
     for spec in specs:
         n = fresh()
-        t = f.trade(n, **{k: v for k, v in spec.items() if k != "at"},
-                    at=spec.get("at", T0 + timedelta(seconds=n % 100_000)))
-        events.append(type(t)(**{**{k: getattr(t, k) for k in t.__struct_fields__},
-                                 "market_id": market_id, "wallet": wallet}))
+        t = f.trade(
+            n,
+            **{k: v for k, v in spec.items() if k != "at"},
+            at=spec.get("at", T0 + timedelta(seconds=n % 100_000)),
+        )
+        events.append(
+            type(t)(
+                **{
+                    **{k: getattr(t, k) for k in t.__struct_fields__},
+                    "market_id": market_id,
+                    "wallet": wallet,
+                }
+            )
+        )
     await trades.insert_trades(db, events)
 
 
-async def seed_position(db: Database, market_id: str, wallet: str, *, yes: int = 0, no: int = 0,
-                        invested: int = 0, claimed: int | None = None,
-                        slot: int = 5) -> None:
-    await positions.upsert_positions(db, [PositionState(
-        market_id=market_id, wallet=wallet, address=f.address(fresh()), shares_yes=yes,
-        shares_no=no, total_invested=invested, trades_count=1, last_trade_at=T0, slot=slot,
-        has_claimed=claimed is not None, claimed_amount=claimed or 0,
-    )])
+async def seed_position(
+    db: Database,
+    market_id: str,
+    wallet: str,
+    *,
+    yes: int = 0,
+    no: int = 0,
+    invested: int = 0,
+    claimed: int | None = None,
+    slot: int = 5,
+) -> None:
+    await positions.upsert_positions(
+        db,
+        [
+            PositionState(
+                market_id=market_id,
+                wallet=wallet,
+                address=f.address(fresh()),
+                shares_yes=yes,
+                shares_no=no,
+                total_invested=invested,
+                trades_count=1,
+                last_trade_at=T0,
+                slot=slot,
+                has_claimed=claimed is not None,
+                claimed_amount=claimed or 0,
+            )
+        ],
+    )
 
 
 async def session(db: Database, wallet: str) -> str:

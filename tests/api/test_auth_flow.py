@@ -36,8 +36,9 @@ def sign(kp: Keypair, message: str) -> str:
 
 async def sign_in(client: httpx.AsyncClient, kp: Keypair) -> dict[str, Any]:
     n = await nonce_for(client, kp)
-    r = await client.post("/v1/auth/verify",
-                          json={"message": n["message"], "signature": sign(kp, n["message"])})
+    r = await client.post(
+        "/v1/auth/verify", json={"message": n["message"], "signature": sign(kp, n["message"])}
+    )
     assert r.status_code == 201, r.text
     body: dict[str, Any] = r.json()
     return body
@@ -59,14 +60,22 @@ async def test_nonce_message_is_the_siws_text(db: Database) -> None:
     assert lines[0] == "zmart.test:8080 wants you to sign in with your Solana account:"
     assert lines[1] == str(kp.pubkey())
     assert lines[2:5] == ["", "Sign in to ZMART.", ""]
-    assert lines[5:9] == ["URI: http://zmart.test:8080", "Version: 1", "Chain ID: devnet",
-                          f"Nonce: {n['nonce']}"]
+    assert lines[5:9] == [
+        "URI: http://zmart.test:8080",
+        "Version: 1",
+        "Chain ID: devnet",
+        f"Nonce: {n['nonce']}",
+    ]
     assert lines[9].startswith("Issued At: ") and lines[10].startswith("Expiration Time: ")
     msg = parse_message(n["message"])
     assert msg.expiration_time is not None
     assert timedelta(seconds=299) < msg.expiration_time - msg.issued_at <= timedelta(seconds=300)
     assert (n["domain"], n["uri"], n["chain_id"], n["wallet"]) == (
-        "zmart.test:8080", "http://zmart.test:8080", "devnet", str(kp.pubkey()))
+        "zmart.test:8080",
+        "http://zmart.test:8080",
+        "devnet",
+        str(kp.pubkey()),
+    )
 
 
 async def test_sign_in_session_logout(db: Database) -> None:
@@ -102,8 +111,9 @@ async def test_replayed_signature_fails(db: Database) -> None:
         n = await nonce_for(api.client, kp)
         proof = {"message": n["message"], "signature": sign(kp, n["message"])}
         assert (await api.client.post("/v1/auth/verify", json=proof)).status_code == 201
-        body = assert_problem(await api.client.post("/v1/auth/verify", json=proof), 401,
-                              "unauthorized")
+        body = assert_problem(
+            await api.client.post("/v1/auth/verify", json=proof), 401, "unauthorized"
+        )
         assert "already used" in body["detail"]
 
 
@@ -141,17 +151,22 @@ async def test_wrong_domain_uri_chain_and_expired_messages_fail(db: Database) ->
             "URI": _altered(n["message"], uri="https://evil.example"),
             "chain": _altered(n["message"], chain_id="mainnet"),
             "expired": _altered(n["message"], expiration_time=msg.issued_at - timedelta(1)),
-            "future": _altered(n["message"], issued_at=msg.issued_at + timedelta(hours=1),
-                               expiration_time=msg.issued_at + timedelta(hours=2)),
+            "future": _altered(
+                n["message"],
+                issued_at=msg.issued_at + timedelta(hours=1),
+                expiration_time=msg.issued_at + timedelta(hours=2),
+            ),
         }
         for reason, text in cases.items():
-            r = await api.client.post("/v1/auth/verify",
-                                      json={"message": text, "signature": sign(kp, text)})
+            r = await api.client.post(
+                "/v1/auth/verify", json={"message": text, "signature": sign(kp, text)}
+            )
             body = assert_problem(r, 401, "unauthorized")
             assert reason in body["detail"], (reason, body)
         # none of those burnt the nonce: the genuine message still works
-        r = await api.client.post("/v1/auth/verify", json={
-            "message": n["message"], "signature": sign(kp, n["message"])})
+        r = await api.client.post(
+            "/v1/auth/verify", json={"message": n["message"], "signature": sign(kp, n["message"])}
+        )
         assert r.status_code == 201
 
 
@@ -160,77 +175,120 @@ async def test_wrong_signer_and_foreign_nonce_fail(db: Database) -> None:
     async with live_api(make_config(), db) as api:
         n = await nonce_for(api.client, alice)
         # mallory signs alice's message: the signature does not verify for alice
-        r = await api.client.post("/v1/auth/verify", json={
-            "message": n["message"], "signature": sign(mallory, n["message"])})
+        r = await api.client.post(
+            "/v1/auth/verify",
+            json={"message": n["message"], "signature": sign(mallory, n["message"])},
+        )
         assert "signature" in assert_problem(r, 401, "unauthorized")["detail"]
         # mallory puts her own address on alice's nonce: bound to alice, refused
         text = _altered(n["message"], address=str(mallory.pubkey()))
-        r = await api.client.post("/v1/auth/verify",
-                                  json={"message": text, "signature": sign(mallory, text)})
+        r = await api.client.post(
+            "/v1/auth/verify", json={"message": text, "signature": sign(mallory, text)}
+        )
         assert "nonce" in assert_problem(r, 401, "unauthorized")["detail"]
         # alice can still use it
-        r = await api.client.post("/v1/auth/verify", json={
-            "message": n["message"], "signature": sign(alice, n["message"])})
+        r = await api.client.post(
+            "/v1/auth/verify",
+            json={"message": n["message"], "signature": sign(alice, n["message"])},
+        )
         assert r.status_code == 201
 
 
 async def test_expired_nonce_fails_even_if_the_message_claims_longer(db: Database) -> None:
     kp = Keypair()
     cfg = make_config()
-    record = await store.create_nonce(db, wallet=str(kp.pubkey()), domain="zmart.test:8080",
-                                      ttl=timedelta(milliseconds=200))
-    text = build_message(SiwsMessage(
-        domain="zmart.test:8080", address=str(kp.pubkey()), statement="Sign in to ZMART.",
-        uri="http://zmart.test:8080", version="1", chain_id="devnet", nonce=record.nonce,
-        issued_at=record.issued_at, expiration_time=record.issued_at + timedelta(seconds=200)))
+    record = await store.create_nonce(
+        db, wallet=str(kp.pubkey()), domain="zmart.test:8080", ttl=timedelta(milliseconds=200)
+    )
+    text = build_message(
+        SiwsMessage(
+            domain="zmart.test:8080",
+            address=str(kp.pubkey()),
+            statement="Sign in to ZMART.",
+            uri="http://zmart.test:8080",
+            version="1",
+            chain_id="devnet",
+            nonce=record.nonce,
+            issued_at=record.issued_at,
+            expiration_time=record.issued_at + timedelta(seconds=200),
+        )
+    )
     await trio.sleep(0.3)
     async with live_api(cfg, db) as api:
-        r = await api.client.post("/v1/auth/verify",
-                                  json={"message": text, "signature": sign(kp, text)})
+        r = await api.client.post(
+            "/v1/auth/verify", json={"message": text, "signature": sign(kp, text)}
+        )
         assert "expired" in assert_problem(r, 401, "unauthorized")["detail"]
 
 
 async def test_bad_input_gets_typed_problems(db: Database) -> None:
     kp = Keypair()
-    cfg = make_config(http={"max_body_bytes": 2048, "max_json_depth": 4},
-                      ratelimit={"auth_ip_burst": 100})
+    cfg = make_config(
+        http={"max_body_bytes": 2048, "max_json_depth": 4}, ratelimit={"auth_ip_burst": 100}
+    )
     async with live_api(cfg, db) as api:
         c = api.client
-        body = assert_problem(await c.post("/v1/auth/nonce", json={"wallet": "abc"}), 422,
-                              "validation")
-        assert body["errors"] == [{"field": "wallet",
-                                   "message": "expected a base58 public key (32 bytes)"}]
-        body = assert_problem(await c.post("/v1/auth/nonce", json={
-            "wallet": str(kp.pubkey()), "extra": 1}), 422, "validation")
+        body = assert_problem(
+            await c.post("/v1/auth/nonce", json={"wallet": "abc"}), 422, "validation"
+        )
+        assert body["errors"] == [
+            {"field": "wallet", "message": "expected a base58 public key (32 bytes)"}
+        ]
+        body = assert_problem(
+            await c.post("/v1/auth/nonce", json={"wallet": str(kp.pubkey()), "extra": 1}),
+            422,
+            "validation",
+        )
         assert body["errors"][0]["field"] == "extra"
         assert_problem(await c.post("/v1/auth/nonce", json={}), 422, "validation")
         assert_problem(await c.post("/v1/auth/nonce", content=b""), 422, "validation")
-        assert_problem(await c.post("/v1/auth/nonce", content=b"{not json",
-                                    headers={"Content-Type": "application/json"}),
-                       400, "malformed")
-        assert_problem(await c.post("/v1/auth/nonce", json={"wallet": [[[[[1]]]]]}),
-                       400, "malformed")
-        assert_problem(await c.post("/v1/auth/nonce", content=b"wallet=x",
-                                    headers={"Content-Type": "text/plain"}),
-                       415, "unsupported-media-type")
-        assert_problem(await c.post("/v1/auth/nonce", json={"wallet": "x" * 4000}),
-                       413, "payload-too-large")
-        body = assert_problem(await c.post("/v1/auth/verify", json={
-            "message": "hello", "signature": str(kp.sign_message(b"hello"))}),
-            401, "unauthorized")
+        assert_problem(
+            await c.post(
+                "/v1/auth/nonce", content=b"{not json", headers={"Content-Type": "application/json"}
+            ),
+            400,
+            "malformed",
+        )
+        assert_problem(
+            await c.post("/v1/auth/nonce", json={"wallet": [[[[[1]]]]]}), 400, "malformed"
+        )
+        assert_problem(
+            await c.post(
+                "/v1/auth/nonce", content=b"wallet=x", headers={"Content-Type": "text/plain"}
+            ),
+            415,
+            "unsupported-media-type",
+        )
+        assert_problem(
+            await c.post("/v1/auth/nonce", json={"wallet": "x" * 4000}), 413, "payload-too-large"
+        )
+        body = assert_problem(
+            await c.post(
+                "/v1/auth/verify",
+                json={"message": "hello", "signature": str(kp.sign_message(b"hello"))},
+            ),
+            401,
+            "unauthorized",
+        )
         assert "not a Sign-In-With-Solana message" in body["detail"]
-        body = assert_problem(await c.post("/v1/auth/verify", json={
-            "message": "hello", "signature": "notbase58!"}), 422, "validation")
+        body = assert_problem(
+            await c.post("/v1/auth/verify", json={"message": "hello", "signature": "notbase58!"}),
+            422,
+            "validation",
+        )
         assert body["errors"][0]["field"] == "signature"
-        assert_problem(await c.post("/v1/auth/nonce?x=1", json={"wallet": str(kp.pubkey())}),
-                       422, "validation")
+        assert_problem(
+            await c.post("/v1/auth/nonce?x=1", json={"wallet": str(kp.pubkey())}), 422, "validation"
+        )
         assert_problem(await c.get("/v1/auth/session"), 401, "unauthorized")
         r = await c.get("/v1/auth/session", headers={"Authorization": "Basic abc"})
         assert_problem(r, 401, "unauthorized")
         assert r.headers["WWW-Authenticate"].startswith("Bearer")
-        assert_problem(await c.get("/v1/auth/session",
-                                   headers={"Authorization": "Bearer " + "A" * 43}),
-                       401, "unauthorized")
+        assert_problem(
+            await c.get("/v1/auth/session", headers={"Authorization": "Bearer " + "A" * 43}),
+            401,
+            "unauthorized",
+        )
         assert_problem(await c.get("/v1/nope"), 404, "not-found")
         r = await c.get("/v1/auth/nonce")
         assert_problem(r, 405, "method-not-allowed")
@@ -265,17 +323,20 @@ def with_clock(api: LiveApi) -> Clock:
 
 
 async def nonce_from(client: httpx.AsyncClient, kp: Keypair, ip: str) -> dict[str, Any]:
-    r = await client.post("/v1/auth/nonce", json={"wallet": str(kp.pubkey())},
-                          headers=from_ip(ip))
+    r = await client.post("/v1/auth/nonce", json={"wallet": str(kp.pubkey())}, headers=from_ip(ip))
     assert r.status_code == 201, r.text
     body: dict[str, Any] = r.json()
     return body
 
 
-async def verify_from(client: httpx.AsyncClient, kp: Keypair, message: str,
-                      ip: str) -> httpx.Response:
-    return await client.post("/v1/auth/verify", headers=from_ip(ip),
-                             json={"message": message, "signature": sign(kp, message)})
+async def verify_from(
+    client: httpx.AsyncClient, kp: Keypair, message: str, ip: str
+) -> httpx.Response:
+    return await client.post(
+        "/v1/auth/verify",
+        headers=from_ip(ip),
+        json={"message": message, "signature": sign(kp, message)},
+    )
 
 
 async def test_rate_limit_answers_429_with_headers(db: Database) -> None:
@@ -283,18 +344,27 @@ async def test_rate_limit_answers_429_with_headers(db: Database) -> None:
     async with live_api(cfg, db) as api:
         c = api.client
         for _ in range(2):  # nonces are charged to the client IP, whatever wallet they name
-            r = await c.post("/v1/auth/nonce", json={"wallet": str(Keypair().pubkey())},
-                             headers=from_ip("198.51.100.1"))
+            r = await c.post(
+                "/v1/auth/nonce",
+                json={"wallet": str(Keypair().pubkey())},
+                headers=from_ip("198.51.100.1"),
+            )
             assert r.status_code == 201
             assert r.headers["RateLimit-Limit"] == "2"
-        r = await c.post("/v1/auth/nonce", json={"wallet": str(Keypair().pubkey())},
-                         headers=from_ip("198.51.100.1"))
+        r = await c.post(
+            "/v1/auth/nonce",
+            json={"wallet": str(Keypair().pubkey())},
+            headers=from_ip("198.51.100.1"),
+        )
         assert_problem(r, 429, "rate-limited")
         assert int(r.headers["Retry-After"]) >= 1
         assert r.headers["RateLimit-Remaining"] == "0"
         # another IP still gets through
-        r = await c.post("/v1/auth/nonce", json={"wallet": str(Keypair().pubkey())},
-                         headers=from_ip("198.51.100.2"))
+        r = await c.post(
+            "/v1/auth/nonce",
+            json={"wallet": str(Keypair().pubkey())},
+            headers=from_ip("198.51.100.2"),
+        )
         assert r.status_code == 201
 
 
@@ -313,8 +383,11 @@ async def test_nonces_requested_for_a_victim_do_not_lock_the_victim_out(db: Data
         token = first.json()["token"]
         for i in range(1, 121):  # four minutes of attack: 120 nonces for the victim's wallet
             clock.t += 2.0
-            r = await c.post("/v1/auth/nonce", json={"wallet": str(victim.pubkey())},
-                             headers=from_ip(attacker_ip))
+            r = await c.post(
+                "/v1/auth/nonce",
+                json={"wallet": str(victim.pubkey())},
+                headers=from_ip(attacker_ip),
+            )
             assert r.status_code == 201, (i, r.text)  # 30/min: within the IP's own budget
             if i % 20 == 0:  # meanwhile the victim signs in again from elsewhere
                 n = await nonce_from(c, victim, victim_ip)
@@ -331,37 +404,45 @@ async def test_nonces_requested_for_a_victim_do_not_lock_the_victim_out(db: Data
 
 async def test_the_wallet_bucket_is_spent_only_by_valid_signatures(db: Database) -> None:
     victim, mallory = Keypair(), Keypair()
-    cfg = make_config(http=BEHIND_PROXY, ratelimit={
-        "auth_ip_burst": 100, "auth_wallet_burst": 2, "auth_wallet_per_minute": 1})
+    cfg = make_config(
+        http=BEHIND_PROXY,
+        ratelimit={"auth_ip_burst": 100, "auth_wallet_burst": 2, "auth_wallet_per_minute": 1},
+    )
     async with live_api(cfg, db) as api:
         with_clock(api)
         c = api.client
         n = await nonce_from(c, victim, "203.0.113.66")
         for _ in range(10):  # signatures that do not verify cost the wallet nothing
-            r = await c.post("/v1/auth/verify", headers=from_ip("203.0.113.66"), json={
-                "message": n["message"], "signature": sign(mallory, n["message"])})
+            r = await c.post(
+                "/v1/auth/verify",
+                headers=from_ip("203.0.113.66"),
+                json={"message": n["message"], "signature": sign(mallory, n["message"])},
+            )
             assert_problem(r, 401, "unauthorized")
         for _ in range(2):
             n = await nonce_from(c, victim, "198.51.100.7")
             assert (await verify_from(c, victim, n["message"], "198.51.100.7")).status_code == 201
         # the key's holder does spend it: a third sign-in within the minute is refused
         n = await nonce_from(c, victim, "198.51.100.7")
-        assert_problem(await verify_from(c, victim, n["message"], "198.51.100.7"), 429,
-                       "rate-limited")
+        assert_problem(
+            await verify_from(c, victim, n["message"], "198.51.100.7"), 429, "rate-limited"
+        )
 
 
 async def test_nonces_for_all_clients_have_a_ceiling(db: Database) -> None:
     kp = Keypair()
-    cfg = make_config(http=BEHIND_PROXY, ratelimit={
-        "auth_global_burst": 3, "auth_global_per_minute": 1})
+    cfg = make_config(
+        http=BEHIND_PROXY, ratelimit={"auth_global_burst": 3, "auth_global_per_minute": 1}
+    )
     async with live_api(cfg, db) as api:
         with_clock(api)
         c = api.client
         n = await nonce_from(c, kp, "198.51.100.1")
         for i in (2, 3):
             await nonce_from(c, Keypair(), f"198.51.100.{i}")
-        r = await c.post("/v1/auth/nonce", json={"wallet": str(kp.pubkey())},
-                         headers=from_ip("198.51.100.4"))
+        r = await c.post(
+            "/v1/auth/nonce", json={"wallet": str(kp.pubkey())}, headers=from_ip("198.51.100.4")
+        )
         assert_problem(r, 429, "rate-limited")
         # verify is not charged to it: a nonce already issued can still be used
         assert (await verify_from(c, kp, n["message"], "198.51.100.4")).status_code == 201

@@ -90,7 +90,8 @@ async def test_bus_events_invalidate() -> None:
 
 
 async def test_redis_carries_invalidations_between_instances(
-        redis_url: str, redis_prefix: str) -> None:
+    redis_url: str, redis_prefix: str
+) -> None:
     async with coredis.Redis.from_url(redis_url) as client:
         a_cache, b_cache = HotCache(10, 60), HotCache(10, 60)
         a = RedisInvalidation(client, redis_prefix, a_cache)
@@ -121,8 +122,9 @@ class Thing(msgspec.Struct, frozen=True):
     n: int
 
 
-@cached.get("/things/<thing_id>", response=Thing,
-            cache=lambda call: [market_tag(call.path["thing_id"])])
+@cached.get(
+    "/things/<thing_id>", response=Thing, cache=lambda call: [market_tag(call.path["thing_id"])]
+)
 async def get_thing(call: Call[None, None]) -> Thing:
     """A cached read that touches the database."""
     call.database()  # ServiceUnavailable while the storage actor is down
@@ -144,8 +146,7 @@ async def test_http_cache_etag_and_stale_answers(db: Database) -> None:
         assert r3.status_code == 304 and r3.content == b"" and r3.headers["ETag"] == etag
         # an event drops the entry at once
         await api.ctx.bus.publish("events", TradeExecuted(market_id="a", at=AT, data={}))
-        api.state.cache.invalidate(tags_for_event(
-            TradeExecuted(market_id="a", at=AT, data={})))
+        api.state.cache.invalidate(tags_for_event(TradeExecuted(market_id="a", at=AT, data={})))
         r4 = await c.get("/v1/test/things/a", headers={"If-None-Match": etag})
         assert r4.status_code == 200 and r4.json()["n"] == 2 and r4.headers["ETag"] != etag
         # database down: a stale entry is served, an uncached one is 503
@@ -164,18 +165,31 @@ async def test_http_cache_etag_and_stale_answers(db: Database) -> None:
         assert r7.headers["X-Content-Type-Options"] == "nosniff"
         assert r7.headers["Content-Security-Policy"].startswith("default-src 'none'")
         assert "Origin" in r7.headers["Vary"]
-        assert "Access-Control-Allow-Origin" not in (await c.get(
-            "/v1/test/things/b", headers={"Origin": "https://evil.example"})).headers
-        pre = await c.options("/v1/test/things/b", headers={
-            "Origin": "https://app.example.com", "Access-Control-Request-Method": "GET",
-            "Access-Control-Request-Headers": "authorization"})
-        assert pre.status_code == 204 and "Authorization" in pre.headers[
-            "Access-Control-Allow-Headers"]
+        assert (
+            "Access-Control-Allow-Origin"
+            not in (
+                await c.get("/v1/test/things/b", headers={"Origin": "https://evil.example"})
+            ).headers
+        )
+        pre = await c.options(
+            "/v1/test/things/b",
+            headers={
+                "Origin": "https://app.example.com",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
+        assert (
+            pre.status_code == 204
+            and "Authorization" in pre.headers["Access-Control-Allow-Headers"]
+        )
 
 
 async def test_forwarded_for_from_a_trusted_proxy_picks_the_bucket(db: Database) -> None:
-    cfg = make_config(http={"trusted_proxies": ["127.0.0.1"]},
-                      ratelimit={"reads_ip_burst": 1, "reads_ip_per_minute": 1})
+    cfg = make_config(
+        http={"trusted_proxies": ["127.0.0.1"]},
+        ratelimit={"reads_ip_burst": 1, "reads_ip_per_minute": 1},
+    )
     async with live_api(cfg, db, routers=[cached]) as api:
         c = api.client
 
@@ -185,11 +199,13 @@ async def test_forwarded_for_from_a_trusted_proxy_picks_the_bucket(db: Database)
         assert (await get("198.51.100.1")).status_code == 200
         assert (await get("198.51.100.1")).status_code == 429
         assert (await get("198.51.100.2")).status_code == 200  # another client, own bucket
-    cfg = make_config(http={"trusted_proxies": []},
-                      ratelimit={"reads_ip_burst": 1, "reads_ip_per_minute": 1})
+    cfg = make_config(
+        http={"trusted_proxies": []}, ratelimit={"reads_ip_burst": 1, "reads_ip_per_minute": 1}
+    )
     async with live_api(cfg, db, routers=[cached]) as api:
-        assert (await api.client.get("/v1/test/things/z",
-                                     headers={"X-Forwarded-For": "1.1.1.1"})).status_code == 200
+        assert (
+            await api.client.get("/v1/test/things/z", headers={"X-Forwarded-For": "1.1.1.1"})
+        ).status_code == 200
         # untrusted peer: the header is ignored, so a forged address does not help
         r = await api.client.get("/v1/test/things/z", headers={"X-Forwarded-For": "2.2.2.2"})
         assert r.status_code == 429
@@ -212,8 +228,9 @@ class Gate:
 gate: dict[str, Gate] = {}
 
 
-@gated.get("/things/<thing_id>", response=Thing,
-           cache=lambda call: [market_tag(call.path["thing_id"])])
+@gated.get(
+    "/things/<thing_id>", response=Thing, cache=lambda call: [market_tag(call.path["thing_id"])]
+)
 async def get_gated(call: Call[None, None]) -> Thing:
     """A cached read whose database fetch the test holds open."""
     g = gate["current"]
@@ -246,8 +263,7 @@ async def _burst(api: Any, url: str, count: int) -> list[Any]:
 
 
 def _cache_metric(api: Any, result: str) -> float:
-    value = api.ctx.metrics.registry.get_sample_value(
-        "zmartd_http_cache_total", {"result": result})
+    value = api.ctx.metrics.registry.get_sample_value("zmartd_http_cache_total", {"result": result})
     return float(value or 0)
 
 

@@ -174,7 +174,8 @@ CASES: dict[str, tuple[Case, dict[str, Any]]] = {
     "415-text-body": (_415_text, {}),
     "422-bad-path": (_422_path, {}),
     "429-rate-limited": (
-        _429_logout, {"ratelimit": {"session_ip_burst": 1, "session_ip_per_minute": 1}}
+        _429_logout,
+        {"ratelimit": {"session_ip_burst": 1, "session_ip_per_minute": 1}},
     ),
     "503-shed": (_503_shed, {}),
     "fast-path-hit": (_fast_path_hit, {}),

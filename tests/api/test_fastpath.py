@@ -40,27 +40,30 @@ def fast_path(api: LiveApi) -> FastPath:
 
 def counted(api: LiveApi, route: str, status: int, method: str = "GET") -> float:
     value = api.ctx.metrics.registry.get_sample_value(
-        "zmartd_http_requests_total", {"route": route, "method": method, "status": str(status)})
+        "zmartd_http_requests_total", {"route": route, "method": method, "status": str(status)}
+    )
     return float(value or 0)
 
 
 def observed(api: LiveApi, route: str) -> float:
     value = api.ctx.metrics.registry.get_sample_value(
-        "zmartd_http_request_duration_seconds_count", {"route": route})
+        "zmartd_http_request_duration_seconds_count", {"route": route}
+    )
     return float(value or 0)
 
 
 def cache_results(api: LiveApi, result: str) -> float:
-    value = api.ctx.metrics.registry.get_sample_value(
-        "zmartd_http_cache_total", {"result": result})
+    value = api.ctx.metrics.registry.get_sample_value("zmartd_http_cache_total", {"result": result})
     return float(value or 0)
 
 
 @asynccontextmanager
 async def served(db: Database, **http: Any) -> AsyncIterator[tuple[LiveApi, str]]:
     market = await fx.seed_market(db)
-    cfg = make_config(http={"cors_origins": [ORIGIN], **http},
-                      ratelimit={"reads_ip_burst": 1000, "reads_ip_per_minute": 60})
+    cfg = make_config(
+        http={"cors_origins": [ORIGIN], **http},
+        ratelimit={"reads_ip_burst": 1000, "reads_ip_per_minute": 60},
+    )
     async with live_api(cfg, db) as api:
         yield api, f"/v1/markets/{market.market_id}"
 
@@ -68,11 +71,23 @@ async def served(db: Database, **http: Any) -> AsyncIterator[tuple[LiveApi, str]
 def test_the_cache_key_ignores_parameter_order_only() -> None:
     assert cache_key("/v1/markets", b"") == "/v1/markets"
     assert cache_key("/v1/markets", b"sort=volume&limit=5") == cache_key(
-        "/v1/markets", b"limit=5&sort=volume")
+        "/v1/markets", b"limit=5&sort=volume"
+    )
     assert cache_key("/v1/markets", b"tag=a&tag=b") == cache_key("/v1/markets", b"tag=b&tag=a")
     # percent-escapes decode byte for byte: distinct queries, distinct keys
-    keys = {cache_key("/m", q) for q in (b"q=%C3%A9", b"q=%E9", b"q=%FF%FE", b"q=",
-                                         b"q=a+b", b"q=a%2Bb", b"q=a%26b=c", b"r=")}
+    keys = {
+        cache_key("/m", q)
+        for q in (
+            b"q=%C3%A9",
+            b"q=%E9",
+            b"q=%FF%FE",
+            b"q=",
+            b"q=a+b",
+            b"q=a%2Bb",
+            b"q=a%26b=c",
+            b"r=",
+        )
+    }
     assert len(keys) == 8
     # ...and only what werkzeug parses alike shares one ("q" is "q=" in request.args)
     assert cache_key("/m", b"q") == cache_key("/m", b"q=") == cache_key("/m", b"q=&")
@@ -81,8 +96,11 @@ def test_the_cache_key_ignores_parameter_order_only() -> None:
 @pytest.mark.parametrize("target", ["detail", "list"])
 async def test_fast_answers_equal_quarts_byte_for_byte(db: Database, target: str) -> None:
     async with served(db) as (api, detail):
-        path, query, reordered = (detail, "", "") if target == "detail" else (
-            LIST, "limit=5&sort=volume", "sort=volume&limit=5")
+        path, query, reordered = (
+            (detail, "", "")
+            if target == "detail"
+            else (LIST, "limit=5&sort=volume", "sort=volume&limit=5")
+        )
         route = DETAIL if target == "detail" else LIST
         fast = fast_path(api)
         quart = fast.app
@@ -103,11 +121,13 @@ async def test_fast_answers_equal_quarts_byte_for_byte(db: Database, target: str
         for n, (method, headers) in enumerate(variants):
             before = fast.served
             # separate clients: each answer carries a fresh bucket's RateLimit-*
-            mine = await call(fast, path, reordered, method=method, headers=headers,
-                              client=f"10.1.{n}.1")
+            mine = await call(
+                fast, path, reordered, method=method, headers=headers, client=f"10.1.{n}.1"
+            )
             assert fast.served == before + 1, (method, headers)
-            theirs = await call(quart, path, query, method=method, headers=headers,
-                                client=f"10.2.{n}.1")
+            theirs = await call(
+                quart, path, query, method=method, headers=headers, client=f"10.2.{n}.1"
+            )
             assert fast.served == before + 1
             assert mine == theirs, (method, headers)
             assert mine.header("x-cache") == "hit" and mine.header("etag") == etag
@@ -136,8 +156,10 @@ async def test_fast_answers_equal_quarts_byte_for_byte(db: Database, target: str
 async def test_the_rate_limit_still_applies(db: Database) -> None:
     market = await fx.seed_market(db)
     path = f"/v1/markets/{market.market_id}"
-    cfg = make_config(http={"cors_origins": [ORIGIN], "trusted_proxies": ["127.0.0.1"]},
-                      ratelimit={"reads_ip_burst": 3, "reads_ip_per_minute": 1})
+    cfg = make_config(
+        http={"cors_origins": [ORIGIN], "trusted_proxies": ["127.0.0.1"]},
+        ratelimit={"reads_ip_burst": 3, "reads_ip_per_minute": 1},
+    )
     async with live_api(cfg, db) as api:
         fast = fast_path(api)
         statuses = [(await api.client.get(path)).status_code for _ in range(3)]
@@ -161,19 +183,21 @@ async def test_the_rate_limit_still_applies(db: Database) -> None:
         for _ in range(3):
             ok = await call(fast, path, client=proxy, headers={"X-Forwarded-For": "203.0.113.7"})
             assert ok.status == 200
-        other = await call(fast, path, client=proxy, headers={
-            "X-Forwarded-For": "203.0.113.8, 127.0.0.1"})
+        other = await call(
+            fast, path, client=proxy, headers={"X-Forwarded-For": "203.0.113.8, 127.0.0.1"}
+        )
         assert other.status == 200 and other.header("x-cache") == "hit"
-        drained = await call(fast, path, client=proxy,
-                             headers={"X-Forwarded-For": "203.0.113.7"})
+        drained = await call(fast, path, client=proxy, headers={"X-Forwarded-For": "203.0.113.7"})
         assert drained.status == 429
         # an untrusted peer's header is ignored: its own IP's bucket is used
         for n in range(3):
-            forged = await call(fast, path, client="10.4.0.1",
-                                headers={"X-Forwarded-For": f"203.0.113.{50 + n}"})
+            forged = await call(
+                fast, path, client="10.4.0.1", headers={"X-Forwarded-For": f"203.0.113.{50 + n}"}
+            )
             assert forged.status == 200
-        forged = await call(fast, path, client="10.4.0.1",
-                            headers={"X-Forwarded-For": "203.0.113.99"})
+        forged = await call(
+            fast, path, client="10.4.0.1", headers={"X-Forwarded-For": "203.0.113.99"}
+        )
         assert forged.status == 429
 
 
@@ -189,8 +213,7 @@ async def test_a_bus_event_sends_the_next_request_to_quart(db: Database) -> None
                 assert (await api.client.get(LIST)).status_code == 200
             assert fast.served == 2
             hits, misses = cache_results(api, "hit"), cache_results(api, "miss")
-            await api.ctx.bus.publish("events", TradeExecuted(market_id=market_id, at=AT,
-                                                              data={}))
+            await api.ctx.bus.publish("events", TradeExecuted(market_id=market_id, at=AT, data={}))
             with trio.fail_after(5):
                 while len(api.state.cache):
                     await trio.sleep(0.01)
@@ -265,8 +288,9 @@ async def test_everything_else_goes_to_quart(db: Database) -> None:
         assert fast.served == 1
         # other methods, preflights, other query strings, unknown and ops paths
         assert (await api.client.post(path, json={})).status_code == 405
-        pre = await api.client.options(path, headers={
-            "Origin": ORIGIN, "Access-Control-Request-Method": "GET"})
+        pre = await api.client.options(
+            path, headers={"Origin": ORIGIN, "Access-Control-Request-Method": "GET"}
+        )
         assert pre.status_code == 204 and pre.headers["Access-Control-Allow-Origin"] == ORIGIN
         other = await api.client.get(path, params={"x": "1"})
         assert other.status_code == 422  # the detail takes no query: Quart says so

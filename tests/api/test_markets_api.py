@@ -23,9 +23,17 @@ from zmartd.storage.indexer import GlobalConfigState
 
 async def test_list_detail_filters_and_errors(db: Database) -> None:
     creator = fx.fresh()
-    seeded = [await fx.seed_market(db, creator=creator, state=s, volume=v, liquidity=f.B + v,
-                                   created=fx.T0 + timedelta(minutes=i))
-              for i, (s, v) in enumerate([(2, 5), (0, 9), (2, 7), (5, 1)])]
+    seeded = [
+        await fx.seed_market(
+            db,
+            creator=creator,
+            state=s,
+            volume=v,
+            liquidity=f.B + v,
+            created=fx.T0 + timedelta(minutes=i),
+        )
+        for i, (s, v) in enumerate([(2, 5), (0, 9), (2, 7), (5, 1)])
+    ]
     ids = [m.market_id for m in seeded]
     wallet = f.wallet(creator)
     async with live_api(fx.config(), db) as api:
@@ -39,7 +47,7 @@ async def test_list_detail_filters_and_errors(db: Database) -> None:
         assert first["status"] == "ACTIVE" and first["state"] == 2
         assert first["b_parameter"] == str(f.B) and first["price_yes"] == 500_000_000
         assert first["price_no"] == 500_000_000 and first["tags"] == []
-        by_volume = (await c.get("/v1/markets", params={"creator": wallet, "sort": "volume"}))
+        by_volume = await c.get("/v1/markets", params={"creator": wallet, "sort": "volume"})
         assert [m["total_volume"] for m in by_volume.json()["items"]] == ["9", "7", "5", "1"]
         for state in ("2", "ACTIVE"):
             r = await c.get("/v1/markets", params={"creator": wallet, "state": state})
@@ -53,10 +61,14 @@ async def test_list_detail_filters_and_errors(db: Database) -> None:
         missing = await c.get(f"/v1/markets/{'ab' * 32}")
         assert missing.status_code == 404
         assert missing.json()["type"] == "urn:zmart:problem:not-found"
-        for path, params in [("/v1/markets/xyz", {}), ("/v1/markets", {"state": "7"}),
-                             ("/v1/markets", {"sort": "random"}),
-                             ("/v1/markets", {"limit": "0"}), ("/v1/markets", {"nope": "1"}),
-                             ("/v1/markets", {"creator": "not-a-key"})]:
+        for path, params in [
+            ("/v1/markets/xyz", {}),
+            ("/v1/markets", {"state": "7"}),
+            ("/v1/markets", {"sort": "random"}),
+            ("/v1/markets", {"limit": "0"}),
+            ("/v1/markets", {"nope": "1"}),
+            ("/v1/markets", {"creator": "not-a-key"}),
+        ]:
             r = await c.get(path, params=params)
             assert r.status_code == 422, (path, params, r.text)
             assert r.headers["content-type"] == "application/problem+json"
@@ -71,12 +83,15 @@ async def test_list_detail_filters_and_errors(db: Database) -> None:
 async def test_pagination_is_stable_while_markets_and_trades_are_inserted(db: Database) -> None:
     creator = fx.fresh()
     wallet = f.wallet(creator)
-    original = [await fx.seed_market(db, creator=creator, created=fx.T0 + timedelta(hours=i))
-                for i in range(7)]
+    original = [
+        await fx.seed_market(db, creator=creator, created=fx.T0 + timedelta(hours=i))
+        for i in range(7)
+    ]
     market = original[0].market_id
     trader = f.wallet(fx.fresh())
-    await fx.seed_trades(db, market, trader, [
-        {"at": fx.T0 + timedelta(seconds=i)} for i in range(9)])
+    await fx.seed_trades(
+        db, market, trader, [{"at": fx.T0 + timedelta(seconds=i)} for i in range(9)]
+    )
     async with live_api(fx.config(), db) as api:
         c = api.client
         seen: list[str] = []
@@ -86,8 +101,9 @@ async def test_pagination_is_stable_while_markets_and_trades_are_inserted(db: Da
             body = (await c.get("/v1/markets", params=params)).json()
             seen += [m["market_id"] for m in body["items"]]
             # newer and older markets appear between pages: neither repeats nor skips
-            await fx.seed_market(db, creator=creator,
-                                 created=fx.T0 + timedelta(days=1, hours=page_no))
+            await fx.seed_market(
+                db, creator=creator, created=fx.T0 + timedelta(days=1, hours=page_no)
+            )
             cursor = body["next_cursor"]
             if cursor is None:
                 break
@@ -117,12 +133,21 @@ def _trades_cursor(body: dict[str, object]) -> str:
 async def test_trades_holders_and_candles(db: Database) -> None:
     m = await fx.seed_market(db)
     a, b = f.wallet(fx.fresh()), f.wallet(fx.fresh())
-    await fx.seed_trades(db, m.market_id, a, [
-        {"price": 510_000_000, "amount": 100, "at": fx.T0 + timedelta(minutes=0, seconds=10)},
-        {"price": 530_000_000, "amount": 200, "at": fx.T0 + timedelta(minutes=0, seconds=40)},
-        {"price": 490_000_000, "amount": 300, "side": "sell",
-         "at": fx.T0 + timedelta(minutes=1, seconds=5)},
-    ])
+    await fx.seed_trades(
+        db,
+        m.market_id,
+        a,
+        [
+            {"price": 510_000_000, "amount": 100, "at": fx.T0 + timedelta(minutes=0, seconds=10)},
+            {"price": 530_000_000, "amount": 200, "at": fx.T0 + timedelta(minutes=0, seconds=40)},
+            {
+                "price": 490_000_000,
+                "amount": 300,
+                "side": "sell",
+                "at": fx.T0 + timedelta(minutes=1, seconds=5),
+            },
+        ],
+    )
     await fx.seed_position(db, m.market_id, a, yes=3 * 10**9, invested=600)
     await fx.seed_position(db, m.market_id, b, no=5 * 10**9, invested=900)
     async with live_api(fx.config(), db) as api:
@@ -132,31 +157,39 @@ async def test_trades_holders_and_candles(db: Database) -> None:
         assert trades[0]["side"] == "sell" and trades[0]["amount"] == "300"
         assert trades[0]["price_no"] == 510_000_000 and trades[0]["wallet"] == a
         holders = (await c.get(f"/v1/markets/{m.market_id}/holders")).json()["items"]
-        assert [(h["wallet"], h["shares_no"]) for h in holders] == [(b, str(5 * 10**9)),
-                                                                    (a, "0")]
+        assert [(h["wallet"], h["shares_no"]) for h in holders] == [(b, str(5 * 10**9)), (a, "0")]
         params = {"interval": "1m", "from": "2026-01-01T00:00:00Z", "to": "2026-01-01T00:05:00Z"}
         candles = (await c.get(f"/v1/markets/{m.market_id}/prices", params=params)).json()
         assert candles["interval"] == "1m"
-        assert [(k["open"], k["high"], k["low"], k["close"], k["volume"], k["points"])
-                for k in candles["candles"]] == [
+        assert [
+            (k["open"], k["high"], k["low"], k["close"], k["volume"], k["points"])
+            for k in candles["candles"]
+        ] == [
             (510_000_000, 530_000_000, 510_000_000, 530_000_000, "300", 2),
-            (490_000_000, 490_000_000, 490_000_000, 490_000_000, "300", 1)]
+            (490_000_000, 490_000_000, 490_000_000, 490_000_000, "300", 1),
+        ]
         default = await c.get(f"/v1/markets/{m.market_id}/prices")
         assert default.status_code == 200 and default.json()["interval"] == "1h"
-        for params in [{"from": "2026-01-01T00:00:00"},  # no zone
-                       {"to": "0.5"},  # a number is no RFC 3339 date-time
-                       {"interval": "2m"},
-                       {"to": "9999-12-31T23:59:59-14:00"}]:
+        for params in [
+            {"from": "2026-01-01T00:00:00"},  # no zone
+            {"to": "0.5"},  # a number is no RFC 3339 date-time
+            {"interval": "2m"},
+            {"to": "9999-12-31T23:59:59-14:00"},
+        ]:
             r = await c.get(f"/v1/markets/{m.market_id}/prices", params=params)
             assert r.status_code == 422, (params, r.text)
         # each time valid, together beyond the schema: 400
-        for params in [{"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
-                       {"to": "0001-01-01T00:00:00Z"}]:
+        for params in [
+            {"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+            {"to": "0001-01-01T00:00:00Z"},
+        ]:
             r = await c.get(f"/v1/markets/{m.market_id}/prices", params=params)
             assert r.status_code == 400, (params, r.text)
         # too many candles: the latest 5,000 intervals
-        wide = await c.get(f"/v1/markets/{m.market_id}/prices", params={
-            "interval": "1m", "from": "2020-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"})
+        wide = await c.get(
+            f"/v1/markets/{m.market_id}/prices",
+            params={"interval": "1m", "from": "2020-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+        )
         assert wide.status_code == 200, wide.text
         assert wide.json()["start"] == "2025-12-28T12:40:00Z"
         for sub in ("trades", "holders", "prices", "quote?side=buy&outcome=yes&amount=100000"):
@@ -167,8 +200,12 @@ async def test_quote_matches_the_chain_quoter_to_the_unit(db: Database) -> None:
     m = await fx.seed_market(db, shares_yes=f.B // 1000 + 7 * 10**9, current_liquidity=10**12)
     holder = f.wallet(fx.fresh())
     await fx.seed_position(db, m.market_id, holder, yes=2 * 10**9)
-    math = MarketMath(b_parameter=m.b_parameter, shares_yes=m.shares_yes,
-                      shares_no=m.shares_no, current_liquidity=m.current_liquidity)
+    math = MarketMath(
+        b_parameter=m.b_parameter,
+        shares_yes=m.shares_yes,
+        shares_no=m.shares_no,
+        current_liquidity=m.current_liquidity,
+    )
     async with live_api(fx.config(), db) as api:
         c = api.client
         url = f"/v1/markets/{m.market_id}/quote"
@@ -178,14 +215,18 @@ async def test_quote_matches_the_chain_quoter_to_the_unit(db: Database) -> None:
         want = quote_buy(math, DEFAULT_FEES, True, 10**9)
         assert q["shares"] == str(want.shares) and q["lamports"] == str(want.total_cost)
         assert q["lamports_before_fees"] == str(want.cost_before_fees)
-        assert q["fees"] == {"protocol": str(want.fees.protocol),
-                             "resolver": str(want.fees.resolver), "lp": str(want.fees.lp),
-                             "total": str(want.fees.total)}
+        assert q["fees"] == {
+            "protocol": str(want.fees.protocol),
+            "resolver": str(want.fees.resolver),
+            "lp": str(want.fees.lp),
+            "total": str(want.fees.total),
+        }
         assert q["price_yes_after"] == want.new_price_yes
         assert q["fees_source"] == "program_defaults"
         assert q["fee_rates"] == {"protocol_bps": 300, "resolver_bps": 200, "lp_bps": 500}
-        sell = await c.get(url, params={"side": "sell", "outcome": "yes",
-                                        "amount": str(10**9), "wallet": holder})
+        sell = await c.get(
+            url, params={"side": "sell", "outcome": "yes", "amount": str(10**9), "wallet": holder}
+        )
         assert sell.status_code == 200, sell.text
         want_sell = quote_sell(math, DEFAULT_FEES, True, 10**9, 2 * 10**9)
         assert sell.json()["lamports"] == str(want_sell.net_proceeds)
@@ -194,18 +235,24 @@ async def test_quote_matches_the_chain_quoter_to_the_unit(db: Database) -> None:
         small = await c.get(url, params={"side": "buy", "outcome": "no", "amount": "5"})
         assert small.status_code == 409
         assert small.json()["errors"][0]["message"].startswith("TradeTooSmall")
-        short = await c.get(url, params={"side": "sell", "outcome": "yes",
-                                         "amount": str(3 * 10**9), "wallet": holder})
+        short = await c.get(
+            url,
+            params={"side": "sell", "outcome": "yes", "amount": str(3 * 10**9), "wallet": holder},
+        )
         assert short.status_code == 409
         assert short.json()["errors"][0]["message"].startswith("InsufficientShares")
-        for params in [{"side": "hold", "outcome": "yes", "amount": "1"},
-                       {"side": "buy", "outcome": "yes", "amount": "0"},
-                       {"side": "buy", "outcome": "yes", "amount": str(2**64)},
-                       {"side": "buy", "outcome": "yes"}]:
+        for params in [
+            {"side": "hold", "outcome": "yes", "amount": "1"},
+            {"side": "buy", "outcome": "yes", "amount": "0"},
+            {"side": "buy", "outcome": "yes", "amount": str(2**64)},
+            {"side": "buy", "outcome": "yes"},
+        ]:
             assert (await c.get(url, params=params)).status_code == 422, params
         proposed = await fx.seed_market(db, state=0)
-        r = await c.get(f"/v1/markets/{proposed.market_id}/quote",
-                        params={"side": "buy", "outcome": "yes", "amount": "100000"})
+        r = await c.get(
+            f"/v1/markets/{proposed.market_id}/quote",
+            params={"side": "buy", "outcome": "yes", "amount": "100000"},
+        )
         assert r.status_code == 409 and "InvalidMarketState" in r.json()["detail"]
 
 
@@ -213,8 +260,13 @@ async def test_metadata_register_and_patch_rules(db: Database) -> None:
     creator = f.wallet(fx.fresh())
     other = f.wallet(fx.fresh())
     market_id = f.market_id(fx.fresh())
-    body = {"market_id": market_id, "title": "Will it rain?", "category": "weather",
-            "tags": ["rain"], "end_time": "2030-01-01T00:00:00+02:00"}
+    body = {
+        "market_id": market_id,
+        "title": "Will it rain?",
+        "category": "weather",
+        "tags": ["rain"],
+        "end_time": "2030-01-01T00:00:00+02:00",
+    }
     async with live_api(fx.config(), db) as api:
         c = api.client
         mine = fx.headers(await fx.session(db, creator))
@@ -226,21 +278,37 @@ async def test_metadata_register_and_patch_rules(db: Database) -> None:
         assert (await c.post("/v1/markets", json=body, headers=mine)).status_code == 409
         # another wallet's registration for an id not indexed yet is only its own claim
         assert (await c.post("/v1/markets", json=body, headers=theirs)).status_code == 201
-        for bad in [{**body, "title": ""}, {**body, "category": "Not A Slug"},
-                    {**body, "tags": ["x"] * 11}, {**body, "image_url": "ftp://x"},
-                    {**body, "title": "a\u0000b"}, {**body, "end_time": "2030-01-01T00:00:00"},
-                    {**body, "extra": 1}]:
+        for bad in [
+            {**body, "title": ""},
+            {**body, "category": "Not A Slug"},
+            {**body, "tags": ["x"] * 11},
+            {**body, "image_url": "ftp://x"},
+            {**body, "title": "a\u0000b"},
+            {**body, "end_time": "2030-01-01T00:00:00"},
+            {**body, "extra": 1},
+        ]:
             r = await c.post("/v1/markets", json=bad, headers=mine)
             assert r.status_code == 422, (bad, r.text)
         # the market appears on chain, created by `creator`, PROPOSED: PATCH works
         state = f.market(fx.fresh(), state=0)
-        await market_store.upsert_markets(db, [type(state)(**{
-            **{k: getattr(state, k) for k in state.__struct_fields__},
-            "market_id": market_id, "creator": creator})])
+        await market_store.upsert_markets(
+            db,
+            [
+                type(state)(
+                    **{
+                        **{k: getattr(state, k) for k in state.__struct_fields__},
+                        "market_id": market_id,
+                        "creator": creator,
+                    }
+                )
+            ],
+        )
         events = api.ctx.bus.topic("events").subscribe("test")
-        patch = await c.patch(f"/v1/markets/{market_id}", json={"title": "Rain in May?",
-                                                                  "image_url": None},
-                              headers=mine)
+        patch = await c.patch(
+            f"/v1/markets/{market_id}",
+            json={"title": "Rain in May?", "image_url": None},
+            headers=mine,
+        )
         assert patch.status_code == 200 and patch.json()["title"] == "Rain in May?"
         assert patch.json()["tags"] == ["rain"]  # untouched fields stay
         event = events.receive_nowait()
@@ -248,23 +316,42 @@ async def test_metadata_register_and_patch_rules(db: Database) -> None:
         assert event.data["title"] == "Rain in May?"
         detail = (await c.get(f"/v1/markets/{market_id}")).json()
         assert detail["title"] == "Rain in May?" and detail["category"] == "weather"
-        assert (await c.patch(f"/v1/markets/{market_id}", json={"title": "x"},
-                              headers=theirs)).status_code == 403
-        assert (await c.patch(f"/v1/markets/{f.market_id(fx.fresh())}", json={"title": "x"},
-                              headers=mine)).status_code == 404
+        assert (
+            await c.patch(f"/v1/markets/{market_id}", json={"title": "x"}, headers=theirs)
+        ).status_code == 403
+        assert (
+            await c.patch(
+                f"/v1/markets/{f.market_id(fx.fresh())}", json={"title": "x"}, headers=mine
+            )
+        ).status_code == 404
         # once the market leaves PROPOSED, metadata is frozen
-        active = type(state)(**{**{k: getattr(state, k) for k in state.__struct_fields__},
-                                "market_id": market_id, "creator": creator, "state": 2,
-                                "slot": 9})
+        active = type(state)(
+            **{
+                **{k: getattr(state, k) for k in state.__struct_fields__},
+                "market_id": market_id,
+                "creator": creator,
+                "state": 2,
+                "slot": 9,
+            }
+        )
         await market_store.upsert_markets(db, [active])
         r = await c.patch(f"/v1/markets/{market_id}", json={"title": "late"}, headers=mine)
         assert r.status_code == 409
         # the chain's creator is authoritative for a market nobody registered yet
         onchain = f.market_id(fx.fresh())
         fresh = f.market(fx.fresh(), state=0)
-        await market_store.upsert_markets(db, [type(fresh)(**{
-            **{k: getattr(fresh, k) for k in fresh.__struct_fields__},
-            "market_id": onchain, "creator": creator})])
+        await market_store.upsert_markets(
+            db,
+            [
+                type(fresh)(
+                    **{
+                        **{k: getattr(fresh, k) for k in fresh.__struct_fields__},
+                        "market_id": onchain,
+                        "creator": creator,
+                    }
+                )
+            ],
+        )
         r = await c.post("/v1/markets", json={**body, "market_id": onchain}, headers=theirs)
         assert r.status_code == 403
         assert await market_store.get_metadata(db, onchain, other) is None
@@ -272,9 +359,18 @@ async def test_metadata_register_and_patch_rules(db: Database) -> None:
 
 async def _index_market(db: Database, market_id: str, creator: str) -> None:
     state = f.market(fx.fresh(), state=0)
-    await market_store.upsert_markets(db, [type(state)(**{
-        **{k: getattr(state, k) for k in state.__struct_fields__},
-        "market_id": market_id, "creator": creator})])
+    await market_store.upsert_markets(
+        db,
+        [
+            type(state)(
+                **{
+                    **{k: getattr(state, k) for k in state.__struct_fields__},
+                    "market_id": market_id,
+                    "creator": creator,
+                }
+            )
+        ],
+    )
 
 
 async def test_metadata_squatting_before_indexing_is_dropped(db: Database) -> None:
@@ -291,22 +387,27 @@ async def test_metadata_squatting_before_indexing_is_dropped(db: Database) -> No
         mine = fx.headers(await fx.session(db, creator))
         theirs = fx.headers(await fx.session(db, attacker))
         # order 1: squatter first, creator second, then the market is indexed
-        assert (await c.post("/v1/markets", json={"market_id": early, **squat},
-                             headers=theirs)).status_code == 201
-        assert (await c.post("/v1/markets", json={"market_id": early, **real},
-                             headers=mine)).status_code == 201
+        assert (
+            await c.post("/v1/markets", json={"market_id": early, **squat}, headers=theirs)
+        ).status_code == 201
+        assert (
+            await c.post("/v1/markets", json={"market_id": early, **real}, headers=mine)
+        ).status_code == 201
         await _index_market(db, early, creator)
         shown = (await c.get(f"/v1/markets/{early}")).json()
         assert shown["title"] == "Will it rain?"
         assert shown["resolution_source"] == "https://weather.example"
-        assert (await c.patch(f"/v1/markets/{early}", json={"title": "Rain?"},
-                              headers=mine)).status_code == 200
-        assert (await c.patch(f"/v1/markets/{early}", json={"title": "x"},
-                              headers=theirs)).status_code == 403
+        assert (
+            await c.patch(f"/v1/markets/{early}", json={"title": "Rain?"}, headers=mine)
+        ).status_code == 200
+        assert (
+            await c.patch(f"/v1/markets/{early}", json={"title": "x"}, headers=theirs)
+        ).status_code == 403
         assert await market_store.get_metadata(db, early, attacker) is None
         # order 2: squatter first, market indexed, creator registers afterwards
-        assert (await c.post("/v1/markets", json={"market_id": late, **squat},
-                             headers=theirs)).status_code == 201
+        assert (
+            await c.post("/v1/markets", json={"market_id": late, **squat}, headers=theirs)
+        ).status_code == 201
         await _index_market(db, late, creator)
         indexed = await market_store.get_market(db, late)
         assert indexed is not None and indexed.title is None  # not the squatter's
@@ -315,8 +416,9 @@ async def test_metadata_squatting_before_indexing_is_dropped(db: Database) -> No
         assert r.status_code == 201, r.text
         assert (await c.get(f"/v1/markets/{late}")).json()["title"] == "Will it rain?"
         # and the squatter cannot register once the market is indexed
-        assert (await c.post("/v1/markets", json={"market_id": late, **squat},
-                             headers=theirs)).status_code == 403
+        assert (
+            await c.post("/v1/markets", json={"market_id": late, **squat}, headers=theirs)
+        ).status_code == 403
 
 
 async def test_a_metadata_edit_is_one_database_unit(db: Database) -> None:
@@ -326,9 +428,18 @@ async def test_a_metadata_edit_is_one_database_unit(db: Database) -> None:
     market_id = f.market_id(fx.fresh())
     body = {"market_id": market_id, "title": "Will it snow?"}
     state = f.market(fx.fresh(), state=0)
-    await market_store.upsert_markets(db, [type(state)(**{
-        **{k: getattr(state, k) for k in state.__struct_fields__},
-        "market_id": market_id, "creator": creator})])
+    await market_store.upsert_markets(
+        db,
+        [
+            type(state)(
+                **{
+                    **{k: getattr(state, k) for k in state.__struct_fields__},
+                    "market_id": market_id,
+                    "creator": creator,
+                }
+            )
+        ],
+    )
     async with live_api(fx.config(), db) as api:
         mine = fx.headers(await fx.session(db, creator))
         units: list[str] = []
@@ -338,8 +449,9 @@ async def test_a_metadata_edit_is_one_database_unit(db: Database) -> None:
             assert r.status_code == 201, r.text
             assert [u for u in units if u.startswith("markets.")] == ["markets.edit_metadata"]
             units.clear()
-            r = await api.client.patch(f"/v1/markets/{market_id}", json={"title": "Snow?"},
-                                       headers=mine)
+            r = await api.client.patch(
+                f"/v1/markets/{market_id}", json={"title": "Snow?"}, headers=mine
+            )
             assert r.status_code == 200, r.text
             assert [u for u in units if not u.startswith("auth.")] == ["markets.edit_metadata"]
         finally:
@@ -365,8 +477,11 @@ async def test_hot_reads_are_cached_with_etags_and_dropped_by_events(db: Databas
         # the indexer's event for this market drops exactly the answers about it
         record = await market_store.get_market(db, m.market_id)
         assert record is not None
-        event = MarketStateChanged(market_id=m.market_id, at="2026-01-01T00:00:00Z",
-                                   data={"market": market_view(record).market_id})
+        event = MarketStateChanged(
+            market_id=m.market_id,
+            at="2026-01-01T00:00:00Z",
+            data={"market": market_view(record).market_id},
+        )
         api.state.cache.invalidate(tags_for_event(event))
         assert (await c.get(url)).headers["X-Cache"] == "miss"
         assert (await c.get(quote)).headers["X-Cache"] == "miss"
@@ -375,7 +490,14 @@ async def test_hot_reads_are_cached_with_etags_and_dropped_by_events(db: Databas
         assert stats.status_code == 200
         body = stats.json()
         assert body["markets"] >= 1 and set(body["markets_by_status"]) == {
-            "PROPOSED", "APPROVED", "ACTIVE", "RESOLVING", "DISPUTED", "FINALIZED", "CANCELLED"}
+            "PROPOSED",
+            "APPROVED",
+            "ACTIVE",
+            "RESOLVING",
+            "DISPUTED",
+            "FINALIZED",
+            "CANCELLED",
+        }
 
 
 async def test_quotes_and_dispute_deadlines_follow_the_indexed_global_config(
@@ -387,11 +509,20 @@ async def test_quotes_and_dispute_deadlines_follow_the_indexed_global_config(
     active = await fx.seed_market(db, current_liquidity=10**12)
     disputed = await fx.seed_market(db, state=4, resolution_proposed_at=proposed_at)
     config = GlobalConfigState(
-        address=f.address(fx.fresh()), admin=f.wallet(fx.fresh()),
-        backend_authority=f.wallet(fx.fresh()), protocol_fee_wallet=f.wallet(fx.fresh()),
-        protocol_fee_bps=100, resolver_reward_bps=50, liquidity_provider_fee_bps=250,
-        proposal_approval_threshold=7000, dispute_success_threshold=6000,
-        min_resolution_delay=86_400, dispute_period=3_600, is_paused=False, slot=5)
+        address=f.address(fx.fresh()),
+        admin=f.wallet(fx.fresh()),
+        backend_authority=f.wallet(fx.fresh()),
+        protocol_fee_wallet=f.wallet(fx.fresh()),
+        protocol_fee_bps=100,
+        resolver_reward_bps=50,
+        liquidity_provider_fee_bps=250,
+        proposal_approval_threshold=7000,
+        dispute_success_threshold=6000,
+        min_resolution_delay=86_400,
+        dispute_period=3_600,
+        is_paused=False,
+        slot=5,
+    )
 
     async def put(con: asyncpg.Connection) -> None:
         await indexer_store.write_global_config(con, config)
@@ -402,17 +533,24 @@ async def test_quotes_and_dispute_deadlines_follow_the_indexed_global_config(
     await db.run("test", put)
     try:
         async with live_api(fx.config(), db) as api:
-            r = await api.client.get(f"/v1/markets/{active.market_id}/quote",
-                                     params={"side": "buy", "outcome": "yes",
-                                             "amount": "1000000000"})
+            r = await api.client.get(
+                f"/v1/markets/{active.market_id}/quote",
+                params={"side": "buy", "outcome": "yes", "amount": "1000000000"},
+            )
             assert r.status_code == 200, r.text
             q = r.json()
             fees = FeeConfig(100, 50, 250)
-            want = quote_buy(MarketMath(b_parameter=active.b_parameter,
-                                        shares_yes=active.shares_yes,
-                                        shares_no=active.shares_no,
-                                        current_liquidity=active.current_liquidity),
-                             fees, True, 10**9)
+            want = quote_buy(
+                MarketMath(
+                    b_parameter=active.b_parameter,
+                    shares_yes=active.shares_yes,
+                    shares_no=active.shares_no,
+                    current_liquidity=active.current_liquidity,
+                ),
+                fees,
+                True,
+                10**9,
+            )
             assert q["fees_source"] == "global_config" and q["notes"] == []
             assert q["fee_rates"] == {"protocol_bps": 100, "resolver_bps": 50, "lp_bps": 250}
             assert q["lamports"] == str(want.total_cost) and q["shares"] == str(want.shares)

@@ -21,16 +21,21 @@ from zmartd.api.middleware import (
 from zmartd.api.routing import Call, Router
 from zmartd.api.server import LISTEN_BACKLOG, hypercorn_config
 
-NETS = (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("10.0.0.0/8"),
-        ipaddress.ip_network("::1/128"))
+NETS = (
+    ipaddress.ip_network("127.0.0.1/32"),
+    ipaddress.ip_network("10.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
 
 
 def test_cors_allowlist() -> None:
     allowed = ("https://app.example.com",)
     assert cors_headers("https://app.example.com", allowed)["Access-Control-Allow-Origin"] == (
-        "https://app.example.com")
-    assert "ETag" in cors_headers("https://app.example.com", allowed)[
-        "Access-Control-Expose-Headers"]
+        "https://app.example.com"
+    )
+    assert (
+        "ETag" in cors_headers("https://app.example.com", allowed)["Access-Control-Expose-Headers"]
+    )
     assert cors_headers("https://evil.example", allowed) == {}
     assert cors_headers(None, allowed) == {}
     assert cors_headers("https://x", ("*",))["Access-Control-Allow-Origin"] == "*"
@@ -42,11 +47,11 @@ def test_cors_allowlist() -> None:
 def test_security_headers() -> None:
     h = security_headers(docs=False, https=True)
     assert h["X-Content-Type-Options"] == "nosniff" and h["X-Frame-Options"] == "DENY"
-    assert h["Content-Security-Policy"] == API_CSP and "max-age" in h[
-        "Strict-Transport-Security"]
+    assert h["Content-Security-Policy"] == API_CSP and "max-age" in h["Strict-Transport-Security"]
     assert "Strict-Transport-Security" not in security_headers(docs=False, https=False)
-    assert "script-src 'self'" in security_headers(docs=True, https=False)[
-        "Content-Security-Policy"]
+    assert (
+        "script-src 'self'" in security_headers(docs=True, https=False)["Content-Security-Policy"]
+    )
 
 
 async def test_load_shedder_answers_503_past_the_limit() -> None:
@@ -134,8 +139,13 @@ async def test_shed_requests_are_counted_in_metrics() -> None:
         assert statuses == [503, 503, 200]
         assert registry.get_sample_value("zmartd_http_shed_total") == 2
         # the 503s bypass Quart, so the per-route counter never saw them
-        assert registry.get_sample_value("zmartd_http_requests_total", {
-            "route": "/v1/held", "method": "GET", "status": "503"}) is None
+        assert (
+            registry.get_sample_value(
+                "zmartd_http_requests_total",
+                {"route": "/v1/held", "method": "GET", "status": "503"},
+            )
+            is None
+        )
 
 
 def test_hypercorn_listen_backlog_absorbs_connect_bursts() -> None:

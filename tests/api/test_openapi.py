@@ -23,19 +23,23 @@ def test_document_is_valid_openapi_31_and_complete() -> None:
     validate(doc)  # OpenAPI 3.1 meta-schema, offline
     assert doc["openapi"] == "3.1.0"
     ops = {(m, p): op for p, item in doc["paths"].items() for m, op in item.items()}
-    assert set(ops) == {("post", "/v1/auth/nonce"), ("post", "/v1/auth/verify"),
-                        ("get", "/v1/auth/session"), ("post", "/v1/auth/logout")}
+    assert set(ops) == {
+        ("post", "/v1/auth/nonce"),
+        ("post", "/v1/auth/verify"),
+        ("get", "/v1/auth/session"),
+        ("post", "/v1/auth/logout"),
+    }
     nonce = ops[("post", "/v1/auth/nonce")]
     assert set(nonce["responses"]) == {"201", "400", "413", "415", "422", "429", "503"}
     assert nonce["requestBody"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/NonceRequest"}
+        "$ref": "#/components/schemas/NonceRequest"
+    }
     assert "RateLimit-Remaining" in nonce["responses"]["201"]["headers"]
     session = ops[("get", "/v1/auth/session")]
     assert set(session["responses"]) == {"200", "304", "401", "422", "429", "503"}
     assert session["security"] == [{"session": []}]
     assert "ETag" in session["responses"]["200"]["headers"]
-    assert set(ops[("post", "/v1/auth/logout")]["responses"]) == {
-        "204", "401", "422", "429", "503"}
+    assert set(ops[("post", "/v1/auth/logout")]["responses"]) == {"204", "401", "422", "429", "503"}
     schemas = doc["components"]["schemas"]
     assert schemas["NonceRequest"]["properties"]["wallet"]["pattern"].startswith("^[1-9A-H")
     assert schemas["NonceRequest"]["additionalProperties"] is False
@@ -57,9 +61,14 @@ async def test_openapi_and_docs_are_served_offline(db: Database) -> None:
         csp = page.headers["Content-Security-Policy"]
         assert "script-src 'self'" in csp and "https:" not in csp
         assert "<script>" not in page.text and "http" not in page.text.replace(
-            'http-equiv', '')  # no inline script, no CDN URL
-        for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "init.js",
-                      "swagger-ui-standalone-preset.js"):
+            "http-equiv", ""
+        )  # no inline script, no CDN URL
+        for asset in (
+            "swagger-ui-bundle.js",
+            "swagger-ui.css",
+            "init.js",
+            "swagger-ui-standalone-preset.js",
+        ):
             a = await c.get(f"/docs/assets/{asset}")
             assert a.status_code == 200 and len(a.content) > 100, asset
         bundle = await c.get("/docs/assets/swagger-ui-bundle.js")
@@ -89,8 +98,12 @@ async def test_schemathesis_smoke_on_auth_routes(db: Database) -> None:
                 op = result.ok()
                 for mode in modes:
 
-                    @settings(max_examples=20, deadline=None, database=None,
-                              suppress_health_check=list(HealthCheck))
+                    @settings(
+                        max_examples=20,
+                        deadline=None,
+                        database=None,
+                        suppress_health_check=list(HealthCheck),
+                    )
                     @given(case=op.as_strategy(generation_mode=mode))
                     def check(case: Any) -> None:
                         response = case.call(base_url=url)

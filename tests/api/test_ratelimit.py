@@ -49,7 +49,8 @@ def _limiter(redis: RedisBuckets | None) -> RateLimiter:
 
 
 async def test_redis_buckets_are_shared_between_instances(
-        redis_url: str, redis_prefix: str) -> None:
+    redis_url: str, redis_prefix: str
+) -> None:
     async with coredis.Redis.from_url(redis_url) as client:
         a = _limiter(RedisBuckets(client, redis_prefix))
         b = _limiter(RedisBuckets(client, redis_prefix))

@@ -53,27 +53,48 @@ async def _seed(db: Database) -> dict[str, list[Any]]:
     wallet = f.wallet(creator)
     trader = f.wallet(fx.fresh())
     proposed = await fx.seed_market(db, creator=creator, state=0)
-    active = await fx.seed_market(db, creator=creator, shares_yes=f.B // 1000 + 3 * 10**9,
-                                  current_liquidity=10**12, price_yes=520_000_000)
-    disputed = await fx.seed_market(db, creator=creator, state=4,
-                                    resolution_proposed_at=fx.T0 + timedelta(days=1))
-    await fx.seed_trades(db, active.market_id, trader, [
-        {"price": 510_000_000 + i, "at": fx.T0 + timedelta(minutes=i)} for i in range(5)])
+    active = await fx.seed_market(
+        db,
+        creator=creator,
+        shares_yes=f.B // 1000 + 3 * 10**9,
+        current_liquidity=10**12,
+        price_yes=520_000_000,
+    )
+    disputed = await fx.seed_market(
+        db, creator=creator, state=4, resolution_proposed_at=fx.T0 + timedelta(days=1)
+    )
+    await fx.seed_trades(
+        db,
+        active.market_id,
+        trader,
+        [{"price": 510_000_000 + i, "at": fx.T0 + timedelta(minutes=i)} for i in range(5)],
+    )
     await fx.seed_position(db, active.market_id, trader, yes=5 * 10**9, invested=10**9)
     await fx.seed_position(db, active.market_id, wallet, yes=10**9, invested=10**8)
-    await votes.cast_vote(db, kind="proposal", market_id=proposed.market_id, wallet=trader,
-                          vote=True)
+    await votes.cast_vote(
+        db, kind="proposal", market_id=proposed.market_id, wallet=trader, vote=True
+    )
     # the program's config, so that /v1/tx builds reach the chain's simulation
     config = GlobalConfigState(
-        address=str(global_config_pda()[0]), admin=wallet, backend_authority=wallet,
-        protocol_fee_wallet=trader, protocol_fee_bps=300, resolver_reward_bps=200,
-        liquidity_provider_fee_bps=500, proposal_approval_threshold=7000,
-        dispute_success_threshold=6000, min_resolution_delay=0, dispute_period=86400,
-        is_paused=False, slot=1)
+        address=str(global_config_pda()[0]),
+        admin=wallet,
+        backend_authority=wallet,
+        protocol_fee_wallet=trader,
+        protocol_fee_bps=300,
+        resolver_reward_bps=200,
+        liquidity_provider_fee_bps=500,
+        proposal_approval_threshold=7000,
+        dispute_success_threshold=6000,
+        min_resolution_delay=0,
+        dispute_period=86400,
+        is_paused=False,
+        slot=1,
+    )
     await db.run("test.config", lambda con: indexer_store.write_global_config(con, config))
     post = await discussions.post(db, market_id=active.market_id, wallet=wallet, content="hi")
-    reply = await discussions.post(db, market_id=active.market_id, wallet=trader,
-                                   content="hello", parent_id=post.id)
+    reply = await discussions.post(
+        db, market_id=active.market_id, wallet=trader, content="hello", parent_id=post.id
+    )
     return {
         "market_id": [m.market_id for m in (proposed, active, disputed)] + [active.address],
         "wallet": [wallet, trader],
@@ -125,18 +146,21 @@ async def test_schemathesis_every_domain_operation(db: Database, serve: Any) -> 
                     modes.append(schemathesis.GenerationMode.NEGATIVE)
                 for mode in modes:
 
-                    @settings(max_examples=EXAMPLES[mode.value], deadline=None,
-                              database=None, suppress_health_check=list(HealthCheck))
+                    @settings(
+                        max_examples=EXAMPLES[mode.value],
+                        deadline=None,
+                        database=None,
+                        suppress_health_check=list(HealthCheck),
+                    )
                     @given(case=op.as_strategy(generation_mode=mode))
                     def check(case: Any) -> None:
                         nonlocal calls
                         calls += 1
-                        response = case.call(base_url=url, headers={
-                            "Authorization": f"Bearer {token}"})
-                        assert response.status_code < 500, (case.method, case.path,
-                                                            response.text)
-                        case.validate_response(response, excluded_checks=[
-                            positive_data_acceptance])
+                        response = case.call(
+                            base_url=url, headers={"Authorization": f"Bearer {token}"}
+                        )
+                        assert response.status_code < 500, (case.method, case.path, response.text)
+                        case.validate_response(response, excluded_checks=[positive_data_acceptance])
 
                     try:
                         check()

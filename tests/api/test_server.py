@@ -60,8 +60,9 @@ async def test_serve_answers_many_connections_and_stops_gracefully() -> None:
     config = hypercorn_config(make_ctx(make_config(http={"host": "127.0.0.1", "port": 0})))
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
-        urls: list[str] = await nursery.start(partial(serve, hello, config,
-                                                      shutdown_trigger=stop.wait))
+        urls: list[str] = await nursery.start(
+            partial(serve, hello, config, shutdown_trigger=stop.wait)
+        )
         assert len(urls) == 1 and urls[0].startswith("http://127.0.0.1:")
         answers: list[httpx.Response] = []
 
@@ -96,8 +97,9 @@ async def test_connections_past_the_cap_get_a_fast_503() -> None:
             return
         entered.append(scope["path"])
         await release.wait()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", b"2")]})
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+        )
         await send({"type": "http.response.body", "body": b"hi"})
 
     refused: list[int] = []
@@ -115,9 +117,16 @@ async def test_connections_past_the_cap_get_a_fast_503() -> None:
         return data
 
     async with trio.open_nursery() as nursery:
-        urls: list[str] = await nursery.start(partial(
-            serve, held, config, shutdown_trigger=stop.wait, max_connections=2,
-            on_refused=lambda: refused.append(1)))
+        urls: list[str] = await nursery.start(
+            partial(
+                serve,
+                held,
+                config,
+                shutdown_trigger=stop.wait,
+                max_connections=2,
+                on_refused=lambda: refused.append(1),
+            )
+        )
         host, port = urls[0].removeprefix("http://").split(":")
         served = [await trio.open_tcp_stream(host, int(port)) for _ in range(2)]
         for n, stream in enumerate(served):

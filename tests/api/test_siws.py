@@ -27,9 +27,16 @@ KP = Keypair()
 
 def msg(**kw: object) -> SiwsMessage:
     base: dict[str, object] = dict(
-        domain="zmart.test:8080", address=str(KP.pubkey()), statement="Sign in to ZMART.",
-        uri="http://zmart.test:8080", version="1", chain_id="devnet", nonce="abcDEF123456",
-        issued_at=T0, expiration_time=T0 + timedelta(minutes=5))
+        domain="zmart.test:8080",
+        address=str(KP.pubkey()),
+        statement="Sign in to ZMART.",
+        uri="http://zmart.test:8080",
+        version="1",
+        chain_id="devnet",
+        nonce="abcDEF123456",
+        issued_at=T0,
+        expiration_time=T0 + timedelta(minutes=5),
+    )
     base.update(kw)
     return SiwsMessage(**base)  # type: ignore[arg-type]
 
@@ -49,21 +56,27 @@ def test_build_matches_the_wallet_standard_layout() -> None:
     assert format_time(datetime(2025, 1, 1, tzinfo=UTC)) == "2025-01-01T00:00:00.000Z"
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda t: t.replace("wants you to sign in with your Solana account:", "wants you to log in:"),
-    lambda t: t.replace(str(KP.pubkey()), "not-an-address"),
-    lambda t: t.replace("Version: 1\n", ""),
-    lambda t: t.replace("Nonce: abcDEF123456", "Nonce: short"),
-    lambda t: t.replace("Nonce: abcDEF123456", "Nonce: has space in it"),
-    lambda t: t.replace("Chain ID: devnet\nNonce: abcDEF123456",
-                        "Nonce: abcDEF123456\nChain ID: devnet"),
-    lambda t: t.replace("\n", "\r\n"),
-    lambda t: t + "\n",
-    lambda t: t.replace("Issued At: 2025-01-02T03:04:05.678Z", "Issued At: yesterday"),
-    lambda t: t.replace(".678Z\nExp", ".678+00:00\nExp"),  # valid time, not canonical
-    lambda t: t + "\nSurprise: field",
-    lambda t: "x" * 5000,
-])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda t: t.replace(
+            "wants you to sign in with your Solana account:", "wants you to log in:"
+        ),
+        lambda t: t.replace(str(KP.pubkey()), "not-an-address"),
+        lambda t: t.replace("Version: 1\n", ""),
+        lambda t: t.replace("Nonce: abcDEF123456", "Nonce: short"),
+        lambda t: t.replace("Nonce: abcDEF123456", "Nonce: has space in it"),
+        lambda t: t.replace(
+            "Chain ID: devnet\nNonce: abcDEF123456", "Nonce: abcDEF123456\nChain ID: devnet"
+        ),
+        lambda t: t.replace("\n", "\r\n"),
+        lambda t: t + "\n",
+        lambda t: t.replace("Issued At: 2025-01-02T03:04:05.678Z", "Issued At: yesterday"),
+        lambda t: t.replace(".678Z\nExp", ".678+00:00\nExp"),  # valid time, not canonical
+        lambda t: t + "\nSurprise: field",
+        lambda t: "x" * 5000,
+    ],
+)
 def test_parse_is_strict(mutate: object) -> None:
     text = build_message(msg())
     with pytest.raises(SiwsError):
@@ -107,14 +120,20 @@ def test_bearer_token_parsing() -> None:
     assert bearer_token(None) is None
     assert bearer_token("Bearer " + "a" * 43) == "a" * 43
     assert bearer_token("bearer  " + "a-_b" * 10) == "a-_b" * 10
-    for bad in ("Basic abc", "Bearer", "Bearer short", "Bearer " + "a" * 43 + "!",
-                "Signature message=x&signature=y&wallet=z"):
+    for bad in (
+        "Basic abc",
+        "Bearer",
+        "Bearer short",
+        "Bearer " + "a" * 43 + "!",
+        "Signature message=x&signature=y&wallet=z",
+    ):
         with pytest.raises(ValueError):
             bearer_token(bad)
 
 
-@pytest.mark.parametrize("hidden", ["\u202e", "\u2066", "\u200b", "\u2028", "\u2029", "\x07",
-                                    "\x00", "\ufeff"])
+@pytest.mark.parametrize(
+    "hidden", ["\u202e", "\u2066", "\u200b", "\u2028", "\u2029", "\x07", "\x00", "\ufeff"]
+)
 def test_statements_with_hidden_characters_are_refused(hidden: str) -> None:
     """Regression: bidi overrides, zero-width and control characters and line separators
     passed in the statement, so a wallet could show the user a different text."""

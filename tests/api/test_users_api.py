@@ -16,16 +16,23 @@ async def test_profile_stats_and_pnl(db: Database) -> None:
     a = await fx.seed_market(db, price_yes=700_000_000)
     b = await fx.seed_market(db, state=5, final_outcome=True)
     c_ = await fx.seed_market(db, state=5, final_outcome=True)
-    await fx.seed_trades(db, a.market_id, me, [
-        {"shares": 2 * G, "amount": 1_000_000_000}, {"shares": 2 * G, "amount": 1_400_000_000},
-        {"side": "sell", "shares": G, "amount": 700_000_000}])
-    await fx.seed_trades(db, b.market_id, me, [{"outcome": "NO", "shares": G,
-                                                "amount": 500_000_000}])
+    await fx.seed_trades(
+        db,
+        a.market_id,
+        me,
+        [
+            {"shares": 2 * G, "amount": 1_000_000_000},
+            {"shares": 2 * G, "amount": 1_400_000_000},
+            {"side": "sell", "shares": G, "amount": 700_000_000},
+        ],
+    )
+    await fx.seed_trades(
+        db, b.market_id, me, [{"outcome": "NO", "shares": G, "amount": 500_000_000}]
+    )
     await fx.seed_trades(db, c_.market_id, me, [{"shares": G, "amount": 400_000_000}])
     await fx.seed_position(db, a.market_id, me, yes=3 * G, invested=2_400_000_000)
     await fx.seed_position(db, b.market_id, me, no=G, invested=500_000_000)
-    await fx.seed_position(db, c_.market_id, me, yes=G, invested=400_000_000,
-                           claimed=1_050_000_000)
+    await fx.seed_position(db, c_.market_id, me, yes=G, invested=400_000_000, claimed=1_050_000_000)
     async with live_api(fx.config(), db) as api:
         c = api.client
         r = await c.get(f"/v1/users/{me}")
@@ -37,7 +44,11 @@ async def test_profile_stats_and_pnl(db: Database) -> None:
         # C claimed 1.05 for 0.4 (+0.65); unrealized: A's 3 shares at 0.7 cost 1.8 (+0.3)
         assert s["realized_pnl"] == "250000000" and s["unrealized_pnl"] == "300000000"
         assert (s["trades"], s["bought"], s["sold"], s["volume"]) == (
-            5, "3300000000", "700000000", "4000000000")
+            5,
+            "3300000000",
+            "700000000",
+            "4000000000",
+        )
         assert (s["winning_positions"], s["losing_positions"], s["win_rate_bps"]) == (1, 1, 5000)
         assert s["claimed"] == "1050000000" and s["markets_created"] == 0
         positions = (await c.get(f"/v1/users/{me}/positions")).json()["items"]
@@ -53,8 +64,9 @@ async def test_profile_stats_and_pnl(db: Database) -> None:
         assert len(trades["items"]) == 2 and trades["next_cursor"] is not None
         assert (await c.get("/v1/users/not-a-wallet")).status_code == 404  # no such route
         assert (await c.get("/v1/users/" + "1" * 43)).status_code == 400  # base58, not a key
-        assert (await c.get(f"/v1/users/{me}/positions",
-                            params={"open": "maybe"})).status_code == 422
+        assert (
+            await c.get(f"/v1/users/{me}/positions", params={"open": "maybe"})
+        ).status_code == 422
         fresh = (await c.get(f"/v1/users/{f.wallet(fx.fresh())}")).json()
         assert fresh["stats"]["realized_pnl"] == "0" and fresh["stats"]["win_rate_bps"] is None
 
@@ -76,18 +88,29 @@ async def test_patch_me(db: Database) -> None:
         assert taken.status_code == 409
         # look-alikes are the same name (regression: Cyrillic letters and zero-width
         # characters passed the uniqueness check)
-        for twin in [name.replace("a", "\u0430"), name[:2] + "\u200b" + name[2:],
-                     name.replace("e", "\uff45"), " ".join(name.split())]:
+        for twin in [
+            name.replace("a", "\u0430"),
+            name[:2] + "\u200b" + name[2:],
+            name.replace("e", "\uff45"),
+            " ".join(name.split()),
+        ]:
             r = await c.patch("/v1/users/me", json={"display_name": twin}, headers=ho)
             assert r.status_code == 409, (twin, r.text)
-        invisible = await c.patch("/v1/users/me", json={"display_name": "\u200b\u2060 \u200d"},
-                                  headers=ho)
+        invisible = await c.patch(
+            "/v1/users/me", json={"display_name": "\u200b\u2060 \u200d"}, headers=ho
+        )
         assert invisible.status_code == 400 and "visible" in invisible.text
-        wide = await c.patch("/v1/users/me", json={"display_name": f"\uff4e{fx.fresh()}"},
-                             headers=ho)
+        wide = await c.patch(
+            "/v1/users/me", json={"display_name": f"\uff4e{fx.fresh()}"}, headers=ho
+        )
         assert wide.status_code == 200 and wide.json()["display_name"].startswith("n")  # NFKC
-        for bad in [{"twitter": "@nope"}, {"display_name": ""}, {"bio": "x" * 501},
-                    {"avatar_url": "javascript:alert(1)"}, {"wallet": me}]:
+        for bad in [
+            {"twitter": "@nope"},
+            {"display_name": ""},
+            {"bio": "x" * 501},
+            {"avatar_url": "javascript:alert(1)"},
+            {"wallet": me},
+        ]:
             assert (await c.patch("/v1/users/me", json=bad, headers=h)).status_code == 422, bad
         profile = (await c.get(f"/v1/users/{me}")).json()
         assert profile["display_name"] == name and profile["stats"]["trades"] == 0

@@ -53,33 +53,60 @@ def problem(fn: object, *args: object, **kw: object) -> Problem:
 
 
 def test_body_decodes_solders_types_and_u64() -> None:
-    t = decode_body(msgspec.json.encode({"wallet": WALLET, "amount": 5}), Trade,
-                    content_type=JSON, max_depth=8)
+    t = decode_body(
+        msgspec.json.encode({"wallet": WALLET, "amount": 5}), Trade, content_type=JSON, max_depth=8
+    )
     assert t.wallet == Pubkey.from_string(WALLET) and t.amount == 5
-    big = decode_body(msgspec.json.encode({"wallet": WALLET, "amount": 2**64 - 1}), Trade,
-                      content_type=JSON, max_depth=8)
+    big = decode_body(
+        msgspec.json.encode({"wallet": WALLET, "amount": 2**64 - 1}),
+        Trade,
+        content_type=JSON,
+        max_depth=8,
+    )
     assert big.amount == 2**64 - 1 and isinstance(big.amount, Amount)
-    assert msgspec.json.decode(encode(t)) == {"wallet": WALLET, "amount": 5, "fee": 0,
-                                             "memo": None}
+    assert msgspec.json.decode(encode(t)) == {"wallet": WALLET, "amount": 5, "fee": 0, "memo": None}
 
 
-@pytest.mark.parametrize(("body", "field", "message"), [
-    ({"wallet": "abc", "amount": 1}, "wallet", "expected a base58 public key (32 bytes)"),
-    ({"wallet": 7, "amount": 1}, "wallet", "expected a base58 public key string"),
-    ({"wallet": WALLET, "amount": 0}, "amount", "expected an integer 1..18446744073709551615"),
-    ({"wallet": WALLET, "amount": 2**64}, "amount",
-     "expected an integer 1..18446744073709551615"),
-    ({"wallet": WALLET, "amount": 1, "fee": -1}, "fee",
-     "expected an integer 0..18446744073709551615"),
-    ({"wallet": WALLET, "amount": "1"}, "amount", "expected an integer 1..18446744073709551615"),
-    ({"wallet": WALLET, "amount": True}, "amount",
-     "expected an integer 1..18446744073709551615"),
-    ({"wallet": WALLET, "amount": 1, "memo": "x" * 11}, "memo",
-     "Expected `str` of length <= 10"),
-    ({"wallet": WALLET, "amount": 1, "amout": 1}, "amout", "Object contains unknown field `amout`"),
-    ({"amount": 1}, "wallet", "Object missing required field `wallet`"),
-    ([1], "", "Expected `object`, got `array`"),
-])
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"wallet": "abc", "amount": 1}, "wallet", "expected a base58 public key (32 bytes)"),
+        ({"wallet": 7, "amount": 1}, "wallet", "expected a base58 public key string"),
+        ({"wallet": WALLET, "amount": 0}, "amount", "expected an integer 1..18446744073709551615"),
+        (
+            {"wallet": WALLET, "amount": 2**64},
+            "amount",
+            "expected an integer 1..18446744073709551615",
+        ),
+        (
+            {"wallet": WALLET, "amount": 1, "fee": -1},
+            "fee",
+            "expected an integer 0..18446744073709551615",
+        ),
+        (
+            {"wallet": WALLET, "amount": "1"},
+            "amount",
+            "expected an integer 1..18446744073709551615",
+        ),
+        (
+            {"wallet": WALLET, "amount": True},
+            "amount",
+            "expected an integer 1..18446744073709551615",
+        ),
+        (
+            {"wallet": WALLET, "amount": 1, "memo": "x" * 11},
+            "memo",
+            "Expected `str` of length <= 10",
+        ),
+        (
+            {"wallet": WALLET, "amount": 1, "amout": 1},
+            "amout",
+            "Object contains unknown field `amout`",
+        ),
+        ({"amount": 1}, "wallet", "Object missing required field `wallet`"),
+        ([1], "", "Expected `object`, got `array`"),
+    ],
+)
 def test_invalid_bodies_name_the_field(body: object, field: str, message: str) -> None:
     p = problem(decode_body, msgspec.json.encode(body), Trade, content_type=JSON, max_depth=8)
     assert p.status == 422 and p.kind.type == type_uri("validation")
@@ -94,8 +121,12 @@ def test_malformed_bodies() -> None:
     assert problem(decode_body, b"  ", Trade, content_type=JSON, max_depth=8).status == 422
     p = problem(decode_body, b"{}", Trade, content_type="text/plain", max_depth=8)
     assert p.status == 415
-    decode_body(msgspec.json.encode({"wallet": WALLET, "amount": 1}), Trade,
-                content_type="application/merge-patch+json; charset=utf-8", max_depth=8)
+    decode_body(
+        msgspec.json.encode({"wallet": WALLET, "amount": 1}),
+        Trade,
+        content_type="application/merge-patch+json; charset=utf-8",
+        max_depth=8,
+    )
 
 
 def test_json_depth_counts_only_structure() -> None:
@@ -108,8 +139,9 @@ def test_json_depth_counts_only_structure() -> None:
 
 
 def test_query_conversion_repeats_and_unknowns() -> None:
-    q = decode_query(MultiDict([("tag", "a"), ("tag", "b"), ("open", "true"), ("limit", "3")]),
-                     Filters)
+    q = decode_query(
+        MultiDict([("tag", "a"), ("tag", "b"), ("open", "true"), ("limit", "3")]), Filters
+    )
     assert (q.tag, q.open, q.limit) == (["a", "b"], True, 3)
     assert decode_query(MultiDict(), Filters) == Filters()
     p = problem(decode_query, MultiDict([("limit", "1"), ("limit", "2")]), Filters)
@@ -142,9 +174,11 @@ def test_signature_type() -> None:
         sig: Signature
 
     sig = Keypair().sign_message(b"m")
-    assert msgspec.json.decode(encode(decode_body(msgspec.json.encode({"sig": str(sig)}), S,
-                                                  content_type=JSON, max_depth=3))) == {
-        "sig": str(sig)}
+    assert msgspec.json.decode(
+        encode(
+            decode_body(msgspec.json.encode({"sig": str(sig)}), S, content_type=JSON, max_depth=3)
+        )
+    ) == {"sig": str(sig)}
     p = problem(decode_body, b'{"sig": "abc"}', S, content_type=JSON, max_depth=3)
     assert p.errors is not None and "64 bytes" in p.errors[0].message
 

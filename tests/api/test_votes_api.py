@@ -51,29 +51,43 @@ async def test_proposal_votes_change_until_aggregated(db: Database) -> None:
         assert summary["dispute"]["threshold_bps"] == 5000
         assert summary["dispute_period_source"] == "global_config"
         # wrong kind for the state, wrong body, unknown market
-        r = await c.post(f"/v1/markets/{m.market_id}/votes/dispute", json={"vote": "agree"},
-                         headers=tokens[0])
+        r = await c.post(
+            f"/v1/markets/{m.market_id}/votes/dispute", json={"vote": "agree"}, headers=tokens[0]
+        )
         assert r.status_code == 409
         assert (await c.post(url, json={"vote": "agree"}, headers=tokens[0])).status_code == 422
         assert (await c.post(url, json={}, headers=tokens[0])).status_code == 422
-        assert (await c.post(f"/v1/markets/{'ef' * 32}/votes/proposal", json={"vote": "like"},
-                             headers=tokens[0])).status_code == 404
+        assert (
+            await c.post(
+                f"/v1/markets/{'ef' * 32}/votes/proposal", json={"vote": "like"}, headers=tokens[0]
+            )
+        ).status_code == 404
         # aggregated votes are final
         await vote_store.aggregate(db, kind="proposal", market_id=m.market_id)
         r = await c.post(url, json={"vote": "like"}, headers=tokens[0])
         assert r.status_code == 409 and r.json()["type"] == "urn:zmart:problem:conflict"
         mine = (await c.get(f"/v1/users/{voters[0]}/votes")).json()["items"]
         assert [(v["kind"], v["vote"], v["locked"]) for v in mine] == [
-            ("proposal", "dislike", True)]
+            ("proposal", "dislike", True)
+        ]
 
 
 async def indexer_store_config(db: Database, *, proposal_bps: int, dispute_bps: int) -> None:
     state = indexer_store.GlobalConfigState(
-        address=f.wallet(fx.fresh()), admin=f.wallet(fx.fresh()),
-        backend_authority=f.wallet(fx.fresh()), protocol_fee_wallet=f.wallet(fx.fresh()),
-        protocol_fee_bps=300, resolver_reward_bps=200, liquidity_provider_fee_bps=500,
-        proposal_approval_threshold=proposal_bps, dispute_success_threshold=dispute_bps,
-        min_resolution_delay=86_400, dispute_period=259_200, is_paused=False, slot=1)
+        address=f.wallet(fx.fresh()),
+        admin=f.wallet(fx.fresh()),
+        backend_authority=f.wallet(fx.fresh()),
+        protocol_fee_wallet=f.wallet(fx.fresh()),
+        protocol_fee_bps=300,
+        resolver_reward_bps=200,
+        liquidity_provider_fee_bps=500,
+        proposal_approval_threshold=proposal_bps,
+        dispute_success_threshold=dispute_bps,
+        min_resolution_delay=86_400,
+        dispute_period=259_200,
+        is_paused=False,
+        slot=1,
+    )
 
     async def _run(con: Any) -> None:
         await con.execute("DELETE FROM global_config")
@@ -84,17 +98,25 @@ async def indexer_store_config(db: Database, *, proposal_bps: int, dispute_bps: 
 
 async def test_dispute_votes_and_deadline(db: Database) -> None:
     proposed_at = fx.T0 + timedelta(days=3)
-    m = await fx.seed_market(db, state=4, resolution_proposed_at=proposed_at,
-                             dispute_initiated_at=proposed_at + timedelta(hours=1))
+    m = await fx.seed_market(
+        db,
+        state=4,
+        resolution_proposed_at=proposed_at,
+        dispute_initiated_at=proposed_at + timedelta(hours=1),
+    )
     voter = f.wallet(fx.fresh())
     async with live_api(fx.config(), db) as api:
         c = api.client
         h = fx.headers(await fx.session(db, voter))
-        r = await c.post(f"/v1/markets/{m.market_id}/votes/dispute", json={"vote": "agree"},
-                         headers=h)
+        r = await c.post(
+            f"/v1/markets/{m.market_id}/votes/dispute", json={"vote": "agree"}, headers=h
+        )
         assert r.status_code == 200 and r.json()["kind"] == "dispute"
-        assert (await c.post(f"/v1/markets/{m.market_id}/votes/proposal", json={"vote": "like"},
-                             headers=h)).status_code == 409
+        assert (
+            await c.post(
+                f"/v1/markets/{m.market_id}/votes/proposal", json={"vote": "like"}, headers=h
+            )
+        ).status_code == 409
         summary = (await c.get(f"/v1/markets/{m.market_id}/votes")).json()
         assert summary["status"] == "DISPUTED" and summary["accepting"] == "dispute"
         assert summary["dispute"]["yes"] == 1 and summary["dispute"]["meets_threshold"] is False
@@ -122,13 +144,13 @@ async def test_sybil_votes_are_kept_but_not_counted(db: Database) -> None:
         c = api.client
         url = f"/v1/markets/{m.market_id}/votes/proposal"
         for w, vote in zip(honest, ["like", "like", "dislike"], strict=True):
-            r = await c.post(url, json={"vote": vote},
-                             headers=fx.headers(await fx.session(db, w)))
+            r = await c.post(url, json={"vote": vote}, headers=fx.headers(await fx.session(db, w)))
             assert r.status_code == 200 and r.json()["counted"] is True, r.text
         for _ in range(12):
             sybil = f.wallet(fx.fresh())
-            r = await c.post(url, json={"vote": "dislike"},
-                             headers=fx.headers(await fx.session(db, sybil)))
+            r = await c.post(
+                url, json={"vote": "dislike"}, headers=fx.headers(await fx.session(db, sybil))
+            )
             assert r.status_code == 200
             assert (r.json()["counted"], r.json()["excluded"]) == (False, "no_history")
         p = (await c.get(f"/v1/markets/{m.market_id}/votes")).json()["proposal"]
@@ -150,8 +172,9 @@ async def test_votes_per_address_are_limited(db: Database) -> None:
         url = f"/v1/markets/{m.market_id}/votes/proposal"
         verdicts = []
         for w in voters:  # all from this test's one address
-            r = await api.client.post(url, json={"vote": "like"},
-                                      headers=fx.headers(await fx.session(db, w)))
+            r = await api.client.post(
+                url, json={"vote": "like"}, headers=fx.headers(await fx.session(db, w))
+            )
             verdicts.append(r.json()["excluded"])
         assert verdicts == [None, None, None, "address_limit", "address_limit"]
         p = (await api.client.get(f"/v1/markets/{m.market_id}/votes")).json()["proposal"]

@@ -25,8 +25,10 @@ def test_anchor_errors_carry_their_messages() -> None:
 
 
 def test_from_logs_finds_the_error_in_either_form() -> None:
-    anchor = ["Program log: AnchorError thrown in x.rs:1. Error Code: SlippageExceeded. "
-              "Error Number: 6015. Error Message: Slippage tolerance exceeded."]
+    anchor = [
+        "Program log: AnchorError thrown in x.rs:1. Error Code: SlippageExceeded. "
+        "Error Number: 6015. Error Message: Slippage tolerance exceeded."
+    ]
     assert from_logs(anchor).name == "SlippageExceeded"  # type: ignore[union-attr]
     runtime = ["Program 6s8b failed: custom program error: 0x178d"]
     assert from_logs(runtime).name == "Unauthorized"  # type: ignore[union-attr]

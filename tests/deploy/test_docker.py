@@ -19,7 +19,7 @@ def test_the_dockerfile_is_multi_stage_non_root_and_health_checked() -> None:
     commands = dockerfile.parse_file(str(DOCKER / "Dockerfile"))
     stages = [c for c in commands if c.cmd.upper() == "FROM"]
     assert len(stages) >= 2, "a build stage and a run stage"
-    run_stage = commands[commands.index(stages[-1]):]
+    run_stage = commands[commands.index(stages[-1]) :]
     users = [c.value[0] for c in run_stage if c.cmd.upper() == "USER"]
     assert users and users[-1] not in ("root", "0"), users
     health = [c for c in run_stage if c.cmd.upper() == "HEALTHCHECK"]
@@ -38,8 +38,13 @@ def test_the_compose_file_is_valid(tmp_path: Path) -> None:
     (tmp_path / "secrets").mkdir()
     for name in ("postgres_password", "zmartd_database_dsn", "zmartd_chain_keypair"):
         (tmp_path / "secrets" / name).write_text("x")
-    result = subprocess.run(["docker-compose", "-f", "compose.yaml", "config"], cwd=tmp_path,
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["docker-compose", "-f", "compose.yaml", "config"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     rendered = result.stdout
     for service in ("postgres", "redis", "zmartd-a", "zmartd-b", "nginx"):

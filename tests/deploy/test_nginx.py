@@ -48,8 +48,9 @@ def _replace_once(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
-def render_site(tmp: Path, *, listen: int, http: tuple[int, int], ws: tuple[int, int],
-                cert: Path, key: Path) -> Path:
+def render_site(
+    tmp: Path, *, listen: int, http: tuple[int, int], ws: tuple[int, int], cert: Path, key: Path
+) -> Path:
     text = SITE.read_text()
     text = _replace_once(text, "server 127.0.0.1:8080 ", f"server 127.0.0.1:{http[0]} ")
     text = _replace_once(text, "server 127.0.0.1:8090 ", f"server 127.0.0.1:{http[1]} ")
@@ -64,8 +65,10 @@ def render_site(tmp: Path, *, listen: int, http: tuple[int, int], ws: tuple[int,
     site.write_text(text)
     main = tmp / "nginx.conf"
     user = "user root root;\n" if os.geteuid() == 0 else ""
-    temp = "\n".join(f"    {kind}_temp_path {tmp / kind};"
-                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = "\n".join(
+        f"    {kind}_temp_path {tmp / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     main.write_text(
         f"{user}daemon off;\nworker_processes 1;\npid {tmp / 'nginx.pid'};\n"
         f"error_log {tmp / 'error.log'} warn;\nevents {{ worker_connections 1024; }}\n"
@@ -74,8 +77,19 @@ def render_site(tmp: Path, *, listen: int, http: tuple[int, int], ws: tuple[int,
     return main
 
 
-def instance_config(tmp: Path, name: str, *, http: int, ws: int, dsn: str, redis: str,
-                    prefix: str, rpc: int, rpc_ws: int, public: str) -> Path:
+def instance_config(
+    tmp: Path,
+    name: str,
+    *,
+    http: int,
+    ws: int,
+    dsn: str,
+    redis: str,
+    prefix: str,
+    rpc: int,
+    rpc_ws: int,
+    public: str,
+) -> Path:
     data = tmp / name
     data.mkdir()
     path = tmp / f"{name}.toml"
@@ -133,37 +147,93 @@ def stack(pg_dsn: str, redis_url: str, redis_prefix: str) -> Iterator[dict[str, 
     daemons: list[Daemon] = []
     try:
         key, cert = tmp / "key.pem", tmp / "cert.pem"
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
-                        "1", "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
+            check=True,
+            capture_output=True,
+        )
         rpc, rpc_ws = free_port(), free_port()
         chain = subprocess.Popen(
-            [sys.executable, "-m", "zmartd", "devchain", "--port", str(rpc), "--ws-port",
-             str(rpc_ws), "--seed", "demo", "--slot-interval", "0.1"],
-            stdout=subprocess.DEVNULL, stderr=(tmp / "devchain.log").open("wb"), cwd=tmp)
+            [
+                sys.executable,
+                "-m",
+                "zmartd",
+                "devchain",
+                "--port",
+                str(rpc),
+                "--ws-port",
+                str(rpc_ws),
+                "--seed",
+                "demo",
+                "--slot-interval",
+                "0.1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp / "devchain.log").open("wb"),
+            cwd=tmp,
+        )
         procs.append(chain)
         _wait_http(f"http://127.0.0.1:{rpc}", chain, 30)
         listen = free_port()
         public = f"https://127.0.0.1:{listen}"
         ports = [(free_port(), free_port()) for _ in range(2)]
         for i, (http, ws) in enumerate(ports):
-            config = instance_config(tmp, f"zmartd{i}", http=http, ws=ws, dsn=pg_dsn,
-                                     redis=redis_url, prefix=redis_prefix, rpc=rpc,
-                                     rpc_ws=rpc_ws, public=public)
+            config = instance_config(
+                tmp,
+                f"zmartd{i}",
+                http=http,
+                ws=ws,
+                dsn=pg_dsn,
+                redis=redis_url,
+                prefix=redis_prefix,
+                rpc=rpc,
+                rpc_ws=rpc_ws,
+                public=public,
+            )
             daemons.append(Daemon(config, http))
         for d in daemons:
             d.wait_ready(60)
-        main = render_site(tmp, listen=listen, http=(ports[0][0], ports[1][0]),
-                           ws=(ports[0][1], ports[1][1]), cert=cert, key=key)
-        checked = subprocess.run(["nginx", "-t", "-c", str(main)], capture_output=True,
-                                 text=True, check=False)
+        main = render_site(
+            tmp,
+            listen=listen,
+            http=(ports[0][0], ports[1][0]),
+            ws=(ports[0][1], ports[1][1]),
+            cert=cert,
+            key=key,
+        )
+        checked = subprocess.run(
+            ["nginx", "-t", "-c", str(main)], capture_output=True, text=True, check=False
+        )
         assert checked.returncode == 0, checked.stderr
-        nginx = subprocess.Popen(["nginx", "-c", str(main)], stdout=subprocess.DEVNULL,
-                                 stderr=(tmp / "nginx.stderr").open("wb"))
+        nginx = subprocess.Popen(
+            ["nginx", "-c", str(main)],
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp / "nginx.stderr").open("wb"),
+        )
         procs.append(nginx)
         _wait_http(f"{public}/health", nginx, 10, verify=False)
-        yield {"public": public, "daemons": daemons, "dsn": pg_dsn, "listen": listen,
-               "nginx_test": checked.stderr}
+        yield {
+            "public": public,
+            "daemons": daemons,
+            "dsn": pg_dsn,
+            "listen": listen,
+            "nginx_test": checked.stderr,
+        }
     finally:
         for d in daemons:
             d.stop()
@@ -184,8 +254,18 @@ async def test_nginx_in_front_of_two_instances(stack: dict[str, object]) -> None
     async with httpx.AsyncClient(base_url=public, transport=transport) as c:
         # HTTP/2 over TLS, answered by zmartd
         curl = await trio.run_process(
-            ["curl", "-sk", "--http2", "-o", "/dev/null", "-w", "%{http_version}",
-             f"{public}/health"], capture_stdout=True)
+            [
+                "curl",
+                "-sk",
+                "--http2",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version}",
+                f"{public}/health",
+            ],
+            capture_stdout=True,
+        )
         assert curl.stdout.decode() == "2"
         # /metrics is not exposed through the proxy
         assert (await c.get("/metrics")).status_code == 403
@@ -198,28 +278,35 @@ async def test_nginx_in_front_of_two_instances(stack: dict[str, object]) -> None
         lists = [_counted(d.get("/metrics").text, "/v1/markets") for d in daemons]
         assert all(n > 0 for n in lists), lists
         # the micro-cache: a burst of identical reads costs zmartd about one request
-        before = sum(_counted(d.get("/metrics").text, "/v1/markets/<market_id>")
-                     for d in daemons)
+        before = sum(_counted(d.get("/metrics").text, "/v1/markets/<market_id>") for d in daemons)
         statuses = []
         async with trio.open_nursery() as nursery:
+
             async def one() -> None:
                 r = await c.get(f"/v1/markets/{market_id}")
                 assert r.status_code == 200
                 statuses.append(r.headers.get("X-Cache-Status"))
+
             for _ in range(40):
                 nursery.start_soon(one)
-        after = sum(_counted(d.get("/metrics").text, "/v1/markets/<market_id>")
-                    for d in daemons)
+        after = sum(_counted(d.get("/metrics").text, "/v1/markets/<market_id>") for d in daemons)
         assert statuses.count("HIT") + statuses.count("UPDATING") >= 30, statuses
         assert after - before <= 3, (before, after)
         # the client address zmartd sees: ours, not nginx's, and not a forged one
         kp = Keypair()
-        nonce = (await c.post("/v1/auth/nonce", json={"wallet": str(kp.pubkey())},
-                              headers={"X-Forwarded-For": "6.6.6.6"})).json()
+        nonce = (
+            await c.post(
+                "/v1/auth/nonce",
+                json={"wallet": str(kp.pubkey())},
+                headers={"X-Forwarded-For": "6.6.6.6"},
+            )
+        ).json()
         signature = kp.sign_message(nonce["message"].encode())
-        verified = await c.post("/v1/auth/verify", json={
-            "message": nonce["message"], "signature": str(signature)},
-            headers={"X-Forwarded-For": "6.6.6.6"})
+        verified = await c.post(
+            "/v1/auth/verify",
+            json={"message": nonce["message"], "signature": str(signature)},
+            headers={"X-Forwarded-For": "6.6.6.6"},
+        )
         assert verified.status_code == 201, verified.text
         token = verified.json()["token"]
         # an authenticated read is never served from (or stored in) the shared cache
@@ -251,7 +338,8 @@ async def trio_asyncio_free_query(dsn: str, kp: Keypair) -> str:
             try:
                 value = await con.fetchval(
                     "SELECT host(ip) FROM sessions WHERE wallet = $1 ORDER BY id DESC LIMIT 1",
-                    str(kp.pubkey()))
+                    str(kp.pubkey()),
+                )
                 return str(value)
             finally:
                 await con.close()

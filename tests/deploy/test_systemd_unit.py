@@ -39,8 +39,10 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     text = UNIT.read_text().replace("/opt/zmartd/venv/bin/zmartd", str(zmartd))
     unit = tmp_path / "zmartd.service"
     unit.write_text(text)
-    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
-                            text=True, check=False)
-    problems = [line for line in (result.stdout + result.stderr).splitlines()
-                if "zmartd.service" in line]
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
+    )
+    problems = [
+        line for line in (result.stdout + result.stderr).splitlines() if "zmartd.service" in line
+    ]
     assert result.returncode == 0 and not problems, result.stdout + result.stderr

@@ -45,8 +45,9 @@ def node(clock: FakeClock) -> Node:
     return Node(Bank(), confirmed_lag=1, finalized_lag=4, clock=clock)
 
 
-def signed(payer: Keypair, instructions: list[Instruction], blockhash: Hash,
-           *extra: Keypair) -> VersionedTransaction:
+def signed(
+    payer: Keypair, instructions: list[Instruction], blockhash: Hash, *extra: Keypair
+) -> VersionedTransaction:
     message = MessageV0.try_compile(payer.pubkey(), instructions, [], blockhash)
     return VersionedTransaction(message, [payer, *extra])
 
@@ -63,8 +64,9 @@ def funded(node: Node, lamports: int = 10 * SOL) -> Keypair:
 
 
 def settings(**overrides: object) -> DevchainSettings:
-    base: dict[str, object] = dict(port=0, ws_port=0, seed="none", slot_interval=MANUAL,
-                                   finalized_lag=4)
+    base: dict[str, object] = dict(
+        port=0, ws_port=0, seed="none", slot_interval=MANUAL, finalized_lag=4
+    )
     base.update(overrides)
     return DevchainSettings(**base)  # type: ignore[arg-type]
 

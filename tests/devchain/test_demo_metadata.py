@@ -16,9 +16,7 @@ from zmartd.storage import markets as market_storage
 from zmartd.tree import TREE
 
 
-async def test_demo_markets_get_their_titles_once(
-    tmp_path: Path, pg_dsn: str
-) -> None:
+async def test_demo_markets_get_their_titles_once(tmp_path: Path, pg_dsn: str) -> None:
     config = tmp_path / "z.toml"
     config.write_text(
         f'[daemon]\ndata_dir = "{tmp_path}"\n[database]\ndsn = "{pg_dsn}"\n'
@@ -29,8 +27,10 @@ async def test_demo_markets_get_their_titles_once(
     async with trio.open_nursery() as n:
         n.start_soon(daemon.run)
         with trio.fail_after(30):
-            while not daemon.supervisor.ready or \
-                    daemon.supervisor.status("demo_metadata").state.value != "running":
+            while (
+                not daemon.supervisor.ready
+                or daemon.supervisor.status("demo_metadata").state.value != "running"
+            ):
                 await trio.sleep(0.05)
         devchain = await daemon.services.get(DEVCHAIN)
         db = await daemon.services.get(DATABASE)

@@ -133,12 +133,15 @@ def test_observers_get_each_commitment_level_once_with_the_slot_state(node: Node
     assert ("confirmed", sig) in rec.txs
     node.advance_slot(4)
     assert [level for level, s in rec.txs if s == sig] == ["processed", "confirmed", "finalized"]
-    dest_events = [(lvl, slot, lamports) for lvl, slot, key, lamports in rec.accounts
-                   if key == dest]
+    dest_events = [
+        (lvl, slot, lamports) for lvl, slot, key, lamports in rec.accounts if key == dest
+    ]
     # processed twice (one per tx), confirmed/finalized once with the end-of-slot value
     assert dest_events == [
-        ("processed", tx_slot, SOL), ("processed", tx_slot, 3 * SOL),
-        ("confirmed", tx_slot, 3 * SOL), ("finalized", tx_slot, 3 * SOL),
+        ("processed", tx_slot, SOL),
+        ("processed", tx_slot, 3 * SOL),
+        ("confirmed", tx_slot, 3 * SOL),
+        ("finalized", tx_slot, 3 * SOL),
     ]
     assert rec.slots[-1] == (node.slot, node.commitment_slot("finalized"))
 
@@ -224,7 +227,8 @@ def test_state_round_trip_restores_ledger_history_and_clock(node: Node, clock: F
     copy = restored.record(record.signature)
     assert copy is not None and copy.logs == record.logs and copy.slot == record.slot
     assert [r.signature for r in restored.signatures_for_address(dest, "processed")] == [
-        record.signature]
+        record.signature
+    ]
     assert restored.is_blockhash_valid(node.blockhash)
     with pytest.raises(Rejected):
         restored.submit(record.tx)  # still AlreadyProcessed after a restart

@@ -80,8 +80,18 @@ def test_cli_flags_override_the_config(tmp_path: Path) -> None:
     path = tmp_path / "zmartd.toml"
     path.write_text(CONFIG.format(data=tmp_path / "var", state=tmp_path / "s"))
     args = build_parser().parse_args(
-        ["devchain", "--config", str(path), "--port", "9999", "--seed", "none",
-         "--state", str(tmp_path / "other")])
+        [
+            "devchain",
+            "--config",
+            str(path),
+            "--port",
+            "9999",
+            "--seed",
+            "none",
+            "--state",
+            str(tmp_path / "other"),
+        ]
+    )
     settings = settings_from(args, path)
     assert (settings.port, settings.ws_port, settings.seed) == (9999, 0, "none")
     assert settings.state_file == tmp_path / "other"

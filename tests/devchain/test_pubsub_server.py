@@ -26,8 +26,10 @@ async def test_logs_and_signatures_arrive_at_their_commitment(chain: Devchain) -
     payer = funded(node)
     node.advance_slot(5)
     async with open_pubsub(chain.ws_url, backoff_initial=0.01) as ps:
-        async with ps.logs_subscribe(payer.pubkey(), commitment="processed") as processed, \
-                ps.logs_subscribe(payer.pubkey(), commitment="confirmed") as confirmed:
+        async with (
+            ps.logs_subscribe(payer.pubkey(), commitment="processed") as processed,
+            ps.logs_subscribe(payer.pubkey(), commitment="confirmed") as confirmed,
+        ):
             record = node.submit(transfer_tx(payer, Keypair().pubkey(), SOL, node.blockhash))
             with trio.fail_after(5):
                 note: ProgramLogs = await processed.receive()
@@ -86,8 +88,9 @@ async def test_dropped_connections_are_reported_as_gaps_and_resubscribed(chain: 
     payer = funded(node)
     gaps_send, gaps_recv = trio.open_memory_channel[ChainGap](10)
     async with (
-        open_pubsub(chain.ws_url, backoff_initial=0.01, backoff_max=0.05,
-                    gap_channel=gaps_send) as ps,
+        open_pubsub(
+            chain.ws_url, backoff_initial=0.01, backoff_max=0.05, gap_channel=gaps_send
+        ) as ps,
         ps.logs_subscribe(payer.pubkey(), commitment="processed", name="payer") as sub,
     ):
         node.advance_slot()

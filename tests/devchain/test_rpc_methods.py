@@ -64,8 +64,10 @@ async def test_cluster_methods(chain: Devchain) -> None:
         latest = await rpc.get_latest_blockhash()
         assert latest.last_valid_block_height == 6 + 150
         assert latest.blockhash == chain.node.blockhash
-        for method, expected in (("getHealth", "ok"),
-                                 ("getGenesisHash", str(chain.node.genesis_hash))):
+        for method, expected in (
+            ("getHealth", "ok"),
+            ("getGenesisHash", str(chain.node.genesis_hash)),
+        ):
             assert (await raw(chain, method))["result"] == expected
         version = (await raw(chain, "getVersion"))["result"]
         assert "solana-core" in version and "feature-set" in version
@@ -78,14 +80,16 @@ async def test_cluster_methods(chain: Devchain) -> None:
         assert rent == 4_287_360
         identity = (await raw(chain, "getIdentity"))["result"]["identity"]
         assert Pubkey.from_string(identity) == chain.node.identity.pubkey()
-        valid = await raw(chain, "isBlockhashValid", [str(latest.blockhash),
-                                                      {"commitment": "processed"}])
+        valid = await raw(
+            chain, "isBlockhashValid", [str(latest.blockhash), {"commitment": "processed"}]
+        )
         assert valid["result"]["value"] is True
         fees = await rpc.get_recent_prioritization_fees()
         assert fees and all(f.prioritization_fee == 0 for f in fees)
         # minContextSlot in the future
-        err = (await raw(chain, "getSlot", [{"commitment": "processed",
-                                             "minContextSlot": 100}]))["error"]
+        err = (await raw(chain, "getSlot", [{"commitment": "processed", "minContextSlot": 100}]))[
+            "error"
+        ]
         assert err["code"] == -32016 and err["data"] == {"contextSlot": 6}
 
 
@@ -116,9 +120,18 @@ async def test_send_confirm_and_read_back(chain: Devchain) -> None:
         assert decoded.balances[payer.pubkey()].delta == -(2 * SOL + 5000)
         confirmed = await rpc.get_transaction(sig, encoding="base64")
         assert confirmed is not None and confirmed.transaction == tx and confirmed.version == 0
-        b58 = await raw(chain, "getTransaction", [str(sig), {"encoding": "base58",
-                                                              "commitment": "confirmed",
-                                                              "maxSupportedTransactionVersion": 0}])
+        b58 = await raw(
+            chain,
+            "getTransaction",
+            [
+                str(sig),
+                {
+                    "encoding": "base58",
+                    "commitment": "confirmed",
+                    "maxSupportedTransactionVersion": 0,
+                },
+            ],
+        )
         assert b58["result"]["transaction"] == [b58encode(bytes(tx)), "base58"]
         # v0 without maxSupportedTransactionVersion is refused like Solana does
         refused = await raw(chain, "getTransaction", [str(sig), {"commitment": "confirmed"}])
@@ -141,8 +154,10 @@ async def test_preflight_failures_and_skip_preflight(chain: Devchain) -> None:
             await rpc.send_transaction(too_much)
         assert info.value.code == -32002
         assert info.value.err == {"InstructionError": [0, {"Custom": 1}]}
-        assert info.value.message.startswith("Transaction simulation failed: Error processing "
-                                             "Instruction 0: custom program error: 0x1")
+        assert info.value.message.startswith(
+            "Transaction simulation failed: Error processing "
+            "Instruction 0: custom program error: 0x1"
+        )
         assert info.value.logs and info.value.units_consumed is not None
         assert chain.node.record(too_much.signatures[0]) is None  # not recorded
         # skipPreflight lands it: a failed transaction that paid its fee
@@ -191,10 +206,18 @@ async def test_simulate_transaction(chain: Devchain) -> None:
         fresh = transfer_tx(payer, dest, SOL, chain.node.blockhash)
         verified = await rpc.simulate_transaction(fresh, sig_verify=True)
         assert verified["logs"][0].startswith("Program 11111111111111111111111111111111 invoke")
-        with_accounts = await raw(chain, "simulateTransaction", [
-            base64.b64encode(bytes(fresh)).decode(),
-            {"encoding": "base64", "commitment": "processed",
-             "accounts": {"addresses": [str(dest)], "encoding": "base64"}}])
+        with_accounts = await raw(
+            chain,
+            "simulateTransaction",
+            [
+                base64.b64encode(bytes(fresh)).decode(),
+                {
+                    "encoding": "base64",
+                    "commitment": "processed",
+                    "accounts": {"addresses": [str(dest)], "encoding": "base64"},
+                },
+            ],
+        )
         (acct,) = with_accounts["result"]["value"]["accounts"]
         assert acct["lamports"] == SOL
         assert chain.node.get_account(dest) is None  # nothing committed
@@ -211,9 +234,15 @@ async def test_fee_for_message_matches_the_fee_charged(chain: Devchain) -> None:
     async with RpcClient([chain.rpc_url], commitment="processed") as rpc:
         payer = await funded(rpc)
         await advance(rpc)  # the airdrop (price 0) also wrote payer: min per slot would be 0
-        ixs = [set_compute_unit_limit(10_000), set_compute_unit_price(1_000_000),
-               transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=Keypair().pubkey(),
-                                       lamports=SOL))]
+        ixs = [
+            set_compute_unit_limit(10_000),
+            set_compute_unit_price(1_000_000),
+            transfer(
+                TransferParams(
+                    from_pubkey=payer.pubkey(), to_pubkey=Keypair().pubkey(), lamports=SOL
+                )
+            ),
+        ]
         tx = signed(payer, ixs, chain.node.blockhash)
         message = base64.b64encode(to_bytes_versioned(tx.message)).decode()
         fee = await raw(chain, "getFeeForMessage", [message, {"commitment": "processed"}])
@@ -244,48 +273,93 @@ async def test_program_accounts_filters_and_encodings(chain: Devchain) -> None:
         both = await rpc.get_program_accounts(owner, filters=[Memcmp(0, b"\x02"), DataSize(7)])
         assert [k for k, _ in both] == [keys[1]]
         # raw: withContext, base64 memcmp, dataSlice, base58 limit
-        result = (await raw(chain, "getProgramAccounts", [str(owner), {
-            "commitment": "processed", "encoding": "base64", "withContext": True,
-            "dataSlice": {"offset": 1, "length": 2},
-            "filters": [{"memcmp": {"offset": 0, "bytes": base64.b64encode(b"\x01").decode(),
-                                    "encoding": "base64"}}]}]))["result"]
+        result = (
+            await raw(
+                chain,
+                "getProgramAccounts",
+                [
+                    str(owner),
+                    {
+                        "commitment": "processed",
+                        "encoding": "base64",
+                        "withContext": True,
+                        "dataSlice": {"offset": 1, "length": 2},
+                        "filters": [
+                            {
+                                "memcmp": {
+                                    "offset": 0,
+                                    "bytes": base64.b64encode(b"\x01").decode(),
+                                    "encoding": "base64",
+                                }
+                            }
+                        ],
+                    },
+                ],
+            )
+        )["result"]
         assert result["context"]["slot"] == chain.node.slot
         (item,) = result["value"]
         assert item["account"]["data"] == [base64.b64encode(b"ab").decode(), "base64"]
         assert item["account"]["space"] == 4
         # getAccountInfo refuses base58 over 128 bytes; getProgramAccounts does not (Agave)
-        too_big = await raw(chain, "getAccountInfo",
-                            [str(keys[2]), {"commitment": "processed", "encoding": "base58"}])
+        too_big = await raw(
+            chain,
+            "getAccountInfo",
+            [str(keys[2]), {"commitment": "processed", "encoding": "base58"}],
+        )
         assert too_big["error"]["code"] == -32600
-        listed = await raw(chain, "getProgramAccounts", [
-            str(owner), {"commitment": "processed", "filters": [{"dataSize": 200}]}])
+        listed = await raw(
+            chain,
+            "getProgramAccounts",
+            [str(owner), {"commitment": "processed", "filters": [{"dataSize": 200}]}],
+        )
         assert listed["result"][0]["account"]["data"] == b58encode(bytes(200))
-        small = await raw(chain, "getAccountInfo",
-                          [str(keys[0]), {"commitment": "processed", "encoding": "base58"}])
+        small = await raw(
+            chain,
+            "getAccountInfo",
+            [str(keys[0]), {"commitment": "processed", "encoding": "base58"}],
+        )
         assert small["result"]["value"]["data"] == [b58encode(b"\x01abc"), "base58"]
         legacy = await raw(chain, "getAccountInfo", [str(keys[0]), {"commitment": "processed"}])
         assert legacy["result"]["value"]["data"] == b58encode(b"\x01abc")
-        bad_filter = await raw(chain, "getProgramAccounts",
-                               [str(owner), {"filters": [{"nope": 1}]}])
+        bad_filter = await raw(
+            chain, "getProgramAccounts", [str(owner), {"filters": [{"nope": 1}]}]
+        )
         assert bad_filter["error"]["code"] == -32602
 
 
 async def test_json_rpc_envelope_errors_and_batches(chain: Devchain) -> None:
     async with httpx.AsyncClient() as http:
         parse = (await http.post(chain.rpc_url, content=b"{nope")).json()
-        assert parse == {"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"},
-                         "id": None}
+        assert parse == {
+            "jsonrpc": "2.0",
+            "error": {"code": -32700, "message": "Parse error"},
+            "id": None,
+        }
         empty = (await http.post(chain.rpc_url, json=[])).json()
         assert empty["error"]["code"] == -32600
-        batch = (await http.post(chain.rpc_url, json=[
-            {"jsonrpc": "2.0", "id": 1, "method": "getSlot", "params": [
-                {"commitment": "processed"}]},
-            {"jsonrpc": "2.0", "id": 2, "method": "nope"},
-            {"jsonrpc": "1.0", "id": 3, "method": "getSlot"},
-            {"jsonrpc": "2.0", "id": 4, "method": "getAccountInfo", "params": ["xyz"]},
-            {"jsonrpc": "2.0", "id": 5, "method": "getSignatureStatuses",
-             "params": [["1"] * 300]},
-        ])).json()
+        batch = (
+            await http.post(
+                chain.rpc_url,
+                json=[
+                    {
+                        "jsonrpc": "2.0",
+                        "id": 1,
+                        "method": "getSlot",
+                        "params": [{"commitment": "processed"}],
+                    },
+                    {"jsonrpc": "2.0", "id": 2, "method": "nope"},
+                    {"jsonrpc": "1.0", "id": 3, "method": "getSlot"},
+                    {"jsonrpc": "2.0", "id": 4, "method": "getAccountInfo", "params": ["xyz"]},
+                    {
+                        "jsonrpc": "2.0",
+                        "id": 5,
+                        "method": "getSignatureStatuses",
+                        "params": [["1"] * 300],
+                    },
+                ],
+            )
+        ).json()
         assert [r["id"] for r in batch] == [1, 2, 3, 4, 5]
         assert batch[0]["result"] == chain.node.slot
         assert batch[1]["error"] == {"code": -32601, "message": "Method not found"}
@@ -295,8 +369,9 @@ async def test_json_rpc_envelope_errors_and_batches(chain: Devchain) -> None:
         health = await http.get(chain.rpc_url + "/health")
         assert health.text == "ok"
         assert (await http.get(chain.rpc_url)).status_code == 405
-    processed = await raw(chain, "getSignaturesForAddress",
-                          [str(SYSTEM), {"commitment": "processed"}])
+    processed = await raw(
+        chain, "getSignaturesForAddress", [str(SYSTEM), {"commitment": "processed"}]
+    )
     assert processed["error"]["code"] == -32602
     too_many = await raw(chain, "getMultipleAccounts", [[str(SYSTEM)] * 101])
     assert too_many["error"]["code"] == -32602
@@ -319,9 +394,17 @@ async def test_controls(chain: Devchain) -> None:
         advanced, _ = await rpc.request("zmart_advanceSlots", [3])
         assert advanced["slot"] == warp["slot"] + 3
         key = Keypair().pubkey()
-        await rpc.request("zmart_setAccount", [str(key), {
-            "lamports": 5 * SOL, "data": base64.b64encode(b"hi").decode(),
-            "owner": str(SYSTEM)}])
+        await rpc.request(
+            "zmart_setAccount",
+            [
+                str(key),
+                {
+                    "lamports": 5 * SOL,
+                    "data": base64.b64encode(b"hi").decode(),
+                    "owner": str(SYSTEM),
+                },
+            ],
+        )
         account = await rpc.get_account_info(key)
         assert account is not None and account.data == b"hi"
         await rpc.request("zmart_setAccount", [str(key), None])

@@ -58,12 +58,17 @@ def test_demo_has_markets_in_every_state_with_positions_votes_and_history(
     assert set(states) == set(MarketState)
     btc = decode_account_as(MarketAccount, _data(node, seed.markets["btc-100k"].address))
     assert btc.final_outcome is True
-    claimed = decode_account_as(UserPosition, _data(
-        node, position_pda(seed.markets["btc-100k"].address, seed.wallets["carol"].pubkey())[0]))
+    claimed = decode_account_as(
+        UserPosition,
+        _data(
+            node, position_pda(seed.markets["btc-100k"].address, seed.wallets["carol"].pubkey())[0]
+        ),
+    )
     assert claimed.has_claimed and claimed.claimed_amount > 0
     sol = seed.markets["sol-200"]
-    position = decode_account_as(UserPosition, _data(
-        node, position_pda(sol.address, seed.wallets["dave"].pubkey())[0]))
+    position = decode_account_as(
+        UserPosition, _data(node, position_pda(sol.address, seed.wallets["dave"].pubkey())[0])
+    )
     assert position.trades_count >= 2 and position.shares_no > 0
     assert node.get_account(vote_record_pda(sol.address, seed.wallets["erin"].pubkey(), 0)[0])
     cup = seed.markets["world-cup"]
@@ -97,8 +102,9 @@ async def test_state_file_persists_and_restores_the_whole_ledger(
     chain = await serve(seed="demo", state_file=state)
     assert state.exists()  # saved right after seeding
     async with RpcClient([chain.rpc_url], commitment="processed") as rpc:
-        markets = await rpc.get_program_accounts(chain.node.bank.program_id,
-                                                 filters=[DataSize(488)])
+        markets = await rpc.get_program_accounts(
+            chain.node.bank.program_id, filters=[DataSize(488)]
+        )
         assert len(markets) == len(DEMO_MARKETS)
         kp = Keypair()
         drop, _ = await rpc.request("zmart_airdrop", [str(kp.pubkey()), 10**9])
@@ -115,8 +121,9 @@ async def test_state_file_persists_and_restores_the_whole_ledger(
         await rpc.request("zmart_advanceSlots", [1])
         record = await rpc.get_transaction(drop["signature"], commitment="confirmed")
         assert record is not None and record["slot"] == drop["slot"]
-        (status,) = await rpc.get_signature_statuses([drop["signature"]],
-                                                     search_transaction_history=True)
+        (status,) = await rpc.get_signature_statuses(
+            [drop["signature"]], search_transaction_history=True
+        )
         assert status is not None and status.slot == drop["slot"]
     state.write_bytes(b"garbage")
     with pytest.raises(StateFileError):

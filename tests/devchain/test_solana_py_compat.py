@@ -52,8 +52,11 @@ async def _exercise(url: str, program_id: Pubkey, market: Pubkey) -> dict[str, A
         out["markets"] = len(accounts)
         blockhash = (await client.get_latest_blockhash(Processed)).value.blockhash
         dest = Keypair().pubkey()
-        tx = signed(payer, [transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=dest,
-                                                    lamports=SOL))], blockhash)
+        tx = signed(
+            payer,
+            [transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=dest, lamports=SOL))],
+            blockhash,
+        )
         sent = await client.send_transaction(tx, opts=TxOpts(preflight_commitment=Processed))
         await client.confirm_transaction(sent.value, Confirmed, sleep_seconds=0.05)
         out["dest_balance"] = (await client.get_balance(dest)).value
@@ -70,7 +73,8 @@ async def test_solana_py_reads_accounts_and_sends_a_transaction(serve: Any) -> N
     market = next(iter(chain.seed.markets.values())).address
     program_id = chain.node.bank.program_id
     result = await trio.to_thread.run_sync(
-        lambda: asyncio.run(_exercise(chain.rpc_url, program_id, market)))
+        lambda: asyncio.run(_exercise(chain.rpc_url, program_id, market))
+    )
     assert result["healthy"] is True
     assert result["payer_balance"] == 5 * SOL
     assert result["market_owner"] == program_id and result["market_len"] == 488

@@ -61,15 +61,21 @@ class Receiver:
 
 async def start_receiver(nursery: trio.Nursery, receiver: Receiver) -> tuple[str, trio.Event]:
     stop = trio.Event()
-    urls = await nursery.start(lambda task_status: serve_http(
-        receiver, "127.0.0.1", 0, shutdown_trigger=stop.wait, task_status=task_status))
+    urls = await nursery.start(
+        lambda task_status: serve_http(
+            receiver, "127.0.0.1", 0, shutdown_trigger=stop.wait, task_status=task_status
+        )
+    )
     return urls[0], stop
 
 
 def program_tx(node: Node, admin: Keypair) -> Any:
     instruction = ix.initialize_global_config(
-        admin=admin.pubkey(), backend_authority=admin.pubkey(),
-        protocol_fee_wallet=admin.pubkey(), program_id=node.bank.program_id)
+        admin=admin.pubkey(),
+        backend_authority=admin.pubkey(),
+        protocol_fee_wallet=admin.pubkey(),
+        program_id=node.bank.program_id,
+    )
     from tests.devchain.conftest import signed
 
     return signed(admin, [instruction], node.blockhash)
@@ -86,8 +92,9 @@ async def test_confirmed_program_transactions_are_delivered_in_helius_raw_shape(
 ) -> None:
     receiver = Receiver()
     url, stop = await start_receiver(nursery, receiver)
-    emitter = WebhookEmitter(node, url, program_id=node.bank.program_id,
-                             auth_header="Bearer s3cret")
+    emitter = WebhookEmitter(
+        node, url, program_id=node.bank.program_id, auth_header="Bearer s3cret"
+    )
     await nursery.start(emitter.run)
     admin = funded(node)
     record = node.submit(program_tx(node, admin))
@@ -136,8 +143,15 @@ async def test_failed_transactions_are_delivered_too_and_retries(
 async def test_duplicates_and_shuffle(nursery: trio.Nursery, node: Node) -> None:
     receiver = Receiver()
     url, stop = await start_receiver(nursery, receiver)
-    emitter = WebhookEmitter(node, url, program_id=node.bank.program_id, duplicates=2,
-                             shuffle=True, shuffle_window=0.1, rng=random.Random(3))
+    emitter = WebhookEmitter(
+        node,
+        url,
+        program_id=node.bank.program_id,
+        duplicates=2,
+        shuffle=True,
+        shuffle_window=0.1,
+        rng=random.Random(3),
+    )
     await nursery.start(emitter.run)
     signatures = []
     for _ in range(6):
@@ -161,8 +175,14 @@ async def test_undeliverable_webhooks_are_dropped_after_retries(node: Node) -> N
         return httpx.Response(500)
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(refuse))
-    emitter = WebhookEmitter(node, "http://hook.invalid/", program_id=node.bank.program_id,
-                             max_attempts=3, retry_delay=0.01, http=http)
+    emitter = WebhookEmitter(
+        node,
+        "http://hook.invalid/",
+        program_id=node.bank.program_id,
+        max_attempts=3,
+        retry_delay=0.01,
+        http=http,
+    )
     async with trio.open_nursery() as nursery:
         await nursery.start(emitter.run)
         node.submit(program_tx(node, funded(node)))

@@ -36,9 +36,21 @@ SOL = 1_000_000_000
 B = 100 * SOL
 
 CHAIN_TABLES = (
-    "webhook_inbox", "trade_fees", "global_config", "failed_transactions", "chain_events",
-    "price_points", "trades", "proposal_votes", "dispute_votes", "positions",
-    "market_metadata", "markets", "processed_transactions", "chain_cursors", "dead_letters",
+    "webhook_inbox",
+    "trade_fees",
+    "global_config",
+    "failed_transactions",
+    "chain_events",
+    "price_points",
+    "trades",
+    "proposal_votes",
+    "dispute_votes",
+    "positions",
+    "market_metadata",
+    "markets",
+    "processed_transactions",
+    "chain_cursors",
+    "dead_letters",
 )
 
 
@@ -58,8 +70,7 @@ async def empty(db: Database) -> None:
 @pytest.fixture
 async def db(module_dsn: str) -> AsyncIterator[Database]:
     async with trio_asyncio.open_loop():
-        database = await Database.connect(module_dsn, min_size=2, max_size=6,
-                                          statement_timeout=30)
+        database = await Database.connect(module_dsn, min_size=2, max_size=6, statement_timeout=30)
         try:
             await empty(database)
             yield database
@@ -92,8 +103,14 @@ class Driver:
         self.node.faucet_transfer(kp.pubkey(), lamports)
         return kp
 
-    def send(self, payer: Keypair, instruction: Instruction, *, confirm: bool = True,
-             expect_ok: bool = True) -> TxRecord:
+    def send(
+        self,
+        payer: Keypair,
+        instruction: Instruction,
+        *,
+        confirm: bool = True,
+        expect_ok: bool = True,
+    ) -> TxRecord:
         message = MessageV0.try_compile(payer.pubkey(), [instruction], [], self.node.blockhash)
         record = self.node.submit(VersionedTransaction(message, [payer]), verify=False)
         if expect_ok:
@@ -103,34 +120,83 @@ class Driver:
         return record
 
     def init_config(self) -> None:
-        self.send(self.admin, ix.initialize_global_config(
-            admin=self.admin.pubkey(), backend_authority=self.admin.pubkey(),
-            protocol_fee_wallet=self.treasury.pubkey(), program_id=self.pid))
+        self.send(
+            self.admin,
+            ix.initialize_global_config(
+                admin=self.admin.pubkey(),
+                backend_authority=self.admin.pubkey(),
+                protocol_fee_wallet=self.treasury.pubkey(),
+                program_id=self.pid,
+            ),
+        )
 
     def active_market(self, creator: Keypair, seed: int, voters: list[Keypair]) -> bytes:
         market_id = seed.to_bytes(32, "big")
-        self.send(creator, ix.create_market(
-            creator=creator.pubkey(), market_id=market_id, b_parameter=B,
-            initial_liquidity=SOL // 10, ipfs_question_hash=b"QmQ".ljust(46, b"0"),
-            program_id=self.pid))
+        self.send(
+            creator,
+            ix.create_market(
+                creator=creator.pubkey(),
+                market_id=market_id,
+                b_parameter=B,
+                initial_liquidity=SOL // 10,
+                ipfs_question_hash=b"QmQ".ljust(46, b"0"),
+                program_id=self.pid,
+            ),
+        )
         for v in voters:
-            self.send(v, ix.submit_proposal_vote(user=v.pubkey(), market_id=market_id, vote=True,
-                                                 program_id=self.pid))
-        self.send(self.admin, ix.aggregate_proposal_votes(
-            backend_authority=self.admin.pubkey(), market_id=market_id,
-            final_likes=len(voters), final_dislikes=0, program_id=self.pid))
-        self.send(self.admin, ix.approve_proposal(admin=self.admin.pubkey(), market_id=market_id,
-                                                  program_id=self.pid))
-        self.send(creator, ix.activate_market(authority=creator.pubkey(), market_id=market_id,
-                                              program_id=self.pid))
+            self.send(
+                v,
+                ix.submit_proposal_vote(
+                    user=v.pubkey(), market_id=market_id, vote=True, program_id=self.pid
+                ),
+            )
+        self.send(
+            self.admin,
+            ix.aggregate_proposal_votes(
+                backend_authority=self.admin.pubkey(),
+                market_id=market_id,
+                final_likes=len(voters),
+                final_dislikes=0,
+                program_id=self.pid,
+            ),
+        )
+        self.send(
+            self.admin,
+            ix.approve_proposal(
+                admin=self.admin.pubkey(), market_id=market_id, program_id=self.pid
+            ),
+        )
+        self.send(
+            creator,
+            ix.activate_market(
+                authority=creator.pubkey(), market_id=market_id, program_id=self.pid
+            ),
+        )
         return market_id
 
-    def buy(self, user: Keypair, market_id: bytes, outcome: bool, amount: int, *,
-            confirm: bool = True, expect_ok: bool = True) -> TxRecord:
-        return self.send(user, ix.buy_shares(
-            user=user.pubkey(), market_id=market_id, outcome=outcome, target_cost=amount,
-            protocol_fee_wallet=self.treasury.pubkey(), program_id=self.pid), confirm=confirm,
-            expect_ok=expect_ok)
+    def buy(
+        self,
+        user: Keypair,
+        market_id: bytes,
+        outcome: bool,
+        amount: int,
+        *,
+        confirm: bool = True,
+        expect_ok: bool = True,
+    ) -> TxRecord:
+        return self.send(
+            user,
+            ix.buy_shares(
+                user=user.pubkey(),
+                market_id=market_id,
+                outcome=outcome,
+                target_cost=amount,
+                protocol_fee_wallet=self.treasury.pubkey(),
+                program_id=self.pid,
+            ),
+            confirm=confirm,
+            expect_ok=expect_ok,
+        )
 
     def confirm(self) -> None:
         self.node.advance_slot()
@@ -147,33 +213,78 @@ def run_lifecycle(d: Driver) -> dict[str, Any]:
     d.buy(alice, m1, True, SOL)
     d.buy(bob, m1, False, SOL // 2)
     d.buy(carol, m1, True, 2 * SOL)
-    sell = d.send(alice, ix.sell_shares(
-        user=alice.pubkey(), market_id=m1, outcome=True, shares_to_sell=10**8, min_proceeds=0,
-        protocol_fee_wallet=d.treasury.pubkey(), program_id=d.pid), expect_ok=False)
-    d.send(d.admin, ix.update_global_config(
-        admin=d.admin.pubkey(), protocol_fee_bps=300, resolver_reward_bps=200,
-        liquidity_provider_fee_bps=400, proposal_approval_threshold=7000,
-        dispute_success_threshold=6000))
+    sell = d.send(
+        alice,
+        ix.sell_shares(
+            user=alice.pubkey(),
+            market_id=m1,
+            outcome=True,
+            shares_to_sell=10**8,
+            min_proceeds=0,
+            protocol_fee_wallet=d.treasury.pubkey(),
+            program_id=d.pid,
+        ),
+        expect_ok=False,
+    )
+    d.send(
+        d.admin,
+        ix.update_global_config(
+            admin=d.admin.pubkey(),
+            protocol_fee_bps=300,
+            resolver_reward_bps=200,
+            liquidity_provider_fee_bps=400,
+            proposal_approval_threshold=7000,
+            dispute_success_threshold=6000,
+        ),
+    )
     d.buy(bob, m1, True, SOL)  # under the new fee bps
     d.node.warp_clock(10)
-    d.send(carol, ix.resolve_market(resolver=carol.pubkey(), market_id=m1, proposed_outcome=True,
-                                    ipfs_evidence_hash=b"QmE".ljust(46, b"0"),
-                                    program_id=d.pid))
+    d.send(
+        carol,
+        ix.resolve_market(
+            resolver=carol.pubkey(),
+            market_id=m1,
+            proposed_outcome=True,
+            ipfs_evidence_hash=b"QmE".ljust(46, b"0"),
+            program_id=d.pid,
+        ),
+    )
     d.node.warp_clock(10)
     d.send(bob, ix.initiate_dispute(initiator=bob.pubkey(), market_id=m1, program_id=d.pid))
     for voter, vote in ((alice, False), (bob, True)):
-        d.send(voter, ix.submit_dispute_vote(user=voter.pubkey(), market_id=m1, vote=vote,
-                                             program_id=d.pid))
-    d.send(d.admin, ix.finalize_market(backend_authority=d.admin.pubkey(), market_id=m1,
-                                       dispute_agree=1, dispute_disagree=1, program_id=d.pid))
-    d.send(alice, ix.claim_winnings(user=alice.pubkey(), market_id=m1, resolver=carol.pubkey(),
-                                    program_id=d.pid))
-    d.send(creator, ix.withdraw_liquidity(creator=creator.pubkey(), market_id=m1,
-                                          program_id=d.pid))
-    m2 = 2 .to_bytes(32, "big")
-    d.send(creator, ix.create_market(
-        creator=creator.pubkey(), market_id=m2, b_parameter=B, initial_liquidity=SOL,
-        ipfs_question_hash=b"QmQ2".ljust(46, b"0"), program_id=d.pid))
+        d.send(
+            voter,
+            ix.submit_dispute_vote(user=voter.pubkey(), market_id=m1, vote=vote, program_id=d.pid),
+        )
+    d.send(
+        d.admin,
+        ix.finalize_market(
+            backend_authority=d.admin.pubkey(),
+            market_id=m1,
+            dispute_agree=1,
+            dispute_disagree=1,
+            program_id=d.pid,
+        ),
+    )
+    d.send(
+        alice,
+        ix.claim_winnings(
+            user=alice.pubkey(), market_id=m1, resolver=carol.pubkey(), program_id=d.pid
+        ),
+    )
+    d.send(creator, ix.withdraw_liquidity(creator=creator.pubkey(), market_id=m1, program_id=d.pid))
+    m2 = (2).to_bytes(32, "big")
+    d.send(
+        creator,
+        ix.create_market(
+            creator=creator.pubkey(),
+            market_id=m2,
+            b_parameter=B,
+            initial_liquidity=SOL,
+            ipfs_question_hash=b"QmQ2".ljust(46, b"0"),
+            program_id=d.pid,
+        ),
+    )
     d.send(d.admin, ix.cancel_market(admin=d.admin.pubkey(), market_id=m2, program_id=d.pid))
     d.confirm()
     return {"markets": [m1.hex(), m2.hex()], "sell": str(sell.signature)}
@@ -192,8 +303,9 @@ async def rpc(chain: Devchain) -> AsyncIterator[RpcClient]:
 
 
 def make_indexer(db: Database, rpc: RpcClient, chain: Devchain, bus: Bus | None = None) -> Indexer:
-    return Indexer(db, ChainSource(rpc, chain.node.bank.program_id), bus, None,
-                   publish=bus is not None)
+    return Indexer(
+        db, ChainSource(rpc, chain.node.bank.program_id), bus, None, publish=bus is not None
+    )
 
 
 # ---------------------------------------------------------------- the projection
@@ -202,8 +314,9 @@ def make_indexer(db: Database, rpc: RpcClient, chain: Devchain, bus: Bus | None 
 def _program_txs(chain: Devchain) -> list[TxRecord]:
     node, pid = chain.node, chain.node.bank.program_id
     confirmed = node.commitment_slot("confirmed")
-    return [r for r in node.signatures_for_address(pid, "confirmed", limit=10**9)
-            if r.slot <= confirmed]
+    return [
+        r for r in node.signatures_for_address(pid, "confirmed", limit=10**9) if r.slot <= confirmed
+    ]
 
 
 async def assert_db_matches_chain(db: Database, chain: Devchain) -> dict[str, int]:
@@ -211,31 +324,53 @@ async def assert_db_matches_chain(db: Database, chain: Devchain) -> dict[str, in
     double's confirmed accounts and transaction logs.  Returns counts."""
     node, pid = chain.node, chain.node.bank.program_id
     accounts = {k: decode_account(a.data) for k, a in node.accounts_owned_by(pid, "confirmed")}
-    markets = {a.market_id.hex(): (k, a) for k, a in accounts.items()
-               if isinstance(a, t.MarketAccount)}
-    by_addr = {k: a.market_id.hex() for k, a in accounts.items()
-               if isinstance(a, t.MarketAccount)}
+    markets = {
+        a.market_id.hex(): (k, a) for k, a in accounts.items() if isinstance(a, t.MarketAccount)
+    }
+    by_addr = {k: a.market_id.hex() for k, a in accounts.items() if isinstance(a, t.MarketAccount)}
     db_markets = {r["market_id"]: r for r in await rows(db, "SELECT * FROM markets")}
     assert set(db_markets) == set(markets)
     for market_id, (key, m) in markets.items():
         r = db_markets[market_id]
         assert r["address"] == str(key)
         assert r["state"] == int(m.state)
-        for f in ("shares_yes", "shares_no", "current_liquidity", "total_volume",
-                  "accumulated_resolver_fees", "accumulated_lp_fees", "proposal_likes",
-                  "dispute_agree", "dispute_disagree"):
+        for f in (
+            "shares_yes",
+            "shares_no",
+            "current_liquidity",
+            "total_volume",
+            "accumulated_resolver_fees",
+            "accumulated_lp_fees",
+            "proposal_likes",
+            "dispute_agree",
+            "dispute_disagree",
+        ):
             assert int(r[f]) == getattr(m, f), (market_id, f)
         assert r["final_outcome"] == m.final_outcome and r["proposed_outcome"] == m.proposed_outcome
-    positions = {(by_addr[a.market], str(a.user)): a for a in accounts.values()
-                 if isinstance(a, t.UserPosition)}
+    positions = {
+        (by_addr[a.market], str(a.user)): a
+        for a in accounts.values()
+        if isinstance(a, t.UserPosition)
+    }
     db_pos = {(r["market_id"], r["wallet"]): r for r in await rows(db, "SELECT * FROM positions")}
     assert set(db_pos) == set(positions)
     for k, p in positions.items():
         r = db_pos[k]
-        assert (int(r["shares_yes"]), int(r["shares_no"]), int(r["total_invested"]),
-                r["trades_count"], r["has_claimed"], int(r["claimed_amount"])) == (
-            p.shares_yes, p.shares_no, p.total_invested, p.trades_count, p.has_claimed,
-            p.claimed_amount)
+        assert (
+            int(r["shares_yes"]),
+            int(r["shares_no"]),
+            int(r["total_invested"]),
+            r["trades_count"],
+            r["has_claimed"],
+            int(r["claimed_amount"]),
+        ) == (
+            p.shares_yes,
+            p.shares_no,
+            p.total_invested,
+            p.trades_count,
+            p.has_claimed,
+            p.claimed_amount,
+        )
     # events of every successful confirmed transaction
     trades: set[tuple[str, int]] = set()
     votes: set[tuple[str, str, str]] = set()
@@ -257,14 +392,24 @@ async def assert_db_matches_chain(db: Database, chain: Devchain) -> dict[str, in
     db_trades = await rows(db, "SELECT signature, shares FROM trades")
     assert len(db_trades) == len(trades), "duplicated or missing trades"
     assert {(r["signature"], int(r["shares"])) for r in db_trades} == trades
-    db_votes = await rows(db, "SELECT 'proposal' AS k, market_id, wallet FROM proposal_votes "
-                              "WHERE source = 'onchain' UNION ALL SELECT 'dispute', market_id, "
-                              "wallet FROM dispute_votes WHERE source = 'onchain'")
+    db_votes = await rows(
+        db,
+        "SELECT 'proposal' AS k, market_id, wallet FROM proposal_votes "
+        "WHERE source = 'onchain' UNION ALL SELECT 'dispute', market_id, "
+        "wallet FROM dispute_votes WHERE source = 'onchain'",
+    )
     assert {(r["k"], r["market_id"], r["wallet"]) for r in db_votes} == votes
-    db_failed = {r["signature"] for r in await rows(db, "SELECT signature FROM "
-                                                        "failed_transactions")}
+    db_failed = {
+        r["signature"] for r in await rows(db, "SELECT signature FROM failed_transactions")
+    }
     assert db_failed == failed
     (count,) = await rows(db, "SELECT count(*) AS n FROM chain_events")
     assert count["n"] == n_events
-    return {"markets": len(markets), "positions": len(positions), "trades": len(trades),
-            "votes": len(votes), "events": n_events, "failed": len(failed)}
+    return {
+        "markets": len(markets),
+        "positions": len(positions),
+        "trades": len(trades),
+        "votes": len(votes),
+        "events": n_events,
+        "failed": len(failed),
+    }

@@ -70,8 +70,13 @@ async def test_kill_minus_nine_at_random_points(
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
     def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "zmartd.indexer", "--config", str(config)],
-                                cwd=ROOT, env=env, stdout=log, stderr=log)
+        return subprocess.Popen(
+            [sys.executable, "-m", "zmartd.indexer", "--config", str(config)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
 
     done = trio.Event()
     failed = 0
@@ -87,10 +92,14 @@ async def test_kill_minus_nine_at_random_points(
         nonlocal failed
         per_slot, landed, n = 25, 0, 0
         while landed < TRADES:
-            record = d.buy(users[rng.randrange(len(users))], markets[n % len(markets)],
-                           rng.random() < 0.5,
-                           9_999 if n % 50 == 49 else SOL // 2 + rng.randrange(SOL),
-                           confirm=False, expect_ok=False)
+            record = d.buy(
+                users[rng.randrange(len(users))],
+                markets[n % len(markets)],
+                rng.random() < 0.5,
+                9_999 if n % 50 == 49 else SOL // 2 + rng.randrange(SOL),
+                confirm=False,
+                expect_ok=False,
+            )
             if record.err is None:
                 landed += 1
             else:

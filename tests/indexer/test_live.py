@@ -82,8 +82,10 @@ async def test_live_feed_and_gap_backfill(db: Database, chain: Devchain, rpc: Rp
         assert _value(metrics, "live", "applied") == 6
         nursery.cancel_scope.cancel()
     counts = await assert_db_matches_chain(db, chain)
-    assert counts["trades"] == base + 12 and (await store.chain_table_counts(db))[
-        "duplicate_trades"] == 0
+    assert (
+        counts["trades"] == base + 12
+        and (await store.chain_table_counts(db))["duplicate_trades"] == 0
+    )
     # bus events carry REST shapes
     seen: list[Any] = []
     while True:
@@ -93,8 +95,9 @@ async def test_live_feed_and_gap_backfill(db: Database, chain: Devchain, rpc: Rp
             break
     trades = [e for e in seen if type(e).__name__ == "TradeExecuted"]
     assert len(trades) == base + 12
-    assert {"id", "market_id", "wallet", "side", "outcome", "shares", "amount",
-            "price_yes"} <= set(trades[-1].data)
+    assert {"id", "market_id", "wallet", "side", "outcome", "shares", "amount", "price_yes"} <= set(
+        trades[-1].data
+    )
     assert any(type(e).__name__ == "MarketStateChanged" for e in seen)
     assert any(type(e).__name__ == "PositionChanged" for e in seen)
     assert any(type(e).__name__ == "VoteChanged" for e in seen)
@@ -112,17 +115,19 @@ async def _ge_trades(count: Callable[[], Awaitable[int]], target: int) -> bool:
     return await _ge(count(), target)
 
 
-async def test_webhooks_duplicated_and_shuffled(db: Database,
-                                                serve: Callable[..., Any]) -> None:
+async def test_webhooks_duplicated_and_shuffled(db: Database, serve: Callable[..., Any]) -> None:
     secret = "Bearer test-secret-0123456789abcdef"
     cfg = make_config(chain={"webhook_secret": secret})
     async with live_api(cfg, db, routers=[webhooks.router]) as api:
         chain: Devchain = await serve(
-            confirmed_lag=1, webhook_url=f"{api.url}/v1/webhooks/helius",
-            webhook_auth_header=secret, webhook_duplicates=3, webhook_shuffle=True)
+            confirmed_lag=1,
+            webhook_url=f"{api.url}/v1/webhooks/helius",
+            webhook_auth_header=secret,
+            webhook_duplicates=3,
+            webhook_shuffle=True,
+        )
         async with RpcClient([chain.rpc_url], commitment="confirmed") as rpc:
-            indexer = Indexer(db, ChainSource(rpc, chain.node.bank.program_id), api.ctx.bus,
-                              None)
+            indexer = Indexer(db, ChainSource(rpc, chain.node.bank.program_id), api.ctx.bus, None)
             service = actor.IndexerService()
             api.ctx.services.provide(INDEXER, service)
             await _until(lambda: _true(chain.webhooks is not None))
@@ -135,8 +140,10 @@ async def test_webhooks_duplicated_and_shuffled(db: Database,
 
                 async def drained() -> bool:
                     counts = await store.chain_table_counts(db)
-                    return (emitter.stats.delivered == emitter.stats.queued > 0
-                            and counts["webhook_inbox"] == 0)
+                    return (
+                        emitter.stats.delivered == emitter.stats.queued > 0
+                        and counts["webhook_inbox"] == 0
+                    )
 
                 await _until(drained)
                 nursery.cancel_scope.cancel()
@@ -149,32 +156,42 @@ async def test_webhooks_duplicated_and_shuffled(db: Database,
 async def test_webhook_route_auth_and_body(db: Database) -> None:
     secret = "Bearer s3cret-s3cret-s3cret"
     sig = "5" * 87 + "1"
-    async with live_api(make_config(chain={"webhook_secret": secret}), db,
-                        routers=[webhooks.router]) as api:
-        body = [{"signature": "4vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi4cKZqwRk5Mx2bNgwPQTHx"
-                              "oTHVcQmwWTJmkzXcAwKsAaZz"}]
+    async with live_api(
+        make_config(chain={"webhook_secret": secret}), db, routers=[webhooks.router]
+    ) as api:
+        body = [
+            {
+                "signature": "4vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi4cKZqwRk5Mx2bNgwPQTHx"
+                "oTHVcQmwWTJmkzXcAwKsAaZz"
+            }
+        ]
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": secret + "x"}):
             r = await api.client.post("/v1/webhooks/helius", json=body, headers=headers)
             assert r.status_code == 401, r.text
         assert (await store.chain_table_counts(db))["webhook_inbox"] == 0
         for bad in (b"{", b'{"x": 1}', b'[{"signature": "nope"}]', b"[1]"):
-            r = await api.client.post("/v1/webhooks/helius", content=bad,
-                                      headers={"Authorization": secret,
-                                               "Content-Type": "application/json"})
+            r = await api.client.post(
+                "/v1/webhooks/helius",
+                content=bad,
+                headers={"Authorization": secret, "Content-Type": "application/json"},
+            )
             assert r.status_code == 400, (bad, r.text)
-        r = await api.client.post("/v1/webhooks/helius", json=body,
-                                  headers={"Authorization": secret})
+        r = await api.client.post(
+            "/v1/webhooks/helius", json=body, headers={"Authorization": secret}
+        )
         assert r.status_code == 200 and r.json() == {"accepted": 1}
         items = await store.take_inbox(db)
         assert [(i.signature, i.body) for i in items] == [(body[0]["signature"], None)]
     async with live_api(make_config(), db, routers=[webhooks.router]) as api:
-        r = await api.client.post("/v1/webhooks/helius", json=[{"signature": sig}],
-                                  headers={"Authorization": ""})
+        r = await api.client.post(
+            "/v1/webhooks/helius", json=[{"signature": sig}], headers={"Authorization": ""}
+        )
         assert r.status_code == 401  # no secret configured: webhooks refused
 
 
-async def test_forged_webhook_payloads_are_never_applied(db: Database,
-                                                         serve: Callable[..., Any]) -> None:
+async def test_forged_webhook_payloads_are_never_applied(
+    db: Database, serve: Callable[..., Any]
+) -> None:
     """Regression (attacker's probe): a copy of a real buy with a random signature and a
     forged SharesBought event of 9*10^15 lamports, posted with the right secret, showed
     in REST and on WebSockets until finality reverted it. Deliveries are now only hints:
@@ -200,12 +217,14 @@ async def test_forged_webhook_payloads_are_never_applied(db: Database,
         signature = str(record.signature)
         async with RpcClient([chain.rpc_url], commitment="confirmed") as rpc:
             with trio.fail_after(10):
-                while (real := await rpc.get_transaction(signature,
-                                                         commitment="confirmed")) is None:
+                while (
+                    real := await rpc.get_transaction(signature, commitment="confirmed")
+                ) is None:
                     await trio.sleep(0.05)
             metrics = IndexerMetrics(CollectorRegistry())
-            indexer = Indexer(db, ChainSource(rpc, chain.node.bank.program_id), api.ctx.bus,
-                              metrics)
+            indexer = Indexer(
+                db, ChainSource(rpc, chain.node.bank.program_id), api.ctx.bus, metrics
+            )
             service = actor.IndexerService()
             api.ctx.services.provide(INDEXER, service)
 
@@ -218,8 +237,9 @@ async def test_forged_webhook_payloads_are_never_applied(db: Database,
                     if line.startswith("Program data: "):
                         event = decode_event_base64(line.removeprefix("Program data: "))
                         if isinstance(event, SharesBought):
-                            forged = dataclasses.replace(event, cost=9 * 10**15,
-                                                         new_price_yes=990_000_000)
+                            forged = dataclasses.replace(
+                                event, cost=9 * 10**15, new_price_yes=990_000_000
+                            )
                             logs[i] = "Program data: " + encode_event_base64(forged)
                 return fake
 

@@ -83,8 +83,11 @@ async def test_unappliable_unit_is_split_and_only_the_poison_parked(
     i = next(i for i, line in enumerate(logs) if line.startswith("Program data: "))
     ev = decode_event_base64(logs[i].removeprefix("Program data: "))
     assert isinstance(ev, t.SharesBought)
-    logs[i] = event_log_line(t.SharesBought(ev.market_id, ev.user, ev.outcome, 0, ev.cost,
-                                            ev.new_price_yes, ev.timestamp))
+    logs[i] = event_log_line(
+        t.SharesBought(
+            ev.market_id, ev.user, ev.outcome, 0, ev.cost, ev.new_price_yes, ev.timestamp
+        )
+    )
     out = await indexer.ingest([*good, poison], path="test", stream="test")
     assert out.dead == 1 and out.applied == len(good)
     (dead,) = await chain_store.list_dead_letters(db)
@@ -99,12 +102,19 @@ async def test_disappeared_transaction_is_reverted(
     d = Driver(chain)
     run_lifecycle(d)
     metrics = IndexerMetrics(CollectorRegistry())
-    indexer = Indexer(db, ChainSource(rpc, chain.node.bank.program_id), None, metrics,
-                      publish=False)
+    indexer = Indexer(
+        db, ChainSource(rpc, chain.node.bank.program_id), None, metrics, publish=False
+    )
     await backfill(indexer, reason="test")
     before = await store.chain_table_counts(db)
-    buy = next(doc for doc in [await rpc.get_transaction(r["signature"]) for r in await rows(
-        db, "SELECT signature FROM trades ORDER BY id LIMIT 1")] if doc)
+    buy = next(
+        doc
+        for doc in [
+            await rpc.get_transaction(r["signature"])
+            for r in await rows(db, "SELECT signature FROM trades ORDER BY id LIMIT 1")
+        ]
+        if doc
+    )
     ghost = _forge(buy)  # "confirmed on a fork that was later abandoned"
     out = await indexer.ingest([ghost], path="test", stream=None)
     assert out.applied == 1
@@ -127,8 +137,9 @@ async def test_reconciliation_fixes_drift_and_alerts_on_repeats(
     d = Driver(chain)
     info = run_lifecycle(d)
     metrics = IndexerMetrics(CollectorRegistry())
-    indexer = Indexer(db, ChainSource(rpc, chain.node.bank.program_id), None, metrics,
-                      publish=False)
+    indexer = Indexer(
+        db, ChainSource(rpc, chain.node.bank.program_id), None, metrics, publish=False
+    )
     await backfill(indexer, reason="test")
     reconciler = Reconciler(indexer)
     assert (await reconciler.run_once()).total_drift == 0
@@ -137,8 +148,11 @@ async def test_reconciliation_fixes_drift_and_alerts_on_repeats(
     async def tamper() -> None:
         async def _run(con: Any) -> None:
             await con.execute("UPDATE markets SET current_liquidity = 1 WHERE market_id = $1", m1)
-            await con.execute("DELETE FROM positions WHERE market_id = $1 AND wallet = "
-                              "(SELECT min(wallet) FROM positions WHERE market_id = $1)", m1)
+            await con.execute(
+                "DELETE FROM positions WHERE market_id = $1 AND wallet = "
+                "(SELECT min(wallet) FROM positions WHERE market_id = $1)",
+                m1,
+            )
 
         await db.run("test", _run)
 
@@ -166,8 +180,7 @@ async def test_leader_lock_admits_one_instance(db: Database, module_dsn: str) ->
     try:
         async with store.leader_lock(db, key=4242):
             with trio.move_on_after(0.5) as scope:
-                async with store.leader_lock(other, key=4242, retry_interval=0.05,
-                                             on_wait=waiting):
+                async with store.leader_lock(other, key=4242, retry_interval=0.05, on_wait=waiting):
                     pytest.fail("a second instance took the lock")
             assert scope.cancelled_caught and waits >= 3
         with trio.fail_after(5):

@@ -21,8 +21,12 @@ class Node:
     refuses larger batches like hosted RPCs do; ``broken`` signatures get a
     JSON-RPC error; ``missing`` ones a null result."""
 
-    def __init__(self, max_batch: int = 1000, broken: frozenset[str] = frozenset(),
-                 missing: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        max_batch: int = 1000,
+        broken: frozenset[str] = frozenset(),
+        missing: frozenset[str] = frozenset(),
+    ) -> None:
         self.max_batch = max_batch
         self.broken = broken
         self.missing = missing
@@ -33,8 +37,11 @@ class Node:
         assert call["method"] == "getTransaction"
         assert call["params"][1]["commitment"] == "confirmed"
         if sig in self.broken:
-            return {"jsonrpc": "2.0", "id": call["id"],
-                    "error": {"code": -32009, "message": f"slot skipped for {sig}"}}
+            return {
+                "jsonrpc": "2.0",
+                "id": call["id"],
+                "error": {"code": -32009, "message": f"slot skipped for {sig}"},
+            }
         result = None if sig in self.missing else {"sig": sig}
         return {"jsonrpc": "2.0", "id": call["id"], "result": result}
 
@@ -45,8 +52,14 @@ class Node:
             return httpx.Response(200, json=self.answer(body))
         self.posts.append(len(body))
         if len(body) > self.max_batch:
-            return httpx.Response(200, json={"jsonrpc": "2.0", "id": None, "error": {
-                "code": -32600, "message": f"batch larger than {self.max_batch}"}})
+            return httpx.Response(
+                200,
+                json={
+                    "jsonrpc": "2.0",
+                    "id": None,
+                    "error": {"code": -32600, "message": f"batch larger than {self.max_batch}"},
+                },
+            )
         return httpx.Response(200, json=[self.answer(c) for c in body])
 
 

@@ -48,7 +48,8 @@ def fresh_dsn() -> Iterator[str]:
 def _roles(port: int) -> dict[str, str] | None:
     try:
         roles: dict[str, str] = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()[
-            "roles"]
+            "roles"
+        ]
     except (httpx.TransportError, ValueError, KeyError):
         return None
     return roles
@@ -70,9 +71,23 @@ def test_one_leader_per_role_and_failover_after_kill_9(tmp_path: Path, fresh_dsn
     key_file.chmod(0o600)
     chain_port, chain_ws = free_port(), free_port()
     (tmp_path / "chain.toml").write_text('[chain]\nkeypair_file = "authority.json"\n')
-    chain = spawn(["devchain", "--config", str(tmp_path / "chain.toml"), "--port",
-                   str(chain_port), "--ws-port", str(chain_ws), "--seed", "demo",
-                   "--slot-interval", "0.1"], tmp_path / "devchain.log", tmp_path)
+    chain = spawn(
+        [
+            "devchain",
+            "--config",
+            str(tmp_path / "chain.toml"),
+            "--port",
+            str(chain_port),
+            "--ws-port",
+            str(chain_ws),
+            "--seed",
+            "demo",
+            "--slot-interval",
+            "0.1",
+        ],
+        tmp_path / "devchain.log",
+        tmp_path,
+    )
     url = f"http://127.0.0.1:{chain_port}"
     ports = {i: free_port() for i in range(INSTANCES)}
     daemons: dict[int, Any] = {}
@@ -114,8 +129,9 @@ rebroadcast_interval = 0.5
 [log]
 format = "json"
 """)
-            daemons[i] = spawn(["--config", str(tmp_path / f"z{i}.toml")],
-                               tmp_path / f"z{i}.log", tmp_path)
+            daemons[i] = spawn(
+                ["--config", str(tmp_path / f"z{i}.toml")], tmp_path / f"z{i}.log", tmp_path
+            )
         # one leader per role, among the three
         deadline = time.monotonic() + 60
         while True:
@@ -130,9 +146,14 @@ format = "json"
         expected: dict[str, int] = {}
         for n in range(500, 506):
             key = f"failover:{n}"
-            sql(fresh_dsn, "INSERT INTO intents (kind, market_id, args, idempotency_key) "
+            sql(
+                fresh_dsn,
+                "INSERT INTO intents (kind, market_id, args, idempotency_key) "
                 "VALUES ('aggregate_proposal_votes', $1, $2::jsonb, $3)",
-                NEW_LANG.hex(), json.dumps({"likes": n, "dislikes": 1}), key)
+                NEW_LANG.hex(),
+                json.dumps({"likes": n, "dislikes": 1}),
+                key,
+            )
             expected[key] = n
         time.sleep(1.0)  # the sender leader has signed and sent some of them
         victim = leaders["sender"][0]
@@ -152,14 +173,22 @@ format = "json"
         took = time.monotonic() - killed
         for n in range(506, 509):  # and new work is taken up by the new leader
             key = f"failover:{n}"
-            sql(fresh_dsn, "INSERT INTO intents (kind, market_id, args, idempotency_key) "
+            sql(
+                fresh_dsn,
+                "INSERT INTO intents (kind, market_id, args, idempotency_key) "
                 "VALUES ('aggregate_proposal_votes', $1, $2::jsonb, $3)",
-                NEW_LANG.hex(), json.dumps({"likes": n, "dislikes": 1}), key)
+                NEW_LANG.hex(),
+                json.dumps({"likes": n, "dislikes": 1}),
+                key,
+            )
             expected[key] = n
         deadline = time.monotonic() + 90
         while True:
-            rows = sql(fresh_dsn, "SELECT idempotency_key, state FROM intents "
-                       "WHERE idempotency_key LIKE 'failover:%' ORDER BY id")
+            rows = sql(
+                fresh_dsn,
+                "SELECT idempotency_key, state FROM intents "
+                "WHERE idempotency_key LIKE 'failover:%' ORDER BY id",
+            )
             if len(rows) == len(expected) and all(r["state"] == "landed" for r in rows):
                 break
             assert time.monotonic() < deadline, rows

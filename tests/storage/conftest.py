@@ -22,9 +22,22 @@ from zmartd.storage.migrate import migrate
 
 # parents before children
 TABLES = (
-    "markets", "market_metadata", "positions", "trades", "price_points", "chain_cursors",
-    "processed_transactions", "dead_letters", "users", "vote_aggregations", "proposal_votes",
-    "dispute_votes", "discussions", "ipfs_anchors", "auth_nonces", "sessions",
+    "markets",
+    "market_metadata",
+    "positions",
+    "trades",
+    "price_points",
+    "chain_cursors",
+    "processed_transactions",
+    "dead_letters",
+    "users",
+    "vote_aggregations",
+    "proposal_votes",
+    "dispute_votes",
+    "discussions",
+    "ipfs_anchors",
+    "auth_nonces",
+    "sessions",
     "admin_audit_log",
 )
 
@@ -73,8 +86,7 @@ def module_dsn(pg_dsn: str, request: pytest.FixtureRequest) -> Iterator[str]:
 async def db(module_dsn: str) -> AsyncIterator[Database]:
     """A pool on the module's schema, migrated (a no-op after the module's first test)."""
     async with trio_asyncio.open_loop():
-        database = await Database.connect(module_dsn, min_size=1, max_size=4,
-                                          statement_timeout=30)
+        database = await Database.connect(module_dsn, min_size=1, max_size=4, statement_timeout=30)
         try:
             await migrate(database)
             yield database

@@ -69,8 +69,9 @@ class ExplainingDatabase:
         self.plans: list[tuple[str, Any]] = []
 
     async def run(self, name: str, fn: Any, *, transaction: bool = True) -> Any:
-        return await self.db.run(name, lambda con: fn(Explaining(con, self.plans)),
-                                 transaction=transaction)
+        return await self.db.run(
+            name, lambda con: fn(Explaining(con, self.plans)), transaction=transaction
+        )
 
 
 def nodes(plan: Any) -> list[dict[str, Any]]:
@@ -100,52 +101,132 @@ async def seed(db: Database) -> None:
         meta_rows = []
         for n, mid in enumerate(MARKET_IDS):
             state = rng.randrange(7)
-            market_rows.append((
-                mid, str(Pubkey(key("a", n))), WALLETS[n % N_WALLETS], state, 10**11, 10**11,
-                rng.randrange(10**12), 10**8, 10**8, rng.randrange(10**13),
-                t0 + timedelta(minutes=n), 1,
-                True if state in (3, 4, 5) else None, t0 if state == 6 else None,
-            ))
-            meta_rows.append((
-                mid, WALLETS[n % N_WALLETS], f"Market {n} {rng.choice(['btc', 'eth', 'sol'])}",
-                f"description {n}", rng.choice(["crypto", "sports", "politics", "weather"]),
-                NOW + timedelta(minutes=rng.randrange(-50_000, 50_000)),
-            ))
+            market_rows.append(
+                (
+                    mid,
+                    str(Pubkey(key("a", n))),
+                    WALLETS[n % N_WALLETS],
+                    state,
+                    10**11,
+                    10**11,
+                    rng.randrange(10**12),
+                    10**8,
+                    10**8,
+                    rng.randrange(10**13),
+                    t0 + timedelta(minutes=n),
+                    1,
+                    True if state in (3, 4, 5) else None,
+                    t0 if state == 6 else None,
+                )
+            )
+            meta_rows.append(
+                (
+                    mid,
+                    WALLETS[n % N_WALLETS],
+                    f"Market {n} {rng.choice(['btc', 'eth', 'sol'])}",
+                    f"description {n}",
+                    rng.choice(["crypto", "sports", "politics", "weather"]),
+                    NOW + timedelta(minutes=rng.randrange(-50_000, 50_000)),
+                )
+            )
         await con.copy_records_to_table(
-            "markets", records=market_rows,
-            columns=["market_id", "address", "creator", "state", "b_parameter",
-                     "initial_liquidity", "current_liquidity", "shares_yes", "shares_no",
-                     "total_volume", "created_at", "slot", "proposed_outcome", "cancelled_at"])
+            "markets",
+            records=market_rows,
+            columns=[
+                "market_id",
+                "address",
+                "creator",
+                "state",
+                "b_parameter",
+                "initial_liquidity",
+                "current_liquidity",
+                "shares_yes",
+                "shares_no",
+                "total_volume",
+                "created_at",
+                "slot",
+                "proposed_outcome",
+                "cancelled_at",
+            ],
+        )
         await con.copy_records_to_table(
-            "market_metadata", records=meta_rows,
-            columns=["market_id", "creator", "title", "description", "category", "end_time"])
-        await con.execute("UPDATE market_metadata SET title = 'zebra crossing election' "
-                          "WHERE market_id = $1", MARKET_IDS[5])
+            "market_metadata",
+            records=meta_rows,
+            columns=["market_id", "creator", "title", "description", "category", "end_time"],
+        )
+        await con.execute(
+            "UPDATE market_metadata SET title = 'zebra crossing election' WHERE market_id = $1",
+            MARKET_IDS[5],
+        )
         trade_rows = []
         for n in range(N_TRADES):
-            trade_rows.append((
-                MARKET_IDS[rng.randrange(N_MARKETS)], WALLETS[rng.randrange(N_WALLETS)],
-                "buy", "YES", 10**9, 10**8, rng.randrange(10**9 + 1),
-                t0 + timedelta(seconds=n * 30), n, hashlib.sha512(b"%d" % n).hexdigest()[:88]
-                .translate(str.maketrans("0", "z")), 0, 0,
-            ))
+            trade_rows.append(
+                (
+                    MARKET_IDS[rng.randrange(N_MARKETS)],
+                    WALLETS[rng.randrange(N_WALLETS)],
+                    "buy",
+                    "YES",
+                    10**9,
+                    10**8,
+                    rng.randrange(10**9 + 1),
+                    t0 + timedelta(seconds=n * 30),
+                    n,
+                    hashlib.sha512(b"%d" % n).hexdigest()[:88].translate(str.maketrans("0", "z")),
+                    0,
+                    0,
+                )
+            )
         await con.copy_records_to_table(
-            "trades", records=trade_rows,
-            columns=["market_id", "wallet", "side", "outcome", "shares", "amount", "price_yes",
-                     "block_time", "slot", "signature", "instruction_index", "event_index"])
+            "trades",
+            records=trade_rows,
+            columns=[
+                "market_id",
+                "wallet",
+                "side",
+                "outcome",
+                "shares",
+                "amount",
+                "price_yes",
+                "block_time",
+                "slot",
+                "signature",
+                "instruction_index",
+                "event_index",
+            ],
+        )
         await con.execute(
             "INSERT INTO price_points (market_id, at, price_yes, volume, source, trade_id, slot) "
-            "SELECT market_id, block_time, price_yes, amount, 'trade', id, slot FROM trades")
+            "SELECT market_id, block_time, price_yes, amount, 'trade', id, slot FROM trades"
+        )
         pos_rows: dict[tuple[int, int], tuple[Any, ...]] = {}
         while len(pos_rows) < N_POSITIONS:
             m, w = rng.randrange(N_MARKETS), rng.randrange(N_WALLETS)
-            pos_rows[(m, w)] = (MARKET_IDS[m], WALLETS[w], str(Pubkey(key(f"p{m}:", w))),
-                                rng.randrange(3) * 10**9, rng.randrange(3) * 10**9, 10**9, 1,
-                                t0 + timedelta(seconds=rng.randrange(10**7)), 1)
+            pos_rows[(m, w)] = (
+                MARKET_IDS[m],
+                WALLETS[w],
+                str(Pubkey(key(f"p{m}:", w))),
+                rng.randrange(3) * 10**9,
+                rng.randrange(3) * 10**9,
+                10**9,
+                1,
+                t0 + timedelta(seconds=rng.randrange(10**7)),
+                1,
+            )
         await con.copy_records_to_table(
-            "positions", records=list(pos_rows.values()),
-            columns=["market_id", "wallet", "address", "shares_yes", "shares_no",
-                     "total_invested", "trades_count", "last_trade_at", "slot"])
+            "positions",
+            records=list(pos_rows.values()),
+            columns=[
+                "market_id",
+                "wallet",
+                "address",
+                "shares_yes",
+                "shares_no",
+                "total_invested",
+                "trades_count",
+                "last_trade_at",
+                "slot",
+            ],
+        )
         await con.execute("ANALYZE markets, market_metadata, trades, price_points, positions")
 
     await db.run("test", _run)
@@ -178,17 +259,26 @@ def check(edb: ExplainingDatabase, *, uses: str) -> None:
     edb.plans.clear()
 
 
-@pytest.mark.parametrize(("sort", "index"), [
-    ("newest", "markets_newest"), ("volume", "markets_volume"),
-    ("liquidity", "markets_liquidity"), ("closing_soon", "market_metadata_closing"),
-])
+@pytest.mark.parametrize(
+    ("sort", "index"),
+    [
+        ("newest", "markets_newest"),
+        ("volume", "markets_volume"),
+        ("liquidity", "markets_liquidity"),
+        ("closing_soon", "market_metadata_closing"),
+    ],
+)
 async def test_market_list_pages(big: ExplainingDatabase, sort: str, index: str) -> None:
     d = cast(Database, big)
     page = await markets.list_markets(d, sort=sort, limit=20)  # type: ignore[arg-type]
     check(big, uses=index)
     assert len(page.items) == 20 and page.next_cursor is not None
-    second = await markets.list_markets(d, sort=sort, limit=20,  # type: ignore[arg-type]
-                                        cursor=page.next_cursor)
+    second = await markets.list_markets(
+        d,
+        sort=sort,
+        limit=20,  # type: ignore[arg-type]
+        cursor=page.next_cursor,
+    )
     check(big, uses=index)
     assert not {m.market_id for m in page.items} & {m.market_id for m in second.items}
 
@@ -216,8 +306,9 @@ async def test_trades_candles_positions(big: ExplainingDatabase) -> None:
     await trades.list_user_trades(d, WALLETS[3], limit=20, cursor=page.next_cursor)
     check(big, uses="trades_wallet_time")
     start = datetime(2025, 1, 1, tzinfo=UTC)
-    await prices.candles(d, MARKET_IDS[1], interval="1h", start=start,
-                         end=start + timedelta(days=60))
+    await prices.candles(
+        d, MARKET_IDS[1], interval="1h", start=start, end=start + timedelta(days=60)
+    )
     check(big, uses="price_points_market_at")
     await positions.list_user_positions(d, WALLETS[3], limit=50)
     check(big, uses="positions_wallet")

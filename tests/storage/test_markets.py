@@ -55,8 +55,12 @@ async def test_upsert_detail_and_slot_guard(db: Database) -> None:
     got = await markets.get_market(db, market_id(1))
     assert got is not None and (got.state, got.slot) == (2, 9)
     # in one batch the newest state per market wins
-    assert await markets.upsert_markets(db, [market(1, state=3, slot=12), older,
-                                             market(1, state=2, slot=11)]) == 1
+    assert (
+        await markets.upsert_markets(
+            db, [market(1, state=3, slot=12), older, market(1, state=2, slot=11)]
+        )
+        == 1
+    )
     got = await markets.get_market(db, market_id(1))
     assert got is not None and got.state == 3
     # and the trigger makes a regression impossible even for raw SQL
@@ -74,20 +78,31 @@ async def test_metadata_is_edited_in_one_unit_and_constrained_by_the_table(
 ) -> None:
     await truncate(db)
     mid = market_id(2)
-    meta = MarketMetadataInput(title="Will it rain?", description="In Paris", category="weather",
-                               tags=("rain", "paris"), end_time=T0 + timedelta(days=3))
+    meta = MarketMetadataInput(
+        title="Will it rain?",
+        description="In Paris",
+        category="weather",
+        tags=("rain", "paris"),
+        end_time=T0 + timedelta(days=3),
+    )
     # before the market is on chain: nothing to show
-    saved, shown = await markets.edit_metadata(db, market_id=mid, creator=wallet(0),
-                                               decide=store(meta))
+    saved, shown = await markets.edit_metadata(
+        db, market_id=mid, creator=wallet(0), decide=store(meta)
+    )
     assert saved.title == "Will it rain?" and saved.tags == ("rain", "paris") and shown is None
     # the table's constraints, whatever the handler decided
     with pytest.raises(InvalidArgument, match="title"):
-        await markets.edit_metadata(db, market_id=mid, creator=wallet(0),
-                                    decide=store(MarketMetadataInput(title="")))
+        await markets.edit_metadata(
+            db, market_id=mid, creator=wallet(0), decide=store(MarketMetadataInput(title=""))
+        )
     with pytest.raises(InvalidArgument, match="category"):
         await markets.edit_metadata(
-            db, market_id=mid, creator=wallet(0),
-            decide=store(MarketMetadataInput(title="x", category="Bad Cat")))
+            db,
+            market_id=mid,
+            creator=wallet(0),
+            decide=store(MarketMetadataInput(title="x", category="Bad Cat")),
+        )
+
     # a decision that refuses writes nothing
     def refuse(market: MarketRecord | None, existing: MarketMetadataRecord | None) -> Any:
         assert market is None and existing is not None and existing.title == "Will it rain?"
@@ -95,8 +110,9 @@ async def test_metadata_is_edited_in_one_unit_and_constrained_by_the_table(
 
     # another wallet's claim on the same id is its own row, and blocks nothing
     squat = MarketMetadataInput(title="Squatted", resolution_source="https://evil.example")
-    theirs, _ = await markets.edit_metadata(db, market_id=mid, creator=wallet(9),
-                                            decide=store(squat))
+    theirs, _ = await markets.edit_metadata(
+        db, market_id=mid, creator=wallet(9), decide=store(squat)
+    )
     assert theirs.creator == wallet(9)
 
     with pytest.raises(NotPermitted):
@@ -111,10 +127,10 @@ async def test_metadata_is_edited_in_one_unit_and_constrained_by_the_table(
         seen.append(market)
         return MarketMetadataInput(title="Will it rain tomorrow?", category="weather")
 
-    edited, shown = await markets.edit_metadata(db, market_id=mid, creator=wallet(0),
-                                                decide=edit)
-    assert seen[0] is not None and seen[0].creator == wallet(0) and seen[0].title == (
-        "Will it rain?")
+    edited, shown = await markets.edit_metadata(db, market_id=mid, creator=wallet(0), decide=edit)
+    assert (
+        seen[0] is not None and seen[0].creator == wallet(0) and seen[0].title == ("Will it rain?")
+    )
     assert edited.title == "Will it rain tomorrow?" and edited.updated_at >= saved.updated_at
     assert shown is not None and shown.title == "Will it rain tomorrow?"
     got = await markets.get_market(db, mid)
@@ -128,9 +144,16 @@ async def test_metadata_is_edited_in_one_unit_and_constrained_by_the_table(
 async def seed_list(db: Database) -> list[int]:
     await truncate(db)
     rng = random.Random(7)
-    states = [market(n, state=n % 7, volume=rng.randrange(0, 10**12), creator=n % 3,
-                     liquidity=rng.choice([B, 2 * B, 3 * B]))  # many ties: tie-break matters
-              for n in range(60)]
+    states = [
+        market(
+            n,
+            state=n % 7,
+            volume=rng.randrange(0, 10**12),
+            creator=n % 3,
+            liquidity=rng.choice([B, 2 * B, 3 * B]),
+        )  # many ties: tie-break matters
+        for n in range(60)
+    ]
     await markets.upsert_markets(db, states)
     now = datetime.now(UTC)
     # metadata straight into the table: most of these markets are no longer PROPOSED
@@ -139,9 +162,11 @@ async def seed_list(db: Database) -> list[int]:
             db,
             "INSERT INTO market_metadata (market_id, creator, title, category, tags, end_time) "
             "VALUES ($1, $2, $3, $4, $5, $6)",
-            market_id(n), wallet(n % 3),
+            market_id(n),
+            wallet(n % 3),
             f"Market {n} about {'elections' if n % 4 == 0 else 'football'}",
-            "politics" if n % 4 == 0 else "sports", [f"t{n % 5}"],
+            "politics" if n % 4 == 0 else "sports",
+            [f"t{n % 5}"],
             now + timedelta(hours=(n * 37) % 50 - 10),
         )
     return list(range(60))
@@ -152,25 +177,30 @@ async def test_sorts_and_filters_page_through_everything(db: Database) -> None:
     everything = await all_pages(db, 7)
     assert len(everything) == 60 and len({m.market_id for m in everything}) == 60
     assert [m.created_at for m in everything] == sorted(
-        (m.created_at for m in everything), reverse=True)
+        (m.created_at for m in everything), reverse=True
+    )
 
     by_volume = await all_pages(db, 9, sort="volume")
     assert [(m.total_volume, m.market_id) for m in by_volume] == sorted(
-        ((m.total_volume, m.market_id) for m in everything), reverse=True)
+        ((m.total_volume, m.market_id) for m in everything), reverse=True
+    )
     by_liq = await all_pages(db, 4, sort="liquidity")
     assert [(m.current_liquidity, m.market_id) for m in by_liq] == sorted(
-        ((m.current_liquidity, m.market_id) for m in everything), reverse=True)
+        ((m.current_liquidity, m.market_id) for m in everything), reverse=True
+    )
     closing = await all_pages(db, 3, sort="closing_soon")
     now = datetime.now(UTC)
-    expected = sorted((m.end_time, m.market_id) for m in everything
-                      if m.end_time is not None and m.end_time > now)
+    expected = sorted(
+        (m.end_time, m.market_id) for m in everything if m.end_time is not None and m.end_time > now
+    )
     assert [(m.end_time, m.market_id) for m in closing] == expected and expected
 
     active = await all_pages(db, 5, state=2)
     assert {m.market_id for m in active} == {m.market_id for m in everything if m.state == 2}
     mine = await all_pages(db, 5, creator=wallet(1))
-    assert {m.market_id for m in mine} == {m.market_id for m in everything
-                                           if m.creator == wallet(1)}
+    assert {m.market_id for m in mine} == {
+        m.market_id for m in everything if m.creator == wallet(1)
+    }
     politics = await all_pages(db, 5, category="politics")
     assert {m.market_id for m in politics} == {market_id(n) for n in range(0, 60, 4)}
     tagged = await all_pages(db, 5, tag="t0")
@@ -180,7 +210,8 @@ async def test_sorts_and_filters_page_through_everything(db: Database) -> None:
     assert {m.market_id for m in found} == {market_id(n) for n in range(0, 60, 4)}
     both = await all_pages(db, 50, q="football", state=2)
     assert {m.market_id for m in both} == {
-        market_id(n) for n in range(0, 60, 2) if n % 4 and n % 7 == 2}
+        market_id(n) for n in range(0, 60, 2) if n % 4 and n % 7 == 2
+    }
     assert (await markets.list_markets(db, q="zzzunknownzzz")).items == ()
 
 
@@ -190,16 +221,25 @@ async def test_cursors_are_validated(db: Database) -> None:
     assert page.next_cursor is not None
     with pytest.raises(InvalidCursor, match="belongs to"):
         await markets.list_markets(db, sort="volume", cursor=page.next_cursor)
-    flipped = page.next_cursor[:-3] + ("A" if page.next_cursor[-3] != "A" else "B") + \
-        page.next_cursor[-2:]
+    flipped = (
+        page.next_cursor[:-3]
+        + ("A" if page.next_cursor[-3] != "A" else "B")
+        + page.next_cursor[-2:]
+    )
     for bad in (flipped, "!!!", "", "AAAA", "x" * 600):
         with pytest.raises(InvalidCursor):
             await markets.list_markets(db, cursor=bad)
     wrong_types = db.cursors.encode("markets:newest", (123, "abc"))
     with pytest.raises(InvalidCursor, match="out of range"):
         await markets.list_markets(db, cursor=wrong_types)
-    for kw in ({"limit": 0}, {"limit": 101}, {"state": 7}, {"state": True},
-               {"sort": "random"}, {"q": "x" * 201}):
+    for kw in (
+        {"limit": 0},
+        {"limit": 101},
+        {"state": 7},
+        {"state": True},
+        {"sort": "random"},
+        {"q": "x" * 201},
+    ):
         with pytest.raises(InvalidArgument):
             await markets.list_markets(db, **kw)
 
@@ -209,8 +249,10 @@ async def test_paging_while_rows_are_inserted(db: Database, sort: str) -> None:
     """No duplicates and no pre-existing row skipped while another task inserts markets."""
     await truncate(db)
     rng = random.Random(3)
-    existing = [market(n, volume=rng.randrange(10**9), created=T0 + timedelta(seconds=2 * n))
-                for n in range(200)]
+    existing = [
+        market(n, volume=rng.randrange(10**9), created=T0 + timedelta(seconds=2 * n))
+        for n in range(200)
+    ]
     await markets.upsert_markets(db, existing)
     seen: list[str] = []
     done = trio.Event()
@@ -219,9 +261,16 @@ async def test_paging_while_rows_are_inserted(db: Database, sort: str) -> None:
         n = 1000
         while not done.is_set():
             # new rows anywhere in the order: before, between and after existing keys
-            await markets.upsert_markets(db, [market(
-                n, volume=rng.randrange(10**9),
-                created=T0 + timedelta(seconds=rng.randrange(-10, 410)))])
+            await markets.upsert_markets(
+                db,
+                [
+                    market(
+                        n,
+                        volume=rng.randrange(10**9),
+                        created=T0 + timedelta(seconds=rng.randrange(-10, 410)),
+                    )
+                ],
+            )
             n += 1
             await trio.lowlevel.checkpoint()
 
@@ -229,8 +278,12 @@ async def test_paging_while_rows_are_inserted(db: Database, sort: str) -> None:
         nursery.start_soon(inserter)
         cursor = None
         while True:
-            page = await markets.list_markets(db, sort=sort, limit=13,  # type: ignore[arg-type]
-                                              cursor=cursor)
+            page = await markets.list_markets(
+                db,
+                sort=sort,
+                limit=13,  # type: ignore[arg-type]
+                cursor=cursor,
+            )
             seen.extend(m.market_id for m in page.items)
             await trio.sleep(0.005)
             if page.next_cursor is None:

@@ -23,8 +23,9 @@ from zmartd.storage.migrate import (
 
 
 def mig(version: int, name: str, text: str) -> Migration:
-    return Migration(version=version, name=name, sql=text,
-                     checksum=hashlib.sha256(text.encode()).hexdigest())
+    return Migration(
+        version=version, name=name, sql=text, checksum=hashlib.sha256(text.encode()).hexdigest()
+    )
 
 
 # a slow second migration keeps the first runner inside the lock while the other arrives
@@ -42,8 +43,9 @@ async def connect(pg_dsn: str, schema: str) -> Database:
         await sql(admin, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE; CREATE SCHEMA "{schema}"')
     finally:
         await admin.close()
-    return await Database.connect(schema_dsn(pg_dsn, schema), min_size=1, max_size=2,
-                                  statement_timeout=5)
+    return await Database.connect(
+        schema_dsn(pg_dsn, schema), min_size=1, max_size=2, statement_timeout=5
+    )
 
 
 def test_packaged_migrations_are_ordered_and_named() -> None:
@@ -53,12 +55,15 @@ def test_packaged_migrations_are_ordered_and_named() -> None:
     assert ADVISORY_LOCK_KEY == int.from_bytes(b"zmartd\x00\x01", "big") < 2**63
 
 
-@pytest.mark.parametrize(("files", "message"), [
-    ({"0001_a.sql": "", "1_b.sql": ""}, "not named"),
-    ({"0001_a.sql": "", "0001_b.sql": ""}, "two migration files have version 0001"),
-    ({"0000_a.sql": ""}, "start at 0001"),
-    ({"0001_Bad-Name.sql": ""}, "not named"),
-])
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"0001_a.sql": "", "1_b.sql": ""}, "not named"),
+        ({"0001_a.sql": "", "0001_b.sql": ""}, "two migration files have version 0001"),
+        ({"0000_a.sql": ""}, "start at 0001"),
+        ({"0001_Bad-Name.sql": ""}, "not named"),
+    ],
+)
 def test_bad_file_names_are_errors(tmp_path: Path, files: dict[str, str], message: str) -> None:
     for name, text in files.items():
         (tmp_path / name).write_text(text)
@@ -78,10 +83,12 @@ def test_files_load_in_version_order(tmp_path: Path) -> None:
 async def test_concurrent_runners_apply_each_migration_once(pg_dsn: str) -> None:
     async with trio_asyncio.open_loop():
         a = await connect(pg_dsn, "mig_race")
-        b = await Database.connect(schema_dsn(pg_dsn, "mig_race"), min_size=1, max_size=1,
-                                   statement_timeout=5)
+        b = await Database.connect(
+            schema_dsn(pg_dsn, "mig_race"), min_size=1, max_size=1, statement_timeout=5
+        )
         reports: list[Any] = []
         try:
+
             async def run(db: Database) -> None:
                 reports.append(await migrate(db, migrations=SLOW))
 
@@ -118,14 +125,16 @@ async def test_changed_missing_and_out_of_order_are_errors(pg_dsn: str) -> None:
                 await migrate(db, migrations=SLOW[:1])
             assert info.value.version == 2
             # the same in the database: a checksum edited behind the runner's back
-            await sql(db, "UPDATE schema_migrations SET checksum = repeat('0', 64) "
-                          "WHERE version = 1")
+            await sql(
+                db, "UPDATE schema_migrations SET checksum = repeat('0', 64) WHERE version = 1"
+            )
             with pytest.raises(MigrationError, match="0001_create_t was changed"):
                 await migrate(db, migrations=SLOW)
             states = {s.version: s.state for s in await migration_status(db, migrations=SLOW)}
             assert states == {1: "changed", 2: "applied", 3: "pending"}
-            await sql(db, "UPDATE schema_migrations SET checksum = $1 WHERE version = 1",
-                      SLOW[0].checksum)
+            await sql(
+                db, "UPDATE schema_migrations SET checksum = $1 WHERE version = 1", SLOW[0].checksum
+            )
             late = (*SLOW[:2], mig(4, "four", "SELECT 4"))
             await migrate(db, migrations=late)
             with pytest.raises(MigrationError, match="0003_insert is pending but the later"):
@@ -159,7 +168,8 @@ async def test_dry_run_and_status_change_nothing(pg_dsn: str) -> None:
         try:
             report = await migrate(db, dry_run=True)
             assert report.dry_run and [m.version for m in report.applied] == [
-                m.version for m in load_migrations()]
+                m.version for m in load_migrations()
+            ]
             assert (await sql(db, "SELECT to_regclass('schema_migrations') AS t"))[0]["t"] is None
             statuses = await migration_status(db)
             assert [(s.label, s.state) for s in statuses] == [

@@ -31,7 +31,8 @@ def config(tmp_path: Path, dsn: str) -> Path:
     path.write_text(
         f'[daemon]\ndata_dir = "{tmp_path}"\nmax_restarts = 1\nbackoff_initial = 0.01\n'
         f'backoff_max = 0.01\n[database]\ndsn = "{dsn}"\npool_min = 1\npool_max = 2\n'
-        '[log]\nlevel = "error"\n')
+        '[log]\nlevel = "error"\n'
+    )
     return path
 
 
@@ -84,7 +85,8 @@ def test_migrate_command(tmp_path: Path, pg_dsn: str, capsys: pytest.CaptureFixt
     assert f"up to date ({len(load_migrations())}" in out
     code, out, _ = run()
     assert code == 0 and out.strip() == (
-        f"database is up to date ({len(load_migrations())} migrations applied)")
+        f"database is up to date ({len(load_migrations())} migrations applied)"
+    )
     code, out, _ = run("--status")
     states = [line.split()[1] for line in out.strip().split("\n")]
     assert code == 0 and states == ["applied"] * len(load_migrations())
@@ -97,8 +99,9 @@ def test_migrate_command(tmp_path: Path, pg_dsn: str, capsys: pytest.CaptureFixt
         cli.main(["migrate", "--status", "--dry-run", "--config", str(path)])
 
 
-def test_migrate_command_unreachable_database(tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_migrate_command_unreachable_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = config(tmp_path, "postgresql://postgres@127.0.0.1:1/nothing")
     assert cli.main(["migrate", "--config", str(path)]) == 1
     assert "cannot connect to the database" in capsys.readouterr().err
@@ -111,12 +114,12 @@ async def _fresh_schema(pg_dsn: str, schema: str) -> None:
 
 async def _tamper(pg_dsn: str, schema: str) -> None:
     async with trio_asyncio.open_loop():
-        db = await Database.connect(schema_dsn(pg_dsn, schema), min_size=1, max_size=1,
-                                    statement_timeout=5)
+        db = await Database.connect(
+            schema_dsn(pg_dsn, schema), min_size=1, max_size=1, statement_timeout=5
+        )
         try:
-            await sql(db, "UPDATE schema_migrations SET checksum = repeat('1', 64) "
-                          "WHERE version = 1")
+            await sql(
+                db, "UPDATE schema_migrations SET checksum = repeat('1', 64) WHERE version = 1"
+            )
         finally:
             await db.close()
-
-

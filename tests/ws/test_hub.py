@@ -38,12 +38,16 @@ async def authenticate(token: str) -> str | None:
 @asynccontextmanager
 async def running_hub(**limits: Any) -> AsyncIterator[tuple[Hub, str]]:
     replay_size = limits.pop("replay_size", 100)
-    hub = Hub(HubLimits(**limits), ReplayBuffers(replay_size, 300, trio.current_time),
-              authenticate=authenticate)
+    hub = Hub(
+        HubLimits(**limits),
+        ReplayBuffers(replay_size, 300, trio.current_time),
+        authenticate=authenticate,
+    )
     async with trio.open_nursery() as nursery:
         hub.attach(nursery)
-        server = await nursery.start(partial(serve_websocket, hub.handle, "127.0.0.1", 0, None,
-                                             handler_nursery=nursery))
+        server = await nursery.start(
+            partial(serve_websocket, hub.handle, "127.0.0.1", 0, None, handler_nursery=nursery)
+        )
         yield hub, f"ws://127.0.0.1:{server.port}"
         nursery.cancel_scope.cancel()
 
@@ -59,15 +63,24 @@ async def send(ws: WebSocketConnection, **msg: Any) -> None:
 
 
 def state_event(market: str = MARKET, state: int = 2) -> MarketStateChanged:
-    return MarketStateChanged(market_id=market, at="2026-11-26T00:00:00Z",
-                              data={"id": market, "state": state})
+    return MarketStateChanged(
+        market_id=market, at="2026-11-26T00:00:00Z", data={"id": market, "state": state}
+    )
 
 
 def trade_event(n: int, market: str = MARKET) -> TradeExecuted:
-    return TradeExecuted(market_id=market, wallet=WALLET, slot=100 + n,
-                         at="2026-11-26T00:00:00Z",
-                         data={"id": f"t{n}", "outcome": "YES", "price_yes": 500_000_000 + n,
-                               "price_no": 500_000_000 - n})
+    return TradeExecuted(
+        market_id=market,
+        wallet=WALLET,
+        slot=100 + n,
+        at="2026-11-26T00:00:00Z",
+        data={
+            "id": f"t{n}",
+            "outcome": "YES",
+            "price_yes": 500_000_000 + n,
+            "price_no": 500_000_000 - n,
+        },
+    )
 
 
 async def test_welcome_subscribe_and_event_shapes() -> None:
@@ -83,11 +96,18 @@ async def test_welcome_subscribe_and_event_shapes() -> None:
         await hub.publish(state_event(OTHER))  # another market: not delivered here
         got = [await recv(ws) for _ in range(3)]
         assert [(m["type"], m["seq"]) for m in got] == [
-            ("market_state", 1), ("trade", 2), ("price", 3)]
+            ("market_state", 1),
+            ("trade", 2),
+            ("price", 3),
+        ]
         assert all(m["channel"] == f"market:{MARKET}" and m["market_id"] == MARKET for m in got)
         assert got[1]["data"]["outcome"] == "YES"
-        assert got[2]["data"] == {"market_id": MARKET, "price_yes": 500_000_001,
-                                  "price_no": 499_999_999, "slot": 101}
+        assert got[2]["data"] == {
+            "market_id": MARKET,
+            "price_yes": 500_000_001,
+            "price_no": 499_999_999,
+            "slot": 101,
+        }
         await send(ws, action="ping")
         assert (await recv(ws))["type"] == "pong"
 
@@ -135,8 +155,11 @@ async def test_user_channel_needs_the_wallets_own_session() -> None:
     channel = f"user:{WALLET}"
     async with running_hub() as (hub, url), open_websocket_url(url) as ws:
         await recv(ws)
-        for token, code in [(None, "unauthorized"), ("bad", "unauthorized"),
-                            ("other", "forbidden")]:
+        for token, code in [
+            (None, "unauthorized"),
+            ("bad", "unauthorized"),
+            ("other", "forbidden"),
+        ]:
             msg: dict[str, Any] = {"action": "subscribe", "channel": channel}
             if token:
                 msg["token"] = token
@@ -145,8 +168,9 @@ async def test_user_channel_needs_the_wallets_own_session() -> None:
             assert err["type"] == "error" and err["data"]["code"] == code
         await send(ws, action="subscribe", channel=channel, token="good")
         assert (await recv(ws))["type"] == "subscribed"
-        await hub.publish(PositionChanged(market_id=MARKET, wallet=WALLET, at="x",
-                                          data={"shares_yes": 5}))
+        await hub.publish(
+            PositionChanged(market_id=MARKET, wallet=WALLET, at="x", data={"shares_yes": 5})
+        )
         msg = await recv(ws)
         assert (msg["type"], msg["channel"]) == ("position", channel)
 
@@ -252,8 +276,9 @@ async def test_slow_consumer_is_closed_with_1013_and_resume_point() -> None:
                 n = 0
                 while hub.connections > 1:
                     n += 1
-                    await hub.publish(MarketStateChanged(market_id=OTHER, at="x",
-                                                         data={"blob": big, "n": n}))
+                    await hub.publish(
+                        MarketStateChanged(market_id=OTHER, at="x", data={"blob": big, "n": n})
+                    )
                     # the fast client keeps up and is never affected
                     assert (await recv(fast))["data"]["n"] == n
                     await trio.lowlevel.checkpoint()
@@ -261,9 +286,10 @@ async def test_slow_consumer_is_closed_with_1013_and_resume_point() -> None:
 
 
 async def test_slow_consumer_close_reason_names_resume_point() -> None:
-    async with running_hub(send_queue=1) as (hub, url), open_websocket_url(
-        url, message_queue_size=0
-    ) as ws:
+    async with (
+        running_hub(send_queue=1) as (hub, url),
+        open_websocket_url(url, message_queue_size=0) as ws,
+    ):
         await recv(ws)
         await send(ws, action="subscribe", channel="markets")
         await recv(ws)
@@ -272,8 +298,9 @@ async def test_slow_consumer_close_reason_names_resume_point() -> None:
         big = "y" * 200_000
         with pytest.raises(ConnectionClosed) as closed, trio.fail_after(20):
             for n in range(500):
-                await hub.publish(MarketStateChanged(market_id=OTHER, at="x",
-                                                     data={"blob": big, "n": n}))
+                await hub.publish(
+                    MarketStateChanged(market_id=OTHER, at="x", data={"blob": big, "n": n})
+                )
                 await trio.lowlevel.checkpoint()
             await trio.sleep(1)
             while True:
@@ -312,8 +339,9 @@ async def test_a_revoked_session_ends_its_user_subscription() -> None:
             ended = await recv(ws)
             assert ended["type"] == "unsubscribed" and ended["channel"] == channel
             assert ended["data"]["reason"] == "session ended"
-            await hub.publish(PositionChanged(market_id=MARKET, wallet=WALLET, at="x",
-                                              data={"shares_yes": 5}))
+            await hub.publish(
+                PositionChanged(market_id=MARKET, wallet=WALLET, at="x", data={"shares_yes": 5})
+            )
             await hub.publish(state_event())  # the public subscription goes on
             assert (await recv(ws))["type"] == "market_state"
     finally:

@@ -29,14 +29,18 @@ async def test_event_produced_on_a_reaches_clients_on_b_in_order(
         hubs = []
         urls = []
         for _ in range(2):
-            hub = Hub(HubLimits(), ReplayBuffers(100, 300, trio.current_time),
-                      sequencer=RedisSequencer(redis, redis_prefix))
+            hub = Hub(
+                HubLimits(),
+                ReplayBuffers(100, 300, trio.current_time),
+                sequencer=RedisSequencer(redis, redis_prefix),
+            )
             transport = RedisTransport(redis, redis_prefix, hub.deliver)
             hub.transport = transport
             hub.attach(n)
             await n.start(transport.run)
-            server = await n.start(partial(serve_websocket, hub.handle, "127.0.0.1", 0, None,
-                                           handler_nursery=n))
+            server = await n.start(
+                partial(serve_websocket, hub.handle, "127.0.0.1", 0, None, handler_nursery=n)
+            )
             hubs.append(hub)
             urls.append(f"ws://127.0.0.1:{server.port}")
         a, b = hubs
@@ -53,7 +57,8 @@ async def test_event_produced_on_a_reaches_clients_on_b_in_order(
         assert [m["seq"] for m in seen_b] == list(range(1, 42))
         assert [(m["seq"], m["type"]) for m in seen_a] == [(m["seq"], m["type"]) for m in seen_b]
         assert [m["data"]["id"] for m in seen_b if m["type"] == "trade"] == [
-            f"t{i}" for i in range(20)]
+            f"t{i}" for i in range(20)
+        ]
         assert seen_b[-1]["type"] == "market_state"
         # A client may resume on the other instance with the same numbers.
         async with open_websocket_url(urls[1]) as again:
@@ -66,8 +71,9 @@ async def test_event_produced_on_a_reaches_clients_on_b_in_order(
 
 async def test_ws_actor_in_daemon_delivers_bus_events_and_closes_1001(tmp_path: Path) -> None:
     config = tmp_path / "z.toml"
-    config.write_text(f'[daemon]\ndata_dir = "{tmp_path}"\n[ws]\nport = 0\n'
-                      '[log]\nlevel = "warning"\n')
+    config.write_text(
+        f'[daemon]\ndata_dir = "{tmp_path}"\n[ws]\nport = 0\n[log]\nlevel = "warning"\n'
+    )
     tree = (ActorDecl("ws", ws_actor.run, sections=("ws", "redis"), description="hub"),)
     daemon = Daemon(load_config(config), None, tree)
     async with trio.open_nursery() as n:
@@ -98,8 +104,10 @@ async def test_user_channel_accepts_a_real_siws_session(tmp_path: Path, pg_dsn: 
 
     wallet = "7h3gXfBfYFueFVLYyfL5Qo1QGsf4GQUfW96FKVgnUsJS"
     config = tmp_path / "z.toml"
-    config.write_text(f'[daemon]\ndata_dir = "{tmp_path}"\n[database]\ndsn = "{pg_dsn}"\n'
-                      '[ws]\nport = 0\n[log]\nlevel = "warning"\n')
+    config.write_text(
+        f'[daemon]\ndata_dir = "{tmp_path}"\n[database]\ndsn = "{pg_dsn}"\n'
+        '[ws]\nport = 0\n[log]\nlevel = "warning"\n'
+    )
     tree = tuple(d for d in TREE if d.name in ("storage", "ws"))
     daemon = Daemon(load_config(config), None, tree)
     async with trio.open_nursery() as n:

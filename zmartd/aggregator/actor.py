@@ -454,4 +454,3 @@ async def run(
                 await lead(ctx, lock_key("aggregator"), aggregate, on_wait=waiting)
     finally:
         ctx.set_degraded(None)
-

@@ -151,12 +151,15 @@ def parse_message(text: str) -> SiwsMessage:
         raise SiwsError("lines must end with LF only")
     hidden = _hidden_character(text)
     if hidden is not None:
-        raise SiwsError(f"the message contains the control or invisible character {hidden} "
-                        "(wallets may not show what it changes)")
+        raise SiwsError(
+            f"the message contains the control or invisible character {hidden} "
+            "(wallets may not show what it changes)"
+        )
     lines = text.split("\n")
     if len(lines) < 4 or not lines[0].endswith(_HEADER_SUFFIX):
-        raise SiwsError("first line must be '<domain> wants you to sign in with your "
-                        "Solana account:'")
+        raise SiwsError(
+            "first line must be '<domain> wants you to sign in with your Solana account:'"
+        )
     domain = lines[0][: -len(_HEADER_SUFFIX)]
     if not domain or " " in domain:
         raise SiwsError("missing domain")
@@ -209,16 +212,21 @@ def parse_message(text: str) -> SiwsMessage:
         chain_id=values["Chain ID"],
         nonce=values["Nonce"],
         issued_at=_parse_time(values["Issued At"], "Issued At"),
-        expiration_time=(_parse_time(values["Expiration Time"], "Expiration Time")
-                         if "Expiration Time" in values else None),
-        not_before=(_parse_time(values["Not Before"], "Not Before")
-                    if "Not Before" in values else None),
+        expiration_time=(
+            _parse_time(values["Expiration Time"], "Expiration Time")
+            if "Expiration Time" in values
+            else None
+        ),
+        not_before=(
+            _parse_time(values["Not Before"], "Not Before") if "Not Before" in values else None
+        ),
         request_id=values.get("Request ID"),
         resources=tuple(resources),
     )
     if build_message(msg) != text:
-        raise SiwsError("message is not in canonical form (times must be written as "
-                        "YYYY-MM-DDTHH:MM:SS.sssZ)")
+        raise SiwsError(
+            "message is not in canonical form (times must be written as YYYY-MM-DDTHH:MM:SS.sssZ)"
+        )
     return msg
 
 

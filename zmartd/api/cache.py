@@ -126,8 +126,9 @@ def cache_key(path: str, query_string: bytes) -> str:
     byte for byte (latin-1), so distinct queries never share a key."""
     if not query_string:
         return path
-    pairs = sorted(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True,
-                             encoding="latin-1"))
+    pairs = sorted(
+        parse_qsl(query_string.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
+    )
     return f"{path}?{urlencode(pairs)}" if pairs else path
 
 
@@ -243,7 +244,11 @@ class HotCache:
         return entry
 
     async def join(
-        self, key: str, *, wait: float = FLIGHT_WAIT, attempts: int = FLIGHT_ATTEMPTS,
+        self,
+        key: str,
+        *,
+        wait: float = FLIGHT_WAIT,
+        attempts: int = FLIGHT_ATTEMPTS,
     ) -> CacheEntry | Flight | None:
         """Single flight for a key that :meth:`get` found missing or stale.
 
@@ -276,8 +281,14 @@ class HotCache:
         return None
 
     def put(
-        self, key: str, body: bytes, *, tags: Iterable[str], since: int,
-        content_type: str = "application/json", route: Route | None = None,
+        self,
+        key: str,
+        body: bytes,
+        *,
+        tags: Iterable[str],
+        since: int,
+        content_type: str = "application/json",
+        route: Route | None = None,
     ) -> CacheEntry | None:
         """Store unless a tag was invalidated after epoch ``since``."""
         tagset = frozenset(tags)
@@ -363,8 +374,10 @@ class RedisInvalidation:
                 await self.client.publish(self.channel, payload)
         except Exception as exc:  # Redis down: peers fall back to their TTL
             if self._failing_since is None:
-                log.warning("cannot publish cache invalidations to redis",
-                            error=f"{type(exc).__name__}: {exc}")
+                log.warning(
+                    "cannot publish cache invalidations to redis",
+                    error=f"{type(exc).__name__}: {exc}",
+                )
             self._failing_since = now
         else:
             if self._failing_since is not None:
@@ -392,8 +405,9 @@ class RedisInvalidation:
         started = False
         while True:
             try:
-                async with self.client.pubsub(channels=[self.channel],
-                                              ignore_subscribe_messages=True) as ps:
+                async with self.client.pubsub(
+                    channels=[self.channel], ignore_subscribe_messages=True
+                ) as ps:
                     if started:
                         self.cache.clear()
                         log.info("redis cache invalidation resubscribed; cache cleared")
@@ -405,8 +419,11 @@ class RedisInvalidation:
                         if message.get("type") == "message":
                             self.receive(message["data"])
             except Exception as exc:
-                log.warning("redis cache invalidation channel failed; retrying",
-                            error=f"{type(exc).__name__}: {exc}", retry_in=delay)
+                log.warning(
+                    "redis cache invalidation channel failed; retrying",
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in=delay,
+                )
                 if not started:
                     started = True
                     task_status.started()

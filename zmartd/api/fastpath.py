@@ -63,8 +63,7 @@ class FastPath:
         self.served = 0
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if (scope["type"] != "http" or scope["method"] not in _METHODS
-                or scope.get("root_path")):
+        if scope["type"] != "http" or scope["method"] not in _METHODS or scope.get("root_path"):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -81,8 +80,9 @@ class FastPath:
             if name == b"origin":
                 origin = origin if origin is not None else value.decode("latin-1")
             elif name == b"if-none-match":
-                if_none_match = (if_none_match if if_none_match is not None
-                                 else value.decode("latin-1"))
+                if_none_match = (
+                    if_none_match if if_none_match is not None else value.decode("latin-1")
+                )
         decision: Decision | None = None
         if route.rate is not None:
             peer = scope.get("client")
@@ -94,8 +94,11 @@ class FastPath:
         if decision is not None and not decision.allowed:
             problem = rate_limited(decision)
             status, body = problem.status, problem.body(scope["path"])
-            headers = {"Content-Type": CONTENT_TYPE, "Content-Length": str(len(body)),
-                       **problem.headers}
+            headers = {
+                "Content-Type": CONTENT_TYPE,
+                "Content-Length": str(len(body)),
+                **problem.headers,
+            }
         else:
             self.served += 1
             self.state.ctx.metrics.http_cache.labels("hit").inc()
@@ -107,8 +110,18 @@ class FastPath:
                 headers = {"Content-Type": JSON, "Content-Length": str(len(body))}
             headers.update(answer_headers(entry.etag, "hit"))
         self.policy.finish(headers, decision, origin)
-        observe_request(self.state.ctx.metrics, route.path, scope["method"], status,
-                        time.perf_counter() - started)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]})
+        observe_request(
+            self.state.ctx.metrics,
+            route.path,
+            scope["method"],
+            status,
+            time.perf_counter() - started,
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

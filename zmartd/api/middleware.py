@@ -133,8 +133,9 @@ class HeaderPolicy:
     origins: tuple[str, ...]
     https: bool
 
-    def finish(self, headers: Headers, decision: Decision | None, origin: str | None, *,
-               docs: bool = False) -> None:
+    def finish(
+        self, headers: Headers, decision: Decision | None, origin: str | None, *, docs: bool = False
+    ) -> None:
         """In this order: ``RateLimit-*`` (unless the answer set them), the
         security headers (unless set), CORS for an allowed ``Origin``, and
         ``Vary: Origin`` whenever CORS is configured (the answer differs by
@@ -154,8 +155,7 @@ class HeaderPolicy:
                 headers["Vary"] = f"{vary}, Origin"
 
 
-def observe_request(metrics: Metrics, rule: str, method: str, status: int,
-                    seconds: float) -> None:
+def observe_request(metrics: Metrics, rule: str, method: str, status: int, seconds: float) -> None:
     """Count an answered request, labelled by route template (never the raw
     path: label values stay bounded)."""
     metrics.http_requests.labels(rule, method, str(status)).inc()
@@ -169,8 +169,10 @@ def overloaded() -> tuple[list[tuple[bytes, bytes]], bytes]:
         (b"content-type", CONTENT_TYPE.encode()),
         (b"content-length", str(len(body)).encode()),
         (b"retry-after", str(OVERLOADED_RETRY_AFTER).encode()),
-        *[(k.lower().encode(), v.encode())
-          for k, v in security_headers(docs=False, https=False).items()],
+        *[
+            (k.lower().encode(), v.encode())
+            for k, v in security_headers(docs=False, https=False).items()
+        ],
     ]
     return headers, body
 
@@ -188,8 +190,13 @@ ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
 class LoadShedder:
     """ASGI wrapper: refuse HTTP requests past ``limit`` in flight with 503."""
 
-    def __init__(self, app: ASGIApp, limit: int, exempt: Iterable[str] = (),
-                 on_shed: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        exempt: Iterable[str] = (),
+        on_shed: Callable[[], None] | None = None,
+    ) -> None:
         self.app = app
         self.limit = limit
         self.exempt = frozenset(exempt)

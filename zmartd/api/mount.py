@@ -56,7 +56,10 @@ def mount(
     ``/openapi.json`` and ``/docs``."""
     cfg = ctx.config
     state = ApiState(
-        ctx=ctx, limiter=limiter, cache=cache, resolve_session=resolve_session,
+        ctx=ctx,
+        limiter=limiter,
+        cache=cache,
+        resolve_session=resolve_session,
         https=cfg.http.public_url.startswith("https://"),
         max_json_depth=cfg.http.max_json_depth,
     )
@@ -66,8 +69,9 @@ def mount(
     for router in routers:
         for route in router.routes:
             state.routes.append(route)
-            app.add_url_rule(route.path, route.operation_id, view_function(route),
-                             methods=[route.method])
+            app.add_url_rule(
+                route.path, route.operation_id, view_function(route), methods=[route.method]
+            )
     if docs:
         openapi.install(app, state)
 
@@ -95,9 +99,11 @@ def mount(
     @app.after_request
     async def _headers(response: Response) -> Response:
         docs_page = request.path == openapi.DOCS_PATH or request.path.startswith(
-            openapi.ASSETS_PATH)
-        policy.finish(response.headers, g.get("ratelimit"), request.headers.get("Origin"),
-                      docs=docs_page)
+            openapi.ASSETS_PATH
+        )
+        policy.finish(
+            response.headers, g.get("ratelimit"), request.headers.get("Origin"), docs=docs_page
+        )
         return response
 
     @app.errorhandler(Problem)
@@ -106,13 +112,24 @@ def mount(
 
     @app.errorhandler(HTTPException)
     async def _http(exc: HTTPException) -> Response:
-        slug = {400: "malformed", 401: "unauthorized", 403: "forbidden", 404: "not-found",
-                405: "method-not-allowed", 409: "conflict", 413: "payload-too-large",
-                415: "unsupported-media-type", 429: "rate-limited"}.get(exc.code or 500)
+        slug = {
+            400: "malformed",
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not-found",
+            405: "method-not-allowed",
+            409: "conflict",
+            413: "payload-too-large",
+            415: "unsupported-media-type",
+            429: "rate-limited",
+        }.get(exc.code or 500)
         if slug is None:
             slug = "malformed" if (exc.code or 500) < 500 else "internal"
-        detail = exc.description if slug != "payload-too-large" else (
-            f"the body is larger than {cfg.http.max_body_bytes} bytes")
+        detail = (
+            exc.description
+            if slug != "payload-too-large"
+            else (f"the body is larger than {cfg.http.max_body_bytes} bytes")
+        )
         response = problem_response(Problem(slug, detail), request.path)
         if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
             response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
@@ -124,12 +141,15 @@ def mount(
         # at most one line, or any client could flood the logs.
         problem = problems.from_exception(exc)
         if problem is None:
-            log.exception("unhandled error in a request", path=request.path,
-                          method=request.method)
+            log.exception("unhandled error in a request", path=request.path, method=request.method)
             problem = Problem("internal", "an internal error occurred; it has been logged")
         elif problems.is_refused_parameter(exc):  # validation missed it: worth one line
-            log.warning("the database refused a request parameter", path=request.path,
-                        method=request.method, error=f"{type(exc).__name__}: {exc}"[:300])
+            log.warning(
+                "the database refused a request parameter",
+                path=request.path,
+                method=request.method,
+                error=f"{type(exc).__name__}: {exc}"[:300],
+            )
         return problem_response(problem, request.path)
 
     shedder = middleware.LoadShedder(
@@ -140,5 +160,6 @@ def mount(
     )
     # Outermost: every answer above may come before the body was read.
     app.asgi_app = BodyDrain(  # type: ignore[method-assign,assignment]
-        shedder, cfg.http.body_timeout)
+        shedder, cfg.http.body_timeout
+    )
     return state

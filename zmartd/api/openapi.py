@@ -46,47 +46,73 @@ OPENAPI_PATH: Final = "/openapi.json"
 DOCS_PATH: Final = "/docs"
 ASSETS_PATH: Final = "/docs/assets/"
 _REF: Final = "#/components/schemas/{name}"
-_SWAGGER_FILES: Final = frozenset({
-    "swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js",
-    "favicon-32x32.png", "favicon-16x16.png",
-})
+_SWAGGER_FILES: Final = frozenset(
+    {
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+        "swagger-ui-standalone-preset.js",
+        "favicon-32x32.png",
+        "favicon-16x16.png",
+    }
+)
 
 # Problem responses shared by operations: (status, component name, description, kinds).
 _PROBLEMS: Final = {
     400: ("Malformed", "The body is not JSON, is nested too deeply, or is empty.", ["malformed"]),
-    401: ("Unauthorized", "Missing, malformed, unknown, expired or revoked session token, or a "
-          "sign-in proof that does not verify.", ["unauthorized"]),
+    401: (
+        "Unauthorized",
+        "Missing, malformed, unknown, expired or revoked session token, or a "
+        "sign-in proof that does not verify.",
+        ["unauthorized"],
+    ),
     403: ("Forbidden", "Signed in, but not allowed.", ["forbidden"]),
     404: ("NotFound", "No such resource.", ["not-found"]),
     409: ("Conflict", "The request conflicts with the current state.", ["conflict"]),
     413: ("PayloadTooLarge", "The body exceeds the size limit.", ["payload-too-large"]),
-    415: ("UnsupportedMediaType", "The body is not sent as application/json.",
-          ["unsupported-media-type"]),
-    422: ("ValidationFailed", "Invalid parameters or body; `errors` lists `{field, message}`.",
-          ["validation"]),
-    429: ("RateLimited", "A rate-limit bucket is empty; retry after `Retry-After` seconds.",
-          ["rate-limited"]),
-    503: ("Unavailable", "The database is unreachable, or the server sheds load; retry after "
-          "`Retry-After` seconds.", ["unavailable", "overloaded"]),
+    415: (
+        "UnsupportedMediaType",
+        "The body is not sent as application/json.",
+        ["unsupported-media-type"],
+    ),
+    422: (
+        "ValidationFailed",
+        "Invalid parameters or body; `errors` lists `{field, message}`.",
+        ["validation"],
+    ),
+    429: (
+        "RateLimited",
+        "A rate-limit bucket is empty; retry after `Retry-After` seconds.",
+        ["rate-limited"],
+    ),
+    503: (
+        "Unavailable",
+        "The database is unreachable, or the server sheds load; retry after `Retry-After` seconds.",
+        ["unavailable", "overloaded"],
+    ),
 }
 
 _INT_HEADER: Final = {"schema": {"type": "integer", "minimum": 0}}
 _HEADERS: Final[dict[str, Any]] = {
     "Retry-After": {"description": "Seconds to wait before retrying.", **_INT_HEADER},
-    "RateLimit-Limit": {"description": "Size of the bucket this request drew from.",
-                        **_INT_HEADER},
+    "RateLimit-Limit": {"description": "Size of the bucket this request drew from.", **_INT_HEADER},
     "RateLimit-Remaining": {"description": "Tokens left in that bucket.", **_INT_HEADER},
-    "RateLimit-Reset": {"description": "Seconds until the bucket is full again.",
-                        **_INT_HEADER},
-    "RateLimit-Policy": {"description": "`<burst>;w=<seconds to refill>`.",
-                         "schema": {"type": "string"}},
-    "ETag": {"description": "Validator of the body; send it back in If-None-Match.",
-             "schema": {"type": "string"}},
-    "WWW-Authenticate": {"description": "The scheme to use: Bearer.",
-                         "schema": {"type": "string"}},
+    "RateLimit-Reset": {"description": "Seconds until the bucket is full again.", **_INT_HEADER},
+    "RateLimit-Policy": {
+        "description": "`<burst>;w=<seconds to refill>`.",
+        "schema": {"type": "string"},
+    },
+    "ETag": {
+        "description": "Validator of the body; send it back in If-None-Match.",
+        "schema": {"type": "string"},
+    },
+    "WWW-Authenticate": {"description": "The scheme to use: Bearer.", "schema": {"type": "string"}},
 }
-_RATE_HEADERS: Final = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
-                        "RateLimit-Policy")
+_RATE_HEADERS: Final = (
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "RateLimit-Policy",
+)
 
 
 def _header_refs(names: tuple[str, ...] | list[str]) -> dict[str, Any]:
@@ -98,7 +124,8 @@ def _problem_schema(components: dict[str, Any]) -> dict[str, Any]:
     components.update(comps)
     schema = components["ProblemDoc"]
     schema["properties"]["type"] = {
-        "type": "string", "enum": sorted(k.type for k in KINDS.values()),
+        "type": "string",
+        "enum": sorted(k.type for k in KINDS.values()),
         "description": "Stable identifier of the kind of problem; branch on this.",
     }
     schema["description"] = "RFC 9457 problem details."
@@ -121,8 +148,9 @@ def _without_controls(schema: dict[str, Any]) -> dict[str, Any]:
         if schema.get("pattern") in (None, _ONLY_NO_NUL):
             schema["pattern"] = _NO_CONTROLS
     elif "anyOf" in schema:
-        schema["anyOf"] = [_without_controls(s) if isinstance(s, dict) else s
-                           for s in schema["anyOf"]]
+        schema["anyOf"] = [
+            _without_controls(s) if isinstance(s, dict) else s for s in schema["anyOf"]
+        ]
     return schema
 
 
@@ -132,19 +160,34 @@ def _params(route: Route, components: dict[str, Any]) -> list[dict[str, Any]]:
         schema = components[route.path_type.__name__]
         props = schema.get("properties", {})
         for name in route.path_params:
-            out.append({"name": name, "in": "path", "required": True,
-                        "schema": _without_controls(props.get(name, {"type": "string"}))})
+            out.append(
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": _without_controls(props.get(name, {"type": "string"})),
+                }
+            )
     else:
         for name in route.path_params:
-            out.append({"name": name, "in": "path", "required": True,
-                        "schema": {"type": "string", "minLength": 1, "pattern": _NO_CONTROLS}})
+            out.append(
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1, "pattern": _NO_CONTROLS},
+                }
+            )
     if route.query is not None:
         schema = components[route.query.__name__]
         required = set(schema.get("required", ()))
         for name, prop in schema.get("properties", {}).items():
-            param: dict[str, Any] = {"name": name, "in": "query",
-                                     "required": name in required,
-                                     "schema": _without_controls(prop)}
+            param: dict[str, Any] = {
+                "name": name,
+                "in": "query",
+                "required": name in required,
+                "schema": _without_controls(prop),
+            }
             if prop.get("type") == "array":
                 param.update(style="form", explode=True)
             if "description" in prop:
@@ -170,8 +213,9 @@ def _problem_statuses(route: Route) -> list[int]:
     return sorted(s for s in statuses if s in _PROBLEMS)
 
 
-def _operation(route: Route, refs: dict[Any, dict[str, Any]],
-               components: dict[str, Any]) -> dict[str, Any]:
+def _operation(
+    route: Route, refs: dict[Any, dict[str, Any]], components: dict[str, Any]
+) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": route.operation_id,
         "summary": route.summary,
@@ -189,22 +233,29 @@ def _operation(route: Route, refs: dict[Any, dict[str, Any]],
     elif route.auth == "optional":
         op["security"] = [{"session": []}, {}]
     if route.body is not None:
-        op["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": refs[route.body]}}}
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": refs[route.body]}},
+        }
     rate_headers = list(_RATE_HEADERS) if route.rate is not None else []
     responses: dict[str, Any] = {}
     if route.response is None or route.status == 204:
-        responses[str(route.status)] = {"description": "Done; no content.",
-                                        "headers": _header_refs(rate_headers)}
+        responses[str(route.status)] = {
+            "description": "Done; no content.",
+            "headers": _header_refs(rate_headers),
+        }
     else:
         headers = rate_headers + (["ETag"] if route.method == "GET" else [])
         responses[str(route.status)] = {
-            "description": "Success.", "headers": _header_refs(headers),
+            "description": "Success.",
+            "headers": _header_refs(headers),
             "content": {"application/json": {"schema": refs[route.response]}},
         }
     if route.method == "GET" and route.status == 200 and route.response is not None:
-        responses["304"] = {"description": "Not modified (If-None-Match matched the ETag).",
-                            "headers": _header_refs(["ETag", *rate_headers])}
+        responses["304"] = {
+            "description": "Not modified (If-None-Match matched the ETag).",
+            "headers": _header_refs(["ETag", *rate_headers]),
+        }
     links = LINKS.get((route.operation_id, route.status))
     if links:
         responses[str(route.status)]["links"] = links
@@ -216,17 +267,24 @@ def _operation(route: Route, refs: dict[Any, dict[str, Any]],
 
 #: The operations a market's id leads to (its sub-resources and actions).
 _MARKET_OPS: Final = (
-    "markets_get_market", "markets_market_trades", "markets_market_prices",
-    "markets_market_holders", "markets_market_quote", "votes_market_votes",
-    "discussions_market_discussions", "discussions_post_discussion",
-    "votes_vote_proposal", "votes_vote_dispute",
+    "markets_get_market",
+    "markets_market_trades",
+    "markets_market_prices",
+    "markets_market_holders",
+    "markets_market_quote",
+    "votes_market_votes",
+    "discussions_market_discussions",
+    "discussions_post_discussion",
+    "votes_vote_proposal",
+    "votes_vote_dispute",
 )
 
 
 def _to(ops: tuple[str, ...], param: str, pointer: str) -> dict[str, Any]:
-    return {op.split("_", 1)[1]: {"operationId": op,
-                                  "parameters": {param: f"$response.body#{pointer}"}}
-            for op in ops}
+    return {
+        op.split("_", 1)[1]: {"operationId": op, "parameters": {param: f"$response.body#{pointer}"}}
+        for op in ops
+    }
 
 
 #: OpenAPI links: where an answer's ids lead (operation, status -> links).
@@ -240,17 +298,21 @@ LINKS: Final[dict[tuple[str, int], dict[str, Any]]] = {
         **_to(_MARKET_OPS[1:], "market_id", "/market_id"),
         **_to(("users_get_user",), "wallet", "/creator"),
     },
-    ("markets_register_metadata", 201): _to(("markets_update_metadata",), "market_id",
-                                            "/market_id"),
-    ("discussions_post_discussion", 201): _to(("discussions_delete_discussion",), "post_id",
-                                              "/id"),
-    ("auth_verify", 201): _to(("users_get_user", "users_user_positions", "users_user_trades",
-                               "users_user_votes"), "wallet", "/wallet"),
+    ("markets_register_metadata", 201): _to(
+        ("markets_update_metadata",), "market_id", "/market_id"
+    ),
+    ("discussions_post_discussion", 201): _to(("discussions_delete_discussion",), "post_id", "/id"),
+    ("auth_verify", 201): _to(
+        ("users_get_user", "users_user_positions", "users_user_trades", "users_user_votes"),
+        "wallet",
+        "/wallet",
+    ),
 }
 
 
-def build_document(routes: list[Route], *, title: str = "zmartd API",
-                   server_url: str | None = None) -> dict[str, Any]:
+def build_document(
+    routes: list[Route], *, title: str = "zmartd API", server_url: str | None = None
+) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``routes``."""
     types: list[Any] = []
     for route in routes:
@@ -258,19 +320,24 @@ def build_document(routes: list[Route], *, title: str = "zmartd API",
             if t is not None and t not in types:
                 types.append(t)
     schemas, components = msgspec.json.schema_components(
-        types, schema_hook=schema_hook, ref_template=_REF)
+        types, schema_hook=schema_hook, ref_template=_REF
+    )
     refs = {t: dict(s) for t, s in zip(types, schemas, strict=True)}
     problem_ref = _problem_schema(components)
 
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         paths.setdefault(route.openapi_path, {})[route.method.lower()] = _operation(
-            route, refs, components)
+            route, refs, components
+        )
     # Path/query structs are flattened into parameters; drop their unused components.
     for route in routes:
         for t in (route.query, route.path_type):
-            if t is not None and t not in (r.body for r in routes) and t not in (
-                    r.response for r in routes):
+            if (
+                t is not None
+                and t not in (r.body for r in routes)
+                and t not in (r.response for r in routes)
+            ):
                 components.pop(t.__name__, None)
 
     responses: dict[str, Any] = {}
@@ -308,10 +375,13 @@ def build_document(routes: list[Route], *, title: str = "zmartd API",
             "schemas": components,
             "responses": responses,
             "headers": _HEADERS,
-            "securitySchemes": {"session": {
-                "type": "http", "scheme": "bearer",
-                "description": "Session token from POST /v1/auth/verify.",
-            }},
+            "securitySchemes": {
+                "session": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Session token from POST /v1/auth/verify.",
+                }
+            },
         },
     }
     if server_url:
@@ -364,7 +434,8 @@ def install(app: QuartTrio, state: ApiState) -> None:
     async def openapi_json() -> Response:
         if "body" not in document:  # built on first use: all routes are registered by then
             document["body"] = msgspec.json.encode(
-                build_document(state.routes, server_url=cfg.http.public_url))
+                build_document(state.routes, server_url=cfg.http.public_url)
+            )
         return Response(document["body"], content_type="application/json")
 
     async def docs() -> Response:

@@ -46,13 +46,23 @@ __all__ = [
 DEFAULT_LIMIT: Final = 20
 MAX_LIMIT: Final = 100
 
-Cursor = Annotated[str, msgspec.Meta(
-    min_length=1, max_length=512, pattern=r"^[A-Za-z0-9_\-=.~]+$",
-    description="opaque position returned as next_cursor by the previous page",
-)]
-Limit = Annotated[int, msgspec.Meta(
-    ge=1, le=MAX_LIMIT, description=f"items per page (1..{MAX_LIMIT})",
-)]
+Cursor = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=512,
+        pattern=r"^[A-Za-z0-9_\-=.~]+$",
+        description="opaque position returned as next_cursor by the previous page",
+    ),
+]
+Limit = Annotated[
+    int,
+    msgspec.Meta(
+        ge=1,
+        le=MAX_LIMIT,
+        description=f"items per page (1..{MAX_LIMIT})",
+    ),
+]
 
 
 class PageQuery(Query, frozen=True, kw_only=True):

@@ -72,28 +72,64 @@ class ProblemKind:
 KINDS: Final[dict[str, ProblemKind]] = {
     k.slug: k
     for k in (
-        ProblemKind("malformed", 400, "Malformed request",
-                    "the body is not JSON, is nested too deeply, or has the wrong content type"),
-        ProblemKind("unauthorized", 401, "Authentication required",
-                    "no valid session token, or a sign-in proof that does not verify"),
+        ProblemKind(
+            "malformed",
+            400,
+            "Malformed request",
+            "the body is not JSON, is nested too deeply, or has the wrong content type",
+        ),
+        ProblemKind(
+            "unauthorized",
+            401,
+            "Authentication required",
+            "no valid session token, or a sign-in proof that does not verify",
+        ),
         ProblemKind("forbidden", 403, "Forbidden", "authenticated, but not allowed"),
         ProblemKind("not-found", 404, "Not found", "no such route or resource"),
-        ProblemKind("method-not-allowed", 405, "Method not allowed",
-                    "the route exists but not with this method"),
+        ProblemKind(
+            "method-not-allowed",
+            405,
+            "Method not allowed",
+            "the route exists but not with this method",
+        ),
         ProblemKind("conflict", 409, "Conflict", "the request conflicts with the current state"),
-        ProblemKind("payload-too-large", 413, "Payload too large",
-                    "the body is larger than http.max_body_bytes"),
-        ProblemKind("unsupported-media-type", 415, "Unsupported media type",
-                    "a body was sent with a content type other than application/json"),
-        ProblemKind("validation", 422, "Validation failed",
-                    "well-formed input with invalid values; see errors[]"),
-        ProblemKind("rate-limited", 429, "Too many requests",
-                    "a rate limit bucket is empty; retry after Retry-After seconds"),
+        ProblemKind(
+            "payload-too-large",
+            413,
+            "Payload too large",
+            "the body is larger than http.max_body_bytes",
+        ),
+        ProblemKind(
+            "unsupported-media-type",
+            415,
+            "Unsupported media type",
+            "a body was sent with a content type other than application/json",
+        ),
+        ProblemKind(
+            "validation",
+            422,
+            "Validation failed",
+            "well-formed input with invalid values; see errors[]",
+        ),
+        ProblemKind(
+            "rate-limited",
+            429,
+            "Too many requests",
+            "a rate limit bucket is empty; retry after Retry-After seconds",
+        ),
         ProblemKind("internal", 500, "Internal error", "a bug; the server log has the details"),
-        ProblemKind("unavailable", 503, "Service unavailable",
-                    "the database (or another dependency) is unreachable; retry later"),
-        ProblemKind("overloaded", 503, "Overloaded",
-                    "too many requests in flight (load shedding); retry later"),
+        ProblemKind(
+            "unavailable",
+            503,
+            "Service unavailable",
+            "the database (or another dependency) is unreachable; retry later",
+        ),
+        ProblemKind(
+            "overloaded",
+            503,
+            "Overloaded",
+            "too many requests in flight (load shedding); retry later",
+        ),
     )
 }
 
@@ -152,8 +188,12 @@ class Problem(Exception):
 
     def doc(self, instance: str | None = None) -> ProblemDoc:
         return ProblemDoc(
-            type=self.kind.type, title=self.title, status=self.kind.status,
-            detail=self.detail, instance=instance, errors=self.errors,
+            type=self.kind.type,
+            title=self.title,
+            status=self.kind.status,
+            detail=self.detail,
+            instance=instance,
+            errors=self.errors,
         )
 
     def body(self, instance: str | None = None) -> bytes:
@@ -165,9 +205,11 @@ def bad_request(detail: str) -> Problem:
 
 
 def validation(errors: list[FieldError], detail: str | None = None) -> Problem:
-    return Problem("validation", detail or "; ".join(
-        f"{e.field}: {e.message}" if e.field else e.message for e in errors
-    ), errors=errors)
+    return Problem(
+        "validation",
+        detail or "; ".join(f"{e.field}: {e.message}" if e.field else e.message for e in errors),
+        errors=errors,
+    )
 
 
 def unauthorized(detail: str) -> Problem:
@@ -191,8 +233,10 @@ def invalid_cursor() -> Problem:
     """400, not 422: a cursor is only valid if this server issued it, which
     its schema (an opaque string) cannot say -- the request is malformed,
     not a schema violation."""
-    return bad_request("the cursor was not issued by this server for this list, or it is "
-                       "out of date; restart from the first page (without cursor)")
+    return bad_request(
+        "the cursor was not issued by this server for this list, or it is "
+        "out of date; restart from the first page (without cursor)"
+    )
 
 
 # ------------------------------------------------------------------ exceptions -> problems
@@ -237,8 +281,7 @@ def is_refused_parameter(exc: BaseException) -> bool:
 
 
 def unavailable(detail: str = "the database is unavailable; retry later") -> Problem:
-    return Problem("unavailable", detail,
-                   headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
+    return Problem("unavailable", detail, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
 
 
 def from_exception(exc: BaseException) -> Problem | None:
@@ -254,8 +297,9 @@ def from_exception(exc: BaseException) -> Problem | None:
     if isinstance(exc, records.InvalidCursor):
         return invalid_cursor()
     if is_refused_parameter(exc):
-        return validation([FieldError(
-            field="", message="a parameter is out of range or not storable text")])
+        return validation(
+            [FieldError(field="", message="a parameter is out of range or not storable text")]
+        )
     if isinstance(exc, records.InvalidArgument):
         return validation([FieldError(field="", message=str(exc))])
     if isinstance(exc, records.NotFound):

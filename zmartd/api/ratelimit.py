@@ -69,11 +69,17 @@ RATE_CLASSES: Final[tuple[RateClass, ...]] = ("reads", "writes", "auth", "sessio
 #: Every bucket there is, as (class, scope); each has ``[ratelimit]
 #: <class>_<scope>_per_minute`` and ``..._burst``.
 BUCKETS: Final[tuple[tuple[RateClass, Scope], ...]] = (
-    ("reads", "ip"), ("reads", "wallet"),
-    ("writes", "ip"), ("writes", "wallet"),
-    ("auth", "ip"), ("auth", "wallet"), ("auth", "global"),
-    ("session", "ip"), ("session", "wallet"),
-    ("legacy", "ip"), ("legacy", "wallet"),
+    ("reads", "ip"),
+    ("reads", "wallet"),
+    ("writes", "ip"),
+    ("writes", "wallet"),
+    ("auth", "ip"),
+    ("auth", "wallet"),
+    ("auth", "global"),
+    ("session", "ip"),
+    ("session", "wallet"),
+    ("legacy", "ip"),
+    ("legacy", "wallet"),
 )
 #: The identity of a ``global`` bucket (one per class).
 GLOBAL: Final = "all"
@@ -245,8 +251,11 @@ class RateLimiter:
             except Exception as exc:  # any Redis/network/timeout failure: fail open to memory
                 if not self.redis_failing:
                     self.redis_failing = True
-                    log.warning("redis rate limiting failed; using in-memory buckets until it "
-                                "answers again", error=f"{type(exc).__name__}: {exc}")
+                    log.warning(
+                        "redis rate limiting failed; using in-memory buckets until it "
+                        "answers again",
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
             else:
                 if self.redis_failing:
                     self.redis_failing = False

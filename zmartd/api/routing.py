@@ -196,16 +196,27 @@ class Router:
         def decorator(fn: Handler) -> Handler:
             doc = (fn.__doc__ or "").strip()
             first, _, rest = doc.partition("\n")
-            self.routes.append(Route(
-                method=method, path=full, handler=fn,
-                operation_id=operation_id or f"{self.name}_{fn.__name__}",
-                summary=summary or first.strip() or fn.__name__.replace("_", " "),
-                description=rest.strip(), tags=tuple(tags) if tags is not None else self.tags,
-                body=body, query=query, path_type=path_type, response=response,
-                status=status if status is not None else (200 if response is not None else 204),
-                auth=auth, rate=resolved_rate, cache=tag_fn, errors=frozenset(errors),
-                deprecated=deprecated,
-            ))
+            self.routes.append(
+                Route(
+                    method=method,
+                    path=full,
+                    handler=fn,
+                    operation_id=operation_id or f"{self.name}_{fn.__name__}",
+                    summary=summary or first.strip() or fn.__name__.replace("_", " "),
+                    description=rest.strip(),
+                    tags=tuple(tags) if tags is not None else self.tags,
+                    body=body,
+                    query=query,
+                    path_type=path_type,
+                    response=response,
+                    status=status if status is not None else (200 if response is not None else 204),
+                    auth=auth,
+                    rate=resolved_rate,
+                    cache=tag_fn,
+                    errors=frozenset(errors),
+                    deprecated=deprecated,
+                )
+            )
             return fn
 
         return decorator
@@ -316,8 +327,9 @@ def problem_response(problem: Problem, instance: str | None = None) -> Response:
 def rate_limited(decision: Decision) -> Problem:
     """The 429 of a refused decision."""
     headers = decision.headers()
-    return Problem("rate-limited", f"rate limit exceeded; retry in {headers['Retry-After']} s",
-                   headers=headers)
+    return Problem(
+        "rate-limited", f"rate limit exceeded; retry in {headers['Retry-After']} s", headers=headers
+    )
 
 
 def _add_decision(decision: Decision | None) -> None:
@@ -365,16 +377,27 @@ async def _dispatch(state: ApiState, route: Route, params: dict[str, Any]) -> Re
         query = decode_query(request.args, route.query)
     elif request.args:
         name = next(iter(request.args))
-        raise problems.validation([problems.FieldError(
-            field=name, message="unknown query parameter")])
+        raise problems.validation(
+            [problems.FieldError(field=name, message="unknown query parameter")]
+        )
     body: Any = None
     if route.body is not None:
         raw: bytes = await request.get_data(cache=False, as_text=False)  # type: ignore[assignment]
-        body = decode_body(raw, route.body, content_type=request.headers.get("Content-Type"),
-                           max_depth=state.max_json_depth)
+        body = decode_body(
+            raw,
+            route.body,
+            content_type=request.headers.get("Content-Type"),
+            max_depth=state.max_json_depth,
+        )
     call: Call[Any, Any] = Call(
-        api=state, route=route, body=body, query=query, path=path_value, session=session,
-        client_ip=ip, user_agent=request.headers.get("User-Agent"),
+        api=state,
+        route=route,
+        body=body,
+        query=query,
+        path=path_value,
+        session=session,
+        client_ip=ip,
+        user_agent=request.headers.get("User-Agent"),
     )
 
     cache_key = tags = None
@@ -408,8 +431,12 @@ async def _dispatch(state: ApiState, route: Route, params: dict[str, Any]) -> Re
 
 
 async def _compute(
-    state: ApiState, route: Route, call: Call[Any, Any], cache_key: str | None,
-    tags: frozenset[str] | None, stale: hot.CacheEntry | None,
+    state: ApiState,
+    route: Route,
+    call: Call[Any, Any],
+    cache_key: str | None,
+    tags: frozenset[str] | None,
+    stale: hot.CacheEntry | None,
 ) -> tuple[Response, hot.CacheEntry | None, bool]:
     """Run the handler and encode its answer; store it when cacheable.
 
@@ -422,8 +449,11 @@ async def _compute(
     except Exception as exc:
         if stale is not None and problems.is_unavailable(exc):
             log.info("database unavailable; serving a stale cached answer", path=request.path)
-            return _respond(state, route, stale.body, stale.etag, 200, call.headers,
-                            "stale"), None, False
+            return (
+                _respond(state, route, stale.body, stale.etag, 200, call.headers, "stale"),
+                None,
+                False,
+            )
         raise
 
     status = route.status
@@ -432,8 +462,11 @@ async def _compute(
         call.headers.update(result.headers)
         result = result.value
     if route.response is None or status == 204:
-        return _respond(state, route, b"", None, 204 if status == 200 else status,
-                        call.headers, None), None, False
+        return (
+            _respond(state, route, b"", None, 204 if status == 200 else status, call.headers, None),
+            None,
+            False,
+        )
     payload = encode(result)
     is_get = request.method in ("GET", "HEAD")
     etag = hot.etag_for(payload) if is_get and status == 200 else None
@@ -442,8 +475,11 @@ async def _compute(
     if cache_key is not None and tags is not None and status == 200:
         stored = state.cache.put(cache_key, payload, tags=tags, since=since, route=route)
         refused = stored is None
-    return _respond(state, route, payload, etag, status, call.headers,
-                    "miss" if cache_key else None), stored, refused
+    return (
+        _respond(state, route, payload, etag, status, call.headers, "miss" if cache_key else None),
+        stored,
+        refused,
+    )
 
 
 def answer_headers(etag: str | None, cache_state: str | None) -> dict[str, str]:
@@ -456,15 +492,21 @@ def answer_headers(etag: str | None, cache_state: str | None) -> dict[str, str]:
         # nginx micro-cache of deploy/nginx/zmartd.conf, so a burst of identical reads
         # costs one request); browsers revalidate every time (ETag -> 304). Anything
         # else (authenticated answers) is revalidated by everyone.
-        headers["Cache-Control"] = (SHARED_CACHE_CONTROL if cache_state is not None
-                                    else "no-cache")
+        headers["Cache-Control"] = SHARED_CACHE_CONTROL if cache_state is not None else "no-cache"
     if cache_state is not None:
         headers["X-Cache"] = cache_state
     return headers
 
 
-def _respond(state: ApiState, route: Route, payload: bytes, etag: str | None, status: int,
-             extra: dict[str, str], cache_state: str | None) -> Response:
+def _respond(
+    state: ApiState,
+    route: Route,
+    payload: bytes,
+    etag: str | None,
+    status: int,
+    extra: dict[str, str],
+    cache_state: str | None,
+) -> Response:
     if etag is not None and hot.etag_matches(request.headers.get("If-None-Match"), etag):
         status, payload = 304, b""
     if status in (204, 304) or not payload:
@@ -483,6 +525,7 @@ def _respond(state: ApiState, route: Route, payload: bytes, etag: str | None, st
 
 def view_function(route: Route) -> Callable[..., Awaitable[Response]]:
     """The Quart view that dispatches ``route`` (see :func:`_dispatch`)."""
+
     async def view(**params: Any) -> Response:
         return await _dispatch(api_state(), route, params)
 

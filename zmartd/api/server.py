@@ -93,12 +93,28 @@ from zmartd.model.services import HTTP_URLS
 
 #: Every router of the REST API, in the order their routes are registered.
 ROUTERS: tuple[Router, ...] = (
-    auth.router, markets.router, votes.router, discussions.router, users.router, stats.router,
-    webhooks.router, snapshots.router, tx.router, admin.router, *compat.ROUTERS,
+    auth.router,
+    markets.router,
+    votes.router,
+    discussions.router,
+    users.router,
+    stats.router,
+    webhooks.router,
+    snapshots.router,
+    tx.router,
+    admin.router,
+    *compat.ROUTERS,
 )
 
-__all__ = ["LISTEN_BACKLOG", "ConnectionCap", "DrainingListener", "create_app",
-           "hypercorn_config", "run", "serve"]
+__all__ = [
+    "LISTEN_BACKLOG",
+    "ConnectionCap",
+    "DrainingListener",
+    "create_app",
+    "hypercorn_config",
+    "run",
+    "serve",
+]
 
 #: The listen queue.  hypercorn's default of 100 overflows when many clients
 #: connect at once (a browser fleet reconnecting, nginx opening its upstream
@@ -153,9 +169,14 @@ class ConnectionCap:
     answer), :data:`REFUSAL_HOLD` after they came, and close them.  ``gauge``
     follows the number served."""
 
-    def __init__(self, handler: Handler, limit: int, refusal: bytes,
-                 on_refused: Callable[[], None] | None = None,
-                 gauge: Gauge | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        limit: int,
+        refusal: bytes,
+        on_refused: Callable[[], None] | None = None,
+        gauge: Gauge | None = None,
+    ) -> None:
         self.handler = handler
         self.limit = limit
         self.refusal = refusal
@@ -192,9 +213,14 @@ class ConnectionCap:
 
 
 async def serve(
-    app: Any, config: HypercornConfig, *, shutdown_trigger: Callable[[], Awaitable[None]],
-    max_connections: int = 0, on_refused: Callable[[], None] | None = None,
-    header_timeout: float = math.inf, body_timeout: float = math.inf,
+    app: Any,
+    config: HypercornConfig,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]],
+    max_connections: int = 0,
+    on_refused: Callable[[], None] | None = None,
+    header_timeout: float = math.inf,
+    body_timeout: float = math.inf,
     connections: Gauge | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -224,18 +250,28 @@ async def serve(
                 binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
             task_status.started(binds)
             open_connections: set[Connection] = set()
-            handler: Handler = partial(Connection, wrapped, config, context,
-                                       ConnectionState(lifespan_state.copy()),
-                                       header_timeout=header_timeout,
-                                       body_timeout=body_timeout, registry=open_connections)
-            handler = ConnectionCap(handler, max_connections, overloaded_http11(), on_refused,
-                                    connections)
+            handler: Handler = partial(
+                Connection,
+                wrapped,
+                config,
+                context,
+                ConnectionState(lifespan_state.copy()),
+                header_timeout=header_timeout,
+                body_timeout=body_timeout,
+                registry=open_connections,
+            )
+            handler = ConnectionCap(
+                handler, max_connections, overloaded_http11(), on_refused, connections
+            )
             try:
                 async with trio.open_nursery(strict_exception_groups=True) as nursery:
                     nursery.start_soon(raise_shutdown, shutdown_trigger)
                     nursery.start_soon(raise_shutdown, context.terminate.wait)
-                    nursery.start_soon(partial(trio.serve_listeners, handler, listeners,
-                                               handler_nursery=server_nursery))
+                    nursery.start_soon(
+                        partial(
+                            trio.serve_listeners, handler, listeners, handler_nursery=server_nursery
+                        )
+                    )
                     await trio.sleep_forever()
             except BaseExceptionGroup as error:
                 _, others = error.split((ShutdownError, KeyboardInterrupt))
@@ -245,8 +281,7 @@ async def serve(
                 await context.terminated.set()
                 for connection in list(open_connections):
                     connection.close_if_idle()  # nothing to wait for
-                server_nursery.cancel_scope.deadline = (
-                    trio.current_time() + config.graceful_timeout)
+                server_nursery.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
         await lifespan.wait_for_shutdown()
         lifespan_nursery.cancel_scope.cancel()
 
@@ -262,13 +297,17 @@ class App(QuartTrio):
         rule = request.url_rule
         if rule is None:
             return await super().make_default_options_response()
-        methods = {m for r in self.url_map.iter_rules() if r.rule == rule.rule
-                   for m in (r.methods or ())}
+        methods = {
+            m for r in self.url_map.iter_rules() if r.rule == rule.rule for m in (r.methods or ())
+        }
         return self.response_class("", headers={"Allow": ", ".join(sorted(methods))})
 
 
 def create_app(
-    ctx: ActorContext, *, limiter: RateLimiter | None = None, cache: HotCache | None = None,
+    ctx: ActorContext,
+    *,
+    limiter: RateLimiter | None = None,
+    cache: HotCache | None = None,
     routers: Iterable[Router] = ROUTERS,
 ) -> QuartTrio:
     app = App("zmartd")
@@ -279,7 +318,9 @@ def create_app(
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(gateway.blueprint)
     mount(
-        app, ctx, routers,
+        app,
+        ctx,
+        routers,
         limiter=limiter or RateLimiter.from_config(ctx.config),
         cache=cache or HotCache(ctx.config.http.cache_max_entries, ctx.config.http.cache_ttl),
         resolve_session=auth.session_resolver,
@@ -300,8 +341,9 @@ def create_app(
     async def _count(response: Response) -> Response:
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
         started: float = g.get("started", time.perf_counter())
-        observe_request(ctx.metrics, rule, request.method, response.status_code,
-                        time.perf_counter() - started)
+        observe_request(
+            ctx.metrics, rule, request.method, response.status_code, time.perf_counter() - started
+        )
         return response
 
     return app
@@ -335,9 +377,11 @@ async def run(
             # Connections are made lazily: a Redis that is down only degrades the
             # limiter (fail open) and the shared invalidation, never the start.
             redis = await stack.enter_async_context(
-                coredis.Redis.from_url(cfg.redis.url.reveal(), verify_version=False))
+                coredis.Redis.from_url(cfg.redis.url.reveal(), verify_version=False)
+            )
         limiter = RateLimiter.from_config(
-            cfg, RedisBuckets(redis, cfg.redis.key_prefix) if redis is not None else None)
+            cfg, RedisBuckets(redis, cfg.redis.key_prefix) if redis is not None else None
+        )
         app = create_app(ctx, limiter=limiter, cache=cache)
         config = hypercorn_config(ctx)
         shared = RedisInvalidation(redis, cfg.redis.key_prefix, cache) if redis else None
@@ -348,12 +392,19 @@ async def run(
             if shared is not None:
                 await background.start(shared.listen)
             async with trio.open_nursery() as nursery:
-                urls: list[str] = await nursery.start(partial(
-                    serve, app, config, shutdown_trigger=stopping.wait,
-                    max_connections=cfg.http.max_connections,
-                    header_timeout=cfg.http.header_timeout, body_timeout=cfg.http.body_timeout,
-                    on_refused=ctx.metrics.http_shed.inc,
-                    connections=ctx.metrics.http_connections))
+                urls: list[str] = await nursery.start(
+                    partial(
+                        serve,
+                        app,
+                        config,
+                        shutdown_trigger=stopping.wait,
+                        max_connections=cfg.http.max_connections,
+                        header_timeout=cfg.http.header_timeout,
+                        body_timeout=cfg.http.body_timeout,
+                        on_refused=ctx.metrics.http_shed.inc,
+                        connections=ctx.metrics.http_connections,
+                    )
+                )
                 ctx.services.provide(HTTP_URLS, urls)
                 ctx.log.info("http listening", urls=urls)
                 task_status.started()

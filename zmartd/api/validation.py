@@ -69,6 +69,7 @@ _SIGNATURE_SHAPE: Final = re.compile(f"{_B58}{{64,88}}")
 #: schema-driven clients send any string.
 DateTime = Annotated[datetime, msgspec.Meta(extra_json_schema={"format": "date-time"})]
 
+
 class Body(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Base of request bodies: unknown fields are rejected, not ignored, so a
     client's typo (``amout``) is a 422 instead of a silently missing value."""
@@ -106,8 +107,9 @@ def _decode(typ: type, obj: Any, *, from_text: bool) -> Any:
             return Pubkey.from_string(obj)
         except ValueError:
             if _PUBKEY_SHAPE.fullmatch(obj):
-                raise bad_request(f"{obj} is base58 but does not decode to the 32 bytes of a "
-                                  "public key") from None
+                raise bad_request(
+                    f"{obj} is base58 but does not decode to the 32 bytes of a public key"
+                ) from None
             raise ValueError("expected a base58 public key (32 bytes)") from None
     if typ is Signature:
         if not isinstance(obj, str):
@@ -116,13 +118,20 @@ def _decode(typ: type, obj: Any, *, from_text: bool) -> Any:
             return Signature.from_string(obj)
         except ValueError:
             if _SIGNATURE_SHAPE.fullmatch(obj):
-                raise unauthorized("the signature does not verify: it does not decode to the "
-                                   "64 bytes of an ed25519 signature") from None
+                raise unauthorized(
+                    "the signature does not verify: it does not decode to the "
+                    "64 bytes of an ed25519 signature"
+                ) from None
             raise ValueError("expected a base58 ed25519 signature (64 bytes)") from None
     if isinstance(typ, type) and issubclass(typ, U64):
         expected = f"expected an integer {typ.minimum}..{U64_MAX}"
-        if from_text and isinstance(obj, str) and obj.isascii() and obj.isdigit() \
-                and len(obj) <= 20:
+        if (
+            from_text
+            and isinstance(obj, str)
+            and obj.isascii()
+            and obj.isdigit()
+            and len(obj) <= 20
+        ):
             obj = int(obj)
         if type(obj) is not int:
             raise TypeError(expected)
@@ -136,17 +145,31 @@ def schema_hook(typ: type) -> dict[str, Any]:
     # The pattern cannot say "decodes to exactly 32 (64) bytes"; ``format`` names that
     # rule so that schema-driven generators can register a strategy for it.
     if typ is Pubkey:
-        return {"type": "string", "format": "solana-pubkey", "pattern": f"^{_B58}{{32,44}}$",
-                "minLength": 32, "maxLength": 44,
-                "description": "base58 public key (decodes to exactly 32 bytes)",
-                "examples": ["11111111111111111111111111111111"]}
+        return {
+            "type": "string",
+            "format": "solana-pubkey",
+            "pattern": f"^{_B58}{{32,44}}$",
+            "minLength": 32,
+            "maxLength": 44,
+            "description": "base58 public key (decodes to exactly 32 bytes)",
+            "examples": ["11111111111111111111111111111111"],
+        }
     if typ is Signature:
-        return {"type": "string", "format": "solana-signature",
-                "pattern": f"^{_B58}{{64,88}}$", "minLength": 64, "maxLength": 88,
-                "description": "base58 ed25519 signature (decodes to exactly 64 bytes)"}
+        return {
+            "type": "string",
+            "format": "solana-signature",
+            "pattern": f"^{_B58}{{64,88}}$",
+            "minLength": 64,
+            "maxLength": 88,
+            "description": "base58 ed25519 signature (decodes to exactly 64 bytes)",
+        }
     if isinstance(typ, type) and issubclass(typ, U64):
-        return {"type": "integer", "minimum": typ.minimum, "maximum": U64_MAX,
-                "description": (typ.__doc__ or "").strip().split("\n")[0]}
+        return {
+            "type": "integer",
+            "minimum": typ.minimum,
+            "maximum": U64_MAX,
+            "description": (typ.__doc__ or "").strip().split("\n")[0],
+        }
     raise NotImplementedError(f"no schema for {typ!r}")
 
 
@@ -208,8 +231,10 @@ def decode_body(raw: bytes, typ: type[T], *, content_type: str | None, max_depth
         if media != "application/json" and not (
             media.startswith("application/") and media.endswith("+json")
         ):
-            raise Problem("unsupported-media-type",
-                          f"expected Content-Type application/json, got {media or 'none'}")
+            raise Problem(
+                "unsupported-media-type",
+                f"expected Content-Type application/json, got {media or 'none'}",
+            )
     if not raw.strip():
         raise validation([FieldError(field="", message="a JSON body is required")])
     check_json_depth(raw, max_depth)
@@ -280,7 +305,8 @@ def _is_datetime(tp: Any) -> bool:
 #: lax conversion of query text would also take a number (``to=0.5``: half
 #: a second after the epoch) -- a value the schema rejects.
 _RFC3339: Final = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})"
+)
 
 _QUERY_FIELDS: dict[type[Any], dict[str, msgspec.structs.FieldInfo]] = {}
 
@@ -303,8 +329,10 @@ _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 def _check_text(name: str, value: Any, where: str) -> None:
     if isinstance(value, str) and _CONTROL.search(value) is not None:
         message = "control characters (NUL, line breaks, ...) are not allowed"
-        raise validation([FieldError(field=name, message=message)],
-                         f"invalid {where} parameter {name}: {message}")
+        raise validation(
+            [FieldError(field=name, message=message)],
+            f"invalid {where} parameter {name}: {message}",
+        )
 
 
 def decode_query(args: Any, typ: type[T]) -> T:
@@ -326,11 +354,12 @@ def decode_query(args: Any, typ: type[T]) -> T:
             raise validation([FieldError(field=name, message="given more than once")])
         else:
             data[name] = values[0]
-            if field is not None and _is_datetime(field.type) \
-                    and not _RFC3339.fullmatch(values[0]):
+            if field is not None and _is_datetime(field.type) and not _RFC3339.fullmatch(values[0]):
                 message = "expected an RFC 3339 date-time such as 2026-01-01T00:00:00Z"
-                raise validation([FieldError(field=name, message=message)],
-                                 f"invalid query parameter {name}: {message}")
+                raise validation(
+                    [FieldError(field=name, message=message)],
+                    f"invalid query parameter {name}: {message}",
+                )
     return _convert(data, typ, "query")
 
 

@@ -16,8 +16,7 @@ from functools import cache
 
 from zmartd.chain.spec import load_layout
 
-__all__ = [
-    "ANCHOR_ERRORS","ProgramError", "all_errors", "from_logs", "lookup"]
+__all__ = ["ANCHOR_ERRORS", "ProgramError", "all_errors", "from_logs", "lookup"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +61,7 @@ ANCHOR_ERRORS: dict[int, tuple[str, str]] = {
     3010: ("AccountNotSigner", "The given account did not sign"),
     3012: ("AccountNotInitialized", "The program expected this account to be already initialized"),
 }
+
 
 @cache
 def _table() -> dict[int, ProgramError]:

@@ -513,7 +513,8 @@ class RpcClient:
         :class:`RpcTransportError` when the attempts are used up.
         """
         payload = _json_encode(
-            {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params})
+            {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
+        )
 
         def answer(doc: Any, url: str, status: int, text: str) -> tuple[Any, str | None]:
             if not isinstance(doc, dict):
@@ -544,9 +545,12 @@ class RpcClient:
         first = next(self._ids)
         ids = range(first, first + len(calls))
         self._ids = itertools.count(first + len(calls))
-        payload = _json_encode([
-            {"jsonrpc": "2.0", "id": i, "method": m, "params": p}
-            for i, (m, p) in zip(ids, calls, strict=True)])
+        payload = _json_encode(
+            [
+                {"jsonrpc": "2.0", "id": i, "method": m, "params": p}
+                for i, (m, p) in zip(ids, calls, strict=True)
+            ]
+        )
         label = f"batch of {len(calls)} {calls[0][0]}"
 
         def answer(doc: Any, url: str, status: int, text: str) -> tuple[Any, str | None]:
@@ -578,7 +582,9 @@ class RpcClient:
         return result
 
     async def _exchange(
-        self, method: str, payload: bytes,
+        self,
+        method: str,
+        payload: bytes,
         answer: Callable[[Any, str, int, str], tuple[Any, str | None]],
     ) -> tuple[Any, str]:
         """POST ``payload`` until an endpoint answers; ``answer(doc, url,

@@ -165,8 +165,10 @@ def parse_config(
     ctx = Ctx(Path(os.path.abspath(Path(base_dir).expanduser())), [])
     for name in data:
         if name in PLANNED:
-            ctx.errors.append(f"{name}: section not implemented yet ({PLANNED[name]} is not "
-                              f"part of this zmartd); remove [{name}]")
+            ctx.errors.append(
+                f"{name}: section not implemented yet ({PLANNED[name]} is not "
+                f"part of this zmartd); remove [{name}]"
+            )
         elif name not in SPECS:
             ctx.errors.append(_unknown(name, name, SECTIONS, "section"))
     parsed: Parsed = {}

@@ -76,11 +76,19 @@ class DevchainSettings:
     def from_config(cls, cfg: Config, **overrides: Any) -> DevchainSettings:
         d = cfg.devchain
         settings = cls(
-            host=d.host, port=d.port, ws_port=d.ws_port, seed=d.seed, state_file=d.state_file,
-            slot_interval=d.slot_interval, finalized_lag=d.finalized_lag,
-            program_id=cfg.chain.program_id, program_variant=d.program_variant,
-            webhook_url=d.webhook_url, webhook_auth_header=d.webhook_auth_header.reveal(),
-            webhook_duplicates=d.webhook_duplicates, webhook_shuffle=d.webhook_shuffle,
+            host=d.host,
+            port=d.port,
+            ws_port=d.ws_port,
+            seed=d.seed,
+            state_file=d.state_file,
+            slot_interval=d.slot_interval,
+            finalized_lag=d.finalized_lag,
+            program_id=cfg.chain.program_id,
+            program_variant=d.program_variant,
+            webhook_url=d.webhook_url,
+            webhook_auth_header=d.webhook_auth_header.reveal(),
+            webhook_duplicates=d.webhook_duplicates,
+            webhook_shuffle=d.webhook_shuffle,
             authority=cfg.chain.signer(),
         )
         return replace(settings, **overrides)
@@ -137,15 +145,22 @@ def build_node(settings: DevchainSettings) -> tuple[Node, Any]:
     Returns ``(node, seed result or None)``."""
     path = settings.state_file
     if path is not None and path.exists():
-        node = Node.from_bytes(path.read_bytes(), confirmed_lag=settings.confirmed_lag,
-                               finalized_lag=settings.finalized_lag)
+        node = Node.from_bytes(
+            path.read_bytes(),
+            confirmed_lag=settings.confirmed_lag,
+            finalized_lag=settings.finalized_lag,
+        )
         if node.bank.program_id != settings.program_id:
             raise StateFileError(
                 f"{path} holds a ledger for program {node.bank.program_id}, but the "
                 f"configured program id is {settings.program_id}"
             )
-        log.info("devchain state restored", path=str(path), slot=node.slot,
-                 transactions=node.transaction_count)
+        log.info(
+            "devchain state restored",
+            path=str(path),
+            slot=node.slot,
+            transactions=node.transaction_count,
+        )
         return node, None
     bank = Bank(program_id=settings.program_id, variant=settings.program_variant)
     node = Node(bank, confirmed_lag=settings.confirmed_lag, finalized_lag=settings.finalized_lag)
@@ -153,9 +168,12 @@ def build_node(settings: DevchainSettings) -> tuple[Node, Any]:
     if settings.seed == "demo":
         started = time.perf_counter()
         seeded = seed_demo(node, authority=settings.authority)
-        log.info("devchain seeded with demo data", markets=len(seeded.markets),
-                 transactions=node.transaction_count,
-                 seconds=round(time.perf_counter() - started, 3))
+        log.info(
+            "devchain seeded with demo data",
+            markets=len(seeded.markets),
+            transactions=node.transaction_count,
+            seconds=round(time.perf_counter() - started, 3),
+        )
     elif settings.seed != "none":
         raise ValueError(f"unknown seed {settings.seed!r} (use 'demo' or 'none')")
     return node, seeded
@@ -218,16 +236,28 @@ async def serve_devchain(
         ws_port = await nursery.start(_pubsub)
         http_stop = trio.Event()
         urls = await nursery.start(
-            partial(serve_http, asgi_app(rpc), settings.host, settings.port,
-                    shutdown_trigger=http_stop.wait)
+            partial(
+                serve_http,
+                asgi_app(rpc),
+                settings.host,
+                settings.port,
+                shutdown_trigger=http_stop.wait,
+            )
         )
         port = int(urls[0].rsplit(":", 1)[1])
         host = _url_host(settings.host)
-        chain = Devchain(settings=settings, node=node, rpc=rpc, pubsub=pubsub,
-                         rpc_url=f"http://{host}:{port}", ws_url=f"ws://{host}:{ws_port}",
-                         seed=seeded)
-        rpc.add_method("zmart_dropConnections",
-                       lambda params: {"dropped": pubsub.drop_connections()})
+        chain = Devchain(
+            settings=settings,
+            node=node,
+            rpc=rpc,
+            pubsub=pubsub,
+            rpc_url=f"http://{host}:{port}",
+            ws_url=f"ws://{host}:{ws_port}",
+            seed=seeded,
+        )
+        rpc.add_method(
+            "zmart_dropConnections", lambda params: {"dropped": pubsub.drop_connections()}
+        )
         rpc.add_method("zmart_snapshot", lambda params: _snapshot(chain))
         background = trio.CancelScope()
 
@@ -237,7 +267,9 @@ async def serve_devchain(
                     inner.start_soon(_slot_clock, node, settings.slot_interval)
                     if settings.webhook_url:
                         chain.webhooks = WebhookEmitter(
-                            node, settings.webhook_url, program_id=settings.program_id,
+                            node,
+                            settings.webhook_url,
+                            program_id=settings.program_id,
                             auth_header=settings.webhook_auth_header,
                             duplicates=settings.webhook_duplicates,
                             shuffle=settings.webhook_shuffle,
@@ -249,8 +281,14 @@ async def serve_devchain(
         nursery.start_soon(_background)
         if settings.state_file is not None and seeded is not None:
             chain.save_state()
-        log.info("devchain listening", rpc=chain.rpc_url, ws=chain.ws_url, slot=node.slot,
-                 program=str(settings.program_id), faucet=str(node.faucet.pubkey()))
+        log.info(
+            "devchain listening",
+            rpc=chain.rpc_url,
+            ws=chain.ws_url,
+            slot=node.slot,
+            program=str(settings.program_id),
+            faucet=str(node.faucet.pubkey()),
+        )
         task_status.started(chain)
         await stopping.wait()
         background.cancel()
@@ -279,8 +317,12 @@ async def run(
     async with trio.open_nursery() as nursery:
         chain: Devchain = await nursery.start(serve_devchain, settings, stopping)
         ctx.services.provide(DEVCHAIN, chain)
-        ctx.log.info("devchain ready", rpc=chain.rpc_url, ws=chain.ws_url,
-                     configured_rpc=expected.rpc_urls[0])
+        ctx.log.info(
+            "devchain ready",
+            rpc=chain.rpc_url,
+            ws=chain.ws_url,
+            configured_rpc=expected.rpc_urls[0],
+        )
         task_status.started()
         await stopping.wait()
         ctx.services.withdraw(DEVCHAIN, chain)

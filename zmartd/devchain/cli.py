@@ -35,12 +35,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="JSON-RPC port (default 8899; 0 = any free)")
     parser.add_argument("--ws-port", type=int, help="PubSub port (default 8900; 0 = any free)")
     parser.add_argument("--host", help="listen address (default 127.0.0.1)")
-    parser.add_argument("--seed", choices=("demo", "none"),
-                        help="demo = global config, markets in every state, users (default)")
-    parser.add_argument("--state", type=Path, metavar="FILE",
-                        help="persist the ledger to FILE and restore it from there")
-    parser.add_argument("--slot-interval", type=float, metavar="SECONDS",
-                        help="seconds per slot (default 0.4)")
+    parser.add_argument(
+        "--seed",
+        choices=("demo", "none"),
+        help="demo = global config, markets in every state, users (default)",
+    )
+    parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="persist the ledger to FILE and restore it from there",
+    )
+    parser.add_argument(
+        "--slot-interval", type=float, metavar="SECONDS", help="seconds per slot (default 0.4)"
+    )
 
 
 def settings_from(args: argparse.Namespace, config_path: Path | None) -> DevchainSettings:
@@ -51,9 +59,14 @@ def settings_from(args: argparse.Namespace, config_path: Path | None) -> Devchai
     elif config_path is not None and str(config_path) != DEFAULT_CONFIG:
         raise ValueError(f"config file {config_path} does not exist")
     overrides: dict[str, object] = {}
-    for flag, name in (("port", "port"), ("ws_port", "ws_port"), ("host", "host"),
-                       ("seed", "seed"), ("state", "state_file"),
-                       ("slot_interval", "slot_interval")):
+    for flag, name in (
+        ("port", "port"),
+        ("ws_port", "ws_port"),
+        ("host", "host"),
+        ("seed", "seed"),
+        ("state", "state_file"),
+        ("slot_interval", "slot_interval"),
+    ):
         value = getattr(args, flag, None)
         if value is not None:
             overrides[name] = value
@@ -72,14 +85,21 @@ async def run(settings: DevchainSettings) -> int:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             chain = await nursery.start(serve_devchain, settings, stopping)
-            print(f"zmartd devchain: JSON-RPC {chain.rpc_url}  PubSub {chain.ws_url}  "
-                  f"program {settings.program_id}  faucet {chain.node.faucet.pubkey()}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"zmartd devchain: JSON-RPC {chain.rpc_url}  PubSub {chain.ws_url}  "
+                f"program {settings.program_id}  faucet {chain.node.faucet.pubkey()}",
+                file=sys.stderr,
+                flush=True,
+            )
             if chain.seed is not None:
-                print("zmartd devchain: demo seeded: "
-                      + ", ".join(f"{m.slug} ({m.state.name.lower()})"
-                                  for m in chain.seed.markets.values()),
-                      file=sys.stderr, flush=True)
+                print(
+                    "zmartd devchain: demo seeded: "
+                    + ", ".join(
+                        f"{m.slug} ({m.state.name.lower()})" for m in chain.seed.markets.values()
+                    ),
+                    file=sys.stderr,
+                    flush=True,
+                )
             async for _ in signals:
                 stopping.set()
                 break
@@ -126,8 +146,11 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 def standalone(argv: Sequence[str] | None = None) -> int:
     """``python -m zmartd.devchain.cli`` (same flags plus ``--config``)."""
-    parser = argparse.ArgumentParser(prog="zmartd devchain", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="zmartd devchain",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("-c", "--config", type=Path, metavar="PATH")
     add_arguments(parser)
     args = parser.parse_args(argv)

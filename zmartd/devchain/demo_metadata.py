@@ -32,24 +32,69 @@ __all__ = ["DEMO_DETAILS", "DEMO_POSTS", "demo_metadata", "run", "seed_discussio
 
 #: slug -> (category, tags, description, resolution source, days until the market closes)
 DEMO_DETAILS: dict[str, tuple[str, tuple[str, ...], str, str, int]] = {
-    "sol-200": ("crypto", ("solana", "price"), "Resolves YES if SOL/USD closes above $200 "
-                "on December 31 (UTC).", "https://www.coingecko.com/en/coins/solana", 35),
-    "eth-etf": ("crypto", ("ethereum", "etf"), "Resolves YES if a US spot ETH ETF with "
-                "staking starts trading before the year ends.", "https://www.sec.gov", 35),
-    "rain-paris": ("weather", ("paris",), "Resolves YES if Météo-France records any "
-                   "precipitation in Paris tomorrow.", "https://meteofrance.com", 1),
-    "world-cup": ("sports", ("football", "brazil"), "Resolves YES if Brazil plays in the "
-                  "World Cup final.", "https://www.fifa.com", 20),
-    "btc-100k": ("crypto", ("bitcoin", "price"), "Resolves YES if BTC/USD traded above "
-                 "$100,000 at any time last month.", "https://www.coingecko.com", -5),
-    "mars-2030": ("science", ("space",), "Resolves YES if a crewed landing on Mars happens "
-                  "before January 1, 2031.", "https://www.nasa.gov", 1500),
-    "new-lang": ("tech", ("engineering",), "Resolves YES if the Rust rewrite ships to "
-                 "production this quarter.", "https://github.com", 60),
-    "community-pick": ("community", ("hackathon",), "Resolves YES if the community picks ZMART "
-                       "for the next hackathon.", "https://github.com", 45),
-    "dup-market": ("crypto", ("solana",), "A duplicate of sol-200, cancelled by the admin.",
-                   "https://www.coingecko.com/en/coins/solana", 35),
+    "sol-200": (
+        "crypto",
+        ("solana", "price"),
+        "Resolves YES if SOL/USD closes above $200 on December 31 (UTC).",
+        "https://www.coingecko.com/en/coins/solana",
+        35,
+    ),
+    "eth-etf": (
+        "crypto",
+        ("ethereum", "etf"),
+        "Resolves YES if a US spot ETH ETF with staking starts trading before the year ends.",
+        "https://www.sec.gov",
+        35,
+    ),
+    "rain-paris": (
+        "weather",
+        ("paris",),
+        "Resolves YES if Météo-France records any precipitation in Paris tomorrow.",
+        "https://meteofrance.com",
+        1,
+    ),
+    "world-cup": (
+        "sports",
+        ("football", "brazil"),
+        "Resolves YES if Brazil plays in the World Cup final.",
+        "https://www.fifa.com",
+        20,
+    ),
+    "btc-100k": (
+        "crypto",
+        ("bitcoin", "price"),
+        "Resolves YES if BTC/USD traded above $100,000 at any time last month.",
+        "https://www.coingecko.com",
+        -5,
+    ),
+    "mars-2030": (
+        "science",
+        ("space",),
+        "Resolves YES if a crewed landing on Mars happens before January 1, 2031.",
+        "https://www.nasa.gov",
+        1500,
+    ),
+    "new-lang": (
+        "tech",
+        ("engineering",),
+        "Resolves YES if the Rust rewrite ships to production this quarter.",
+        "https://github.com",
+        60,
+    ),
+    "community-pick": (
+        "community",
+        ("hackathon",),
+        "Resolves YES if the community picks ZMART for the next hackathon.",
+        "https://github.com",
+        45,
+    ),
+    "dup-market": (
+        "crypto",
+        ("solana",),
+        "A duplicate of sol-200, cancelled by the admin.",
+        "https://www.coingecko.com/en/coins/solana",
+        35,
+    ),
 }
 
 #: slug -> posts as (author wallet name, text, index of the post it replies to)
@@ -85,8 +130,12 @@ async def seed_discussions(
         ids: list[int] = []
         for author, text, reply_to in posts:
             record = await discussion_storage.post(
-                db, market_id=market_id, wallet=str(demo_keypair(author).pubkey()),
-                content=text, parent_id=None if reply_to is None else ids[reply_to])
+                db,
+                market_id=market_id,
+                wallet=str(demo_keypair(author).pubkey()),
+                content=text,
+                parent_id=None if reply_to is None else ids[reply_to],
+            )
             ids.append(record.id)
             written += 1
     return written
@@ -111,16 +160,22 @@ def demo_metadata(
     items = []
     for slug, market in seed.markets.items():
         category, tags, description, source, days = DEMO_DETAILS.get(
-            slug, ("general", (), market.question, "", 30))
-        items.append((
-            market.market_id.hex(),
-            str(demo_keypair(market.creator).pubkey()),
-            MarketMetadataInput(
-                title=market.question, description=description, category=category,
-                tags=tags, resolution_source=source or None,
-                end_time=now + timedelta(days=days),
-            ),
-        ))
+            slug, ("general", (), market.question, "", 30)
+        )
+        items.append(
+            (
+                market.market_id.hex(),
+                str(demo_keypair(market.creator).pubkey()),
+                MarketMetadataInput(
+                    title=market.question,
+                    description=description,
+                    category=category,
+                    tags=tags,
+                    resolution_source=source or None,
+                    end_time=now + timedelta(days=days),
+                ),
+            )
+        )
     return items
 
 
@@ -132,8 +187,9 @@ async def run(
     if isinstance(seed, DemoSeed):
         db = await ctx.services.get(DATABASE)
         inserted = await market_storage.import_metadata(db, demo_metadata(seed))
-        ctx.log.info("demo market metadata registered", inserted=inserted,
-                     markets=len(seed.markets))
+        ctx.log.info(
+            "demo market metadata registered", inserted=inserted, markets=len(seed.markets)
+        )
     task_status.started()
     async with trio.open_nursery() as nursery:
         if isinstance(seed, DemoSeed):

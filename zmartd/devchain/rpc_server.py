@@ -797,8 +797,11 @@ class JsonRpc:
         self.faults.timeout_sends = _int(params[0] if params else 1, "n")
         if len(params) > 1:
             seconds = params[1]
-            if not isinstance(seconds, int | float) or isinstance(seconds, bool) \
-                    or not 0 < seconds <= 600:
+            if (
+                not isinstance(seconds, int | float)
+                or isinstance(seconds, bool)
+                or not 0 < seconds <= 600
+            ):
                 raise _invalid("seconds must be a number in (0, 600]")
             self.faults.timeout_seconds = float(seconds)
         return self.faults.state()

@@ -33,8 +33,9 @@ __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zmartd.indexer",
-                                     description="run the chain indexer alone")
+    parser = argparse.ArgumentParser(
+        prog="python -m zmartd.indexer", description="run the chain indexer alone"
+    )
     parser.add_argument("-c", "--config", required=True, type=Path)
     args = parser.parse_args(argv)
     cfg = load_or_report(args.config, "python -m zmartd.indexer")
@@ -51,12 +52,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _run(cfg: Config) -> int:
     stopping = trio.Event()
     async with trio_asyncio.open_loop():
-        db = await Database.connect(cfg.database.dsn.reveal(), min_size=1, max_size=4,
-                                    statement_timeout=cfg.database.statement_timeout)
+        db = await Database.connect(
+            cfg.database.dsn.reveal(),
+            min_size=1,
+            max_size=4,
+            statement_timeout=cfg.database.statement_timeout,
+        )
         try:
-            ctx = ActorContext(name="indexer", config=cfg, bus=Bus(), metrics=Metrics(),
-                               services=Services(), health=Health(), statuses=lambda: [],
-                               facts=lambda: {})
+            ctx = ActorContext(
+                name="indexer",
+                config=cfg,
+                bus=Bus(),
+                metrics=Metrics(),
+                services=Services(),
+                health=Health(),
+                statuses=lambda: [],
+                facts=lambda: {},
+            )
             ctx.services.provide(DATABASE, db)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_signals, stopping)

@@ -88,8 +88,12 @@ async def run(
             nursery.start_soon(cancel_on, stopping, nursery.cancel_scope)
             rpc_urls, ws_url = await chain_urls(ctx)
             cfg = ctx.config.chain
-            async with RpcClient(rpc_urls, timeout=cfg.request_timeout,
-                                 max_retries=cfg.max_retries, commitment="confirmed") as rpc:
+            async with RpcClient(
+                rpc_urls,
+                timeout=cfg.request_timeout,
+                max_retries=cfg.max_retries,
+                commitment="confirmed",
+            ) as rpc:
                 source = ChainSource(rpc, cfg.program_id)
 
                 def waiting() -> None:
@@ -114,7 +118,6 @@ async def run(
         metrics.leader.set(0)
         ctx.set_degraded(None)
         ctx.services.withdraw(INDEXER, service)
-
 
 
 async def serve_indexer(
@@ -163,12 +166,14 @@ async def _live(indexer: Indexer, logs: Subscription[ProgramLogs]) -> None:
             indexer.metrics.lag.observe(time.perf_counter() - received)
 
 
-async def _gaps(
-    ctx: ActorContext, gaps: Subscription[ChainGap], service: IndexerService
-) -> None:
+async def _gaps(ctx: ActorContext, gaps: Subscription[ChainGap], service: IndexerService) -> None:
     async for gap in gaps:
-        ctx.log.info("live feed gap: backfilling", from_slot=gap.from_slot, to_slot=gap.to_slot,
-                     reason=gap.reason)
+        ctx.log.info(
+            "live feed gap: backfilling",
+            from_slot=gap.from_slot,
+            to_slot=gap.to_slot,
+            reason=gap.reason,
+        )
         service.request_backfill()
 
 
@@ -221,8 +226,9 @@ async def _webhooks(ctx: ActorContext, indexer: Indexer, service: IndexerService
                 known.add(item.signature)  # a later duplicate in this batch is skipped
                 fresh.append(item)
             docs = await indexer.confirm_hints(fresh) if fresh else []
-            await indexer.ingest(docs, path="webhook", stream="webhook",
-                                 inbox_ids=[i.id for i in items])
+            await indexer.ingest(
+                docs, path="webhook", stream="webhook", inbox_ids=[i.id for i in items]
+            )
 
 
 async def _finality(ctx: ActorContext, indexer: Indexer) -> None:

@@ -55,7 +55,11 @@ class Applied:
 
 
 async def apply_effects(
-    db: Database, eff: Effects, *, stream: str | None, inbox_ids: Sequence[int] = (),
+    db: Database,
+    eff: Effects,
+    *,
+    stream: str | None,
+    inbox_ids: Sequence[int] = (),
     read_back: bool = True,
 ) -> Applied:
     """Write ``eff`` as one transaction (see the module docstring)."""
@@ -64,8 +68,11 @@ async def apply_effects(
         out = Applied()
         all_keys = [k for _, keys in eff.keys for k in keys]
         claimed = await chain_store.write_claims(con, all_keys)
-        new = {sig for sig, keys in eff.keys
-               if any((k.signature, k.instruction_index, k.event_index) in claimed for k in keys)}
+        new = {
+            sig
+            for sig, keys in eff.keys
+            if any((k.signature, k.instruction_index, k.event_index) in claimed for k in keys)
+        }
         out.new_signatures = new
         out.replayed = len(eff.keys) - len(new)
 
@@ -89,24 +96,32 @@ async def apply_effects(
 
         if stream is not None and eff.newest is not None:
             slot, signature, block_time = eff.newest
-            await chain_store.write_cursor(con, stream, slot=slot, signature=signature,
-                                           block_time=block_time)
+            await chain_store.write_cursor(
+                con, stream, slot=slot, signature=signature, block_time=block_time
+            )
         await store.delete_inbox(con, inbox_ids)
 
         if read_back and new:
             touched = {e.market_id for e in events if e.market_id is not None}
-            touched.update(m.market_id for m in markets
-                           if any(p.market_id == m.market_id for p in eff.positions)
-                           or m.market_id in touched)
+            touched.update(
+                m.market_id
+                for m in markets
+                if any(p.market_id == m.market_id for p in eff.positions) or m.market_id in touched
+            )
             out.markets = await store.read_market_records(con, touched)
             wallets = {(t.market_id, t.wallet) for t in trades}
-            wallets.update((e.market_id, e.wallet) for e in events
-                           if e.name == "WinningsClaimed" and e.market_id and e.wallet)
+            wallets.update(
+                (e.market_id, e.wallet)
+                for e in events
+                if e.name == "WinningsClaimed" and e.market_id and e.wallet
+            )
             out.positions = await store.read_position_records(con, wallets)
             out.trades = await store.read_trade_records(
-                con, [(t.signature, t.instruction_index, t.event_index) for t in trades])
+                con, [(t.signature, t.instruction_index, t.event_index) for t in trades]
+            )
             out.votes = await store.read_vote_records(
-                con, [(v.kind, v.market_id, v.wallet) for v in votes])
+                con, [(v.kind, v.market_id, v.wallet) for v in votes]
+            )
         return out
 
     return await db.run("indexer.apply_effects", _unit)
@@ -126,8 +141,11 @@ async def revert_and_refresh(
         ids = set(affected["markets"])
         wallets = set(affected["wallets"])
         out.markets = await store.read_market_records(con, ids)
-        keys = {(p.market_id, p.wallet) for p in refreshed.positions
-                if p.market_id in ids and p.wallet in wallets}
+        keys = {
+            (p.market_id, p.wallet)
+            for p in refreshed.positions
+            if p.market_id in ids and p.wallet in wallets
+        }
         out.positions = await store.read_position_records(con, keys)
         return out
 

@@ -77,9 +77,12 @@ class BackfillProgress:
         if self.total == 0 and not self.finished:
             return f"backfill ({self.reason}): listing signatures, {self.listed} so far"
         eta = self.eta
-        return (f"backfill ({self.reason}): {self.done}/{self.total} transactions, "
-                f"{self.rate:.0f}/s, ETA {eta:.0f} s" if eta is not None else
-                f"backfill ({self.reason}): {self.done}/{self.total} transactions")
+        return (
+            f"backfill ({self.reason}): {self.done}/{self.total} transactions, "
+            f"{self.rate:.0f}/s, ETA {eta:.0f} s"
+            if eta is not None
+            else f"backfill ({self.reason}): {self.done}/{self.total} transactions"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,15 +104,21 @@ async def _prepare_page(indexer: Indexer, page: list[SignatureInfo]) -> _Page:
             if doc is None:  # listed at confirmed, so it must exist: retry harder
                 doc = await indexer.fetch(info.signature, attempts=6)
             if doc is None:
-                raise RuntimeError(f"backfill: transaction {info.signature} listed at "
-                                   f"confirmed but not returned by getTransaction")
+                raise RuntimeError(
+                    f"backfill: transaction {info.signature} listed at "
+                    f"confirmed but not returned by getTransaction"
+                )
             docs.append(doc)
     return _Page(page, len(page) - len(todo), await indexer.prepare(docs))
 
 
 async def backfill(
-    indexer: Indexer, *, reason: str, from_slot: int | None = None,
-    from_signature: str | None = None, batch_size: int = UNIT_SIZE,
+    indexer: Indexer,
+    *,
+    reason: str,
+    from_slot: int | None = None,
+    from_signature: str | None = None,
+    batch_size: int = UNIT_SIZE,
     progress: BackfillProgress | None = None,
     on_progress: Callable[[BackfillProgress], None] | None = None,
 ) -> BackfillProgress:
@@ -145,8 +154,13 @@ async def backfill(
     if indexer.metrics is not None:
         indexer.metrics.backfill_remaining.set(p.total)
     if sigs:
-        log.info("backfill started", reason=reason, transactions=len(sigs),
-                 from_slot=sigs[0].slot, to_slot=sigs[-1].slot)
+        log.info(
+            "backfill started",
+            reason=reason,
+            transactions=len(sigs),
+            from_slot=sigs[0].slot,
+            to_slot=sigs[-1].slot,
+        )
     stream = STREAM if contiguous else None
 
     analyze_at = ANALYZE_FIRST
@@ -161,8 +175,9 @@ async def backfill(
                     analyze_at *= 2
                 last = ready.page[-1]
                 cursor_at = (last.slot, last.signature) if last.slot >= 0 else None
-                out = await indexer.apply(ready.unit, path="backfill", stream=stream,
-                                          cursor=cursor_at)
+                out = await indexer.apply(
+                    ready.unit, path="backfill", stream=stream, cursor=cursor_at
+                )
                 p.done += len(ready.page)
                 p.applied += out.applied
                 p.skipped += ready.known + out.replayed
@@ -177,13 +192,19 @@ async def backfill(
                 now = time.perf_counter()
                 if now - last_log >= 2.0:
                     last_log = now
-                    log.info("backfill progress", reason=reason, done=p.done, total=p.total,
-                             rate=round(p.rate), eta=round(p.eta or 0, 1))
+                    log.info(
+                        "backfill progress",
+                        reason=reason,
+                        done=p.done,
+                        total=p.total,
+                        rate=round(p.rate),
+                        eta=round(p.eta or 0, 1),
+                    )
 
     async def prepare_pages(send: trio.MemorySendChannel[_Page]) -> None:
         async with send:
             for start in range(0, len(sigs), batch_size):
-                page = sigs[start:start + batch_size]
+                page = sigs[start : start + batch_size]
                 await send.send(await _prepare_page(indexer, page))
 
     # The next page is listed against processed_transactions, fetched,
@@ -204,7 +225,14 @@ async def backfill(
     if on_progress is not None:
         on_progress(p)
     if p.total:
-        log.info("backfill finished", reason=reason, transactions=p.total, applied=p.applied,
-                 skipped=p.skipped, dead=p.dead, events=p.events,
-                 seconds=round(time.perf_counter() - p.started, 2))
+        log.info(
+            "backfill finished",
+            reason=reason,
+            transactions=p.total,
+            applied=p.applied,
+            skipped=p.skipped,
+            dead=p.dead,
+            events=p.events,
+            seconds=round(time.perf_counter() - p.started, 2),
+        )
     return p

@@ -27,13 +27,24 @@ __all__ = ["add_arguments", "main"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     start = parser.add_mutually_exclusive_group(required=True)
-    start.add_argument("--from-slot", type=int, metavar="N",
-                       help="re-scan every program transaction at or after slot N")
-    start.add_argument("--signature", metavar="SIG",
-                       help="re-scan from this transaction signature (inclusive) to the newest")
-    parser.add_argument("--batch-size", type=int, metavar="N",
-                        help="transactions per database transaction (default: the "
-                             "backfill's unit size, zmartd.indexer.backfill.UNIT_SIZE)")
+    start.add_argument(
+        "--from-slot",
+        type=int,
+        metavar="N",
+        help="re-scan every program transaction at or after slot N",
+    )
+    start.add_argument(
+        "--signature",
+        metavar="SIG",
+        help="re-scan from this transaction signature (inclusive) to the newest",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help="transactions per database transaction (default: the "
+        "backfill's unit size, zmartd.indexer.backfill.UNIT_SIZE)",
+    )
 
 
 def main(args: argparse.Namespace, path: Path) -> int:
@@ -53,8 +64,7 @@ def main(args: argparse.Namespace, path: Path) -> int:
     return trio.run(partial(_run, cfg, args.from_slot, args.signature, args.batch_size))
 
 
-async def _run(cfg: Config, from_slot: int | None, signature: str | None,
-               batch: int | None) -> int:
+async def _run(cfg: Config, from_slot: int | None, signature: str | None, batch: int | None) -> int:
     # lazy: start-up time (this module's parser is built for every zmartd command)
     import trio_asyncio
     from solders.signature import Signature
@@ -71,8 +81,7 @@ async def _run(cfg: Config, from_slot: int | None, signature: str | None,
         try:
             Signature.from_string(signature)
         except ValueError:
-            print(f"zmartd backfill: {signature!r} is not a transaction signature",
-                  file=sys.stderr)
+            print(f"zmartd backfill: {signature!r} is not a transaction signature", file=sys.stderr)
             return 2
     endpoints = chain_endpoints(cfg)
     async with AsyncExitStack() as stack:
@@ -83,28 +92,40 @@ async def _run(cfg: Config, from_slot: int | None, signature: str | None,
             return 1
         async with trio_asyncio.open_loop():
             try:
-                db = await Database.connect(dsn, min_size=1, max_size=4,
-                                            statement_timeout=cfg.database.statement_timeout)
+                db = await Database.connect(
+                    dsn, min_size=1, max_size=4, statement_timeout=cfg.database.statement_timeout
+                )
             except Exception as exc:
-                print(f"zmartd backfill: cannot connect to the database: "
-                      f"{type(exc).__name__}: {exc}", file=sys.stderr)
+                print(
+                    f"zmartd backfill: cannot connect to the database: {type(exc).__name__}: {exc}",
+                    file=sys.stderr,
+                )
                 return 1
             try:
                 await migrate(db)
-                async with RpcClient(list(endpoints.rpc_urls),
-                                     timeout=cfg.chain.request_timeout,
-                                     max_retries=cfg.chain.max_retries) as rpc:
-                    indexer = Indexer(db, ChainSource(rpc, cfg.chain.program_id), None, None,
-                                      publish=False)
+                async with RpcClient(
+                    list(endpoints.rpc_urls),
+                    timeout=cfg.chain.request_timeout,
+                    max_retries=cfg.chain.max_retries,
+                ) as rpc:
+                    indexer = Indexer(
+                        db, ChainSource(rpc, cfg.chain.program_id), None, None, publish=False
+                    )
                     await indexer.load_state()
-                    p = await backfill(indexer, reason="cli", from_slot=from_slot,
-                                       from_signature=signature,
-                                       batch_size=batch or UNIT_SIZE)
+                    p = await backfill(
+                        indexer,
+                        reason="cli",
+                        from_slot=from_slot,
+                        from_signature=signature,
+                        batch_size=batch or UNIT_SIZE,
+                    )
             except (MigrationError, RpcClientError, OSError, RuntimeError) as exc:
                 print(f"zmartd backfill: {type(exc).__name__}: {exc}", file=sys.stderr)
                 return 1
             finally:
                 await db.close()
-    print(f"backfill done: {p.total} transactions listed, {p.applied} applied, "
-          f"{p.skipped} already indexed, {p.dead} parked in dead_letters, {p.events} events")
+    print(
+        f"backfill done: {p.total} transactions listed, {p.applied} applied, "
+        f"{p.skipped} already indexed, {p.dead} parked in dead_letters, {p.events} events"
+    )
     return 0

@@ -165,48 +165,75 @@ def market_state(
     if question_hash is None and m.proposed_outcome is None and m.state != t.MarketState.CANCELLED:
         question_hash = evidence
     return MarketChainState(
-        market_id=m.market_id.hex(), address=str(address), creator=str(m.creator),
-        state=int(m.state), b_parameter=m.b_parameter, initial_liquidity=m.initial_liquidity,
-        current_liquidity=m.current_liquidity, shares_yes=m.shares_yes, shares_no=m.shares_no,
+        market_id=m.market_id.hex(),
+        address=str(address),
+        creator=str(m.creator),
+        state=int(m.state),
+        b_parameter=m.b_parameter,
+        initial_liquidity=m.initial_liquidity,
+        current_liquidity=m.current_liquidity,
+        shares_yes=m.shares_yes,
+        shares_no=m.shares_no,
         total_volume=m.total_volume,
         created_at=_time(m.created_at) or datetime.fromtimestamp(0, UTC),
-        slot=slot, price_yes=price, approved_at=_time(m.approved_at),
+        slot=slot,
+        price_yes=price,
+        approved_at=_time(m.approved_at),
         activated_at=_time(m.activated_at),
         resolution_proposed_at=_time(m.resolution_proposed_at),
-        resolved_at=_time(m.resolved_at), finalized_at=_time(m.finalized_at),
+        resolved_at=_time(m.resolved_at),
+        finalized_at=_time(m.finalized_at),
         dispute_initiated_at=_time(m.dispute_initiated_at),
         cancelled_at=_time(m.cancelled_at) if m.cancelled_at is not None else None,
-        resolver=_key(m.resolver), proposed_outcome=m.proposed_outcome,
-        final_outcome=m.final_outcome, ipfs_question_hash=question_hash,
-        ipfs_evidence_hash=evidence, dispute_initiator=_key(m.dispute_initiator),
+        resolver=_key(m.resolver),
+        proposed_outcome=m.proposed_outcome,
+        final_outcome=m.final_outcome,
+        ipfs_question_hash=question_hash,
+        ipfs_evidence_hash=evidence,
+        dispute_initiator=_key(m.dispute_initiator),
         accumulated_resolver_fees=m.accumulated_resolver_fees,
-        accumulated_lp_fees=m.accumulated_lp_fees, proposal_likes=m.proposal_likes,
-        proposal_dislikes=m.proposal_dislikes, proposal_total_votes=m.proposal_total_votes,
-        dispute_agree=m.dispute_agree, dispute_disagree=m.dispute_disagree,
-        dispute_total_votes=m.dispute_total_votes, was_disputed=m.was_disputed,
+        accumulated_lp_fees=m.accumulated_lp_fees,
+        proposal_likes=m.proposal_likes,
+        proposal_dislikes=m.proposal_dislikes,
+        proposal_total_votes=m.proposal_total_votes,
+        dispute_agree=m.dispute_agree,
+        dispute_disagree=m.dispute_disagree,
+        dispute_total_votes=m.dispute_total_votes,
+        was_disputed=m.was_disputed,
     )
 
 
 def position_state(address: Pubkey, p: t.UserPosition, market_id: str, slot: int) -> PositionState:
     return PositionState(
-        market_id=market_id, wallet=str(p.user), address=str(address),
-        shares_yes=p.shares_yes, shares_no=p.shares_no, total_invested=p.total_invested,
+        market_id=market_id,
+        wallet=str(p.user),
+        address=str(address),
+        shares_yes=p.shares_yes,
+        shares_no=p.shares_no,
+        total_invested=p.total_invested,
         trades_count=p.trades_count,
-        last_trade_at=_time(p.last_trade_at) or datetime.fromtimestamp(0, UTC), slot=slot,
-        has_claimed=p.has_claimed, claimed_amount=p.claimed_amount,
+        last_trade_at=_time(p.last_trade_at) or datetime.fromtimestamp(0, UTC),
+        slot=slot,
+        has_claimed=p.has_claimed,
+        claimed_amount=p.claimed_amount,
     )
 
 
 def config_state(address: Pubkey, c: t.GlobalConfig, slot: int) -> GlobalConfigState:
     return GlobalConfigState(
-        address=str(address), admin=str(c.admin), backend_authority=str(c.backend_authority),
-        protocol_fee_wallet=str(c.protocol_fee_wallet), protocol_fee_bps=c.protocol_fee_bps,
+        address=str(address),
+        admin=str(c.admin),
+        backend_authority=str(c.backend_authority),
+        protocol_fee_wallet=str(c.protocol_fee_wallet),
+        protocol_fee_bps=c.protocol_fee_bps,
         resolver_reward_bps=c.resolver_reward_bps,
         liquidity_provider_fee_bps=c.liquidity_provider_fee_bps,
         proposal_approval_threshold=c.proposal_approval_threshold,
         dispute_success_threshold=c.dispute_success_threshold,
-        min_resolution_delay=c.min_resolution_delay, dispute_period=c.dispute_period,
-        is_paused=c.is_paused, slot=slot,
+        min_resolution_delay=c.min_resolution_delay,
+        dispute_period=c.dispute_period,
+        is_paused=c.is_paused,
+        slot=slot,
     )
 
 
@@ -243,15 +270,17 @@ def _decode_snapshot(
         except DecodeError:
             continue  # not a zmart account (a wrong key in a foreign instruction)
         if isinstance(acc, t.MarketAccount):
-            markets[key] = market_state(key, acc, snapshot.slot,
-                                        question_hashes.get(acc.market_id.hex()))
+            markets[key] = market_state(
+                key, acc, snapshot.slot, question_hashes.get(acc.market_id.hex())
+            )
         elif isinstance(acc, t.UserPosition):
             positions.append((key, acc))
         elif isinstance(acc, t.GlobalConfig):
             config = config_state(key, acc, snapshot.slot)
     out_positions = [
         position_state(key, p, markets[p.market].market_id, snapshot.slot)
-        for key, p in positions if p.market in markets
+        for key, p in positions
+        if p.market in markets
     ]
     return list(markets.values()), out_positions, config
 
@@ -293,11 +322,15 @@ def _failed(tx: DecodedTransaction) -> FailedTransaction:
     signer = str(tx.account_keys[0]) if tx.account_keys else None
     pe = tx.program_error
     return FailedTransaction(
-        signature=str(tx.signature), slot=tx.slot, block_time=_time(tx.block_time), err=tx.err,
+        signature=str(tx.signature),
+        slot=tx.slot,
+        block_time=_time(tx.block_time),
+        err=tx.err,
         instructions=tuple(i.decoded.name for i in tx.instructions),
         failed_instruction_index=tx.failed_instruction_index,
         error_code=pe.code if pe is not None else None,
-        error_name=pe.name if pe is not None else None, signer=signer,
+        error_name=pe.name if pe is not None else None,
+        signer=signer,
     )
 
 
@@ -311,22 +344,43 @@ def _tx_keys(tx: DecodedTransaction) -> list[EventKey]:
     for ev in tx.events:
         ix = ev.instruction_index or 0
         with_event.add(ix)
-        keys[(ix, ev.event_index)] = EventKey(signature=sig, instruction_index=ix,
-                                             event_index=ev.event_index, slot=tx.slot,
-                                             block_time=bt)
+        keys[(ix, ev.event_index)] = EventKey(
+            signature=sig,
+            instruction_index=ix,
+            event_index=ev.event_index,
+            slot=tx.slot,
+            block_time=bt,
+        )
     for ins in tx.instructions:
         if ins.instruction_index not in with_event:
             k = (ins.instruction_index, 0)
-            keys.setdefault(k, EventKey(signature=sig, instruction_index=k[0], event_index=0,
-                                        slot=tx.slot, block_time=bt))
+            keys.setdefault(
+                k,
+                EventKey(
+                    signature=sig,
+                    instruction_index=k[0],
+                    event_index=0,
+                    slot=tx.slot,
+                    block_time=bt,
+                ),
+            )
     if not keys:
-        keys[(0, 0)] = EventKey(signature=sig, instruction_index=0, event_index=0, slot=tx.slot,
-                                block_time=bt)
+        keys[(0, 0)] = EventKey(
+            signature=sig, instruction_index=0, event_index=0, slot=tx.slot, block_time=bt
+        )
     return list(keys.values())
 
 
-_WALLET_FIELDS = ("user", "creator", "initiator", "resolver", "approved_by", "cancelled_by",
-                  "paused_by", "admin")
+_WALLET_FIELDS = (
+    "user",
+    "creator",
+    "initiator",
+    "resolver",
+    "approved_by",
+    "cancelled_by",
+    "paused_by",
+    "admin",
+)
 
 
 def build_effects(
@@ -343,7 +397,8 @@ def build_effects(
             for ins in tx.instructions:
                 if isinstance(ins.decoded.args, t.CreateMarketArgs):
                     hashes[ins.decoded.args.market_id.hex()] = _hash_text(
-                        ins.decoded.args.ipfs_question_hash)
+                        ins.decoded.args.ipfs_question_hash
+                    )
     eff = Effects(bps=bps)
     eff.markets, eff.positions, eff.config = _decode_snapshot(snapshot, hashes)
     by_address = {m.address: m.market_id for m in eff.markets}
@@ -356,8 +411,9 @@ def build_effects(
         if not tx.succeeded:
             eff.failed.append(_failed(tx))
             continue
-        fee_wallets = [getattr(i.decoded.accounts, "protocol_fee_wallet", None)
-                       for i in tx.instructions]
+        fee_wallets = [
+            getattr(i.decoded.accounts, "protocol_fee_wallet", None) for i in tx.instructions
+        ]
         for ev in tx.events:
             e = ev.event
             ix = ev.instruction_index or 0
@@ -366,19 +422,38 @@ def build_effects(
                 market_id = by_address.get(str(e.market))
             wallet = next((str(getattr(e, f)) for f in _WALLET_FIELDS if hasattr(e, f)), None)
             at = bt or _time(getattr(e, "timestamp", None)) or datetime.fromtimestamp(0, UTC)
-            eff.events.append(ChainEventRow(
-                signature=sig, instruction_index=ix, event_index=ev.event_index, slot=tx.slot,
-                block_time=bt, name=type(e).__name__, market_id=market_id, wallet=wallet,
-                data=event_json(e)))
+            eff.events.append(
+                ChainEventRow(
+                    signature=sig,
+                    instruction_index=ix,
+                    event_index=ev.event_index,
+                    slot=tx.slot,
+                    block_time=bt,
+                    name=type(e).__name__,
+                    market_id=market_id,
+                    wallet=wallet,
+                    data=event_json(e),
+                )
+            )
             if isinstance(e, t.SharesBought | t.SharesSold):
                 buy = isinstance(e, t.SharesBought)
                 amount = e.cost if isinstance(e, t.SharesBought) else e.proceeds
-                eff.trades.append(TradeEvent(
-                    market_id=e.market_id.hex(), wallet=str(e.user),
-                    side="buy" if buy else "sell", outcome="YES" if e.outcome else "NO",
-                    shares=e.shares, amount=amount, price_yes=e.new_price_yes, block_time=at,
-                    slot=tx.slot, signature=sig, instruction_index=ix,
-                    event_index=ev.event_index))
+                eff.trades.append(
+                    TradeEvent(
+                        market_id=e.market_id.hex(),
+                        wallet=str(e.user),
+                        side="buy" if buy else "sell",
+                        outcome="YES" if e.outcome else "NO",
+                        shares=e.shares,
+                        amount=amount,
+                        price_yes=e.new_price_yes,
+                        block_time=at,
+                        slot=tx.slot,
+                        signature=sig,
+                        instruction_index=ix,
+                        event_index=ev.event_index,
+                    )
+                )
                 base = _pre_fee(amount, eff.bps.total) if buy else _gross(amount, eff.bps.total)
                 protocol, resolver, lp = _split(base, eff.bps)
                 wallet_key = fee_wallets[0] if len(fee_wallets) == 1 else None
@@ -391,20 +466,35 @@ def build_effects(
                     share = eff.bps.resolver + eff.bps.lp
                     resolver = rest * eff.bps.resolver // share if share else 0
                     lp = max(rest - resolver, 0)
-                eff.fees.append(TradeFee(
-                    signature=sig, instruction_index=ix, event_index=ev.event_index,
-                    base_amount=base, protocol_fee=protocol,
-                    resolver_fee=resolver, lp_fee=lp))
+                eff.fees.append(
+                    TradeFee(
+                        signature=sig,
+                        instruction_index=ix,
+                        event_index=ev.event_index,
+                        base_amount=base,
+                        protocol_fee=protocol,
+                        resolver_fee=resolver,
+                        lp_fee=lp,
+                    )
+                )
             elif isinstance(e, t.ProposalVoteSubmitted | t.DisputeVoteSubmitted):
-                eff.votes.append(ChainVote(
-                    kind="proposal" if isinstance(e, t.ProposalVoteSubmitted) else "dispute",
-                    market_id=e.market_id.hex(), wallet=str(e.user), vote=e.vote,
-                    signature=sig, slot=tx.slot, voted_at=at))
+                eff.votes.append(
+                    ChainVote(
+                        kind="proposal" if isinstance(e, t.ProposalVoteSubmitted) else "dispute",
+                        market_id=e.market_id.hex(),
+                        wallet=str(e.user),
+                        vote=e.vote,
+                        signature=sig,
+                        slot=tx.slot,
+                        voted_at=at,
+                    )
+                )
             elif isinstance(e, t.MarketCreated):
                 eff.creations.append((e.market_id.hex(), at, tx.slot))
             elif isinstance(e, t.GlobalConfigInitialized):
                 eff.bps = dataclasses.replace(FeeBps(), protocol=e.protocol_fee_bps)
             elif isinstance(e, t.ConfigUpdated):
-                eff.bps = FeeBps(e.protocol_fee_bps, e.resolver_reward_bps,
-                                 e.liquidity_provider_fee_bps)
+                eff.bps = FeeBps(
+                    e.protocol_fee_bps, e.resolver_reward_bps, e.liquidity_provider_fee_bps
+                )
     return eff

@@ -48,8 +48,15 @@ async def finality_round(indexer: Indexer, *, timeout: float = 60.0) -> Finality
     """One pass (see the module docstring)."""
     finalized = await indexer.source.slot("finalized")
     pending = await store.pending_finality(indexer.db, finalized, limit=5000)
-    statuses = (await indexer.source.rpc.get_signature_statuses(
-        [p.signature for p in pending], search_transaction_history=True)) if pending else []
+    statuses = (
+        (
+            await indexer.source.rpc.get_signature_statuses(
+                [p.signature for p in pending], search_transaction_history=True
+            )
+        )
+        if pending
+        else []
+    )
     now = datetime.now(UTC)
     gone: list[str] = []
     hold = finalized
@@ -63,8 +70,9 @@ async def finality_round(indexer: Indexer, *, timeout: float = 60.0) -> Finality
     if gone:
         await _revert(indexer, gone)
     marked = await store.mark_all_finalized(indexer.db, hold) if hold >= 0 else 0
-    return FinalityReport(finalized_slot=finalized, marked_up_to=hold, rows_marked=marked,
-                          reverted=gone)
+    return FinalityReport(
+        finalized_slot=finalized, marked_up_to=hold, rows_marked=marked, reverted=gone
+    )
 
 
 async def _revert(indexer: Indexer, signatures: list[str]) -> None:
@@ -74,16 +82,20 @@ async def _revert(indexer: Indexer, signatures: list[str]) -> None:
     # deleted, the accounts are the only truth left.
     markets = await indexer.source.program_accounts(market_filters())
     positions = await indexer.source.program_accounts(position_filters())
-    snap = AccountSnapshot(slot=min(markets.slot, positions.slot),
-                           accounts={**markets.accounts, **positions.accounts})
+    snap = AccountSnapshot(
+        slot=min(markets.slot, positions.slot), accounts={**markets.accounts, **positions.accounts}
+    )
     async with indexer.lock:
         eff = build_effects([], snap, bps=indexer.bps)
         applied = await revert_and_refresh(indexer.db, signatures, eff)
     if indexer.metrics is not None:
         indexer.metrics.reverted.inc(len(signatures))
-    log.warning("reverted transactions that disappeared before finalization",
-                signatures=signatures, markets=[m.market_id for m in applied.markets],
-                seconds=round(time.perf_counter() - started, 3))
+    log.warning(
+        "reverted transactions that disappeared before finalization",
+        signatures=signatures,
+        markets=[m.market_id for m in applied.markets],
+        seconds=round(time.perf_counter() - started, 3),
+    )
     if indexer.publish and indexer.bus is not None:
         for event in domain_events(applied):
             await indexer.bus.publish("events", event)

@@ -20,7 +20,11 @@ __all__ = ["run_listener"]
 
 
 async def run_listener(
-    bus: Bus, ws_url: str, program_id: Pubkey, *, heartbeat_timeout: float = 30.0,
+    bus: Bus,
+    ws_url: str,
+    program_id: Pubkey,
+    *,
+    heartbeat_timeout: float = 30.0,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Forward notifications and gaps to the bus until cancelled; ``started``
@@ -34,8 +38,12 @@ async def run_listener(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(forward_gaps)
-        async with open_pubsub(ws_url, gap_channel=gaps_send, commitment="confirmed",
-                               heartbeat_timeout=heartbeat_timeout) as ps:
+        async with open_pubsub(
+            ws_url,
+            gap_channel=gaps_send,
+            commitment="confirmed",
+            heartbeat_timeout=heartbeat_timeout,
+        ) as ps:
             subscription = ps.logs_subscribe(program_id, commitment="confirmed", name="logs")
             async with subscription as sub:
                 task_status.started()

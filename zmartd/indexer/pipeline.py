@@ -48,7 +48,8 @@ log = structlog.get_logger("zmartd.indexer")
 
 #: Database errors caused by the data of a unit (retrying cannot help).
 POISON: tuple[type[Exception], ...] = (
-    asyncpg.IntegrityConstraintViolationError, asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.DataError,
 )
 
 
@@ -104,8 +105,15 @@ class Prepared:
 class Indexer:
     """State shared by the ingest paths of one leader instance."""
 
-    def __init__(self, db: Database, source: ChainSource, bus: Bus | None,
-                 metrics: IndexerMetrics | None, *, publish: bool = True) -> None:
+    def __init__(
+        self,
+        db: Database,
+        source: ChainSource,
+        bus: Bus | None,
+        metrics: IndexerMetrics | None,
+        *,
+        publish: bool = True,
+    ) -> None:
         self.db = db
         self.source = source
         self.bus = bus
@@ -120,8 +128,11 @@ class Indexer:
     async def load_state(self) -> None:
         config = await store.read_global_config(self.db)
         if config is not None:
-            self.bps = FeeBps(config.protocol_fee_bps, config.resolver_reward_bps,
-                              config.liquidity_provider_fee_bps)
+            self.bps = FeeBps(
+                config.protocol_fee_bps,
+                config.resolver_reward_bps,
+                config.liquidity_provider_fee_bps,
+            )
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -141,12 +152,17 @@ class Indexer:
             self.metrics.transactions.labels(path, result).inc(n)
 
     async def _dead(self, signature: str, slot: int | None, reason: str, raw: Any) -> None:
-        log.warning("transaction parked in dead_letters", signature=signature, slot=slot,
-                    reason=reason[:300])
+        log.warning(
+            "transaction parked in dead_letters",
+            signature=signature,
+            slot=slot,
+            reason=reason[:300],
+        )
         if self.metrics is not None:
             self.metrics.dead_letters.inc()
-        await chain_store.record_dead_letter(self.db, signature=signature, slot=slot,
-                                             reason=reason, payload=raw)
+        await chain_store.record_dead_letter(
+            self.db, signature=signature, slot=slot, reason=reason, payload=raw
+        )
         self._remember([signature])
 
     async def confirm_hints(self, items: Sequence[store.InboxItem]) -> list[dict[str, Any]]:
@@ -167,12 +183,19 @@ class Indexer:
             if doc is None:
                 doc = await self.fetch(item.signature, attempts=8)
             if doc is None:
-                await self._reject_hint(item, "not_found", "webhook delivery: no such "
-                                        "transaction at confirmed (getTransaction)")
+                await self._reject_hint(
+                    item,
+                    "not_found",
+                    "webhook delivery: no such transaction at confirmed (getTransaction)",
+                )
                 continue
             if item.body is not None and _fingerprint(item.body) != _fingerprint(doc):
-                await self._reject_hint(item, "mismatch", "webhook delivery differs from the "
-                                        "chain's transaction; the chain's was applied")
+                await self._reject_hint(
+                    item,
+                    "mismatch",
+                    "webhook delivery differs from the "
+                    "chain's transaction; the chain's was applied",
+                )
             out.append(doc)
         return out
 
@@ -182,8 +205,9 @@ class Indexer:
         log.warning("webhook delivery rejected", signature=item.signature, reason=reason)
         if self.metrics is not None:
             self.metrics.webhook_rejected.labels(reason).inc()
-        await chain_store.record_dead_letter(self.db, signature=item.signature,
-                                             slot=item.slot, reason=text, payload=item.body)
+        await chain_store.record_dead_letter(
+            self.db, signature=item.signature, slot=item.slot, reason=text, payload=item.body
+        )
 
     # ------------------------------------------------------------------ the pipeline
 
@@ -233,8 +257,13 @@ class Indexer:
         return Prepared(txs, docs, dead, snap, build_effects(txs, snap, bps=bps), bps)
 
     async def ingest(
-        self, raws: Sequence[Mapping[str, Any]], *, path: str, stream: str | None,
-        inbox_ids: Sequence[int] = (), cursor: tuple[int, str] | None = None,
+        self,
+        raws: Sequence[Mapping[str, Any]],
+        *,
+        path: str,
+        stream: str | None,
+        inbox_ids: Sequence[int] = (),
+        cursor: tuple[int, str] | None = None,
     ) -> Outcome:
         """Apply raw ``getTransaction``/raw-webhook documents as one unit.
 
@@ -242,12 +271,18 @@ class Indexer:
         the unit itself has no newer transaction (backfill pages whose
         transactions were all known already).
         """
-        return await self.apply(await self.prepare(raws), path=path, stream=stream,
-                                inbox_ids=inbox_ids, cursor=cursor)
+        return await self.apply(
+            await self.prepare(raws), path=path, stream=stream, inbox_ids=inbox_ids, cursor=cursor
+        )
 
     async def apply(
-        self, unit: Prepared, *, path: str, stream: str | None,
-        inbox_ids: Sequence[int] = (), cursor: tuple[int, str] | None = None,
+        self,
+        unit: Prepared,
+        *,
+        path: str,
+        stream: str | None,
+        inbox_ids: Sequence[int] = (),
+        cursor: tuple[int, str] | None = None,
     ) -> Outcome:
         """Build the effects of a prepared unit and write them as one DB
         transaction (units go through ``self.lock`` one at a time)."""
@@ -261,20 +296,33 @@ class Indexer:
             if cursor is not None and (eff.newest is None or cursor[0] >= eff.newest[0]):
                 eff.newest = (cursor[0], cursor[1], None)
             try:
-                applied = await apply_effects(self.db, eff, stream=stream, inbox_ids=inbox_ids,
-                                              read_back=self.publish)
+                applied = await apply_effects(
+                    self.db, eff, stream=stream, inbox_ids=inbox_ids, read_back=self.publish
+                )
             except POISON as exc:
                 if len(txs) <= 1:
                     if txs:
-                        await self._dead(str(txs[0].signature), txs[0].slot,
-                                         f"cannot apply: {type(exc).__name__}: {exc}", docs[0])
+                        await self._dead(
+                            str(txs[0].signature),
+                            txs[0].slot,
+                            f"cannot apply: {type(exc).__name__}: {exc}",
+                            docs[0],
+                        )
                         out.dead += 1
                     # still move the watermark and drain the inbox
                     rest = Effects(bps=self.bps, newest=eff.newest)
                     await apply_effects(self.db, rest, stream=stream, inbox_ids=inbox_ids)
                     return out
-                return await self._split(txs, docs, snap, path=path, stream=stream,
-                                         inbox_ids=inbox_ids, newest=eff.newest, outcome=out)
+                return await self._split(
+                    txs,
+                    docs,
+                    snap,
+                    path=path,
+                    stream=stream,
+                    inbox_ids=inbox_ids,
+                    newest=eff.newest,
+                    outcome=out,
+                )
             self.bps = eff.bps
             await self._after(applied, eff, path, out)
         return out
@@ -295,9 +343,15 @@ class Indexer:
                 await self.bus.publish("events", event)
 
     async def _split(
-        self, txs: Sequence[DecodedTransaction], docs: Sequence[Mapping[str, Any]],
-        snap: AccountSnapshot | None, *, path: str, stream: str | None,
-        inbox_ids: Sequence[int], newest: tuple[int, str, datetime | None] | None,
+        self,
+        txs: Sequence[DecodedTransaction],
+        docs: Sequence[Mapping[str, Any]],
+        snap: AccountSnapshot | None,
+        *,
+        path: str,
+        stream: str | None,
+        inbox_ids: Sequence[int],
+        newest: tuple[int, str, datetime | None] | None,
         outcome: Outcome,
     ) -> Outcome:
         """Apply a refused unit transaction by transaction (lock held)."""
@@ -307,8 +361,9 @@ class Indexer:
                 applied = await apply_effects(self.db, eff, stream=None, read_back=self.publish)
             except POISON as exc:
                 outcome.dead += 1
-                await self._dead(str(tx.signature), tx.slot,
-                                 f"cannot apply: {type(exc).__name__}: {exc}", doc)
+                await self._dead(
+                    str(tx.signature), tx.slot, f"cannot apply: {type(exc).__name__}: {exc}", doc
+                )
                 continue
             self.bps = eff.bps
             await self._after(applied, eff, path, outcome)
@@ -316,27 +371,31 @@ class Indexer:
         await apply_effects(self.db, rest, stream=stream, inbox_ids=inbox_ids)
         return outcome
 
-    async def fetch(self, signature: str, *, attempts: int = 20,
-                    delay: float = 0.1) -> dict[str, Any] | None:
+    async def fetch(
+        self, signature: str, *, attempts: int = 20, delay: float = 0.1
+    ) -> dict[str, Any] | None:
         """``getTransaction`` at confirmed, waiting a little for a node that
         notified before it can serve the transaction."""
         for i in range(attempts):
             doc = await self.source.transaction(signature)
             if doc is not None:
                 return doc
-            await trio.sleep(min(delay * (1.5 ** i), 1.0))
+            await trio.sleep(min(delay * (1.5**i), 1.0))
         return None
 
-    async def ingest_signature(self, signature: str, *, path: str = "live",
-                               received: float | None = None) -> Outcome:
+    async def ingest_signature(
+        self, signature: str, *, path: str = "live", received: float | None = None
+    ) -> Outcome:
         """The live path: one notified signature → one unit."""
         if self.seen(signature):
             self._count(path, "replay")
             return Outcome(replayed=1)
         doc = await self.fetch(signature)
         if doc is None:
-            log.warning("notified transaction not found at confirmed; backfill will retry",
-                        signature=signature)
+            log.warning(
+                "notified transaction not found at confirmed; backfill will retry",
+                signature=signature,
+            )
             return Outcome()
         out = await self.ingest([doc], path=path, stream="live")
         if self.metrics is not None and received is not None:

@@ -50,8 +50,14 @@ def _data(value: Any) -> bytes | None:
 class ChainSource:
     """Chain reads at ``confirmed`` for one program."""
 
-    def __init__(self, rpc: RpcClient, program_id: Pubkey, *, concurrency: int = 8,
-                 batch_size: int = BATCH_SIZE) -> None:
+    def __init__(
+        self,
+        rpc: RpcClient,
+        program_id: Pubkey,
+        *,
+        concurrency: int = 8,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
         self.rpc = rpc
         self.program_id = program_id
         self._limit = trio.CapacityLimiter(concurrency)
@@ -73,8 +79,11 @@ class ChainSource:
         again on its own, so its error surfaces exactly as for one call.
         """
         out: list[dict[str, Any] | None] = [None] * len(signatures)
-        config = {"encoding": "json", "commitment": "confirmed",
-                  "maxSupportedTransactionVersion": 0}
+        config = {
+            "encoding": "json",
+            "commitment": "confirmed",
+            "maxSupportedTransactionVersion": 0,
+        }
 
         async def one(i: int, sig: str) -> None:
             out[i] = await self.transaction(sig)
@@ -83,12 +92,16 @@ class ChainSource:
             async with self._limit:
                 try:
                     results = await self.rpc.batch(
-                        [("getTransaction", [sig, config]) for sig in sigs])
+                        [("getTransaction", [sig, config]) for sig in sigs]
+                    )
                 except RpcBatchRefused as exc:
                     if self.batch_size > 1:
                         self.batch_size = max(1, min(self.batch_size, len(sigs)) // 2)
-                        log.warning("RPC endpoint refused a batch; smaller batches from now on",
-                                    error=str(exc.error), batch_size=self.batch_size)
+                        log.warning(
+                            "RPC endpoint refused a batch; smaller batches from now on",
+                            error=str(exc.error),
+                            batch_size=self.batch_size,
+                        )
                     results = [exc] * len(sigs)
             for k, (sig, value) in enumerate(zip(sigs, results, strict=True)):
                 if value is None or isinstance(value, dict):
@@ -105,7 +118,7 @@ class ChainSource:
                         nursery.start_soon(one, i, signatures[i])
                         i += 1
                         continue
-                    nursery.start_soon(chunk, i, signatures[i:i + size])
+                    nursery.start_soon(chunk, i, signatures[i : i + size])
                     i += size
         return out
 
@@ -116,12 +129,17 @@ class ChainSource:
         slot: int | None = None
         ordered = list(dict.fromkeys(keys))
         for i in range(0, len(ordered), _MAX_KEYS):
-            chunk = ordered[i:i + _MAX_KEYS]
+            chunk = ordered[i : i + _MAX_KEYS]
             async with self._limit:
-                result, _ = await self.rpc.request("getMultipleAccounts", [
-                    [str(k) for k in chunk], {"commitment": "confirmed", "encoding": "base64"}])
-            if not (isinstance(result, dict) and isinstance(result.get("value"), list)
-                    and len(result["value"]) == len(chunk)):
+                result, _ = await self.rpc.request(
+                    "getMultipleAccounts",
+                    [[str(k) for k in chunk], {"commitment": "confirmed", "encoding": "base64"}],
+                )
+            if not (
+                isinstance(result, dict)
+                and isinstance(result.get("value"), list)
+                and len(result["value"]) == len(chunk)
+            ):
                 raise RpcResponseError(f"getMultipleAccounts: unexpected result {result!r:.200}")
             ctx = int(result["context"]["slot"])
             slot = ctx if slot is None else min(slot, ctx)
@@ -132,17 +150,30 @@ class ChainSource:
     async def program_accounts(self, filters: Sequence[dict[str, Any]]) -> AccountSnapshot:
         """``getProgramAccounts`` with its context slot."""
         async with self._limit:
-            result, _ = await self.rpc.request("getProgramAccounts", [
-                str(self.program_id), {"commitment": "confirmed", "encoding": "base64",
-                                       "filters": list(filters), "withContext": True}])
+            result, _ = await self.rpc.request(
+                "getProgramAccounts",
+                [
+                    str(self.program_id),
+                    {
+                        "commitment": "confirmed",
+                        "encoding": "base64",
+                        "filters": list(filters),
+                        "withContext": True,
+                    },
+                ],
+            )
         if not (isinstance(result, dict) and isinstance(result.get("value"), list)):
             raise RpcResponseError(f"getProgramAccounts: unexpected result {result!r:.200}")
-        accounts = {Pubkey.from_string(item["pubkey"]): _data(item["account"])
-                    for item in result["value"]}
+        accounts = {
+            Pubkey.from_string(item["pubkey"]): _data(item["account"]) for item in result["value"]
+        }
         return AccountSnapshot(slot=int(result["context"]["slot"]), accounts=accounts)
 
     async def signatures(
-        self, *, until: str | None, min_slot: int | None = None,
+        self,
+        *,
+        until: str | None,
+        min_slot: int | None = None,
         on_page: Callable[[int], Awaitable[None] | None] | None = None,
     ) -> list[SignatureInfo]:
         """Every program signature newer than ``until`` (exclusive) and at or

@@ -15,8 +15,16 @@ from zmartd.context import ActorContext
 from zmartd.services import ServiceKey
 from zmartd.storage.database import DATABASE
 
-__all__ = ["DATABASE", "HTTP_URLS", "INDEXER", "LOCAL_CHAIN", "WS_URL", "IndexerControl",
-           "LocalChain", "chain_urls"]
+__all__ = [
+    "DATABASE",
+    "HTTP_URLS",
+    "INDEXER",
+    "LOCAL_CHAIN",
+    "WS_URL",
+    "IndexerControl",
+    "LocalChain",
+    "chain_urls",
+]
 
 
 @runtime_checkable
@@ -43,11 +51,13 @@ class LocalChain(Protocol):
 
 #: the indexer's controls (indexer actor, leader or follower)
 INDEXER: ServiceKey[IndexerControl] = ServiceKey(
-    "indexer", IndexerControl  # type: ignore[type-abstract]  # mypy#4717: protocols are fine here
+    "indexer",
+    IndexerControl,  # type: ignore[type-abstract]  # mypy#4717: protocols are fine here
 )
 #: the local chain double's endpoints (devchain actor)
 LOCAL_CHAIN: ServiceKey[LocalChain] = ServiceKey(
-    "devchain", LocalChain  # type: ignore[type-abstract]  # mypy#4717: protocols are fine here
+    "devchain",
+    LocalChain,  # type: ignore[type-abstract]  # mypy#4717: protocols are fine here
 )
 #: the HTTP actor's listening URLs
 HTTP_URLS: ServiceKey[list[str]] = ServiceKey("http.urls", list)

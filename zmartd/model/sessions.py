@@ -35,5 +35,10 @@ async def resolve_session(db: Database, cfg: Config, token: str) -> Session | No
     record = await store.get_session(db, token)
     if record is None:
         return None
-    return Session(wallet=record.wallet, session_id=record.id, expires_at=record.expires_at,
-                   admin=is_admin(cfg, record.wallet), token=token)
+    return Session(
+        wallet=record.wallet,
+        session_id=record.id,
+        expires_at=record.expires_at,
+        admin=is_admin(cfg, record.wallet),
+        token=token,
+    )

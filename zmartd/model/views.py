@@ -115,23 +115,42 @@ PRICE_SCALE: Final = 1_000_000_000
 _ACTIVE: Final = 2
 _FINALIZED: Final = 5
 
-MarketStatus = Literal["PROPOSED", "APPROVED", "ACTIVE", "RESOLVING", "DISPUTED", "FINALIZED",
-                       "CANCELLED"]
+MarketStatus = Literal[
+    "PROPOSED", "APPROVED", "ACTIVE", "RESOLVING", "DISPUTED", "FINALIZED", "CANCELLED"
+]
 STATE_NAMES: Final[tuple[MarketStatus, ...]] = (
-    "PROPOSED", "APPROVED", "ACTIVE", "RESOLVING", "DISPUTED", "FINALIZED", "CANCELLED")
+    "PROPOSED",
+    "APPROVED",
+    "ACTIVE",
+    "RESOLVING",
+    "DISPUTED",
+    "FINALIZED",
+    "CANCELLED",
+)
 
-U64Str = Annotated[str, msgspec.Meta(
-    pattern=r"^(0|[1-9][0-9]{0,19})$",
-    description="u64 as a decimal string (lamports or share-units; 10^9 share-units = 1 share)",
-)]
-I64Str = Annotated[str, msgspec.Meta(
-    pattern=r"^(0|-?[1-9][0-9]{0,19})$",
-    description="signed lamports as a decimal string",
-)]
-MarketId = Annotated[str, msgspec.Meta(
-    pattern=r"^[0-9a-f]{64}$", description="the 32-byte on-chain market id, 64 lowercase hex")]
-Price = Annotated[int, msgspec.Meta(
-    ge=0, le=PRICE_SCALE, description="price scaled by 10^9 (500000000 = 0.5)")]
+U64Str = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^(0|[1-9][0-9]{0,19})$",
+        description="u64 as a decimal string (lamports or share-units; 10^9 share-units = 1 share)",
+    ),
+]
+I64Str = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^(0|-?[1-9][0-9]{0,19})$",
+        description="signed lamports as a decimal string",
+    ),
+]
+MarketId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9a-f]{64}$", description="the 32-byte on-chain market id, 64 lowercase hex"
+    ),
+]
+Price = Annotated[
+    int, msgspec.Meta(ge=0, le=PRICE_SCALE, description="price scaled by 10^9 (500000000 = 0.5)")
+]
 State = Annotated[int, msgspec.Meta(ge=0, le=6, description="MarketState 0..6")]
 OutcomeName = Literal["YES", "NO"]
 V = TypeVar("V", bound=msgspec.Struct)
@@ -160,7 +179,10 @@ class _View(msgspec.Struct, frozen=True, kw_only=True):
 # is the record's integer as decimal text, OutcomeName is the chain's Option<bool> as a
 # name, a list is the record's tuple; every other field is the record's value as it is.
 _RULES: Final[tuple[tuple[Any, Callable[[Any], Any]], ...]] = (
-    (U64Str, _s), (I64Str, _s), (OutcomeName, _outcome), (OutcomeName | None, _outcome),
+    (U64Str, _s),
+    (I64Str, _s),
+    (OutcomeName, _outcome),
+    (OutcomeName | None, _outcome),
     (list[str], list),
 )
 _Builder = Callable[[Any, dict[str, Any]], Any]
@@ -314,8 +336,14 @@ def trade_view(t: TradeRecord) -> Trade:
 
 
 def position_value(
-    *, state: int, price_yes: int, final_outcome: bool | None, shares_yes: int, shares_no: int,
-    total_invested: int, has_claimed: bool,
+    *,
+    state: int,
+    price_yes: int,
+    final_outcome: bool | None,
+    shares_yes: int,
+    shares_no: int,
+    total_invested: int,
+    has_claimed: bool,
 ) -> int:
     """What a position is worth now, in lamports (the P&L valuation rule).
 
@@ -379,11 +407,15 @@ def claimable(p: PositionRecord) -> int:
         return 0
     try:
         return claim_payout(
-            MarketMath(b_parameter=p.market_b_parameter, shares_yes=p.market_shares_yes,
-                       shares_no=p.market_shares_no,
-                       current_liquidity=p.market_current_liquidity),
-            PositionHoldings(shares_yes=p.shares_yes, shares_no=p.shares_no,
-                             total_invested=p.total_invested),
+            MarketMath(
+                b_parameter=p.market_b_parameter,
+                shares_yes=p.market_shares_yes,
+                shares_no=p.market_shares_no,
+                current_liquidity=p.market_current_liquidity,
+            ),
+            PositionHoldings(
+                shares_yes=p.shares_yes, shares_no=p.shares_no, total_invested=p.total_invested
+            ),
             final_outcome=p.market_final_outcome,
             accumulated_resolver_fees=p.market_accumulated_resolver_fees,
             # not indexed: the balance check is the chain's (see Position.claimable)
@@ -396,17 +428,27 @@ def claimable(p: PositionRecord) -> int:
 def position_view(p: PositionRecord, *, sells_work: bool = False) -> Position:
     """``sells_work``: the program's sells pay (only the patched chain double)."""
     value = position_value(
-        state=p.market_state, price_yes=p.market_price_yes,
-        final_outcome=p.market_final_outcome, shares_yes=p.shares_yes, shares_no=p.shares_no,
-        total_invested=p.total_invested, has_claimed=p.has_claimed,
+        state=p.market_state,
+        price_yes=p.market_price_yes,
+        final_outcome=p.market_final_outcome,
+        shares_yes=p.shares_yes,
+        shares_no=p.shares_no,
+        total_invested=p.total_invested,
+        has_claimed=p.has_claimed,
     )
     return derive(
-        Position, p, market_status=STATE_NAMES[p.market_state], current_value=_s(value),
+        Position,
+        p,
+        market_status=STATE_NAMES[p.market_state],
+        current_value=_s(value),
         unrealized_pnl=_s(value + p.claimed_amount - p.total_invested),
         claimable=_s(claimable(p)),
         can_sell=sells_work and p.market_state == _ACTIVE and p.shares_yes + p.shares_no > 0,
-        can_withdraw=(p.market_state == _FINALIZED and p.wallet == p.market_creator
-                      and p.market_current_liquidity > 0),
+        can_withdraw=(
+            p.market_state == _FINALIZED
+            and p.wallet == p.market_creator
+            and p.market_current_liquidity > 0
+        ),
     )
 
 
@@ -418,8 +460,12 @@ class Holder(_View, frozen=True, kw_only=True):
 
 
 def holder_view(h: HolderRecord) -> Holder:
-    return Holder(wallet=h.wallet, shares_yes=_s(h.shares_yes), shares_no=_s(h.shares_no),
-                  total_invested=_s(h.total_invested))
+    return Holder(
+        wallet=h.wallet,
+        shares_yes=_s(h.shares_yes),
+        shares_no=_s(h.shares_no),
+        total_invested=_s(h.total_invested),
+    )
 
 
 class Candle(_View, frozen=True, kw_only=True):
@@ -437,8 +483,15 @@ class Candle(_View, frozen=True, kw_only=True):
 
 
 def candle_view(c: CandleRecord) -> Candle:
-    return Candle(start=c.start, open=c.open, high=c.high, low=c.low, close=c.close,
-                  volume=_s(c.volume), points=c.points)
+    return Candle(
+        start=c.start,
+        open=c.open,
+        high=c.high,
+        low=c.low,
+        close=c.close,
+        volume=_s(c.volume),
+        points=c.points,
+    )
 
 
 class Candles(_View, frozen=True, kw_only=True):
@@ -529,11 +582,17 @@ class Vote(_View, frozen=True, kw_only=True):
 
 def vote_view(v: VoteRecord) -> Vote:
     return Vote(
-        market_id=v.market_id, wallet=v.wallet, kind=v.kind, vote=vote_choice(v.kind, v.vote),
-        source=v.source, created_at=v.created_at, updated_at=v.updated_at,
+        market_id=v.market_id,
+        wallet=v.wallet,
+        kind=v.kind,
+        vote=vote_choice(v.kind, v.vote),
+        source=v.source,
+        created_at=v.created_at,
+        updated_at=v.updated_at,
         aggregated_at=v.aggregated_at,
         locked=v.source == "onchain" or v.aggregated_at is not None,
-        counted=v.excluded is None, excluded=v.excluded,
+        counted=v.excluded is None,
+        excluded=v.excluded,
     )
 
 
@@ -573,9 +632,15 @@ def tally_view(
     minimum = _DEFAULT_MIN_VOTES if min_votes is None else min_votes
     approval = tally.yes * 10_000 // tally.total if tally.total else None
     return VoteTallyView(
-        kind=tally.kind, yes=tally.yes, no=tally.no, total=tally.total, pending=tally.pending,
-        last_aggregation_id=tally.last_aggregation_id, approval_bps=approval,
-        threshold_bps=threshold, min_votes=minimum,
+        kind=tally.kind,
+        yes=tally.yes,
+        no=tally.no,
+        total=tally.total,
+        pending=tally.pending,
+        last_aggregation_id=tally.last_aggregation_id,
+        approval_bps=approval,
+        threshold_bps=threshold,
+        min_votes=minimum,
         meets_threshold=approval is not None and tally.total >= minimum and approval >= threshold,
         excluded=dict(tally.excluded),
     )
@@ -611,10 +676,23 @@ class AggregationView(_View, frozen=True, kw_only=True):
 def aggregation_view(o: AggregationOutcome) -> AggregationView:
     intent = None
     if o.intent_id is not None and o.intent_kind is not None and o.intent_state is not None:
-        intent = IntentView(id=o.intent_id, kind=o.intent_kind, state=o.intent_state,
-                            signature=o.signature, error_name=o.error_name)
-    return AggregationView(kind=o.kind, at=o.at, outcome=o.outcome, detail=o.detail, yes=o.yes,
-                           no=o.no, aggregation_id=o.aggregation_id, intent=intent)
+        intent = IntentView(
+            id=o.intent_id,
+            kind=o.intent_kind,
+            state=o.intent_state,
+            signature=o.signature,
+            error_name=o.error_name,
+        )
+    return AggregationView(
+        kind=o.kind,
+        at=o.at,
+        outcome=o.outcome,
+        detail=o.detail,
+        yes=o.yes,
+        no=o.no,
+        aggregation_id=o.aggregation_id,
+        intent=intent,
+    )
 
 
 class VoteSummary(_View, frozen=True, kw_only=True):
@@ -656,9 +734,14 @@ class Discussion(_View, frozen=True, kw_only=True):
 
 def discussion_view(d: DiscussionRecord) -> Discussion:
     return Discussion(
-        id=d.id, market_id=d.market_id, parent_id=d.parent_id, wallet=d.wallet,
-        content=None if d.deleted else d.content, created_at=d.created_at,
-        edited_at=d.edited_at, deleted=d.deleted,
+        id=d.id,
+        market_id=d.market_id,
+        parent_id=d.parent_id,
+        wallet=d.wallet,
+        content=None if d.deleted else d.content,
+        created_at=d.created_at,
+        edited_at=d.edited_at,
+        deleted=d.deleted,
     )
 
 
@@ -670,8 +753,9 @@ class DiscussionThreadView(_View, frozen=True, kw_only=True):
 
 
 def thread_view(t: DiscussionThread) -> DiscussionThreadView:
-    return DiscussionThreadView(root=discussion_view(t.root),
-                                replies=[discussion_view(r) for r in t.replies])
+    return DiscussionThreadView(
+        root=discussion_view(t.root), replies=[discussion_view(r) for r in t.replies]
+    )
 
 
 # ---------------------------------------------------------------- users, platform
@@ -703,13 +787,21 @@ class UserStats(_View, frozen=True, kw_only=True):
 def user_stats_view(s: UserStatsRecord, *, realized: int, unrealized: int) -> UserStats:
     settled = s.winning_positions + s.losing_positions
     return UserStats(
-        trades=s.trades, volume=_s(s.volume), bought=_s(s.bought), sold=_s(s.sold),
-        claimed=_s(s.claimed), realized_pnl=_s(realized), unrealized_pnl=_s(unrealized),
-        markets_traded=s.markets_traded, open_positions=s.open_positions,
-        markets_created=s.markets_created, winning_positions=s.winning_positions,
+        trades=s.trades,
+        volume=_s(s.volume),
+        bought=_s(s.bought),
+        sold=_s(s.sold),
+        claimed=_s(s.claimed),
+        realized_pnl=_s(realized),
+        unrealized_pnl=_s(unrealized),
+        markets_traded=s.markets_traded,
+        open_positions=s.open_positions,
+        markets_created=s.markets_created,
+        winning_positions=s.winning_positions,
         losing_positions=s.losing_positions,
         win_rate_bps=s.winning_positions * 10_000 // settled if settled else None,
-        proposal_votes=s.proposal_votes, dispute_votes=s.dispute_votes,
+        proposal_votes=s.proposal_votes,
+        dispute_votes=s.dispute_votes,
         discussions=s.discussions,
     )
 
@@ -732,13 +824,29 @@ class UserProfile(_View, frozen=True, kw_only=True):
 
 def user_view(wallet: str, u: UserRecord | None, stats: UserStats | None = None) -> UserProfile:
     if u is None:
-        return UserProfile(wallet=wallet, registered=False, display_name=None, bio=None,
-                           avatar_url=None, website_url=None, twitter=None, created_at=None,
-                           updated_at=None, stats=stats)
+        return UserProfile(
+            wallet=wallet,
+            registered=False,
+            display_name=None,
+            bio=None,
+            avatar_url=None,
+            website_url=None,
+            twitter=None,
+            created_at=None,
+            updated_at=None,
+            stats=stats,
+        )
     return UserProfile(
-        wallet=u.wallet, registered=True, display_name=u.display_name, bio=u.bio,
-        avatar_url=u.avatar_url, website_url=u.website_url, twitter=u.twitter,
-        created_at=u.created_at, updated_at=u.updated_at, stats=stats,
+        wallet=u.wallet,
+        registered=True,
+        display_name=u.display_name,
+        bio=u.bio,
+        avatar_url=u.avatar_url,
+        website_url=u.website_url,
+        twitter=u.twitter,
+        created_at=u.created_at,
+        updated_at=u.updated_at,
+        stats=stats,
     )
 
 
@@ -761,8 +869,12 @@ def platform_stats_view(p: PlatformStatsRecord) -> PlatformStats:
     return PlatformStats(
         markets=p.markets,
         markets_by_status={STATE_NAMES[s]: p.markets_by_state.get(s, 0) for s in range(7)},
-        total_volume=_s(p.total_volume), total_liquidity=_s(p.total_liquidity),
-        trades=p.trades, traders=p.traders, users=p.users, volume_24h=_s(p.volume_24h),
+        total_volume=_s(p.total_volume),
+        total_liquidity=_s(p.total_liquidity),
+        trades=p.trades,
+        traders=p.traders,
+        users=p.users,
+        volume_24h=_s(p.volume_24h),
         trades_24h=p.trades_24h,
     )
 
@@ -884,20 +996,30 @@ def snapshot_view(a: AnchorRecord, *, root_cid: str | None = None) -> Snapshot:
     covers = a.covers_until or a.period_end
     served = a.backend == "local" and a.pruned_at is None
     return Snapshot(
-        cid=a.cid, kind=a.kind, market_id=a.market_id,
-        day=a.period_start.date().isoformat(), period_start=a.period_start,
-        period_end=a.period_end, covers_until=covers, complete=covers == a.period_end,
-        size_bytes=a.size_bytes, post_count=a.post_count or 0,
-        content_sha256=a.content_sha256.hex(), backend=a.backend or "local",
-        state="pruned" if a.pruned_at is not None else "pinned", created_at=a.created_at,
+        cid=a.cid,
+        kind=a.kind,
+        market_id=a.market_id,
+        day=a.period_start.date().isoformat(),
+        period_start=a.period_start,
+        period_end=a.period_end,
+        covers_until=covers,
+        complete=covers == a.period_end,
+        size_bytes=a.size_bytes,
+        post_count=a.post_count or 0,
+        content_sha256=a.content_sha256.hex(),
+        backend=a.backend or "local",
+        state="pruned" if a.pruned_at is not None else "pinned",
+        created_at=a.created_at,
         pruned_at=a.pruned_at,
         links=SnapshotLinks(
-            self=f"/v1/snapshots/{a.cid}", content=f"/ipfs/{a.cid}" if served else None,
+            self=f"/v1/snapshots/{a.cid}",
+            content=f"/ipfs/{a.cid}" if served else None,
             ipfs=f"ipfs://{a.cid}",
             market=None if a.market_id is None else f"/v1/markets/{a.market_id}/snapshots",
             root=None if root_cid is None else f"/v1/snapshots/{root_cid}",
         ),
     )
+
 
 # ---------------------------------------------------------------- transactions for wallets
 

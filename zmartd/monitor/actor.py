@@ -382,10 +382,9 @@ async def run(
                             metrics.cycles.labels("ok").inc()
                         except RpcClientError as exc:
                             metrics.cycles.labels("skipped").inc()
-                            ctx.log.warning("monitor cycle skipped: chain unreachable",
-                                            error=str(exc))
+                            ctx.log.warning(
+                                "monitor cycle skipped: chain unreachable", error=str(exc)
+                            )
                         await trio.sleep(mon.cfg.interval)
 
             await lead(ctx, lock_key("monitor"), watch, on_wait=waiting)
-
-

@@ -132,7 +132,6 @@ async def run(
             ctx.services.withdraw(SENDER, service)
 
 
-
 async def check_keys(ctx: ActorContext, service: SenderService, executor: Executor) -> None:
     """Once the chain's GlobalConfig can be read: let the backend key sign as
     admin when the chain names it the admin, and report configured keys that

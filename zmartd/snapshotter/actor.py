@@ -75,6 +75,7 @@ async def run(
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(cancel_on, stopping, nursery.cancel_scope)
+
             def waiting() -> None:
                 ctx.log.info("another instance holds the snapshotter lock; standing by")
 
@@ -89,8 +90,7 @@ async def run(
                     workdir = BlobStore.under(ctx.config.daemon.data_dir).workdir()
                     # half-written files of a cancelled round (only the leader writes)
                     await trio.to_thread.run_sync(_clear, workdir)
-                    snap = Snapshotter(db, backend, workdir=workdir, metrics=metrics,
-                                       log=ctx.log)
+                    snap = Snapshotter(db, backend, workdir=workdir, metrics=metrics, log=ctx.log)
                     await _serve(ctx, snap, cfg)
                 finally:
                     metrics.leader.set(0)
@@ -118,4 +118,3 @@ async def _serve(ctx: ActorContext, snap: Snapshotter, cfg: SnapshotterConfig) -
 def _clear(workdir: Path) -> None:
     for leftover in workdir.iterdir():
         leftover.unlink(missing_ok=True)
-

@@ -57,8 +57,11 @@ async def run(
     try:
         cursors = await trio.to_thread.run_sync(cursors_for, ctx.config)
     except OSError as exc:
-        log.error("cannot read or create the cursor secret; set [database] cursor_secret",
-                  path=str(secret_path(ctx.config)), error=str(exc))
+        log.error(
+            "cannot read or create the cursor secret; set [database] cursor_secret",
+            path=str(secret_path(ctx.config)),
+            error=str(exc),
+        )
         raise
     async with AsyncExitStack() as stack:
         dsn = await database_dsn(ctx.config, stack)
@@ -67,8 +70,11 @@ async def run(
         while not stopping.is_set():
             try:
                 db = await Database.connect(
-                    dsn, min_size=cfg.pool_min, max_size=cfg.pool_max,
-                    statement_timeout=cfg.statement_timeout, cursors=cursors,
+                    dsn,
+                    min_size=cfg.pool_min,
+                    max_size=cfg.pool_max,
+                    statement_timeout=cfg.statement_timeout,
+                    cursors=cursors,
                 )
                 db.observe = ctx.metrics.observe_db_unit
                 try:
@@ -79,8 +85,11 @@ async def run(
                         await db.close()
                     raise
             except MigrationError as exc:
-                log.error("database migration failed; refusing to start", version=exc.version,
-                          error=str(exc))
+                log.error(
+                    "database migration failed; refusing to start",
+                    version=exc.version,
+                    error=str(exc),
+                )
                 raise
             except Exception as exc:  # asyncpg, OSError, timeouts: all mean "not reachable"
                 reason = f"cannot connect to the database: {type(exc).__name__}: {exc}"
@@ -93,8 +102,11 @@ async def run(
             delay = 0.5
             ctx.set_degraded(None)
             ctx.services.provide(DATABASE, db)
-            log.info("database connected", dsn=db.dsn_for_logs,
-                     migrations_applied=[m.label for m in report.applied])
+            log.info(
+                "database connected",
+                dsn=db.dsn_for_logs,
+                migrations_applied=[m.label for m in report.applied],
+            )
             if not started:
                 task_status.started()
                 started = True
@@ -129,8 +141,10 @@ async def _purge_expired(db: Database, log: Any) -> None:
         try:
             removed = await auth_store.purge_expired(db)
         except Exception as exc:
-            log.warning("purging expired sign-in nonces and sessions failed",
-                        error=f"{type(exc).__name__}: {exc}")
+            log.warning(
+                "purging expired sign-in nonces and sessions failed",
+                error=f"{type(exc).__name__}: {exc}",
+            )
         else:
             if removed:
                 log.info("purged expired sign-in nonces and sessions", rows=removed)

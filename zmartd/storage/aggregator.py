@@ -110,7 +110,9 @@ async def candidates(db: Database, kind: VoteKind, source: str) -> list[Candidat
     async def _run(con: asyncpg.Connection) -> list[asyncpg.Record]:
         return list(await con.fetch(sql))
 
-    return [Candidate(**dict(r)) for r in await db.run("aggregator.candidates", _run, transaction=False)]
+    return [
+        Candidate(**dict(r)) for r in await db.run("aggregator.candidates", _run, transaction=False)
+    ]
 
 
 async def freeze_and_submit(
@@ -238,4 +240,7 @@ async def read_outcomes(db: Database, market_id: str) -> list[AggregationOutcome
             )
         )
 
-    return [AggregationOutcome(**dict(r)) for r in await db.run("aggregator.read_outcomes", _run, transaction=False)]
+    return [
+        AggregationOutcome(**dict(r))
+        for r in await db.run("aggregator.read_outcomes", _run, transaction=False)
+    ]

@@ -34,31 +34,54 @@ def _entry(row: asyncpg.Record) -> AuditEntry:
 
 
 async def write_admin_action(
-    con: asyncpg.Connection, *, actor: str, action: str, target_type: str | None = None,
-    target_id: str | None = None, details: dict[str, Any] | None = None,
-    ip: IPv4Address | IPv6Address | None = None, request_id: str | None = None,
+    con: asyncpg.Connection,
+    *,
+    actor: str,
+    action: str,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    details: dict[str, Any] | None = None,
+    ip: IPv4Address | IPv6Address | None = None,
+    request_id: str | None = None,
 ) -> AuditEntry:
     """Append one entry (asyncio side)."""
     row: asyncpg.Record = await con.fetchrow(
         f"INSERT INTO admin_audit_log (actor, action, target_type, target_id, details, ip, "
         f"request_id) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7) RETURNING {_COLUMNS}",
-        actor, action, target_type, target_id, msgspec.json.encode(details or {}).decode(),
-        ip, request_id,
+        actor,
+        action,
+        target_type,
+        target_id,
+        msgspec.json.encode(details or {}).decode(),
+        ip,
+        request_id,
     )
     return _entry(row)
 
 
 async def record_admin_action(
-    db: Database, *, actor: str, action: str, target_type: str | None = None,
-    target_id: str | None = None, details: dict[str, Any] | None = None,
-    ip: IPv4Address | IPv6Address | None = None, request_id: str | None = None,
+    db: Database,
+    *,
+    actor: str,
+    action: str,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    details: dict[str, Any] | None = None,
+    ip: IPv4Address | IPv6Address | None = None,
+    request_id: str | None = None,
 ) -> AuditEntry:
     """:func:`write_admin_action` as its own transaction."""
 
     async def _run(con: asyncpg.Connection) -> AuditEntry:
         return await write_admin_action(
-            con, actor=actor, action=action, target_type=target_type, target_id=target_id,
-            details=details, ip=ip, request_id=request_id,
+            con,
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            details=details,
+            ip=ip,
+            request_id=request_id,
         )
 
     try:
@@ -68,8 +91,13 @@ async def record_admin_action(
 
 
 async def list_admin_actions(
-    db: Database, *, actor: str | None = None, target_type: str | None = None,
-    target_id: str | None = None, limit: int = 50, cursor: str | None = None,
+    db: Database,
+    *,
+    actor: str | None = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
 ) -> Page[AuditEntry]:
     """Entries newest first, optionally for one actor or one target."""
     check_limit(limit, 500)
@@ -90,9 +118,11 @@ async def list_admin_actions(
         args += [at, last_id]
         where.append(f"(at, id) < (${len(args) - 1}::timestamptz, ${len(args)}::bigint)")
     args.append(limit + 1)
-    sql = (f"SELECT {_COLUMNS} FROM admin_audit_log "
-           + (f"WHERE {' AND '.join(where)} " if where else "")
-           + f"ORDER BY at DESC, id DESC LIMIT ${len(args)}")
+    sql = (
+        f"SELECT {_COLUMNS} FROM admin_audit_log "
+        + (f"WHERE {' AND '.join(where)} " if where else "")
+        + f"ORDER BY at DESC, id DESC LIMIT ${len(args)}"
+    )
 
     async def _run(con: asyncpg.Connection) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await con.fetch(sql, *args)

@@ -22,8 +22,16 @@ from zmartd.storage.database import Database
 from zmartd.storage.records import InvalidArgument, NonceRecord, SessionRecord, rejected
 from zmartd.storage.users import write_login
 
-__all__ = ["consume_nonce", "create_nonce", "create_session", "get_session", "hash_token",
-           "purge_expired", "revoke_session", "revoke_wallet_sessions"]
+__all__ = [
+    "consume_nonce",
+    "create_nonce",
+    "create_session",
+    "get_session",
+    "hash_token",
+    "purge_expired",
+    "revoke_session",
+    "revoke_wallet_sessions",
+]
 
 _ALPHANUMERIC = string.ascii_letters + string.digits
 _NONCE_COLUMNS = "nonce, wallet, domain, issued_at, expires_at, used_at"
@@ -40,9 +48,7 @@ def _positive(ttl: timedelta) -> None:
         raise InvalidArgument("ttl must be positive")
 
 
-async def create_nonce(
-    db: Database, *, wallet: str, domain: str, ttl: timedelta
-) -> NonceRecord:
+async def create_nonce(db: Database, *, wallet: str, domain: str, ttl: timedelta) -> NonceRecord:
     """A fresh random nonce (24 alphanumerics, as SIWS requires ≥ 8) for this wallet+domain."""
     _positive(ttl)
     nonce = "".join(secrets.choice(_ALPHANUMERIC) for _ in range(24))
@@ -51,7 +57,10 @@ async def create_nonce(
         row: asyncpg.Record = await con.fetchrow(
             f"INSERT INTO auth_nonces (nonce, wallet, domain, expires_at) "
             f"VALUES ($1, $2, $3, now() + $4::interval) RETURNING {_NONCE_COLUMNS}",
-            nonce, wallet, domain, ttl,
+            nonce,
+            wallet,
+            domain,
+            ttl,
         )
         return row
 
@@ -71,7 +80,9 @@ async def consume_nonce(
             f"UPDATE auth_nonces SET used_at = now() "
             f"WHERE nonce = $1::text AND wallet = $2::text AND domain = $3::text "
             f"AND used_at IS NULL AND expires_at > now() RETURNING {_NONCE_COLUMNS}",
-            nonce, wallet, domain,
+            nonce,
+            wallet,
+            domain,
         )
 
     row = await db.run("auth.consume_nonce", _run)
@@ -79,7 +90,11 @@ async def consume_nonce(
 
 
 async def create_session(
-    db: Database, *, wallet: str, ttl: timedelta, user_agent: str | None = None,
+    db: Database,
+    *,
+    wallet: str,
+    ttl: timedelta,
+    user_agent: str | None = None,
     ip: IPv4Address | IPv6Address | None = None,
 ) -> tuple[str, SessionRecord]:
     """A new session for ``wallet`` (created as a user if new): ``(token, record)``.
@@ -96,7 +111,11 @@ async def create_session(
         row: asyncpg.Record = await con.fetchrow(
             f"INSERT INTO sessions (token_hash, wallet, expires_at, user_agent, ip) "
             f"VALUES ($1, $2, now() + $3::interval, $4, $5) RETURNING {_SESSION_COLUMNS}",
-            hash_token(token), wallet, ttl, user_agent, ip,
+            hash_token(token),
+            wallet,
+            ttl,
+            user_agent,
+            ip,
         )
         return row
 
@@ -149,9 +168,7 @@ async def revoke_wallet_sessions(db: Database, wallet: str) -> int:
     return int((await db.run("auth.revoke_wallet_sessions", _run)).rsplit(" ", 1)[-1])
 
 
-async def purge_expired(
-    db: Database, *, session_grace: timedelta = timedelta(days=1)
-) -> int:
+async def purge_expired(db: Database, *, session_grace: timedelta = timedelta(days=1)) -> int:
     """Delete expired nonces, and sessions that expired more than ``session_grace`` ago;
     returns the rows deleted.
 
@@ -163,7 +180,8 @@ async def purge_expired(
     async def _run(con: asyncpg.Connection) -> int:
         a: str = await con.execute("DELETE FROM auth_nonces WHERE expires_at < now()")
         b: str = await con.execute(
-            "DELETE FROM sessions WHERE expires_at < now() - $1::interval", session_grace)
+            "DELETE FROM sessions WHERE expires_at < now() - $1::interval", session_grace
+        )
         return int(a.rsplit(" ", 1)[-1]) + int(b.rsplit(" ", 1)[-1])
 
     return await db.run("auth.purge_expired", _run)

@@ -34,8 +34,9 @@ def rows_json(rows: Sequence[Any]) -> str:
     return _encoder.encode(rows).decode()
 
 
-def recordset(param: int, columns: Mapping[str, str], *, alias: str = "x",
-              ordinality: bool = False) -> str:
+def recordset(
+    param: int, columns: Mapping[str, str], *, alias: str = "x", ordinality: bool = False
+) -> str:
     """A FROM item expanding JSON parameter ``$param`` into ``columns``
     (name → SQL type), in the rows' order; ``ordinality`` adds ``ord``
     (1, 2, ...) for statements that must keep that order explicitly."""
@@ -43,8 +44,10 @@ def recordset(param: int, columns: Mapping[str, str], *, alias: str = "x",
     if not ordinality:
         return f"json_to_recordset(${param}::json) AS {alias}({definition})"
     names = ", ".join(columns)
-    return (f"ROWS FROM (json_to_recordset(${param}::json) AS ({definition})) "
-            f"WITH ORDINALITY AS {alias}({names}, ord)")
+    return (
+        f"ROWS FROM (json_to_recordset(${param}::json) AS ({definition})) "
+        f"WITH ORDINALITY AS {alias}({names}, ord)"
+    )
 
 
 class _Slotted(Protocol):

@@ -20,8 +20,17 @@ from zmartd.storage.bulk import recordset, rows_json
 from zmartd.storage.database import Database
 from zmartd.storage.records import ChainCursor, DeadLetter, check_limit, rejected
 
-__all__ = ["EventKey", "advance_cursor", "get_cursor", "list_dead_letters", "mark_finalized",
-           "record_dead_letter", "resolve_dead_letter", "write_claims", "write_cursor"]
+__all__ = [
+    "EventKey",
+    "advance_cursor",
+    "get_cursor",
+    "list_dead_letters",
+    "mark_finalized",
+    "record_dead_letter",
+    "resolve_dead_letter",
+    "write_claims",
+    "write_cursor",
+]
 
 
 class EventKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,14 +47,20 @@ async def get_cursor(db: Database, stream: str) -> ChainCursor | None:
     async def _run(con: asyncpg.Connection) -> asyncpg.Record | None:
         return await con.fetchrow(
             "SELECT stream, slot, signature, block_time, updated_at FROM chain_cursors "
-            "WHERE stream = $1", stream)
+            "WHERE stream = $1",
+            stream,
+        )
 
     row = await db.run("chain.get_cursor", _run, transaction=False)
     return None if row is None else ChainCursor(**dict(row))
 
 
 async def write_cursor(
-    con: asyncpg.Connection, stream: str, *, slot: int, signature: str | None,
+    con: asyncpg.Connection,
+    stream: str,
+    *,
+    slot: int,
+    signature: str | None,
     block_time: datetime | None = None,
 ) -> bool:
     """Move the watermark forward (asyncio side); False if ``slot`` is behind it."""
@@ -54,20 +69,28 @@ async def write_cursor(
         "VALUES ($1, $2, $3, $4) ON CONFLICT (stream) DO UPDATE SET slot = EXCLUDED.slot, "
         "signature = EXCLUDED.signature, block_time = EXCLUDED.block_time, updated_at = now() "
         "WHERE c.slot <= EXCLUDED.slot",
-        stream, slot, signature, block_time,
+        stream,
+        slot,
+        signature,
+        block_time,
     )
     return status != "INSERT 0 0"
 
 
 async def advance_cursor(
-    db: Database, stream: str, *, slot: int, signature: str | None,
+    db: Database,
+    stream: str,
+    *,
+    slot: int,
+    signature: str | None,
     block_time: datetime | None = None,
 ) -> bool:
     """:func:`write_cursor` as its own transaction."""
 
     async def _run(con: asyncpg.Connection) -> bool:
-        return await write_cursor(con, stream, slot=slot, signature=signature,
-                                  block_time=block_time)
+        return await write_cursor(
+            con, stream, slot=slot, signature=signature, block_time=block_time
+        )
 
     try:
         return await db.run("chain.advance_cursor", _run)
@@ -75,8 +98,13 @@ async def advance_cursor(
         raise rejected(exc) from exc
 
 
-_CLAIM_COLUMNS = {"signature": "text", "instruction_index": "smallint", "event_index": "smallint",
-                  "slot": "bigint", "block_time": "timestamptz"}
+_CLAIM_COLUMNS = {
+    "signature": "text",
+    "instruction_index": "smallint",
+    "event_index": "smallint",
+    "slot": "bigint",
+    "block_time": "timestamptz",
+}
 _CLAIM = (
     f"INSERT INTO processed_transactions ({', '.join(_CLAIM_COLUMNS)}) "
     f"SELECT {', '.join(_CLAIM_COLUMNS)} FROM {recordset(1, _CLAIM_COLUMNS)} "
@@ -120,8 +148,9 @@ def _dead(row: asyncpg.Record) -> DeadLetter:
     return DeadLetter(**data)
 
 
-_DEAD_COLUMNS = ("id, signature, slot, reason, payload, attempts, first_seen_at, last_seen_at, "
-                 "resolved_at")
+_DEAD_COLUMNS = (
+    "id, signature, slot, reason, payload, attempts, first_seen_at, last_seen_at, resolved_at"
+)
 
 
 async def record_dead_letter(
@@ -137,7 +166,10 @@ async def record_dead_letter(
             f"reason = EXCLUDED.reason, payload = coalesce(EXCLUDED.payload, d.payload), "
             f"attempts = d.attempts + 1, last_seen_at = now(), resolved_at = NULL "
             f"RETURNING {_DEAD_COLUMNS}",
-            signature, slot, reason[:4000], body,
+            signature,
+            slot,
+            reason[:4000],
+            body,
         )
         return row
 
@@ -157,7 +189,8 @@ async def list_dead_letters(
         rows: list[asyncpg.Record] = await con.fetch(
             f"SELECT {_DEAD_COLUMNS} FROM dead_letters "
             f"WHERE NOT $1 OR resolved_at IS NULL ORDER BY first_seen_at, id LIMIT $2",
-            unresolved_only, limit,
+            unresolved_only,
+            limit,
         )
         return rows
 
@@ -170,7 +203,9 @@ async def resolve_dead_letter(db: Database, signature: str) -> bool:
     async def _run(con: asyncpg.Connection) -> str:
         status: str = await con.execute(
             "UPDATE dead_letters SET resolved_at = now() "
-            "WHERE signature = $1::text AND resolved_at IS NULL", signature)
+            "WHERE signature = $1::text AND resolved_at IS NULL",
+            signature,
+        )
         return status
 
     return (await db.run("chain.resolve_dead_letter", _run)) != "UPDATE 0"

@@ -42,8 +42,9 @@ async def _in_connection(pool: asyncpg.Pool, fn: UnitOfWork[T], transaction: boo
 class Database:
     """A pool plus the one-crossing-per-unit discipline."""
 
-    def __init__(self, pool: asyncpg.Pool, dsn_for_logs: str, *,
-                 cursors: Cursors | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, dsn_for_logs: str, *, cursors: Cursors | None = None
+    ) -> None:
         self._pool = pool
         self.dsn_for_logs = dsn_for_logs
         #: signs and checks the pagination cursors of list functions (the storage actor
@@ -59,14 +60,23 @@ class Database:
 
     @classmethod
     async def connect(
-        cls, dsn: str, *, min_size: int, max_size: int, statement_timeout: float,
-        connect_timeout: float = 10.0, cursors: Cursors | None = None,
+        cls,
+        dsn: str,
+        *,
+        min_size: int,
+        max_size: int,
+        statement_timeout: float,
+        connect_timeout: float = 10.0,
+        cursors: Cursors | None = None,
     ) -> Database:
         # TimeZone UTC: a naive datetime in a JSON row set (storage/bulk.py)
         # means UTC, as it does for asyncpg's own timestamptz encoding here
         settings = {"statement_timeout": str(int(statement_timeout * 1000)), "TimeZone": "UTC"}
         pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool)(
-            dsn, min_size=min_size, max_size=max_size, server_settings=settings,
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            server_settings=settings,
             timeout=connect_timeout,
         )
         return cls(pool, _safe_dsn(dsn), cursors=cursors)

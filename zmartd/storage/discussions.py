@@ -29,9 +29,11 @@ __all__ = ["MAX_PAGE", "delete_post", "edit_post", "get_post", "list_threads", "
 MAX_PAGE = 50
 
 # Content is blanked in SQL, so a deleted post's text is never even fetched.
-_COLUMNS = ("id, market_id, parent_id, wallet, "
-            "CASE WHEN deleted_at IS NULL THEN content END AS content, "
-            "created_at, edited_at, deleted_at IS NOT NULL AS deleted")
+_COLUMNS = (
+    "id, market_id, parent_id, wallet, "
+    "CASE WHEN deleted_at IS NULL THEN content END AS content, "
+    "created_at, edited_at, deleted_at IS NOT NULL AS deleted"
+)
 
 
 def _record(row: asyncpg.Record) -> DiscussionRecord:
@@ -57,7 +59,10 @@ async def post(
         row: asyncpg.Record = await con.fetchrow(
             f"INSERT INTO discussions (market_id, parent_id, wallet, content) "
             f"VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}",
-            market_id, parent_id, wallet, content,
+            market_id,
+            parent_id,
+            wallet,
+            content,
         )
         return row
 
@@ -82,7 +87,9 @@ async def edit_post(db: Database, *, post_id: int, wallet: str, content: str) ->
         row = await con.fetchrow(
             f"UPDATE discussions SET content = $3, edited_at = now() "
             f"WHERE id = $1 AND wallet = $2::text AND deleted_at IS NULL RETURNING {_COLUMNS}",
-            post_id, wallet, content,
+            post_id,
+            wallet,
+            content,
         )
         if row is None:
             raise await _why_not(con, post_id)
@@ -108,7 +115,9 @@ async def delete_post(
             f"UPDATE discussions SET deleted_at = now(), deleted_by = $2 "
             f"WHERE id = $1 AND deleted_at IS NULL AND ($3 OR wallet = $2::text) "
             f"RETURNING {_COLUMNS}",
-            post_id, deleted_by, moderator,
+            post_id,
+            deleted_by,
+            moderator,
         )
         if row is None:
             raise await _why_not(con, post_id)
@@ -177,8 +186,7 @@ async def list_threads(
         else:
             replies.setdefault(row["root"], []).append(rec)
     ordered = sorted(roots.values(), key=lambda r: (r.created_at, r.id), reverse=True)
-    threads = tuple(DiscussionThread(root=r, replies=tuple(replies[r.id]))
-                    for r in ordered[:limit])
+    threads = tuple(DiscussionThread(root=r, replies=tuple(replies[r.id])) for r in ordered[:limit])
     next_cursor = None
     if len(ordered) > limit:
         last = threads[-1].root

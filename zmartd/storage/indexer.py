@@ -127,9 +127,15 @@ class GlobalConfigState(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _EVENT_COLUMNS = {
-    "signature": "text", "instruction_index": "smallint", "event_index": "smallint",
-    "slot": "bigint", "block_time": "timestamptz", "name": "text", "market_id": "text",
-    "wallet": "text", "data": "jsonb",
+    "signature": "text",
+    "instruction_index": "smallint",
+    "event_index": "smallint",
+    "slot": "bigint",
+    "block_time": "timestamptz",
+    "name": "text",
+    "market_id": "text",
+    "wallet": "text",
+    "data": "jsonb",
 }
 _EVENTS = (
     f"INSERT INTO chain_events ({', '.join(_EVENT_COLUMNS)}) "
@@ -156,8 +162,14 @@ async def write_failed_transactions(
             "INSERT INTO failed_transactions (signature, slot, block_time, err, instructions, "
             "failed_instruction_index, error_code, error_name, signer) "
             "VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-            r.signature, r.slot, r.block_time, msgspec.json.encode(r.err).decode(),
-            list(r.instructions), r.failed_instruction_index, r.error_code, r.error_name,
+            r.signature,
+            r.slot,
+            r.block_time,
+            msgspec.json.encode(r.err).decode(),
+            list(r.instructions),
+            r.failed_instruction_index,
+            r.error_code,
+            r.error_name,
             r.signer,
         )
         written += _count(status)
@@ -192,7 +204,9 @@ async def write_creation_points(
         "SELECT m, t, 500000000, 0, 'create', s FROM unnest($1::text[], $2::timestamptz[], "
         "$3::bigint[]) AS x(m, t, s) WHERE NOT EXISTS (SELECT 1 FROM price_points p "
         "WHERE p.market_id = x.m AND p.source = 'create')",
-        [p[0] for p in points], [p[1] for p in points], [p[2] for p in points],
+        [p[0] for p in points],
+        [p[1] for p in points],
+        [p[2] for p in points],
     )
     return _count(status)
 
@@ -202,7 +216,8 @@ async def read_global_config(db: Database) -> GlobalConfigState | None:
 
     async def _run(con: asyncpg.Connection) -> GlobalConfigState | None:
         row = await con.fetchrow(
-            f"SELECT {', '.join(_CONFIG_FIELDS)} FROM global_config ORDER BY slot DESC LIMIT 1")
+            f"SELECT {', '.join(_CONFIG_FIELDS)} FROM global_config ORDER BY slot DESC LIMIT 1"
+        )
         return None if row is None else GlobalConfigState(**dict(row))
 
     return await db.run("indexer.read_global_config", _run, transaction=False)
@@ -243,7 +258,8 @@ async def read_position_records(
         f"(SELECT {_positions._COLUMNS} {_positions._FROM} "
         f"WHERE p.market_id = k.m AND p.wallet = k.w LIMIT 1) AS r "
         f"ORDER BY r.market_id, r.wallet",
-        [p[0] for p in pairs], [p[1] for p in pairs],
+        [p[0] for p in pairs],
+        [p[1] for p in pairs],
     )
     return [_positions._position(r) for r in rows]
 
@@ -259,7 +275,9 @@ async def read_trade_records(
         f"SELECT r.* FROM unnest($1::text[], $2::smallint[], $3::smallint[]) AS k(s, i, e) "
         f"CROSS JOIN LATERAL (SELECT {_trades._COLUMNS} FROM trades WHERE signature = k.s "
         f"AND instruction_index = k.i AND event_index = k.e LIMIT 1) AS r ORDER BY r.slot, r.id",
-        [k[0] for k in ks], [k[1] for k in ks], [k[2] for k in ks],
+        [k[0] for k in ks],
+        [k[1] for k in ks],
+        [k[2] for k in ks],
     )
     return [_trades._trade(r) for r in rows]
 
@@ -278,7 +296,8 @@ async def read_vote_records(
             f"SELECT r.* FROM unnest($1::text[], $2::text[]) AS k(m, w) CROSS JOIN LATERAL "
             f"(SELECT {_votes._COLUMNS} FROM {_votes._TABLES[kind]} "
             f"WHERE market_id = k.m AND wallet = k.w LIMIT 1) AS r ORDER BY r.market_id, r.wallet",
-            [p[0] for p in pairs], [p[1] for p in pairs],
+            [p[0] for p in pairs],
+            [p[1] for p in pairs],
         )
         out.extend(_votes._vote(r) for r in rows)
     return out
@@ -303,7 +322,9 @@ async def processed_signatures(db: Database, signatures: Sequence[str]) -> set[s
         rows = await con.fetch(
             "SELECT s.signature FROM unnest($1::text[]) AS s(signature), LATERAL "
             "(SELECT 1 FROM processed_transactions p WHERE p.signature = s.signature "
-            "LIMIT 1) AS hit", list(signatures))
+            "LIMIT 1) AS hit",
+            list(signatures),
+        )
         return {r["signature"] for r in rows}
 
     return await db.run("indexer.processed_signatures", _run, transaction=False)
@@ -323,8 +344,13 @@ class InboxItem(msgspec.Struct, frozen=True, kw_only=True):
 #: Tables a backfill grows, whose planner statistics it refreshes (see
 #: :func:`refresh_statistics`).
 BULK_TABLES: tuple[str, ...] = (
-    "processed_transactions", "trades", "price_points", "trade_fees", "chain_events",
-    "positions", "markets",
+    "processed_transactions",
+    "trades",
+    "price_points",
+    "trade_fees",
+    "chain_events",
+    "positions",
+    "markets",
 )
 
 
@@ -346,9 +372,7 @@ async def refresh_statistics(db: Database) -> None:
     await db.run("indexer.refresh_statistics", _run, transaction=False)
 
 
-async def enqueue_inbox(
-    db: Database, items: Sequence[tuple[str, int | None, bytes | None]]
-) -> int:
+async def enqueue_inbox(db: Database, items: Sequence[tuple[str, int | None, bytes | None]]) -> int:
     """Durably store webhook deliveries: ``(signature, slot, raw JSON element or None)``."""
     if not items:
         return 0
@@ -357,7 +381,8 @@ async def enqueue_inbox(
         status: str = await con.execute(
             "INSERT INTO webhook_inbox (signature, slot, body) SELECT s, sl, b::jsonb "
             "FROM unnest($1::text[], $2::bigint[], $3::text[]) AS x(s, sl, b)",
-            [i[0] for i in items], [i[1] for i in items],
+            [i[0] for i in items],
+            [i[1] for i in items],
             [None if i[2] is None else i[2].decode() for i in items],
         )
         return _count(status)
@@ -371,10 +396,18 @@ async def take_inbox(db: Database, limit: int = 500) -> list[InboxItem]:
     async def _run(con: asyncpg.Connection) -> list[InboxItem]:
         rows = await con.fetch(
             "SELECT id, signature, slot, body::text AS body FROM webhook_inbox "
-            "ORDER BY id LIMIT $1", limit)
-        return [InboxItem(id=r["id"], signature=r["signature"], slot=r["slot"],
-                          body=None if r["body"] is None else msgspec.json.decode(r["body"]))
-                for r in rows]
+            "ORDER BY id LIMIT $1",
+            limit,
+        )
+        return [
+            InboxItem(
+                id=r["id"],
+                signature=r["signature"],
+                slot=r["slot"],
+                body=None if r["body"] is None else msgspec.json.decode(r["body"]),
+            )
+            for r in rows
+        ]
 
     return await db.run("indexer.take_inbox", _run, transaction=False)
 
@@ -384,7 +417,8 @@ async def delete_inbox(con: asyncpg.Connection, ids: Sequence[int]) -> int:
     if not ids:
         return 0
     status: str = await con.execute(
-        "DELETE FROM webhook_inbox WHERE id = ANY($1::bigint[])", list(ids))
+        "DELETE FROM webhook_inbox WHERE id = ANY($1::bigint[])", list(ids)
+    )
     return _count(status)
 
 
@@ -406,7 +440,10 @@ async def pending_finality(
         rows = await con.fetch(
             "SELECT signature, min(slot) AS slot, min(processed_at) AS processed_at "
             "FROM processed_transactions WHERE NOT finalized AND slot <= $1 "
-            "GROUP BY signature ORDER BY min(slot), signature LIMIT $2", up_to_slot, limit)
+            "GROUP BY signature ORDER BY min(slot), signature LIMIT $2",
+            up_to_slot,
+            limit,
+        )
         return [PendingSignature(**dict(r)) for r in rows]
 
     return await db.run("indexer.pending_finality", _run, transaction=False)
@@ -417,11 +454,11 @@ async def mark_all_finalized(db: Database, up_to_slot: int) -> int:
 
     async def _run(con: asyncpg.Connection) -> int:
         total = 0
-        for table in ("markets", "positions", "trades", "processed_transactions",
-                      "chain_events"):
+        for table in ("markets", "positions", "trades", "processed_transactions", "chain_events"):
             status: str = await con.execute(
                 f"UPDATE {table} SET finalized = true WHERE NOT finalized AND slot <= $1",
-                up_to_slot)
+                up_to_slot,
+            )
             total += _count(status)
         return total
 
@@ -443,23 +480,26 @@ async def revert_signatures(
     markets: set[str] = set()
     wallets: set[str] = set()
     rows = await con.fetch(
-        "DELETE FROM trades WHERE signature = ANY($1::text[]) RETURNING market_id, wallet", sigs)
+        "DELETE FROM trades WHERE signature = ANY($1::text[]) RETURNING market_id, wallet", sigs
+    )
     for r in rows:
         markets.add(r["market_id"])
         wallets.add(r["wallet"])
     for table in ("proposal_votes", "dispute_votes"):
         rows = await con.fetch(
             f"DELETE FROM {table} WHERE source = 'onchain' AND signature = ANY($1::text[]) "
-            f"RETURNING market_id, wallet", sigs)
+            f"RETURNING market_id, wallet",
+            sigs,
+        )
         for r in rows:
             markets.add(r["market_id"])
             wallets.add(r["wallet"])
     rows = await con.fetch(
-        "DELETE FROM chain_events WHERE signature = ANY($1::text[]) RETURNING market_id", sigs)
+        "DELETE FROM chain_events WHERE signature = ANY($1::text[]) RETURNING market_id", sigs
+    )
     markets.update(r["market_id"] for r in rows if r["market_id"] is not None)
     await con.execute("DELETE FROM failed_transactions WHERE signature = ANY($1::text[])", sigs)
-    await con.execute("DELETE FROM processed_transactions WHERE signature = ANY($1::text[])",
-                      sigs)
+    await con.execute("DELETE FROM processed_transactions WHERE signature = ANY($1::text[])", sigs)
     return {"markets": sorted(markets), "wallets": sorted(wallets)}
 
 
@@ -501,15 +541,26 @@ async def chain_table_counts(db: Database) -> dict[str, int]:
 
     async def _run(con: asyncpg.Connection) -> dict[str, int]:
         out = {}
-        for table in ("markets", "positions", "trades", "price_points", "proposal_votes",
-                      "dispute_votes", "chain_events", "failed_transactions",
-                      "processed_transactions", "dead_letters", "webhook_inbox"):
+        for table in (
+            "markets",
+            "positions",
+            "trades",
+            "price_points",
+            "proposal_votes",
+            "dispute_votes",
+            "chain_events",
+            "failed_transactions",
+            "processed_transactions",
+            "dead_letters",
+            "webhook_inbox",
+        ):
             out[table] = int(await con.fetchval(f"SELECT count(*) FROM {table}"))
-        out["duplicate_trades"] = int(await con.fetchval(
-            "SELECT count(*) FROM (SELECT signature, instruction_index, event_index FROM trades "
-            "GROUP BY 1, 2, 3 HAVING count(*) > 1) d"))
+        out["duplicate_trades"] = int(
+            await con.fetchval(
+                "SELECT count(*) FROM (SELECT signature, instruction_index, event_index FROM trades "
+                "GROUP BY 1, 2, 3 HAVING count(*) > 1) d"
+            )
+        )
         return out
 
     return await db.run("indexer.chain_table_counts", _run, transaction=False)
-
-

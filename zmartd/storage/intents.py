@@ -213,7 +213,10 @@ async def count_by_kind_state(db: Database) -> dict[tuple[str, str], int]:
             await con.fetch("SELECT kind, state, count(*) AS n FROM intents GROUP BY kind, state")
         )
 
-    return {(r["kind"], r["state"]): r["n"] for r in await db.run("intents.count_by_kind_state", _run, transaction=False)}
+    return {
+        (r["kind"], r["state"]): r["n"]
+        for r in await db.run("intents.count_by_kind_state", _run, transaction=False)
+    }
 
 
 async def _transition(db: Database, sql: str, *args: Any) -> IntentRecord | None:

@@ -31,7 +31,12 @@ _CLOSED_POLL: Final = 0.1
 
 #: role -> the last two bytes of its lock key ("migrate" is the migration runner's).
 ROLES: Final[dict[str, int]] = {
-    "migrate": 1, "indexer": 2, "sender": 3, "aggregator": 4, "snapshotter": 5, "monitor": 6,
+    "migrate": 1,
+    "indexer": 2,
+    "sender": 3,
+    "aggregator": 4,
+    "snapshotter": 5,
+    "monitor": 6,
 }
 
 
@@ -178,6 +183,7 @@ async def lead(
             return
         except* DATABASE_LOST as lost:
             ctx.leading(False)
-            ctx.log.warning("lost the database or the leader lock; standing by",
-                            error=repr(lost.exceptions[0]))
+            ctx.log.warning(
+                "lost the database or the leader lock; standing by", error=repr(lost.exceptions[0])
+            )
         await trio.sleep(retry_delay)

@@ -146,7 +146,8 @@ async def list_markets(
         where.append("md.end_time > now()")
     if cursor is not None:
         last_key, last_id = db.cursors.decode(
-            cursor, kind, (U64 if key_type is int else TIME, TEXT))
+            cursor, kind, (U64 if key_type is int else TIME, TEXT)
+        )
         op = "<" if direction == "DESC" else ">"
         where.append(
             f"({key_expr}, m.market_id) {op} "
@@ -172,8 +173,9 @@ async def list_markets(
     if more:
         last = rows[-1]
         key = last["sort_key"]
-        next_cursor = db.cursors.encode(kind, (int(key) if key_type is int else key,
-                                               last["market_id"]))
+        next_cursor = db.cursors.encode(
+            kind, (int(key) if key_type is int else key, last["market_id"])
+        )
     items = []
     for row in rows:
         data = dict(row)
@@ -205,9 +207,7 @@ async def get_market_by_address(db: Database, address: str) -> MarketRecord | No
     return await _get_one(db, "address", address)
 
 
-async def get_metadata(
-    db: Database, market_id: str, creator: str
-) -> MarketMetadataRecord | None:
+async def get_metadata(db: Database, market_id: str, creator: str) -> MarketMetadataRecord | None:
     """``creator``'s registration for ``market_id``: the market's metadata when it is
     indexed with that creator, else the claim still waiting for it; or None."""
 
@@ -217,7 +217,8 @@ async def get_metadata(
             "WHERE market_id = $1::text AND creator = $2::text "
             f"UNION ALL SELECT {_META_COLUMNS} FROM market_metadata_claims "
             "WHERE market_id = $1::text AND creator = $2::text LIMIT 1",
-            market_id, creator,
+            market_id,
+            creator,
         )
 
     row = await db.run("markets.get_metadata", _run, transaction=False)
@@ -300,7 +301,8 @@ async def edit_metadata(
         current = await con.fetchrow(
             f"SELECT {_META_COLUMNS} FROM {table} "
             "WHERE market_id = $1::text AND creator = $2::text FOR UPDATE",
-            market_id, creator,
+            market_id,
+            creator,
         )
         m = decide(
             None if chain is None else _market(chain),
@@ -310,8 +312,15 @@ async def edit_metadata(
         row = await con.fetchrow(
             f"INSERT INTO {table} {_META_INSERT} VALUES ({_META_VALUES}) "
             f"ON CONFLICT {conflict} DO UPDATE SET {_META_SET} RETURNING {_META_COLUMNS}",
-            market_id, creator, m.title, m.description, m.category, list(m.tags),
-            m.image_url, m.resolution_source, m.end_time,
+            market_id,
+            creator,
+            m.title,
+            m.description,
+            m.category,
+            list(m.tags),
+            m.image_url,
+            m.resolution_source,
+            m.end_time,
         )
         if chain is None:
             # Indexed meanwhile (committed after our first read)? Its trigger ran before
@@ -323,14 +332,23 @@ async def edit_metadata(
                 return row, None
             await con.execute(
                 "DELETE FROM market_metadata_claims WHERE market_id = $1::text "
-                "AND creator = $2::text", market_id, creator,
+                "AND creator = $2::text",
+                market_id,
+                creator,
             )
             if now["creator"] == creator:
                 await con.execute(
                     f"INSERT INTO market_metadata {_META_INSERT} VALUES ({_META_VALUES}) "
                     f"ON CONFLICT (market_id) DO NOTHING",
-                    market_id, creator, m.title, m.description, m.category, list(m.tags),
-                    m.image_url, m.resolution_source, m.end_time,
+                    market_id,
+                    creator,
+                    m.title,
+                    m.description,
+                    m.category,
+                    list(m.tags),
+                    m.image_url,
+                    m.resolution_source,
+                    m.end_time,
                 )
         return row, await con.fetchrow(_SHOWN, market_id)
 
@@ -362,8 +380,15 @@ async def import_metadata(
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                 ON CONFLICT (market_id) DO NOTHING
                 """,
-                market_id, creator, m.title, m.description, m.category, list(m.tags),
-                m.image_url, m.resolution_source, m.end_time,
+                market_id,
+                creator,
+                m.title,
+                m.description,
+                m.category,
+                list(m.tags),
+                m.image_url,
+                m.resolution_source,
+                m.end_time,
             )
             inserted += int(status.rsplit(" ", 1)[-1])
         return inserted
@@ -384,10 +409,14 @@ _UPSERT = (
     f"INSERT INTO markets ({', '.join(_CHAIN_FIELDS)}) SELECT {', '.join(_CHAIN_FIELDS)} "
     f"FROM {recordset(1, sql_columns(MarketChainState))}"
     + " ON CONFLICT (market_id) DO UPDATE SET "
-    + ", ".join(f"{f} = EXCLUDED.{f}" if f != "ipfs_question_hash" else
-                # the account loses the question CID at resolution (docs/chain.md
-                # §11.22): a state without one keeps the stored CID
-                f"{f} = coalesce(EXCLUDED.{f}, markets.{f})" for f in _UPDATABLE)
+    + ", ".join(
+        f"{f} = EXCLUDED.{f}"
+        if f != "ipfs_question_hash"
+        # the account loses the question CID at resolution (docs/chain.md
+        # §11.22): a state without one keeps the stored CID
+        else f"{f} = coalesce(EXCLUDED.{f}, markets.{f})"
+        for f in _UPDATABLE
+    )
     + ", updated_at = now() WHERE markets.slot <= EXCLUDED.slot"
 )
 

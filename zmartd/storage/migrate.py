@@ -113,18 +113,14 @@ def load_migrations(directory: Traversable | None = None) -> tuple[Migration, ..
     Every ``.sql`` file must be named ``NNNN_snake_name.sql`` and versions must
     be unique: a misnamed file would otherwise be silently skipped.
     """
-    root = directory if directory is not None else resources.files(
-        "zmartd.storage.migrations"
-    )
+    root = directory if directory is not None else resources.files("zmartd.storage.migrations")
     found: dict[int, Migration] = {}
     for entry in root.iterdir():
         if not entry.name.endswith(".sql"):
             continue
         match = _FILE_NAME.match(entry.name)
         if match is None:
-            raise MigrationError(
-                f"migration file {entry.name!r} is not named NNNN_snake_name.sql"
-            )
+            raise MigrationError(f"migration file {entry.name!r} is not named NNNN_snake_name.sql")
         version = int(match.group(1))
         if version == 0:
             raise MigrationError(f"migration file {entry.name!r}: versions start at 0001", 0)
@@ -136,7 +132,9 @@ def load_migrations(directory: Traversable | None = None) -> tuple[Migration, ..
                 version,
             )
         found[version] = Migration(
-            version=version, name=match.group(2), sql=data.decode("utf-8"),
+            version=version,
+            name=match.group(2),
+            sql=data.decode("utf-8"),
             checksum=hashlib.sha256(data).hexdigest(),
         )
     return tuple(found[v] for v in sorted(found))
@@ -243,8 +241,7 @@ async def apply_migrations(
     finally:
         if not con.is_closed():
             await con.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
-            await con.execute("SELECT set_config('statement_timeout', $1, false)",
-                              previous_timeout)
+            await con.execute("SELECT set_config('statement_timeout', $1, false)", previous_timeout)
 
 
 async def _apply_one(con: asyncpg.Connection, mig: Migration) -> None:
@@ -253,7 +250,9 @@ async def _apply_one(con: asyncpg.Connection, mig: Migration) -> None:
             await con.execute(mig.sql)
             await con.execute(
                 "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                mig.version, mig.name, mig.checksum,
+                mig.version,
+                mig.name,
+                mig.checksum,
             )
     except asyncpg.PostgresConnectionError:
         raise

@@ -26,8 +26,15 @@ from zmartd.storage.records import (
     u64,
 )
 
-__all__ = ["MAX_PAGE", "PositionState", "get_position", "list_holders", "list_user_positions",
-           "upsert_positions", "write_positions"]
+__all__ = [
+    "MAX_PAGE",
+    "PositionState",
+    "get_position",
+    "list_holders",
+    "list_user_positions",
+    "upsert_positions",
+    "write_positions",
+]
 
 MAX_PAGE = 200
 
@@ -52,7 +59,11 @@ def _position(row: asyncpg.Record) -> PositionRecord:
 
 
 async def list_user_positions(
-    db: Database, wallet: str, *, open_only: bool = False, limit: int = 100,
+    db: Database,
+    wallet: str,
+    *,
+    open_only: bool = False,
+    limit: int = 100,
     cursor: str | None = None,
 ) -> Page[PositionRecord]:
     """A wallet's positions, most recently traded first (``open_only``: holding shares)."""
@@ -67,8 +78,10 @@ async def list_user_positions(
         args += [at, market_id]
         where += " AND (p.last_trade_at, p.market_id) < ($2::timestamptz, $3::text)"
     args.append(limit + 1)
-    sql = (f"SELECT {_COLUMNS} {_FROM} WHERE {where} "
-           f"ORDER BY p.last_trade_at DESC, p.market_id DESC LIMIT ${len(args)}")
+    sql = (
+        f"SELECT {_COLUMNS} {_FROM} WHERE {where} "
+        f"ORDER BY p.last_trade_at DESC, p.market_id DESC LIMIT ${len(args)}"
+    )
 
     async def _run(con: asyncpg.Connection) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await con.fetch(sql, *args)
@@ -86,7 +99,8 @@ async def get_position(db: Database, market_id: str, wallet: str) -> PositionRec
     async def _run(con: asyncpg.Connection) -> asyncpg.Record | None:
         return await con.fetchrow(
             f"SELECT {_COLUMNS} {_FROM} WHERE p.market_id = $1::text AND p.wallet = $2::text",
-            market_id, wallet,
+            market_id,
+            wallet,
         )
 
     row = await db.run("positions.get_position", _run, transaction=False)
@@ -105,12 +119,16 @@ async def list_holders(
         total, wallet = db.cursors.decode(cursor, kind, (U64, TEXT))
         args += [total, wallet]
         # descending total, then ascending wallet
-        where += (" AND ((shares_yes + shares_no) < $2::numeric"
-                  " OR ((shares_yes + shares_no) = $2::numeric AND wallet > $3::text))")
+        where += (
+            " AND ((shares_yes + shares_no) < $2::numeric"
+            " OR ((shares_yes + shares_no) = $2::numeric AND wallet > $3::text))"
+        )
     args.append(limit + 1)
-    sql = ("SELECT wallet, shares_yes, shares_no, total_invested, "
-           "(shares_yes + shares_no) AS total FROM positions "
-           f"WHERE {where} ORDER BY (shares_yes + shares_no) DESC, wallet LIMIT ${len(args)}")
+    sql = (
+        "SELECT wallet, shares_yes, shares_no, total_invested, "
+        "(shares_yes + shares_no) AS total FROM positions "
+        f"WHERE {where} ORDER BY (shares_yes + shares_no) DESC, wallet LIMIT ${len(args)}"
+    )
 
     async def _run(con: asyncpg.Connection) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await con.fetch(sql, *args)
@@ -118,8 +136,12 @@ async def list_holders(
 
     rows = await db.run("positions.list_holders", _run, transaction=False)
     items = tuple(
-        HolderRecord(wallet=r["wallet"], shares_yes=u64(r["shares_yes"]),
-                     shares_no=u64(r["shares_no"]), total_invested=u64(r["total_invested"]))
+        HolderRecord(
+            wallet=r["wallet"],
+            shares_yes=u64(r["shares_yes"]),
+            shares_no=u64(r["shares_no"]),
+            total_invested=u64(r["total_invested"]),
+        )
         for r in rows[:limit]
     )
     next_cursor = None

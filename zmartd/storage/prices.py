@@ -21,8 +21,10 @@ __all__ = ["INTERVALS", "MAX_CANDLES", "CandleInterval", "add_price_point", "can
 
 CandleInterval = Literal["1m", "5m", "1h", "1d"]
 INTERVALS: dict[str, timedelta] = {
-    "1m": timedelta(minutes=1), "5m": timedelta(minutes=5),
-    "1h": timedelta(hours=1), "1d": timedelta(days=1),
+    "1m": timedelta(minutes=1),
+    "5m": timedelta(minutes=5),
+    "1h": timedelta(hours=1),
+    "1d": timedelta(days=1),
 }
 MAX_CANDLES = 5000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -57,21 +59,31 @@ async def candles(
         raise InvalidArgument(f"more than {MAX_CANDLES} {interval} candles requested")
 
     async def _run(con: asyncpg.Connection) -> list[asyncpg.Record]:
-        rows: list[asyncpg.Record] = await con.fetch(
-            _CANDLES, market_id, step, start, end, _EPOCH
-        )
+        rows: list[asyncpg.Record] = await con.fetch(_CANDLES, market_id, step, start, end, _EPOCH)
         return rows
 
     rows = await db.run("prices.candles", _run, transaction=False)
     return tuple(
-        CandleRecord(start=r["start"], open=r["open"], high=r["high"], low=r["low"],
-                     close=r["close"], volume=u64(r["volume"]), points=r["points"])
+        CandleRecord(
+            start=r["start"],
+            open=r["open"],
+            high=r["high"],
+            low=r["low"],
+            close=r["close"],
+            volume=u64(r["volume"]),
+            points=r["points"],
+        )
         for r in rows
     )
 
 
 async def add_price_point(
-    db: Database, market_id: str, *, at: datetime, price_yes: int, slot: int,
+    db: Database,
+    market_id: str,
+    *,
+    at: datetime,
+    price_yes: int,
+    slot: int,
     source: Literal["create", "snapshot"] = "snapshot",
 ) -> None:
     """Record a non-trade point (the 0.5 at creation, or a periodic snapshot)."""
@@ -80,7 +92,11 @@ async def add_price_point(
         await con.execute(
             "INSERT INTO price_points (market_id, at, price_yes, source, slot) "
             "VALUES ($1, $2, $3, $4, $5)",
-            market_id, at, price_yes, source, slot,
+            market_id,
+            at,
+            price_yes,
+            source,
+            slot,
         )
 
     try:

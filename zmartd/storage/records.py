@@ -151,8 +151,7 @@ U64 = Annotated[int, SqlType("numeric")]
 #: a small enumeration (MarketState 0..6)
 SmallInt = Annotated[int, SqlType("smallint")]
 
-_PLAIN_SQL: dict[Any, str] = {int: "bigint", bool: "boolean", str: "text",
-                              datetime: "timestamptz"}
+_PLAIN_SQL: dict[Any, str] = {int: "bigint", bool: "boolean", str: "text", datetime: "timestamptz"}
 _COLUMNS_CACHE: dict[type, dict[str, str]] = {}
 
 

@@ -38,9 +38,14 @@ async def platform_stats(db: Database) -> PlatformStats:
     by_state = dict.fromkeys(range(7), 0)
     by_state.update({r["state"]: r["n"] for r in states})
     return PlatformStats(
-        markets=row["markets"], markets_by_state=by_state, total_volume=u64(row["total_volume"]),
-        total_liquidity=u64(row["total_liquidity"]), trades=row["trades"],
-        traders=row["traders"], users=row["users"], volume_24h=u64(row["volume_24h"]),
+        markets=row["markets"],
+        markets_by_state=by_state,
+        total_volume=u64(row["total_volume"]),
+        total_liquidity=u64(row["total_liquidity"]),
+        trades=row["trades"],
+        traders=row["traders"],
+        users=row["users"],
+        volume_24h=u64(row["volume_24h"]),
         trades_24h=row["trades_24h"],
     )
 
@@ -92,11 +97,19 @@ async def user_stats(db: Database, wallet: str) -> UserStats:
     r = await db.run("stats.user_stats", _run, transaction=False)
     bought, sold = u64(r["bought"]), u64(r["sold"])
     return UserStats(
-        wallet=wallet, trades=r["trades"], volume=bought + sold, bought=bought, sold=sold,
-        claimed=u64(r["claimed"]), markets_traded=r["markets_traded"],
-        open_positions=r["open_positions"], winning_positions=r["winning_positions"],
-        losing_positions=r["losing_positions"], markets_created=r["markets_created"],
-        proposal_votes=r["proposal_votes"], dispute_votes=r["dispute_votes"],
+        wallet=wallet,
+        trades=r["trades"],
+        volume=bought + sold,
+        bought=bought,
+        sold=sold,
+        claimed=u64(r["claimed"]),
+        markets_traded=r["markets_traded"],
+        open_positions=r["open_positions"],
+        winning_positions=r["winning_positions"],
+        losing_positions=r["losing_positions"],
+        markets_created=r["markets_created"],
+        proposal_votes=r["proposal_votes"],
+        dispute_votes=r["dispute_votes"],
         discussions=r["discussions"],
     )
 
@@ -160,9 +173,20 @@ FROM f FULL JOIN p ON p.market_id = f.market_id
 JOIN markets m ON m.market_id = coalesce(f.market_id, p.market_id)
 ORDER BY 1
 """
-_FLOW_U64 = ("shares_yes", "shares_no", "total_invested", "claimed_amount", "bought_yes",
-             "bought_yes_shares", "sold_yes", "sold_yes_shares", "bought_no", "bought_no_shares",
-             "sold_no", "sold_no_shares")
+_FLOW_U64 = (
+    "shares_yes",
+    "shares_no",
+    "total_invested",
+    "claimed_amount",
+    "bought_yes",
+    "bought_yes_shares",
+    "sold_yes",
+    "sold_yes_shares",
+    "bought_no",
+    "bought_no_shares",
+    "sold_no",
+    "sold_no_shares",
+)
 
 
 async def user_market_flows(db: Database, wallet: str) -> tuple[MarketFlows, ...]:

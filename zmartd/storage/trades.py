@@ -27,8 +27,15 @@ from zmartd.storage.records import (
     sql_columns,
 )
 
-__all__ = ["MAX_PAGE", "TradeEvent", "TradeFee", "insert_trades",
-           "list_market_trades", "list_user_trades", "write_trades"]
+__all__ = [
+    "MAX_PAGE",
+    "TradeEvent",
+    "TradeFee",
+    "insert_trades",
+    "list_market_trades",
+    "list_user_trades",
+    "write_trades",
+]
 
 MAX_PAGE = 200
 
@@ -62,8 +69,10 @@ async def _list(
         args += [at, last_id]
         where += " AND (block_time, id) < ($2::timestamptz, $3::bigint)"
     args.append(limit + 1)
-    sql = (f"SELECT {_COLUMNS} FROM trades WHERE {where} "
-           f"ORDER BY block_time DESC, id DESC LIMIT ${len(args)}")
+    sql = (
+        f"SELECT {_COLUMNS} FROM trades WHERE {where} "
+        f"ORDER BY block_time DESC, id DESC LIMIT ${len(args)}"
+    )
 
     async def _run(con: asyncpg.Connection) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await con.fetch(sql, *args)
@@ -95,8 +104,12 @@ async def list_user_trades(
 _TRADE_COLUMNS = sql_columns(TradeEvent)
 _TRADE_FIELDS = ", ".join(_TRADE_COLUMNS)
 _FEE_COLUMNS = {
-    "signature": "text", "instruction_index": "smallint", "event_index": "smallint",
-    "base_amount": "numeric", "protocol_fee": "numeric", "resolver_fee": "numeric",
+    "signature": "text",
+    "instruction_index": "smallint",
+    "event_index": "smallint",
+    "base_amount": "numeric",
+    "protocol_fee": "numeric",
+    "resolver_fee": "numeric",
     "lp_fee": "numeric",
 }
 
@@ -135,7 +148,9 @@ SELECT (SELECT count(*) FROM points), (SELECT count(*) FROM fees)
 
 
 async def write_trades(
-    con: asyncpg.Connection, trades: Sequence[TradeEvent], fees: Sequence[TradeFee] = (),
+    con: asyncpg.Connection,
+    trades: Sequence[TradeEvent],
+    fees: Sequence[TradeFee] = (),
 ) -> int:
     """Insert trades (in chain order), their price points and, for the trades
     ``fees`` names, their fee splits, in one statement (asyncio side);

@@ -16,8 +16,10 @@ PROFILE_FIELDS = ("display_name", "bio", "avatar_url", "website_url", "twitter")
 #: what update_profile stores: the fields, and the display name's uniqueness key (set
 #: with the name by the API's text rules; unique in the table)
 _STORED = (*PROFILE_FIELDS, "display_name_key")
-_COLUMNS = ("wallet, display_name, bio, avatar_url, website_url, twitter, created_at, "
-            "updated_at, last_login_at")
+_COLUMNS = (
+    "wallet, display_name, bio, avatar_url, website_url, twitter, created_at, "
+    "updated_at, last_login_at"
+)
 
 
 async def get_user(db: Database, wallet: str) -> UserRecord | None:
@@ -44,8 +46,10 @@ async def update_profile(
     cols = ", ".join(["wallet", *fields])
     params = ", ".join(f"${i}" for i in range(1, len(fields) + 2))
     updates = ", ".join([*(f"{f} = EXCLUDED.{f}" for f in fields), "updated_at = now()"])
-    sql = (f"INSERT INTO users ({cols}) VALUES ({params}) "
-           f"ON CONFLICT (wallet) DO UPDATE SET {updates} RETURNING {_COLUMNS}")
+    sql = (
+        f"INSERT INTO users ({cols}) VALUES ({params}) "
+        f"ON CONFLICT (wallet) DO UPDATE SET {updates} RETURNING {_COLUMNS}"
+    )
 
     async def _run(con: asyncpg.Connection) -> asyncpg.Record:
         row: asyncpg.Record = await con.fetchrow(sql, wallet, *values)

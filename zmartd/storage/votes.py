@@ -32,16 +32,28 @@ from zmartd.storage.records import (
     rejected,
 )
 
-__all__ = ["ChainVote", "Eligibility", "VoterFacts", "aggregate", "cast_vote", "get_vote",
-           "list_user_votes", "tally", "write_chain_votes"]
+__all__ = [
+    "ChainVote",
+    "Eligibility",
+    "VoterFacts",
+    "aggregate",
+    "cast_vote",
+    "get_vote",
+    "list_user_votes",
+    "tally",
+    "write_chain_votes",
+]
 
 MAX_PAGE = 200
 
 _TABLES: dict[str, str] = {"proposal": "proposal_votes", "dispute": "dispute_votes"}
 #: the market state in which each kind of vote is accepted (docs/chain.md §7)
 _OPEN_STATE = {"proposal": 0, "dispute": 4}
-_COLUMNS = ("market_id, wallet, kind, vote, source, created_at, updated_at, aggregated_at, "
-            "aggregation_id, excluded")
+_COLUMNS = (
+    "market_id, wallet, kind, vote, source, created_at, updated_at, aggregated_at, "
+    "aggregation_id, excluded"
+)
+
 
 #: What a handler's eligibility rule sees about a vote being cast (read in the unit).
 class VoterFacts(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,8 +91,14 @@ class ChainVote(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def cast_vote(
-    db: Database, *, kind: VoteKind, market_id: str, wallet: str, vote: bool,
-    client_ip: str | None = None, eligibility: Eligibility | None = None,
+    db: Database,
+    *,
+    kind: VoteKind,
+    market_id: str,
+    wallet: str,
+    vote: bool,
+    client_ip: str | None = None,
+    eligibility: Eligibility | None = None,
 ) -> VoteRecord:
     """Cast or change an off-chain vote, with the verdict of ``eligibility`` (taken in
     the same unit, from :class:`VoterFacts`; without a rule every vote counts).
@@ -109,10 +127,13 @@ async def cast_vote(
                          WHERE market_id = $1::text AND client_ip = $3::inet
                            AND wallet <> $2::text AND source = 'offchain') AS same_address
                 """,
-                market_id, wallet, client_ip,
+                market_id,
+                wallet,
+                client_ip,
             )
-            excluded = eligibility(VoterFacts(has_history=facts["history"],
-                                              votes_from_address=facts["same_address"]))
+            excluded = eligibility(
+                VoterFacts(has_history=facts["history"], votes_from_address=facts["same_address"])
+            )
         row = await con.fetchrow(
             f"""
             INSERT INTO {table} AS v (market_id, wallet, vote, source, excluded, client_ip)
@@ -122,7 +143,11 @@ async def cast_vote(
             WHERE v.source = 'offchain' AND v.aggregated_at IS NULL
             RETURNING {_COLUMNS}
             """,
-            market_id, wallet, vote, excluded, client_ip,
+            market_id,
+            wallet,
+            vote,
+            excluded,
+            client_ip,
         )
         if row is None:
             raise VoteLocked("this vote was already aggregated or cast on chain")
@@ -134,14 +159,16 @@ async def cast_vote(
         raise rejected(exc) from exc
 
 
-async def get_vote(db: Database, *, kind: VoteKind, market_id: str,
-                   wallet: str) -> VoteRecord | None:
+async def get_vote(
+    db: Database, *, kind: VoteKind, market_id: str, wallet: str
+) -> VoteRecord | None:
     table = _table(kind)
 
     async def _run(con: asyncpg.Connection) -> asyncpg.Record | None:
         return await con.fetchrow(
             f"SELECT {_COLUMNS} FROM {table} WHERE market_id = $1::text AND wallet = $2::text",
-            market_id, wallet,
+            market_id,
+            wallet,
         )
 
     row = await db.run("votes.get_vote", _run, transaction=False)
@@ -167,13 +194,13 @@ async def tally(db: Database, *, kind: VoteKind, market_id: str) -> VoteTally:
                      WHERE market_id = $1::text AND kind = $2::text) AS last_aggregation_id
             FROM {table} WHERE market_id = $1::text
             """,
-            market_id, kind,
+            market_id,
+            kind,
         )
         return row
 
     row = dict(await db.run("votes.tally", _run, transaction=False))
-    excluded = {reason: row.pop(f"excluded_{reason}") for reason in ("no_history",
-                                                                      "address_limit")}
+    excluded = {reason: row.pop(f"excluded_{reason}") for reason in ("no_history", "address_limit")}
     return VoteTally(market_id=market_id, kind=kind, excluded=excluded, **row)
 
 
@@ -200,22 +227,36 @@ async def aggregate(db: Database, *, kind: VoteKind, market_id: str) -> VoteTall
         agg_id = await con.fetchval(
             "INSERT INTO vote_aggregations (market_id, kind, yes_count, no_count) "
             "VALUES ($1, $2, $3, $4) RETURNING id",
-            market_id, kind, counts["yes"], counts["no"],
+            market_id,
+            kind,
+            counts["yes"],
+            counts["no"],
         )
         await con.execute(
             f"UPDATE {table} SET aggregation_id = $2, aggregated_at = now() "
             "WHERE market_id = $1::text AND aggregated_at IS NULL",
-            market_id, agg_id,
+            market_id,
+            agg_id,
         )
-        return VoteTally(market_id=market_id, kind=kind, yes=counts["yes"], no=counts["no"],
-                         total=counts["yes"] + counts["no"], pending=0,
-                         last_aggregation_id=agg_id)
+        return VoteTally(
+            market_id=market_id,
+            kind=kind,
+            yes=counts["yes"],
+            no=counts["no"],
+            total=counts["yes"] + counts["no"],
+            pending=0,
+            last_aggregation_id=agg_id,
+        )
 
     return await db.run("votes.aggregate", _run)
 
 
 async def list_user_votes(
-    db: Database, wallet: str, *, kind: VoteKind | None = None, limit: int = 50,
+    db: Database,
+    wallet: str,
+    *,
+    kind: VoteKind | None = None,
+    limit: int = 50,
     cursor: str | None = None,
 ) -> Page[VoteRecord]:
     """A wallet's votes of both kinds (or one), newest first."""
@@ -234,8 +275,10 @@ async def list_user_votes(
         f"ORDER BY created_at DESC, market_id DESC LIMIT ${len(args)})"
         for t in tables
     )
-    sql = (f"SELECT * FROM ({union}) v ORDER BY created_at DESC, market_id DESC, kind DESC "
-           f"LIMIT ${len(args)}")
+    sql = (
+        f"SELECT * FROM ({union}) v ORDER BY created_at DESC, market_id DESC, kind DESC "
+        f"LIMIT ${len(args)}"
+    )
 
     async def _run(con: asyncpg.Connection) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await con.fetch(sql, *args)
@@ -246,8 +289,9 @@ async def list_user_votes(
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        next_cursor = db.cursors.encode("votes:wallet",
-                                        (last.created_at, last.market_id, last.kind))
+        next_cursor = db.cursors.encode(
+            "votes:wallet", (last.created_at, last.market_id, last.kind)
+        )
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -270,8 +314,12 @@ async def write_chain_votes(con: asyncpg.Connection, votes: Sequence[ChainVote])
                 slot = EXCLUDED.slot, updated_at = now()
             WHERE v.source = 'offchain'
             """,
-            [v.market_id for v in batch], [v.wallet for v in batch], [v.vote for v in batch],
-            [v.signature for v in batch], [v.slot for v in batch], [v.voted_at for v in batch],
+            [v.market_id for v in batch],
+            [v.wallet for v in batch],
+            [v.vote for v in batch],
+            [v.signature for v in batch],
+            [v.slot for v in batch],
+            [v.voted_at for v in batch],
         )
         written += int(status.rsplit(" ", 1)[-1])
     return written

@@ -36,9 +36,13 @@ def build_hub(ctx: ActorContext, authenticate: Authenticator | None = None) -> H
         heartbeat_misses=cfg.heartbeat_misses,
     )
     replay = ReplayBuffers(cfg.replay_buffer_size, cfg.replay_buffer_age, trio.current_time)
-    return Hub(limits, replay, authenticate=authenticate,
-               trusted_proxies=ctx.config.http.trusted_proxies,
-               legacy=legacy.adapt if cfg.legacy_firehose else None)
+    return Hub(
+        limits,
+        replay,
+        authenticate=authenticate,
+        trusted_proxies=ctx.config.http.trusted_proxies,
+        legacy=legacy.adapt if cfg.legacy_firehose else None,
+    )
 
 
 async def run(
@@ -66,10 +70,17 @@ async def run(
         ended = sessions.subscribe("ws")
         stack.callback(sessions.unsubscribe, ended)
         nursery.start_soon(_end_sessions, ended, hub, cfg.heartbeat_interval)
-        server = await nursery.start(partial(
-            serve_websocket, hub.handle, cfg.host, cfg.port, None,
-            max_message_size=cfg.max_message_bytes, handler_nursery=nursery,
-        ))
+        server = await nursery.start(
+            partial(
+                serve_websocket,
+                hub.handle,
+                cfg.host,
+                cfg.port,
+                None,
+                max_message_size=cfg.max_message_bytes,
+                handler_nursery=nursery,
+            )
+        )
         url = f"ws://{cfg.host}:{server.port}"
         ctx.services.provide(WS_URL, url)
         ctx.log.info("ws listening", url=url)

@@ -53,8 +53,7 @@ class RedisTransport:
         self.deliver = deliver
 
     async def send(self, item: Sequenced) -> None:
-        await self.redis.publish(self.topic, _encode(WireEvent(item.channel, item.seq,
-                                                               item.frame)))
+        await self.redis.publish(self.topic, _encode(WireEvent(item.channel, item.seq, item.frame)))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with self.redis.pubsub(channels=[self.topic], ignore_subscribe_messages=True) as ps:

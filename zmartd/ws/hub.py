@@ -249,11 +249,25 @@ class Hub:
         send, recv = trio.open_memory_channel[list[tuple[str, int, str]]](self.limits.send_queue)
         conn.send = send
         try:
-            self._enqueue(conn, [("", 0, protocol.encode(protocol.server_message(
-                "welcome",
-                {"client_id": conn.id, "message": "Connected to ZMART WebSocket server",
-                 "channels": sorted(protocol.CHANNEL_KINDS)},
-            )))])
+            self._enqueue(
+                conn,
+                [
+                    (
+                        "",
+                        0,
+                        protocol.encode(
+                            protocol.server_message(
+                                "welcome",
+                                {
+                                    "client_id": conn.id,
+                                    "message": "Connected to ZMART WebSocket server",
+                                    "channels": sorted(protocol.CHANNEL_KINDS),
+                                },
+                            )
+                        ),
+                    )
+                ],
+            )
             if self.legacy is not None:
                 self._firehose.add(conn)
             async with trio.open_nursery() as nursery:
@@ -323,8 +337,9 @@ class Hub:
         return len(conn.errors) > self.limits.max_errors
 
     def _reply(self, conn: Connection, type_: str, data: Any, **fields: Any) -> None:
-        self._enqueue(conn, [("", 0, protocol.encode(protocol.server_message(type_, data,
-                                                                             **fields)))])
+        self._enqueue(
+            conn, [("", 0, protocol.encode(protocol.server_message(type_, data, **fields)))]
+        )
 
     async def _handle_message(self, conn: Connection, raw: str | bytes) -> None:
         msg = protocol.parse_client_message(raw)
@@ -342,25 +357,28 @@ class Hub:
         if channel.startswith("user:"):
             await self._authorize(conn, channel, msg.token)
         if channel not in conn.subs and len(conn.subs) >= self.limits.max_subscriptions:
-            raise ProtocolError("too_many_subscriptions",
-                                f"at most {self.limits.max_subscriptions} subscriptions "
-                                "per connection")
+            raise ProtocolError(
+                "too_many_subscriptions",
+                f"at most {self.limits.max_subscriptions} subscriptions per connection",
+            )
         self._firehose.discard(conn)  # from now on, the channel protocol
         self._subscribe(conn, channel, msg.since)
 
     async def _authorize(self, conn: Connection, channel: str, token: str | None) -> None:
         wallet = channel.partition(":")[2]
         if token is None:
-            raise ProtocolError("unauthorized", f"{channel} needs a session token "
-                                "(POST /v1/auth/verify)")
+            raise ProtocolError(
+                "unauthorized", f"{channel} needs a session token (POST /v1/auth/verify)"
+            )
         if self.authenticate is None:
             raise ProtocolError("unavailable", "authentication is not available right now")
         try:
             owner = await self.authenticate(token)
         except Exception as exc:  # storage down and the like: say so, keep the connection
             log.warning("session check failed", error=str(exc))
-            raise ProtocolError("unavailable",
-                                "authentication is not available right now") from None
+            raise ProtocolError(
+                "unavailable", "authentication is not available right now"
+            ) from None
         if owner is None:
             raise ProtocolError("unauthorized", "invalid or expired session token")
         if owner != wallet:
@@ -387,9 +405,12 @@ class Hub:
         (storage down) ends nothing. Returns how many subscriptions ended."""
         if self.authenticate is None:
             return 0
-        held = [(conn, channel, token) for conn in tuple(self._connections)
-                for channel, token in tuple(conn.tokens.items())
-                if wallet is None or channel == f"user:{wallet}"]
+        held = [
+            (conn, channel, token)
+            for conn in tuple(self._connections)
+            for channel, token in tuple(conn.tokens.items())
+            if wallet is None or channel == f"user:{wallet}"
+        ]
         verdicts: dict[str, str | None] = {}
         ended = 0
         for conn, channel, token in held:
@@ -401,9 +422,12 @@ class Hub:
                     return ended
             if verdicts[token] is None and conn.tokens.get(channel) == token:
                 self._unsubscribe(conn, channel)
-                self._reply(conn, "unsubscribed", {"channel": channel,
-                                                   "reason": "session ended"},
-                            channel=channel)
+                self._reply(
+                    conn,
+                    "unsubscribed",
+                    {"channel": channel, "reason": "session ended"},
+                    channel=channel,
+                )
                 ended += 1
         return ended
 
@@ -416,15 +440,43 @@ class Hub:
         if since is not None:
             backlog = self.replay.since(channel, since)
             if isinstance(backlog, Gap):
-                frames.append(("", 0, protocol.encode(protocol.server_message(
-                    "gap", {"channel": channel, "since": since, "seq": backlog.current,
-                            "message": "events after `since` are no longer buffered; "
-                                       "refetch a REST snapshot"},
-                    channel=channel, seq=backlog.current))))
+                frames.append(
+                    (
+                        "",
+                        0,
+                        protocol.encode(
+                            protocol.server_message(
+                                "gap",
+                                {
+                                    "channel": channel,
+                                    "since": since,
+                                    "seq": backlog.current,
+                                    "message": "events after `since` are no longer buffered; "
+                                    "refetch a REST snapshot",
+                                },
+                                channel=channel,
+                                seq=backlog.current,
+                            )
+                        ),
+                    )
+                )
             else:
                 start = since
-        frames.insert(0, ("", 0, protocol.encode(protocol.server_message(
-            "subscribed", {"channel": channel, "seq": current}, channel=channel, seq=current))))
+        frames.insert(
+            0,
+            (
+                "",
+                0,
+                protocol.encode(
+                    protocol.server_message(
+                        "subscribed",
+                        {"channel": channel, "seq": current},
+                        channel=channel,
+                        seq=current,
+                    )
+                ),
+            ),
+        )
         if not isinstance(backlog, Gap):
             frames += [(e.channel, e.seq, e.frame) for e in backlog]
         conn.subs[channel] = start

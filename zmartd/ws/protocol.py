@@ -80,8 +80,10 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
     except msgspec.DecodeError:
         raise ProtocolError("invalid_json", "message is not valid JSON") from None
     if msg.action not in ACTIONS:
-        raise ProtocolError("unknown_action", f"unknown action {msg.action!r}; expected one of "
-                            + ", ".join(ACTIONS))
+        raise ProtocolError(
+            "unknown_action",
+            f"unknown action {msg.action!r}; expected one of " + ", ".join(ACTIONS),
+        )
     if msg.action in ("subscribe", "unsubscribe"):
         if msg.channel is None and msg.market_id is None:
             raise ProtocolError("invalid_message", f"{msg.action} needs a channel")

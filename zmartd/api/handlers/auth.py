@@ -77,32 +77,42 @@ class SignedIn:
 
 def _message_for(cfg: Config, record: NonceRecord) -> SiwsMessage:
     return SiwsMessage(
-        domain=record.domain, address=record.wallet, statement=cfg.auth.statement,
-        uri=siws_uri(cfg), version=SIWS_VERSION, chain_id=cfg.auth.chain_id,
-        nonce=record.nonce, issued_at=record.issued_at, expiration_time=record.expires_at,
+        domain=record.domain,
+        address=record.wallet,
+        statement=cfg.auth.statement,
+        uri=siws_uri(cfg),
+        version=SIWS_VERSION,
+        chain_id=cfg.auth.chain_id,
+        nonce=record.nonce,
+        issued_at=record.issued_at,
+        expiration_time=record.expires_at,
     )
 
 
 async def issue_nonce(db: Database, cfg: Config, wallet: Pubkey) -> IssuedNonce:
     """A fresh single-use nonce for ``wallet`` and the message to sign with it."""
     record = await store.create_nonce(
-        db, wallet=str(wallet), domain=siws_domain(cfg),
+        db,
+        wallet=str(wallet),
+        domain=siws_domain(cfg),
         ttl=timedelta(seconds=cfg.auth.nonce_ttl),
     )
     message = _message_for(cfg, record)
     return IssuedNonce(record=record, message=message, text=build_message(message))
 
 
-def check_message(cfg: Config, text: str, signature: Signature,
-                  now: datetime | None = None) -> SiwsMessage:
+def check_message(
+    cfg: Config, text: str, signature: Signature, now: datetime | None = None
+) -> SiwsMessage:
     """Steps 1-3 above (everything but the nonce); raises a Problem."""
     try:
         msg = parse_message(text)
     except SiwsError as exc:
         # A proof that cannot be read is a failed authentication, like one that does
         # not verify (the body itself is well-formed: message is a string).
-        raise problems.unauthorized(f"message is not a Sign-In-With-Solana message: {exc}"
-                                    ) from None
+        raise problems.unauthorized(
+            f"message is not a Sign-In-With-Solana message: {exc}"
+        ) from None
     domain = siws_domain(cfg)
     if msg.domain != domain:
         raise problems.unauthorized(f"the message is for domain {msg.domain!r}, not {domain!r}")
@@ -112,7 +122,8 @@ def check_message(cfg: Config, text: str, signature: Signature,
         raise problems.unauthorized(f"unsupported SIWS version {msg.version!r}")
     if msg.chain_id != cfg.auth.chain_id:
         raise problems.unauthorized(
-            f"the message is for chain {msg.chain_id!r}, not {cfg.auth.chain_id!r}")
+            f"the message is for chain {msg.chain_id!r}, not {cfg.auth.chain_id!r}"
+        )
     now = now or datetime.now(UTC)
     if msg.expiration_time is None:
         raise problems.unauthorized("the message has no Expiration Time")
@@ -124,17 +135,18 @@ def check_message(cfg: Config, text: str, signature: Signature,
     if msg.expiration_time - msg.issued_at > lifetime + CLOCK_SKEW:
         raise problems.unauthorized(
             f"the message's Expiration Time is more than auth.nonce_ttl "
-            f"({cfg.auth.nonce_ttl:g} s) after its Issued At; request a new nonce")
+            f"({cfg.auth.nonce_ttl:g} s) after its Issued At; request a new nonce"
+        )
     if msg.not_before is not None and msg.not_before > now + CLOCK_SKEW:
         raise problems.unauthorized("the message is not valid yet (Not Before)")
     try:
         wallet = Pubkey.from_string(msg.address)
     except ValueError:
         raise problems.unauthorized(
-            "the address in the message is not a 32-byte base58 public key") from None
+            "the address in the message is not a 32-byte base58 public key"
+        ) from None
     if not verify_signature(text, signature, wallet):
-        raise problems.unauthorized(
-            "the signature does not verify for the address in the message")
+        raise problems.unauthorized("the signature does not verify for the address in the message")
     return msg
 
 
@@ -145,18 +157,27 @@ def _ip(text: str) -> IPv4Address | IPv6Address | None:
         return None
 
 
-async def sign_in(db: Database, cfg: Config, msg: SiwsMessage, *,
-                  user_agent: str | None = None, client_ip: str | None = None) -> SignedIn:
+async def sign_in(
+    db: Database,
+    cfg: Config,
+    msg: SiwsMessage,
+    *,
+    user_agent: str | None = None,
+    client_ip: str | None = None,
+) -> SignedIn:
     """Steps 4-5: consume the nonce of a message that :func:`check_message`
     returned (and only such a message) and open a session."""
-    record = await store.consume_nonce(db, nonce=msg.nonce, wallet=msg.address,
-                                       domain=msg.domain)
+    record = await store.consume_nonce(db, nonce=msg.nonce, wallet=msg.address, domain=msg.domain)
     if record is None:
         raise problems.unauthorized(
-            "the nonce is unknown, already used, expired, or issued for another wallet")
+            "the nonce is unknown, already used, expired, or issued for another wallet"
+        )
     token, session = await store.create_session(
-        db, wallet=msg.address, ttl=timedelta(seconds=cfg.auth.session_ttl),
-        user_agent=user_agent, ip=_ip(client_ip) if client_ip else None,
+        db,
+        wallet=msg.address,
+        ttl=timedelta(seconds=cfg.auth.session_ttl),
+        user_agent=user_agent,
+        ip=_ip(client_ip) if client_ip else None,
     )
     return SignedIn(token=token, session=session, admin=is_admin(cfg, msg.address))
 

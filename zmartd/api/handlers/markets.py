@@ -90,34 +90,53 @@ async def get(db: Database, ref: str) -> views.Market:
 
 
 async def list_markets(
-    db: Database, *, state: int | None, category: str | None, creator: str | None,
-    tag: str | None, q: str | None, sort: MarketSort, limit: int, cursor: str | None,
+    db: Database,
+    *,
+    state: int | None,
+    category: str | None,
+    creator: str | None,
+    tag: str | None,
+    q: str | None,
+    sort: MarketSort,
+    limit: int,
+    cursor: str | None,
 ) -> Page[views.Market]:
-    page = await store.list_markets(db, state=state, category=category, creator=creator,
-                                    tag=tag, q=q, sort=sort, limit=limit, cursor=cursor)
-    return Page(items=tuple(views.market_view(m) for m in page.items),
-                next_cursor=page.next_cursor)
+    page = await store.list_markets(
+        db,
+        state=state,
+        category=category,
+        creator=creator,
+        tag=tag,
+        q=q,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+    )
+    return Page(items=tuple(views.market_view(m) for m in page.items), next_cursor=page.next_cursor)
 
 
 async def trades(db: Database, ref: str, *, limit: int, cursor: str | None) -> Page[views.Trade]:
     market = await resolve(db, ref)
     page: Page[TradeRecord] = await trade_store.list_market_trades(
-        db, market.market_id, limit=limit, cursor=cursor)
-    return Page(items=tuple(views.trade_view(t) for t in page.items),
-                next_cursor=page.next_cursor)
+        db, market.market_id, limit=limit, cursor=cursor
+    )
+    return Page(items=tuple(views.trade_view(t) for t in page.items), next_cursor=page.next_cursor)
 
 
-async def holders(db: Database, ref: str, *, limit: int,
-                  cursor: str | None) -> Page[views.Holder]:
+async def holders(db: Database, ref: str, *, limit: int, cursor: str | None) -> Page[views.Holder]:
     market = await resolve(db, ref)
     page: Page[HolderRecord] = await position_store.list_holders(
-        db, market.market_id, limit=limit, cursor=cursor)
-    return Page(items=tuple(views.holder_view(h) for h in page.items),
-                next_cursor=page.next_cursor)
+        db, market.market_id, limit=limit, cursor=cursor
+    )
+    return Page(items=tuple(views.holder_view(h) for h in page.items), next_cursor=page.next_cursor)
 
 
 async def candles(
-    db: Database, ref: str, *, interval: CandleInterval, start: datetime | None,
+    db: Database,
+    ref: str,
+    *,
+    interval: CandleInterval,
+    start: datetime | None,
     end: datetime | None,
 ) -> views.Candles:
     """YES-price candles over ``[start, end)``; ``end`` defaults to now and
@@ -130,8 +149,9 @@ async def candles(
         try:
             start = end - step * DEFAULT_CANDLES
         except OverflowError:
-            raise problems.bad_request(f"to is too early to go back {DEFAULT_CANDLES} "
-                                       "intervals; give from") from None
+            raise problems.bad_request(
+                f"to is too early to go back {DEFAULT_CANDLES} intervals; give from"
+            ) from None
     if end <= start:
         # 400, not 422: each time is valid, their order is beyond the schema
         raise problems.bad_request("to must be after from")
@@ -140,10 +160,14 @@ async def candles(
         # between from and to", and the answer's ``start`` says where it begins.
         start = end - step * price_store.MAX_CANDLES
     market = await resolve(db, ref)
-    rows = await price_store.candles(db, market.market_id, interval=interval, start=start,
-                                     end=end)
-    return views.Candles(market_id=market.market_id, interval=interval, start=start, end=end,
-                         candles=[views.candle_view(c) for c in rows])
+    rows = await price_store.candles(db, market.market_id, interval=interval, start=start, end=end)
+    return views.Candles(
+        market_id=market.market_id,
+        interval=interval,
+        start=start,
+        end=end,
+        candles=[views.candle_view(c) for c in rows],
+    )
 
 
 def _field(name: str, message: str) -> problems.Problem:
@@ -176,44 +200,56 @@ def _check_creator(market: MarketRecord | None, wallet: str) -> None:
     if market.state != 0:
         raise problems.conflict(
             f"metadata is editable only while the market is PROPOSED (it is "
-            f"{views.STATE_NAMES[market.state]})")
+            f"{views.STATE_NAMES[market.state]})"
+        )
 
 
 async def register_metadata(
-    db: Database, bus: Bus, *, market_id: str, wallet: str, metadata: MarketMetadataInput,
+    db: Database,
+    bus: Bus,
+    *,
+    market_id: str,
+    wallet: str,
+    metadata: MarketMetadataInput,
 ) -> views.MarketMetadata:
     """First registration; 409 if the market already has metadata (use PATCH)."""
 
-    def decide(market: MarketRecord | None,
-               existing: MarketMetadataRecord | None) -> MarketMetadataInput:
+    def decide(
+        market: MarketRecord | None, existing: MarketMetadataRecord | None
+    ) -> MarketMetadataInput:
         _check_creator(market, wallet)
         if existing is not None:  # the caller's own registration (claims are per wallet)
             raise problems.conflict("metadata is already registered; change it with PATCH")
         return metadata
 
-    saved, shown = await store.edit_metadata(db, market_id=market_id, creator=wallet,
-                                             decide=decide)
+    saved, shown = await store.edit_metadata(db, market_id=market_id, creator=wallet, decide=decide)
     if shown is not None:
         await publish_market(bus, shown)
     return views.metadata_view(saved)
 
 
 async def update_metadata(
-    db: Database, bus: Bus, *, ref: str, wallet: str, changes: dict[str, object],
+    db: Database,
+    bus: Bus,
+    *,
+    ref: str,
+    wallet: str,
+    changes: dict[str, object],
 ) -> views.MarketMetadata:
     """Apply ``changes`` (only the fields given) to registered metadata."""
     market_id = ref if is_market_id(ref) else (await resolve(db, ref)).market_id
 
-    def decide(market: MarketRecord | None,
-               existing: MarketMetadataRecord | None) -> MarketMetadataInput:
+    def decide(
+        market: MarketRecord | None, existing: MarketMetadataRecord | None
+    ) -> MarketMetadataInput:
         _check_creator(market, wallet)
         if existing is None:  # the caller has registered nothing for this market
             raise problems.not_found(
-                f"market {market_id} has no metadata of yours; register it with POST")
+                f"market {market_id} has no metadata of yours; register it with POST"
+            )
         return _merge(existing, changes)
 
-    saved, shown = await store.edit_metadata(db, market_id=market_id, creator=wallet,
-                                             decide=decide)
+    saved, shown = await store.edit_metadata(db, market_id=market_id, creator=wallet, decide=decide)
     if shown is not None:
         await publish_market(bus, shown)
     return views.metadata_view(saved)
@@ -227,10 +263,15 @@ def _merge(existing: MarketMetadataRecord, changes: dict[str, object]) -> Market
 
 async def publish_market(bus: Bus, market: MarketRecord) -> None:
     """Tell caches and WebSocket clients that a market's visible fields changed."""
-    await bus.publish("events", MarketStateChanged(
-        market_id=market.market_id, slot=market.slot, at=now().isoformat(),
-        data=views.to_builtins(views.market_view(market)),
-    ))
+    await bus.publish(
+        "events",
+        MarketStateChanged(
+            market_id=market.market_id,
+            slot=market.slot,
+            at=now().isoformat(),
+            data=views.to_builtins(views.market_view(market)),
+        ),
+    )
 
 
 async def claims(db: Database, ref: str) -> views.ClaimTotals:

@@ -58,10 +58,12 @@ FeesSource = Literal["global_config", "program_defaults"]
 _STATE_ERRORS: Final = frozenset({"InvalidMarketState", "InsufficientLiquidity"})
 SELL_REVERTS_NOTE: Final = (
     "sell_shares on the current zmart-core program reverts after these checks "
-    "(docs/chain.md §4.7): the numbers are what a fixed program would pay")
+    "(docs/chain.md §4.7): the numbers are what a fixed program would pay"
+)
 _DEFAULTS_NOTE: Final = (
     "fees are the program defaults (protocol 300, resolver 200, LP 500 bps): no GlobalConfig "
-    "has been indexed")
+    "has been indexed"
+)
 
 
 def _chain_problem(name: str, detail: str) -> problems.Problem:
@@ -70,39 +72,65 @@ def _chain_problem(name: str, detail: str) -> problems.Problem:
     text = f"{name}{code}: {detail}" if detail else f"{name}{code}"
     if name in _STATE_ERRORS:
         return problems.conflict(f"the chain would reject this trade: {text}")
-    return problems.Problem("conflict", f"the chain would reject this trade: {text}",
-                            errors=[problems.FieldError(field="amount", message=text)])
+    return problems.Problem(
+        "conflict",
+        f"the chain would reject this trade: {text}",
+        errors=[problems.FieldError(field="amount", message=text)],
+    )
 
 
 async def quote(
-    db: Database, ref: str, *, side: Literal["buy", "sell"], outcome: Literal["yes", "no"],
-    amount: int, wallet: str | None = None,
+    db: Database,
+    ref: str,
+    *,
+    side: Literal["buy", "sell"],
+    outcome: Literal["yes", "no"],
+    amount: int,
+    wallet: str | None = None,
 ) -> views.Quote:
     market = await resolve(db, ref)
     if market.state != ACTIVE:
-        raise _chain_problem("InvalidMarketState",
-                             f"the market is {views.STATE_NAMES[market.state]}, not ACTIVE")
+        raise _chain_problem(
+            "InvalidMarketState", f"the market is {views.STATE_NAMES[market.state]}, not ACTIVE"
+        )
     config = await indexer_store.read_global_config(db)
     held: int | None = None
     if side == "sell" and wallet is not None:
         position = await position_store.get_position(db, market.market_id, wallet)
-        held = 0 if position is None else (
-            position.shares_yes if outcome == "yes" else position.shares_no)
+        held = (
+            0
+            if position is None
+            else (position.shares_yes if outcome == "yes" else position.shares_no)
+        )
     return quote_market(market, config, side=side, outcome=outcome, amount=amount, held=held)
 
 
 def quote_market(
-    market: MarketRecord, config: GlobalConfigState | None, *, side: Literal["buy", "sell"],
-    outcome: Literal["yes", "no"], amount: int, held: int | None = None,
+    market: MarketRecord,
+    config: GlobalConfigState | None,
+    *,
+    side: Literal["buy", "sell"],
+    outcome: Literal["yes", "no"],
+    amount: int,
+    held: int | None = None,
 ) -> views.Quote:
     """The quote on an already read market and GlobalConfig (None: not indexed, the
     program's default fees); ``held``: the seller's shares of that side (None: assume
     ``amount``).  The market's state is the caller's check."""
-    fees = DEFAULT_FEES if config is None else FeeConfig(
-        config.protocol_fee_bps, config.resolver_reward_bps, config.liquidity_provider_fee_bps)
+    fees = (
+        DEFAULT_FEES
+        if config is None
+        else FeeConfig(
+            config.protocol_fee_bps, config.resolver_reward_bps, config.liquidity_provider_fee_bps
+        )
+    )
     source: FeesSource = "program_defaults" if config is None else "global_config"
-    math = MarketMath(b_parameter=market.b_parameter, shares_yes=market.shares_yes,
-                      shares_no=market.shares_no, current_liquidity=market.current_liquidity)
+    math = MarketMath(
+        b_parameter=market.b_parameter,
+        shares_yes=market.shares_yes,
+        shares_no=market.shares_no,
+        current_liquidity=market.current_liquidity,
+    )
     yes = outcome == "yes"
     notes = [_DEFAULTS_NOTE] if config is None else []
     try:
@@ -116,24 +144,45 @@ def quote_market(
 
 
 def _fees(split: FeeSplit) -> views.QuoteFees:
-    return views.QuoteFees(protocol=str(split.protocol), resolver=str(split.resolver),
-                           lp=str(split.lp), total=str(split.total))
+    return views.QuoteFees(
+        protocol=str(split.protocol),
+        resolver=str(split.resolver),
+        lp=str(split.lp),
+        total=str(split.total),
+    )
 
 
-def _view(market: MarketRecord, fees: FeeConfig, source: FeesSource, q: BuyQuote | SellQuote,
-          before: int, notes: list[str]) -> views.Quote:
+def _view(
+    market: MarketRecord,
+    fees: FeeConfig,
+    source: FeesSource,
+    q: BuyQuote | SellQuote,
+    before: int,
+    notes: list[str],
+) -> views.Quote:
     if isinstance(q, BuyQuote):
         side: Literal["buy", "sell"] = "buy"
         amount, gross, paid = q.target_cost, q.cost_before_fees, q.total_cost
     else:
         side, amount, gross, paid = "sell", q.shares, q.proceeds_before_fees, q.net_proceeds
     return views.Quote(
-        market_id=market.market_id, side=side, outcome="YES" if q.outcome_yes else "NO",
-        amount=str(amount), shares=str(q.shares), lamports_before_fees=str(gross),
-        fees=_fees(q.fees), lamports=str(paid), price_yes_before=before,
-        price_yes_after=q.new_price_yes, price_no_after=q.new_price_no,
-        shares_yes_after=str(q.new_shares_yes), shares_no_after=str(q.new_shares_no),
-        fee_rates=views.FeeRates(protocol_bps=fees.protocol_bps,
-                                 resolver_bps=fees.resolver_bps, lp_bps=fees.lp_bps),
-        fees_source=source, slot=market.slot, notes=notes,
+        market_id=market.market_id,
+        side=side,
+        outcome="YES" if q.outcome_yes else "NO",
+        amount=str(amount),
+        shares=str(q.shares),
+        lamports_before_fees=str(gross),
+        fees=_fees(q.fees),
+        lamports=str(paid),
+        price_yes_before=before,
+        price_yes_after=q.new_price_yes,
+        price_no_after=q.new_price_no,
+        shares_yes_after=str(q.new_shares_yes),
+        shares_no_after=str(q.new_shares_no),
+        fee_rates=views.FeeRates(
+            protocol_bps=fees.protocol_bps, resolver_bps=fees.resolver_bps, lp_bps=fees.lp_bps
+        ),
+        fees_source=source,
+        slot=market.slot,
+        notes=notes,
     )

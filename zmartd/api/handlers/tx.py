@@ -134,8 +134,9 @@ def refuse_field(field: str, rule: str, detail: str) -> problems.Problem:
     """409 naming the rule and the field it concerns: the request is valid by the schema
     (a 422 would contradict the document), the chain's rules refuse it now."""
     text = _error_text(rule, detail)
-    return problems.Problem("conflict", text,
-                            errors=[problems.FieldError(field=field, message=text)])
+    return problems.Problem(
+        "conflict", text, errors=[problems.FieldError(field=field, message=text)]
+    )
 
 
 async def program_config(db: Database) -> GlobalConfigState:
@@ -226,8 +227,9 @@ def failure_problem(failure: TxFailure, what: str) -> problems.Problem:
         )
     else:
         text = failure.describe()
-    return problems.Problem("conflict", f"{what}: {text}",
-                            errors=[problems.FieldError(field="", message=text)])
+    return problems.Problem(
+        "conflict", f"{what}: {text}", errors=[problems.FieldError(field="", message=text)]
+    )
 
 
 async def build(

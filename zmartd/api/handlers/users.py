@@ -45,12 +45,18 @@ def pnl(flows: tuple[MarketFlows, ...] | list[MarketFlows]) -> tuple[int, int]:
     for f in flows:
         realized += f.sold_yes - _cost(f.bought_yes, f.bought_yes_shares, f.sold_yes_shares)
         realized += f.sold_no - _cost(f.bought_no, f.bought_no_shares, f.sold_no_shares)
-        basis = (_cost(f.bought_yes, f.bought_yes_shares, f.shares_yes)
-                 + _cost(f.bought_no, f.bought_no_shares, f.shares_no))
+        basis = _cost(f.bought_yes, f.bought_yes_shares, f.shares_yes) + _cost(
+            f.bought_no, f.bought_no_shares, f.shares_no
+        )
         value = views.position_value(
-            state=f.market_state, price_yes=f.market_price_yes,
-            final_outcome=f.market_final_outcome, shares_yes=f.shares_yes,
-            shares_no=f.shares_no, total_invested=f.total_invested, has_claimed=False)
+            state=f.market_state,
+            price_yes=f.market_price_yes,
+            final_outcome=f.market_final_outcome,
+            shares_yes=f.shares_yes,
+            shares_no=f.shares_no,
+            total_invested=f.total_invested,
+            has_claimed=False,
+        )
         if f.has_claimed:
             realized += f.claimed_amount - basis
         elif f.market_state in (5, 6):
@@ -65,12 +71,14 @@ async def profile(db: Database, wallet: str) -> views.UserProfile:
     user = await store.get_user(db, wallet)
     counts = await stats_store.user_stats(db, wallet)
     realized, unrealized = pnl(await stats_store.user_market_flows(db, wallet))
-    return views.user_view(wallet, user, views.user_stats_view(
-        counts, realized=realized, unrealized=unrealized))
+    return views.user_view(
+        wallet, user, views.user_stats_view(counts, realized=realized, unrealized=unrealized)
+    )
 
 
-async def update_profile(db: Database, wallet: str,
-                         changes: Mapping[str, str | None]) -> views.UserProfile:
+async def update_profile(
+    db: Database, wallet: str, changes: Mapping[str, str | None]
+) -> views.UserProfile:
     """Set the given fields (null clears one); 409 for a display name in use.
 
     Display names are stored NFKC-normalised, must show something, and are unique by
@@ -90,22 +98,31 @@ async def update_profile(db: Database, wallet: str,
     try:
         record = await store.update_profile(db, wallet, stored)
     except NotPermitted:
-        raise problems.conflict("that display name (or one that looks the same) is "
-                                "already taken") from None
+        raise problems.conflict(
+            "that display name (or one that looks the same) is already taken"
+        ) from None
     return views.user_view(wallet, record)
 
 
-async def positions(db: Database, wallet: str, *, open_only: bool, limit: int,
-                    cursor: str | None, sells_work: bool = False) -> Page[views.Position]:
+async def positions(
+    db: Database,
+    wallet: str,
+    *,
+    open_only: bool,
+    limit: int,
+    cursor: str | None,
+    sells_work: bool = False,
+) -> Page[views.Position]:
     """``sells_work``: the configured program pays sells (``can_sell`` may be true)."""
-    page = await position_store.list_user_positions(db, wallet, open_only=open_only,
-                                                    limit=limit, cursor=cursor)
-    return Page(items=tuple(views.position_view(p, sells_work=sells_work) for p in page.items),
-                next_cursor=page.next_cursor)
+    page = await position_store.list_user_positions(
+        db, wallet, open_only=open_only, limit=limit, cursor=cursor
+    )
+    return Page(
+        items=tuple(views.position_view(p, sells_work=sells_work) for p in page.items),
+        next_cursor=page.next_cursor,
+    )
 
 
-async def trades(db: Database, wallet: str, *, limit: int,
-                 cursor: str | None) -> Page[views.Trade]:
+async def trades(db: Database, wallet: str, *, limit: int, cursor: str | None) -> Page[views.Trade]:
     page = await trade_store.list_user_trades(db, wallet, limit=limit, cursor=cursor)
-    return Page(items=tuple(views.trade_view(t) for t in page.items),
-                next_cursor=page.next_cursor)
+    return Page(items=tuple(views.trade_view(t) for t in page.items), next_cursor=page.next_cursor)

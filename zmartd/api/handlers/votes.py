@@ -56,18 +56,20 @@ async def summary(db: Database, cfg: AggregatorConfig, ref: str) -> views.VoteSu
     proposal_bps = PROPOSAL_THRESHOLD if config is None else config.proposal_approval_threshold
     dispute_bps = DISPUTE_THRESHOLD if config is None else config.dispute_success_threshold
     return views.VoteSummary(
-        market_id=market.market_id, state=market.state,
-        status=views.STATE_NAMES[market.state], accepting=accepting,
-        proposal=views.tally_view(proposal, threshold_bps=proposal_bps,
-                                  min_votes=cfg.min_votes),
-        dispute=views.tally_view(dispute, threshold_bps=dispute_bps,
-                                 min_votes=cfg.min_votes),
+        market_id=market.market_id,
+        state=market.state,
+        status=views.STATE_NAMES[market.state],
+        accepting=accepting,
+        proposal=views.tally_view(proposal, threshold_bps=proposal_bps, min_votes=cfg.min_votes),
+        dispute=views.tally_view(dispute, threshold_bps=dispute_bps, min_votes=cfg.min_votes),
         resolution_proposed_at=proposed,
         dispute_period=int(period.total_seconds()),
         dispute_period_source="program_defaults" if config is None else "global_config",
         dispute_window_ends_at=None if proposed is None else proposed + period,
-        aggregations=[views.aggregation_view(o)
-                      for o in await aggregator_store.read_outcomes(db, market.market_id)],
+        aggregations=[
+            views.aggregation_view(o)
+            for o in await aggregator_store.read_outcomes(db, market.market_id)
+        ],
     )
 
 
@@ -96,8 +98,15 @@ def eligibility(policy: VotesConfig) -> store.Eligibility:
 
 
 async def cast(
-    db: Database, bus: Bus, *, kind: VoteKind, ref: str, wallet: str, vote: bool,
-    client_ip: str | None = None, policy: VotesConfig | None = None,
+    db: Database,
+    bus: Bus,
+    *,
+    kind: VoteKind,
+    ref: str,
+    wallet: str,
+    vote: bool,
+    client_ip: str | None = None,
+    policy: VotesConfig | None = None,
 ) -> views.Vote:
     """Cast or change ``wallet``'s vote; 404 unknown market, 409 wrong state or locked.
     With a ``policy`` the answer says whether the vote counts (``counted``, ``excluded``)."""
@@ -106,21 +115,38 @@ async def cast(
         wanted = views.STATE_NAMES[OPEN_STATE[kind]]
         raise problems.conflict(
             f"{kind} votes are taken while the market is {wanted}; it is "
-            f"{views.STATE_NAMES[market.state]}")
+            f"{views.STATE_NAMES[market.state]}"
+        )
     record: VoteRecord = await store.cast_vote(
-        db, kind=kind, market_id=market.market_id, wallet=wallet, vote=vote,
-        client_ip=_address(client_ip), eligibility=None if policy is None else eligibility(policy))
+        db,
+        kind=kind,
+        market_id=market.market_id,
+        wallet=wallet,
+        vote=vote,
+        client_ip=_address(client_ip),
+        eligibility=None if policy is None else eligibility(policy),
+    )
     view = views.vote_view(record)
-    await bus.publish("events", VoteChanged(
-        kind=kind, market_id=market.market_id, wallet=wallet,
-        at=datetime.now(UTC).isoformat(), data=views.to_builtins(view),
-    ))
+    await bus.publish(
+        "events",
+        VoteChanged(
+            kind=kind,
+            market_id=market.market_id,
+            wallet=wallet,
+            at=datetime.now(UTC).isoformat(),
+            data=views.to_builtins(view),
+        ),
+    )
     return view
 
 
 async def user_votes(
-    db: Database, wallet: str, *, kind: VoteKind | None, limit: int, cursor: str | None,
+    db: Database,
+    wallet: str,
+    *,
+    kind: VoteKind | None,
+    limit: int,
+    cursor: str | None,
 ) -> Page[views.Vote]:
     page = await store.list_user_votes(db, wallet, kind=kind, limit=limit, cursor=cursor)
-    return Page(items=tuple(views.vote_view(v) for v in page.items),
-                next_cursor=page.next_cursor)
+    return Page(items=tuple(views.vote_view(v) for v in page.items), next_cursor=page.next_cursor)

@@ -60,8 +60,10 @@ class NonceResponse(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class VerifyRequest(Body, frozen=True, kw_only=True):
-    message: Annotated[str, msgspec.Meta(min_length=1, max_length=4096,
-                                         description="the message from /v1/auth/nonce")]
+    message: Annotated[
+        str,
+        msgspec.Meta(min_length=1, max_length=4096, description="the message from /v1/auth/nonce"),
+    ]
     signature: Signature
 
 
@@ -97,14 +99,20 @@ async def nonce(call: Call[NonceRequest, None]) -> NonceResponse:
     issued = await handlers.issue_nonce(call.database(), call.ctx.config, call.body.wallet)
     m = issued.message
     return NonceResponse(
-        message=issued.text, nonce=m.nonce, wallet=m.address, domain=m.domain, uri=m.uri,
-        chain_id=m.chain_id, issued_at=issued.record.issued_at,
+        message=issued.text,
+        nonce=m.nonce,
+        wallet=m.address,
+        domain=m.domain,
+        uri=m.uri,
+        chain_id=m.chain_id,
+        issued_at=issued.record.issued_at,
         expires_at=issued.record.expires_at,
     )
 
 
-@router.post("/verify", body=VerifyRequest, response=SessionToken, status=201, rate="auth",
-             errors=[401])
+@router.post(
+    "/verify", body=VerifyRequest, response=SessionToken, status=201, rate="auth", errors=[401]
+)
 async def verify(call: Call[VerifyRequest, None]) -> SessionToken:
     """Finish signing in: verify the signed message and open a session.
 
@@ -115,10 +123,16 @@ async def verify(call: Call[VerifyRequest, None]) -> SessionToken:
     cfg = call.ctx.config
     msg = handlers.check_message(cfg, call.body.message, call.body.signature)
     await call.limit_wallet(msg.address)  # only now: the caller holds the wallet's key
-    done = await handlers.sign_in(call.database(), cfg, msg, user_agent=call.user_agent,
-                                  client_ip=call.client_ip)
-    return SessionToken(token=done.token, token_type="Bearer", wallet=done.session.wallet,
-                        expires_at=done.session.expires_at, admin=done.admin)
+    done = await handlers.sign_in(
+        call.database(), cfg, msg, user_agent=call.user_agent, client_ip=call.client_ip
+    )
+    return SessionToken(
+        token=done.token,
+        token_type="Bearer",
+        wallet=done.session.wallet,
+        expires_at=done.session.expires_at,
+        admin=done.admin,
+    )
 
 
 @router.get("/session", response=SessionInfo, auth="session", rate="session")

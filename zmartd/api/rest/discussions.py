@@ -40,31 +40,54 @@ class PostPath(Query, frozen=True, kw_only=True):
     post_id: PostId
 
 
-@router.get("/markets/<market_id>/discussions", path_type=MarketPath, query=ThreadQuery,
-            response=Page[views.DiscussionThreadView], errors=[404])
+@router.get(
+    "/markets/<market_id>/discussions",
+    path_type=MarketPath,
+    query=ThreadQuery,
+    response=Page[views.DiscussionThreadView],
+    errors=[404],
+)
 async def market_discussions(call: Call[None, ThreadQuery]) -> Page[views.DiscussionThreadView]:
     """The market's discussion threads, newest first, with all their replies."""
-    return await handlers.threads(call.database(), call.path.market_id,
-                                  limit=call.query.limit, cursor=call.query.cursor)
+    return await handlers.threads(
+        call.database(), call.path.market_id, limit=call.query.limit, cursor=call.query.cursor
+    )
 
 
-@router.post("/markets/<market_id>/discussions", path_type=MarketPath, body=PostBody,
-             response=views.Discussion, status=201, auth="session", errors=[404, 409])
+@router.post(
+    "/markets/<market_id>/discussions",
+    path_type=MarketPath,
+    body=PostBody,
+    response=views.Discussion,
+    status=201,
+    auth="session",
+    errors=[404, 409],
+)
 async def post_discussion(call: Call[PostBody, None]) -> views.Discussion:
     """Post in a market's discussion, or reply to a post (`parent_id`).
 
     1..2,000 characters, not only whitespace.  404: unknown market, or no
     such parent in this market; 409: the parent was deleted.
     """
-    return await handlers.post(call.database(), call.ctx.bus, ref=call.path.market_id,
-                               wallet=call.require_session().wallet,
-                               content=call.body.content, parent_id=call.body.parent_id)
+    return await handlers.post(
+        call.database(),
+        call.ctx.bus,
+        ref=call.path.market_id,
+        wallet=call.require_session().wallet,
+        content=call.body.content,
+        parent_id=call.body.parent_id,
+    )
 
 
-@router.delete("/discussions/<post_id>", path_type=PostPath, auth="session",
-               errors=[403, 404])
+@router.delete("/discussions/<post_id>", path_type=PostPath, auth="session", errors=[403, 404])
 async def delete_discussion(call: Call[None, None]) -> None:
     """Delete a post (its author or an admin); its content is hidden from then on."""
     session = call.require_session()
-    await handlers.delete(call.database(), call.ctx.bus, post_id=call.path.post_id,
-                          wallet=session.wallet, admin=session.admin, client_ip=call.client_ip)
+    await handlers.delete(
+        call.database(),
+        call.ctx.bus,
+        post_id=call.path.post_id,
+        wallet=session.wallet,
+        admin=session.admin,
+        client_ip=call.client_ip,
+    )

@@ -47,23 +47,38 @@ _NO_NUL: Final = r"^[^\x00]*$"
 
 def Text(max_length: int, *, min_length: int = 0, description: str = "") -> object:
     """A free-text field: length bounds and no NUL character."""
-    return msgspec.Meta(min_length=min_length, max_length=max_length, pattern=_NO_NUL,
-                        description=description or None)
+    return msgspec.Meta(
+        min_length=min_length,
+        max_length=max_length,
+        pattern=_NO_NUL,
+        description=description or None,
+    )
 
 
-MarketRef = Annotated[str, msgspec.Meta(
-    pattern=r"^(?:[0-9a-f]{64}|[1-9A-HJ-NP-Za-km-z]{32,44})$",
-    description="64-hex market_id, or the base58 address of the market account",
-    examples=["0" * 64],
-)]
-MarketId = Annotated[str, msgspec.Meta(
-    pattern=r"^[0-9a-f]{64}$", description="the 32-byte on-chain market id, 64 lowercase hex")]
-StateParam = Annotated[str, msgspec.Meta(
-    pattern=r"^(?:[0-6]|PROPOSED|APPROVED|ACTIVE|RESOLVING|DISPUTED|FINALIZED|CANCELLED)$",
-    description="MarketState 0..6 or its name (PROPOSED ... CANCELLED)",
-)]
-Category = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$",
-                                       description="lowercase slug")]
+MarketRef = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^(?:[0-9a-f]{64}|[1-9A-HJ-NP-Za-km-z]{32,44})$",
+        description="64-hex market_id, or the base58 address of the market account",
+        examples=["0" * 64],
+    ),
+]
+MarketId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9a-f]{64}$", description="the 32-byte on-chain market id, 64 lowercase hex"
+    ),
+]
+StateParam = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^(?:[0-6]|PROPOSED|APPROVED|ACTIVE|RESOLVING|DISPUTED|FINALIZED|CANCELLED)$",
+        description="MarketState 0..6 or its name (PROPOSED ... CANCELLED)",
+    ),
+]
+Category = Annotated[
+    str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$", description="lowercase slug")
+]
 Tag = Annotated[str, Text(64, min_length=1)]
 Url = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\x00]*$", max_length=1000)]
 Title = Annotated[str, Text(200, min_length=1)]
@@ -86,8 +101,17 @@ class MarketListQuery(PageQuery, frozen=True, kw_only=True):
     category: Category | None = None
     creator: Pubkey | None = None
     tag: Tag | None = None
-    q: Annotated[str, Text(200, description="full-text search (web-search syntax) over "
-                                            "title, category and description")] | None = None
+    q: (
+        Annotated[
+            str,
+            Text(
+                200,
+                description="full-text search (web-search syntax) over "
+                "title, category and description",
+            ),
+        ]
+        | None
+    ) = None
     sort: Literal["newest", "volume", "closing_soon", "liquidity"] = "newest"
 
 
@@ -108,25 +132,42 @@ async def list_markets(call: Call[None, MarketListQuery]) -> Page[views.Market]:
     """
     q = call.query
     return await handlers.list_markets(
-        call.database(), state=state_index(q.state), category=q.category,
-        creator=str(q.creator) if q.creator is not None else None, tag=q.tag, q=q.q,
-        sort=q.sort, limit=q.limit, cursor=q.cursor,
+        call.database(),
+        state=state_index(q.state),
+        category=q.category,
+        creator=str(q.creator) if q.creator is not None else None,
+        tag=q.tag,
+        q=q.q,
+        sort=q.sort,
+        limit=q.limit,
+        cursor=q.cursor,
     )
 
 
-@router.get("/<market_id>", path_type=MarketPath, response=views.Market, errors=[404],
-            cache=lambda call: market_tags(call.path.market_id))
+@router.get(
+    "/<market_id>",
+    path_type=MarketPath,
+    response=views.Market,
+    errors=[404],
+    cache=lambda call: market_tags(call.path.market_id),
+)
 async def get_market(call: Call[None, None]) -> views.Market:
     """One market (chain state + metadata)."""
     return await handlers.get(call.database(), call.path.market_id)
 
 
-@router.get("/<market_id>/trades", path_type=MarketPath, query=PageQuery,
-            response=Page[views.Trade], errors=[404])
+@router.get(
+    "/<market_id>/trades",
+    path_type=MarketPath,
+    query=PageQuery,
+    response=Page[views.Trade],
+    errors=[404],
+)
 async def market_trades(call: Call[None, PageQuery]) -> Page[views.Trade]:
     """The market's trades, newest first."""
-    return await handlers.trades(call.database(), call.path.market_id, limit=call.query.limit,
-                                 cursor=call.query.cursor)
+    return await handlers.trades(
+        call.database(), call.path.market_id, limit=call.query.limit, cursor=call.query.cursor
+    )
 
 
 class CandleQuery(Query, frozen=True, kw_only=True):
@@ -135,8 +176,13 @@ class CandleQuery(Query, frozen=True, kw_only=True):
     to: DateTime | None = None
 
 
-@router.get("/<market_id>/prices", path_type=MarketPath, query=CandleQuery,
-            response=views.Candles, errors=[404])
+@router.get(
+    "/<market_id>/prices",
+    path_type=MarketPath,
+    query=CandleQuery,
+    response=views.Candles,
+    errors=[404],
+)
 async def market_prices(call: Call[None, CandleQuery]) -> views.Candles:
     """OHLC candles of the YES price over `[from, to)`.
 
@@ -145,20 +191,28 @@ async def market_prices(call: Call[None, CandleQuery]) -> views.Candles:
     (`start` in the answer says where it begins).  Times are RFC 3339 with a zone.
     """
     q = call.query
-    return await handlers.candles(call.database(), call.path.market_id, interval=q.interval,
-                                  start=q.from_, end=q.to)
+    return await handlers.candles(
+        call.database(), call.path.market_id, interval=q.interval, start=q.from_, end=q.to
+    )
 
 
-@router.get("/<market_id>/holders", path_type=MarketPath, query=PageQuery,
-            response=Page[views.Holder], errors=[404])
+@router.get(
+    "/<market_id>/holders",
+    path_type=MarketPath,
+    query=PageQuery,
+    response=Page[views.Holder],
+    errors=[404],
+)
 async def market_holders(call: Call[None, PageQuery]) -> Page[views.Holder]:
     """Wallets holding shares, largest holding (YES + NO share-units) first."""
-    return await handlers.holders(call.database(), call.path.market_id,
-                                  limit=call.query.limit, cursor=call.query.cursor)
+    return await handlers.holders(
+        call.database(), call.path.market_id, limit=call.query.limit, cursor=call.query.cursor
+    )
 
 
-@router.get("/<market_id>/claims", path_type=MarketPath, response=views.ClaimTotals,
-            errors=[404, 409])
+@router.get(
+    "/<market_id>/claims", path_type=MarketPath, response=views.ClaimTotals, errors=[404, 409]
+)
 async def market_claims(call: Call[None, None]) -> views.ClaimTotals:
     """What a FINALIZED market owes its traders: unclaimed payouts by the program's
     `claim_winnings` arithmetic (winning shares x current_liquidity // the side's
@@ -182,8 +236,14 @@ def _quote_tags(call: Call[None, QuoteQuery]) -> list[str]:
     return tags
 
 
-@router.get("/<market_id>/quote", path_type=MarketPath, query=QuoteQuery,
-            response=views.Quote, errors=[404, 409], cache=_quote_tags)
+@router.get(
+    "/<market_id>/quote",
+    path_type=MarketPath,
+    query=QuoteQuery,
+    response=views.Quote,
+    errors=[404, 409],
+    cache=_quote_tags,
+)
 async def market_quote(call: Call[None, QuoteQuery]) -> views.Quote:
     """What a buy or sell would do now, computed with the chain's exact LMSR math.
 
@@ -198,9 +258,14 @@ async def market_quote(call: Call[None, QuoteQuery]) -> views.Quote:
     on `amount`.
     """
     q = call.query
-    return await quotes.quote(call.database(), call.path.market_id, side=q.side,
-                              outcome=q.outcome, amount=int(q.amount),
-                              wallet=str(q.wallet) if q.wallet is not None else None)
+    return await quotes.quote(
+        call.database(),
+        call.path.market_id,
+        side=q.side,
+        outcome=q.outcome,
+        amount=int(q.amount),
+        wallet=str(q.wallet) if q.wallet is not None else None,
+    )
 
 
 # ---------------------------------------------------------------- metadata
@@ -230,8 +295,14 @@ class MarketMetadataPatch(Body, frozen=True, kw_only=True):
     end_time: DateTime | UnsetType | None = UNSET
 
 
-@router.post("/", body=MarketMetadataBody, response=views.MarketMetadata, status=201,
-             auth="session", errors=[403, 409])
+@router.post(
+    "/",
+    body=MarketMetadataBody,
+    response=views.MarketMetadata,
+    status=201,
+    auth="session",
+    errors=[403, 409],
+)
 async def register_metadata(call: Call[MarketMetadataBody, None]) -> views.MarketMetadata:
     """Register the off-chain metadata of a market you create.
 
@@ -243,17 +314,31 @@ async def register_metadata(call: Call[MarketMetadataBody, None]) -> views.Marke
     """
     b = call.body
     metadata = MarketMetadataInput(
-        title=b.title, description=b.description, category=b.category, tags=tuple(b.tags),
-        image_url=b.image_url, resolution_source=b.resolution_source,
+        title=b.title,
+        description=b.description,
+        category=b.category,
+        tags=tuple(b.tags),
+        image_url=b.image_url,
+        resolution_source=b.resolution_source,
         end_time=handlers.aware_utc(b.end_time, "end_time"),
     )
     return await handlers.register_metadata(
-        call.database(), call.ctx.bus, market_id=b.market_id,
-        wallet=call.require_session().wallet, metadata=metadata)
+        call.database(),
+        call.ctx.bus,
+        market_id=b.market_id,
+        wallet=call.require_session().wallet,
+        metadata=metadata,
+    )
 
 
-@router.patch("/<market_id>", path_type=MarketPath, body=MarketMetadataPatch,
-              response=views.MarketMetadata, auth="session", errors=[403, 404, 409])
+@router.patch(
+    "/<market_id>",
+    path_type=MarketPath,
+    body=MarketMetadataPatch,
+    response=views.MarketMetadata,
+    auth="session",
+    errors=[403, 404, 409],
+)
 async def update_metadata(call: Call[MarketMetadataPatch, None]) -> views.MarketMetadata:
     """Change your market's metadata while it is PROPOSED.
 
@@ -270,5 +355,9 @@ async def update_metadata(call: Call[MarketMetadataPatch, None]) -> views.Market
             value = handlers.aware_utc(value, "end_time")
         changes[name] = value
     return await handlers.update_metadata(
-        call.database(), call.ctx.bus, ref=call.path.market_id,
-        wallet=call.require_session().wallet, changes=changes)
+        call.database(),
+        call.ctx.bus,
+        ref=call.path.market_id,
+        wallet=call.require_session().wallet,
+        changes=changes,
+    )

@@ -37,8 +37,15 @@ def _readiness(ctx: ActorContext) -> tuple[bool, list[dict[str, Any]]]:
 async def health() -> Any:
     ctx = _ctx()
     ready, actors = _readiness(ctx)
-    return jsonify({"status": "ok", "ready": ready, **ctx.facts(), "actors": actors,
-                    "roles": dict(sorted(ctx.health.roles.items()))})
+    return jsonify(
+        {
+            "status": "ok",
+            "ready": ready,
+            **ctx.facts(),
+            "actors": actors,
+            "roles": dict(sorted(ctx.health.roles.items())),
+        }
+    )
 
 
 @blueprint.get("/ready")
@@ -48,14 +55,18 @@ async def ready() -> Any:
     ctx.metrics.ready.set(1 if is_ready else 0)
     body = {
         "status": "ready" if is_ready else "not ready",
-        "actors": {a["name"]: a["state"] if a["degraded"] is None else "degraded"
-                   for a in actors},
+        "actors": {a["name"]: a["state"] if a["degraded"] is None else "degraded" for a in actors},
         "problems": [
-            {"actor": a["name"], "state": a["state"], "degraded": a["degraded"],
-             "last_error": a["last_error"]}
+            {
+                "actor": a["name"],
+                "state": a["state"],
+                "degraded": a["degraded"],
+                "last_error": a["last_error"],
+            }
             # an optional actor's degraded reason (e.g. "an approval waits for a human")
             # is listed too, but does not make the instance unready
-            for a in actors if not a["ok"] and (a["required"] or a["degraded"] is not None)
+            for a in actors
+            if not a["ok"] and (a["required"] or a["degraded"] is not None)
         ],
         # leader-only actors: which lead on this instance and which stand by
         "roles": dict(sorted(ctx.health.roles.items())),

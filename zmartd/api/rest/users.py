@@ -28,11 +28,11 @@ __all__ = ["PositionQuery", "ProfilePatch", "UserPath", "UserVoteQuery", "router
 router = Router("users", prefix="/v1/users", tags=["users"])
 
 
-DisplayName = Annotated[str, Text(50, min_length=1,
-                                  description="unique, case-insensitively")]
+DisplayName = Annotated[str, Text(50, min_length=1, description="unique, case-insensitively")]
 Bio = Annotated[str, Text(500)]
-Twitter = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_]{1,15}$",
-                                      description="handle without @")]
+Twitter = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Za-z0-9_]{1,15}$", description="handle without @")
+]
 
 
 class UserPath(Query, frozen=True, kw_only=True):
@@ -58,14 +58,15 @@ class ProfilePatch(Body, frozen=True, kw_only=True):
     twitter: Twitter | UnsetType | None = UNSET
 
 
-@router.patch("/me", body=ProfilePatch, response=views.UserProfile, auth="session",
-              errors=[409])
+@router.patch("/me", body=ProfilePatch, response=views.UserProfile, auth="session", errors=[409])
 async def update_me(call: Call[ProfilePatch, None]) -> views.UserProfile:
     """Edit your profile; 409 when the display name is taken."""
-    changes = {name: getattr(call.body, name) for name in ProfilePatch.__struct_fields__
-               if getattr(call.body, name) is not UNSET}
-    return await handlers.update_profile(call.database(), call.require_session().wallet,
-                                         changes)
+    changes = {
+        name: getattr(call.body, name)
+        for name in ProfilePatch.__struct_fields__
+        if getattr(call.body, name) is not UNSET
+    }
+    return await handlers.update_profile(call.database(), call.require_session().wallet, changes)
 
 
 @router.get("/<pubkey:wallet>", path_type=UserPath, response=views.UserProfile)
@@ -79,8 +80,12 @@ async def get_user(call: Call[None, None]) -> views.UserProfile:
     return await handlers.profile(call.database(), str(call.path.wallet))
 
 
-@router.get("/<pubkey:wallet>/positions", path_type=UserPath, query=PositionQuery,
-            response=Page[views.Position])
+@router.get(
+    "/<pubkey:wallet>/positions",
+    path_type=UserPath,
+    query=PositionQuery,
+    response=Page[views.Position],
+)
 async def user_positions(call: Call[None, PositionQuery]) -> Page[views.Position]:
     """The wallet's positions, most recently traded first, valued at current prices.
 
@@ -90,23 +95,32 @@ async def user_positions(call: Call[None, PositionQuery]) -> Page[views.Position
     liquidity is still there).
     """
     q = call.query
-    return await handlers.positions(call.database(), str(call.path.wallet), open_only=q.open,
-                                    limit=q.limit, cursor=q.cursor,
-                                    sells_work=sells_work(call.ctx.config))
+    return await handlers.positions(
+        call.database(),
+        str(call.path.wallet),
+        open_only=q.open,
+        limit=q.limit,
+        cursor=q.cursor,
+        sells_work=sells_work(call.ctx.config),
+    )
 
 
-@router.get("/<pubkey:wallet>/trades", path_type=UserPath, query=PageQuery,
-            response=Page[views.Trade])
+@router.get(
+    "/<pubkey:wallet>/trades", path_type=UserPath, query=PageQuery, response=Page[views.Trade]
+)
 async def user_trades(call: Call[None, PageQuery]) -> Page[views.Trade]:
     """The wallet's trades across markets, newest first."""
-    return await handlers.trades(call.database(), str(call.path.wallet),
-                                 limit=call.query.limit, cursor=call.query.cursor)
+    return await handlers.trades(
+        call.database(), str(call.path.wallet), limit=call.query.limit, cursor=call.query.cursor
+    )
 
 
-@router.get("/<pubkey:wallet>/votes", path_type=UserPath, query=UserVoteQuery,
-            response=Page[views.Vote])
+@router.get(
+    "/<pubkey:wallet>/votes", path_type=UserPath, query=UserVoteQuery, response=Page[views.Vote]
+)
 async def user_votes(call: Call[None, UserVoteQuery]) -> Page[views.Vote]:
     """The wallet's proposal and dispute votes (or one `kind`), newest first."""
     q = call.query
-    return await vote_handlers.user_votes(call.database(), str(call.path.wallet), kind=q.kind,
-                                          limit=q.limit, cursor=q.cursor)
+    return await vote_handlers.user_votes(
+        call.database(), str(call.path.wallet), kind=q.kind, limit=q.limit, cursor=q.cursor
+    )

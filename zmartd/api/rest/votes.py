@@ -30,8 +30,7 @@ class DisputeVoteBody(Body, frozen=True, kw_only=True):
     vote: Literal["agree", "disagree"]
 
 
-@router.get("/<market_id>/votes", path_type=MarketPath, response=views.VoteSummary,
-            errors=[404])
+@router.get("/<market_id>/votes", path_type=MarketPath, response=views.VoteSummary, errors=[404])
 async def market_votes(call: Call[None, None]) -> views.VoteSummary:
     """Proposal and dispute tallies, the aggregator's thresholds, and the dispute deadline.
 
@@ -40,27 +39,48 @@ async def market_votes(call: Call[None, None]) -> views.VoteSummary:
     threshold_bps` (the indexed GlobalConfig's thresholds; `min_votes` from
     `[aggregator]`).  `dispute_window_ends_at` = `resolution_proposed_at + dispute_period`.
     """
-    return await handlers.summary(call.database(), call.ctx.config.aggregator,
-                                  call.path.market_id)
+    return await handlers.summary(call.database(), call.ctx.config.aggregator, call.path.market_id)
 
 
-@router.post("/<market_id>/votes/proposal", path_type=MarketPath, body=ProposalVoteBody,
-             response=views.Vote, auth="session", errors=[404, 409])
+@router.post(
+    "/<market_id>/votes/proposal",
+    path_type=MarketPath,
+    body=ProposalVoteBody,
+    response=views.Vote,
+    auth="session",
+    errors=[404, 409],
+)
 async def vote_proposal(call: Call[ProposalVoteBody, None]) -> views.Vote:
     """Like or dislike a PROPOSED market (cast or change your vote)."""
-    return await handlers.cast(call.database(), call.ctx.bus, kind="proposal",
-                               ref=call.path.market_id, wallet=call.require_session().wallet,
-                               vote=call.body.vote == "like", client_ip=call.client_ip,
-                               policy=call.ctx.config.votes)
+    return await handlers.cast(
+        call.database(),
+        call.ctx.bus,
+        kind="proposal",
+        ref=call.path.market_id,
+        wallet=call.require_session().wallet,
+        vote=call.body.vote == "like",
+        client_ip=call.client_ip,
+        policy=call.ctx.config.votes,
+    )
 
 
-@router.post("/<market_id>/votes/dispute", path_type=MarketPath, body=DisputeVoteBody,
-             response=views.Vote, auth="session", errors=[404, 409])
+@router.post(
+    "/<market_id>/votes/dispute",
+    path_type=MarketPath,
+    body=DisputeVoteBody,
+    response=views.Vote,
+    auth="session",
+    errors=[404, 409],
+)
 async def vote_dispute(call: Call[DisputeVoteBody, None]) -> views.Vote:
     """Agree or disagree with the dispute of a DISPUTED market (cast or change your vote)."""
-    return await handlers.cast(call.database(), call.ctx.bus, kind="dispute",
-                               ref=call.path.market_id, wallet=call.require_session().wallet,
-                               vote=call.body.vote == "agree", client_ip=call.client_ip,
-                               policy=call.ctx.config.votes)
-
-
+    return await handlers.cast(
+        call.database(),
+        call.ctx.bus,
+        kind="dispute",
+        ref=call.path.market_id,
+        wallet=call.require_session().wallet,
+        vote=call.body.vote == "agree",
+        client_ip=call.client_ip,
+        policy=call.ctx.config.votes,
+    )
