@@ -111,7 +111,8 @@ def instrument(t: Timings) -> None:
 
     tx_handlers.buy = timed(tx_handlers.buy, t.handler)
     tx_handlers._gather = timed(tx_handlers._gather, t.rpc)
-    tx_handlers.simulate = timed(tx_handlers.simulate, t.simulate)
+    # ``simulate`` is imported into the handler module; patch that binding.
+    vars(tx_handlers)["simulate"] = timed(vars(tx_handlers)["simulate"], t.simulate)
 
 
 async def closed_loop(

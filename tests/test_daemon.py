@@ -141,7 +141,7 @@ async def test_reload_restarts_only_changed_actors(tmp_path: Path) -> None:
         assert health["config_generation"] == 1
 
         # A section nobody depends on: nothing restarts.
-        path.write_text(path.read_text() + "\n[devchain]\nslot_interval = 0.5\n")
+        path.write_text(path.read_text() + "\n[ws]\nheartbeat_interval = 12\n")
         assert await daemon.reload()
         assert worker.starts == 1
         assert daemon.generation == 2

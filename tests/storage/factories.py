@@ -82,10 +82,10 @@ def trade(
         market_id=market_id(market),
         wallet=wallet(who),
         side=side,  # type: ignore[arg-type]
-        outcome=outcome,
+        outcome=outcome,  # type: ignore[arg-type]
         shares=shares,
         amount=amount,
-        price_yes=price,  # type: ignore[arg-type]
+        price_yes=price,
         block_time=at or T0 + timedelta(seconds=n),
         slot=slot,
         signature=signature(n),

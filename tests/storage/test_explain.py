@@ -275,8 +275,8 @@ async def test_market_list_pages(big: ExplainingDatabase, sort: str, index: str)
     assert len(page.items) == 20 and page.next_cursor is not None
     second = await markets.list_markets(
         d,
-        sort=sort,
-        limit=20,  # type: ignore[arg-type]
+        sort=sort,  # type: ignore[arg-type]
+        limit=20,
         cursor=page.next_cursor,
     )
     check(big, uses=index)

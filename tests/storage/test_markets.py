@@ -280,8 +280,8 @@ async def test_paging_while_rows_are_inserted(db: Database, sort: str) -> None:
         while True:
             page = await markets.list_markets(
                 db,
-                sort=sort,
-                limit=13,  # type: ignore[arg-type]
+                sort=sort,  # type: ignore[arg-type]
+                limit=13,
                 cursor=cursor,
             )
             seen.extend(m.market_id for m in page.items)

@@ -54,8 +54,8 @@ async def test_offchain_votes_change_until_aggregated(db: Database) -> None:
     with pytest.raises(InvalidArgument):
         await votes.cast_vote(
             db,
-            kind="resolution",
-            market_id=mid,  # type: ignore[arg-type]
+            kind="resolution",  # type: ignore[arg-type]
+            market_id=mid,
             wallet=wallet(1),
             vote=True,
         )

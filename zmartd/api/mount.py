@@ -29,6 +29,7 @@ from zmartd.api.routing import (
     PubkeyConverter,
     Router,
     SessionResolver,
+    SignatureConverter,
     problem_response,
     view_function,
 )
@@ -66,6 +67,7 @@ def mount(
     app.extensions["zmartd.api"] = state
     app.config["MAX_CONTENT_LENGTH"] = cfg.http.max_body_bytes
     app.url_map.converters["pubkey"] = PubkeyConverter
+    app.url_map.converters["signature"] = SignatureConverter
     for router in routers:
         for route in router.routes:
             state.routes.append(route)

@@ -202,8 +202,8 @@ def _problem_statuses(route: Route) -> list[int]:
         statuses |= {400, 413, 415}
     if route.query is not None or route.path_type is not None:
         statuses.add(400)  # e.g. a cursor not issued here, base58 that is not a key
-    if "<pubkey:" in route.path:
-        statuses.add(404)  # a segment that cannot be a key matches no route
+    if "<pubkey:" in route.path or "<signature:" in route.path:
+        statuses.add(404)  # a segment that cannot be a key/signature matches no route
     if route.auth in ("session", "admin", "optional"):
         statuses.add(401)
     if route.auth == "admin":

@@ -109,6 +109,15 @@ class PubkeyConverter(BaseConverter):
     regex = "[1-9A-HJ-NP-Za-km-z]{32,44}"
 
 
+class SignatureConverter(BaseConverter):
+    """``<signature:name>``: a path segment that can be a base58 transaction
+    signature (64 bytes: 64 to 88 characters).  ``/v1/tx/buy`` is the build
+    route (POST only), so ``GET /v1/tx/buy`` is 405, not a status query for
+    the signature "buy" that fails validation."""
+
+    regex = "[1-9A-HJ-NP-Za-km-z]{64,88}"
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """Everything about one endpoint (built by :meth:`Router.route`)."""

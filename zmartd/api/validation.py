@@ -98,8 +98,9 @@ def _decode(typ: type, obj: Any, *, from_text: bool) -> Any:
     # A value of the documented shape (base58, length) that does not decode
     # to the right number of bytes is not invalid by the schema -- no pattern
     # can say "decodes to 32 bytes" -- so it is not answered 422 like one.
-    # A key that cannot exist is a malformed request (400); a signature that
-    # cannot exist is one that does not verify (401, as for a wrong one).
+    # A key that cannot exist is a malformed request (400); so is a signature
+    # that cannot exist in a path or query (a transaction's name); in a body
+    # (a sign-in proof) it is one that does not verify (401, as for a wrong one).
     if typ is Pubkey:
         if not isinstance(obj, str):
             raise TypeError("expected a base58 public key string")
@@ -117,6 +118,10 @@ def _decode(typ: type, obj: Any, *, from_text: bool) -> Any:
         try:
             return Signature.from_string(obj)
         except ValueError:
+            if _SIGNATURE_SHAPE.fullmatch(obj) and from_text:
+                raise bad_request(
+                    f"{obj} is base58 but does not decode to the 64 bytes of a signature"
+                ) from None
             if _SIGNATURE_SHAPE.fullmatch(obj):
                 raise unauthorized(
                     "the signature does not verify: it does not decode to the "

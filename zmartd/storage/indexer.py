@@ -557,8 +557,8 @@ async def chain_table_counts(db: Database) -> dict[str, int]:
             out[table] = int(await con.fetchval(f"SELECT count(*) FROM {table}"))
         out["duplicate_trades"] = int(
             await con.fetchval(
-                "SELECT count(*) FROM (SELECT signature, instruction_index, event_index FROM trades "
-                "GROUP BY 1, 2, 3 HAVING count(*) > 1) d"
+                "SELECT count(*) FROM (SELECT signature, instruction_index, event_index "
+                "FROM trades GROUP BY 1, 2, 3 HAVING count(*) > 1) d"
             )
         )
         return out

@@ -10,7 +10,6 @@ verified.  See :mod:`zmartd.api.handlers.tx` for the order of checks.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -33,7 +32,7 @@ from zmartd.api.rest.markets import (
     Url,
 )
 from zmartd.api.routing import Call, Reply, Router
-from zmartd.api.validation import Amount, Body, Query
+from zmartd.api.validation import Amount, Body, DateTime, Query
 from zmartd.model import views
 from zmartd.storage.markets import MarketMetadataInput
 
@@ -131,7 +130,7 @@ class CreateMarketBody(Body, frozen=True, kw_only=True):
     tags: Tags = msgspec.field(default_factory=list)
     image_url: Url | None = None
     resolution_source: Source | None = None
-    end_time: datetime | None = None
+    end_time: DateTime | None = None
 
 
 class SubmitBody(Body, frozen=True, kw_only=True):
@@ -359,7 +358,7 @@ async def tx_submit(call: Call[SubmitBody, None]) -> Reply[views.TxSubmitted]:
     return Reply(views.TxSubmitted(signature=signature), status=202)
 
 
-@router.get("/<signature>", path_type=TxPath, response=views.TxStatus, errors=[404, 503])
+@router.get("/<signature:signature>", path_type=TxPath, response=views.TxStatus, errors=[404, 503])
 async def tx_status(call: Call[None, None]) -> views.TxStatus:
     """Where a transaction is: `processed`, `confirmed`, `finalized`, `failed`
     (with the program error's name), `expired` (its blockhash passed unseen:
